@@ -1,0 +1,40 @@
+/**
+ * Python's `multiprocessing` for Deno: real OS processes, and the locks, queues, pipes, pools
+ * and shared memory that work across them, on libc through Deno's FFI.
+ *
+ * @example Run a function in another process
+ * ```ts
+ * import { Process } from "@mp/multiprocessing";
+ *
+ * export function work(n: number) {
+ *   console.log(`${n} squared is ${n * n}`);
+ * }
+ *
+ * if (import.meta.main) {
+ *   const p = new Process({ target: work, args: [7] });
+ *   await p.start();
+ *   await p.join();
+ * }
+ * ```
+ *
+ * @module
+ */
+export {
+  activeChildren,
+  cpuCount,
+  currentProcess,
+  parentProcess,
+  Process,
+  type ProcessOptions,
+} from "./src/process.ts";
+export {
+  AuthenticationError,
+  BrokenBarrierError,
+  BufferTooShortError,
+  EOFError,
+  ProcessError,
+  QueueEmptyError,
+  QueueFullError,
+  RemoteError,
+  WorkerDiedError,
+} from "./src/errors.ts";

@@ -1,0 +1,103 @@
+/**
+ * OS-specific numbers, all in one place. Linux (x86_64 and aarch64) is what we test; a port to
+ * macOS adds its column here and nowhere else.
+ *
+ * @module
+ */
+
+const LINUX = {
+  libc: "libc.so.6",
+  O_RDONLY: 0,
+  O_RDWR: 2,
+  O_CREAT: 0o100,
+  O_EXCL: 0o200,
+  O_NONBLOCK: 0o4000,
+  O_CLOEXEC: 0o2000000,
+  F_GETFD: 1,
+  F_SETFD: 2,
+  F_GETFL: 3,
+  F_SETFL: 4,
+  FD_CLOEXEC: 1,
+  AF_UNIX: 1,
+  SOCK_STREAM: 1,
+  SOCK_CLOEXEC: 0o2000000,
+  PROT_READ: 1,
+  PROT_WRITE: 2,
+  MAP_SHARED: 1,
+  SEEK_END: 2,
+  POLLIN: 0x1,
+  POLLOUT: 0x4,
+  POLLERR: 0x8,
+  POLLHUP: 0x10,
+  POLLNVAL: 0x20,
+  PR_SET_PDEATHSIG: 1,
+  /** Where named semaphores and shared memory show up in the file system. */
+  shmDir: "/dev/shm",
+  /** File name prefix the kernel gives a named semaphore inside `shmDir`. */
+  semFilePrefix: "sem.",
+  /** Longest name `sem_open`/`shm_open` accept, leading slash included (macOS: 31). */
+  maxNameLength: 31,
+  /** Signal numbers (x86_64 and aarch64 agree). */
+  signals: {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGQUIT: 3,
+    SIGILL: 4,
+    SIGTRAP: 5,
+    SIGABRT: 6,
+    SIGBUS: 7,
+    SIGFPE: 8,
+    SIGKILL: 9,
+    SIGUSR1: 10,
+    SIGSEGV: 11,
+    SIGUSR2: 12,
+    SIGPIPE: 13,
+    SIGALRM: 14,
+    SIGTERM: 15,
+    SIGSTKFLT: 16,
+    SIGCHLD: 17,
+    SIGCONT: 18,
+    SIGSTOP: 19,
+    SIGTSTP: 20,
+    SIGTTIN: 21,
+    SIGTTOU: 22,
+    SIGURG: 23,
+    SIGXCPU: 24,
+    SIGXFSZ: 25,
+    SIGVTALRM: 26,
+    SIGPROF: 27,
+    SIGWINCH: 28,
+    SIGIO: 29,
+    SIGPWR: 30,
+    SIGSYS: 31,
+  } as Record<string, number>,
+  errno: {
+    EPERM: 1,
+    ENOENT: 2,
+    ESRCH: 3,
+    EINTR: 4,
+    EIO: 5,
+    EBADF: 9,
+    EAGAIN: 11,
+    ENOMEM: 12,
+    EACCES: 13,
+    EEXIST: 17,
+    EINVAL: 22,
+    ENFILE: 23,
+    EMFILE: 24,
+    ENOSPC: 28,
+    EPIPE: 32,
+    ENAMETOOLONG: 36,
+    EOVERFLOW: 75,
+    ETIMEDOUT: 110,
+  },
+} as const;
+
+if (Deno.build.os !== "linux") {
+  throw new Error(
+    `multiprocessing: ${Deno.build.os} is not supported yet: only Linux has its numbers in native/constants.ts`,
+  );
+}
+
+/** The numbers for the OS this program runs on. */
+export const OS = LINUX;

@@ -1,0 +1,124 @@
+/**
+ * The libc symbol table and its one loader. Each entry carries the C prototype beside it. This is
+ * the only file that calls `Deno.dlopen`.
+ *
+ * Variadic functions (`fcntl`, `open`, `sem_open`, `prctl`) are declared with fixed arguments;
+ * that matches the calling convention on Linux x86_64 and aarch64 (not on Apple arm64).
+ *
+ * @module
+ */
+import { OS } from "./constants.ts";
+
+const SYMBOLS = {
+  /** int *__errno_location(void) */
+  __errno_location: { parameters: [], result: "pointer" },
+  /** char *strerror(int errnum) */
+  strerror: { parameters: ["i32"], result: "pointer" },
+  /** pid_t getpid(void) */
+  getpid: { parameters: [], result: "i32" },
+  /** pid_t getppid(void) */
+  getppid: { parameters: [], result: "i32" },
+  /** int kill(pid_t pid, int sig) */
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  /** int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5) */
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  /** int pipe2(int pipefd[2], int flags) */
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  /** int socketpair(int domain, int type, int protocol, int sv[2]) */
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** int fcntl(int fd, int cmd, int arg) */
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int open(const char *path, int flags, mode_t mode) */
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  /** int close(int fd) */
+  close: { parameters: ["i32"], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count) */
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** ssize_t write(int fd, const void *buf, size_t count) */
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout) */
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  /** int poll(...), on a worker thread so the event loop keeps running */
+  poll_async: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  /** sem_t *sem_open(const char *name, int oflag, mode_t mode, unsigned int value) */
+  sem_open: { parameters: ["buffer", "i32", "u32", "u32"], result: "pointer" },
+  /** int sem_close(sem_t *sem) */
+  sem_close: { parameters: ["pointer"], result: "i32" },
+  /** int sem_unlink(const char *name) */
+  sem_unlink: { parameters: ["buffer"], result: "i32" },
+  /** int sem_wait(sem_t *sem) */
+  sem_wait: { parameters: ["pointer"], result: "i32" },
+  /** int sem_trywait(sem_t *sem) */
+  sem_trywait: { parameters: ["pointer"], result: "i32" },
+  /** int sem_timedwait(sem_t *sem, const struct timespec *abstime) */
+  sem_timedwait: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** int sem_timedwait(...), on a worker thread so the event loop keeps running */
+  sem_timedwait_async: {
+    name: "sem_timedwait",
+    parameters: ["pointer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** int sem_post(sem_t *sem) */
+  sem_post: { parameters: ["pointer"], result: "i32" },
+  /** int sem_getvalue(sem_t *sem, int *sval) */
+  sem_getvalue: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** int shm_open(const char *name, int oflag, mode_t mode) */
+  shm_open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  /** int shm_unlink(const char *name) */
+  shm_unlink: { parameters: ["buffer"], result: "i32" },
+  /** int ftruncate(int fd, off_t length) */
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  /** off_t lseek(int fd, off_t offset, int whence) */
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  /** void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset) */
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  /** int munmap(void *addr, size_t length) */
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+
+/** The libc symbols, loaded on first use. */
+export function libc(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
+  if (!lib) {
+    try {
+      lib = Deno.dlopen(OS.libc, SYMBOLS);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+        throw new Deno.errors.NotCapable(
+          "multiprocessing needs libc through FFI: run deno with --allow-ffi (and --allow-run to start processes)",
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+  }
+  return lib.symbols;
+}
+
+/** Reads `errno`; only meaningful right after a synchronous call that failed. */
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+/** The C library's message for an errno value. */
+export function strerror(code: number): string {
+  const p = libc().strerror(code);
+  return p === null ? `errno ${code}` : Deno.UnsafePointerView.getCString(p);
+}
+
+/** A raw pointer as it crosses the FFI boundary; only `native/` looks inside. */
+export type Pointer = Deno.PointerValue;
+
+/** A view of `size` bytes of foreign memory at `ptr`, as an ArrayBuffer (no copy). */
+export function viewMemory(ptr: NonNullable<Pointer>, size: number): ArrayBuffer {
+  return Deno.UnsafePointerView.getArrayBuffer(ptr, size);
+}
+
+/** True when a pointer returned by libc is the C `(void*)-1` or NULL. */
+export function isFailedPointer(ptr: Pointer): boolean {
+  if (ptr === null) return true;
+  return Deno.UnsafePointer.value(ptr) === 0xffff_ffff_ffff_ffffn;
+}

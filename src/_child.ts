@@ -1,0 +1,100 @@
+/**
+ * The child side of `Process.start()` (CPython: `spawn.py`). The child's main module is a data:
+ * URL that calls {@linkcode main} with a loader for the target's module.
+ *
+ * @module
+ */
+import net from "node:net";
+import { getppid, setParentDeathSignal } from "../native/mod.ts";
+import { encodeFrame, onFrames } from "./_frames.ts";
+import { deserialize, serialize } from "./_reduction.ts";
+import { state } from "./_state.ts";
+import { activeChildren, type ChildHeader, Process } from "./process.ts";
+
+type Module = Record<string, unknown>;
+
+/** Runs this child: receives its header, finds its target, reports back, runs it, exits. */
+export async function main(load: (() => Promise<Module>) | null): Promise<never> {
+  // No child outlives its parent: the kernel kills us when the parent dies (checked below for
+  // a parent that died before this line ran).
+  setParentDeathSignal("SIGKILL");
+  const socket = new net.Socket({ fd: Number(Deno.args[0]), readable: true, writable: true });
+  socket.on("error", () => {});
+  const header = await new Promise<ChildHeader>((resolve) =>
+    onFrames(socket, (f) => resolve(deserialize(f) as ChildHeader))
+  );
+  if (getppid() !== header.parent.pid) Deno.exit(1);
+  // The parent holds its end for as long as it lives: EOF here means it is gone.
+  socket.on("end", () => Deno.kill(Deno.pid, "SIGKILL"));
+  socket.unref();
+
+  const s = state();
+  s.identity = header.identity;
+  s.name = header.name;
+  s.daemon = header.daemon;
+  s.parent = header.parent;
+  s.trackerFd = header.trackerFd;
+
+  const reply = (msg: unknown) =>
+    new Promise<void>((r) => socket.write(encodeFrame(serialize(msg)), () => r()));
+  let process: Process;
+  try {
+    const { args, fields } = deserialize(header.body) as {
+      args: unknown[];
+      fields?: Record<string, unknown>;
+    };
+    const mod = load ? await load() : {};
+    const cls = header.className ? findClass(mod, header) : Process;
+    const target = header.target ? findTarget(mod, header) : undefined;
+    process = Process._forChild(cls, { header, target, args }, fields);
+  } catch (error) {
+    await reply({ ok: false, error });
+    Deno.exit(1);
+  }
+  await reply({ ok: true });
+
+  let code = 0;
+  try {
+    await process.run();
+  } catch (error) {
+    console.error(`Process ${s.name}:`);
+    console.error(error instanceof Error ? error.stack ?? String(error) : Deno.inspect(error));
+    code = 1;
+  }
+  // As Python: a process waits for its own non-daemon children before it ends.
+  await Promise.all(activeChildren().filter((p) => !p.daemon).map((p) => p.join()));
+  Deno.exit(code);
+}
+
+function findTarget(mod: Module, header: ChildHeader): (...args: unknown[]) => unknown {
+  const { name, source } = header.target!;
+  const byName = mod[name];
+  if (typeof byName === "function" && (byName.toString() === source || !exportedWithSource(mod, source))) {
+    return byName as (...args: unknown[]) => unknown;
+  }
+  // Exported under another name (`export { work as job }`): find it by its source text.
+  const bySource = Object.values(mod).find((v) => typeof v === "function" && v.toString() === source);
+  if (bySource) return bySource as (...args: unknown[]) => unknown;
+  const what = name ? `function "${name}"` : "an anonymous function";
+  throw new TypeError(
+    `Cannot start process "${header.name}": its target, ${what}, is not exported from ${header.module}. ` +
+      `Export it from that module (export function ${
+        name || "work"
+      }(...) { ... }) so the child process can import it, ` +
+      `or pass { module } naming the module that exports it.`,
+  );
+}
+
+function exportedWithSource(mod: Module, source: string): boolean {
+  return Object.values(mod).some((v) => typeof v === "function" && v.toString() === source);
+}
+
+function findClass(mod: Module, header: ChildHeader): typeof Process {
+  const cls = mod[header.className!];
+  if (typeof cls === "function" && cls.prototype instanceof Process) return cls as typeof Process;
+  throw new TypeError(
+    `Cannot start process "${header.name}": its class ${header.className} is not exported from ${header.module}. ` +
+      `Export the class (export class ${header.className} extends Process { ... }) so the child process can import it, ` +
+      `or pass { module } naming the module that exports it.`,
+  );
+}

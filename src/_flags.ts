@@ -1,0 +1,122 @@
+/**
+ * The Deno flags a child process is started with: the parent's own permission, config and
+ * import-map flags, never more. Deno cannot tell a program its own flags, but on Linux
+ * `/proc/self/cmdline` holds them exactly (read through libc: Deno's file APIs refuse it without
+ * --allow-all). Elsewhere we fall back to the permissions `Deno.permissions` reports as granted.
+ *
+ * @module
+ */
+import { readFileRaw } from "../native/mod.ts";
+
+// Flags that take their value as the next argument when written without "=".
+const VALUE_FLAGS = new Set([
+  "-c",
+  "--config",
+  "--import-map",
+  "--location",
+  "--seed",
+  "--cert",
+  "--ext",
+  "--preload",
+  "--conditions",
+  "--filter",
+  "--reporter",
+  "--junit-path",
+  "--log-level",
+  "--env-file",
+  "--inspect-wait",
+  "-L",
+  "--require",
+  "--tunnel",
+  "--port",
+  "--host",
+]);
+// Flags the child gets as they are, with their value.
+const FORWARD = [
+  /^--allow-/,
+  /^--deny-/,
+  /^--ignore-/,
+  /^--no-prompt$/,
+  /^--permission-set/,
+  /^--config$/,
+  /^--config=/,
+  /^-c$/,
+  /^--no-config$/,
+  /^--import-map(=|$)/,
+  /^--v8-flags=/,
+  /^--unstable/,
+  /^--lock(=|$)/,
+  /^--no-lock$/,
+  /^--frozen(=|$)/,
+  /^--cached-only$/,
+  /^--node-modules-dir(=|$)/,
+  /^--vendor(=|$)/,
+  /^--no-remote$/,
+  /^--no-npm$/,
+  /^--location(=|$)/,
+  /^--seed(=|$)/,
+  /^--cert(=|$)/,
+  /^--unsafely-ignore-certificate-errors/,
+  /^--quiet$/,
+  /^--conditions(=|$)/,
+];
+// Short permission flags (-A, -R, -W, -N, -E, -S, -P, and -q), alone or grouped.
+const SHORT = /^-[ARWNESPq]+$/;
+// Subcommands after which the first plain argument is the script and ends the flags.
+const SCRIPT_COMMANDS = new Set(["run", "serve", "eval"]);
+
+/** Picks the flags a child should get from a full Deno command line (argv[0] is deno itself). */
+export function forwardableFlags(argv: string[]): string[] {
+  let i = 1;
+  let command = "run";
+  if (i < argv.length && !argv[i].startsWith("-")) {
+    // `deno main.ts` is `deno run main.ts`.
+    if (/^[a-z]+$/.test(argv[i])) command = argv[i++];
+  }
+  const out: string[] = [];
+  for (; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") break;
+    if (!arg.startsWith("-")) {
+      if (SCRIPT_COMMANDS.has(command)) break;
+      continue;
+    }
+    const takesNext = VALUE_FLAGS.has(arg) && i + 1 < argv.length;
+    if (SHORT.test(arg) || FORWARD.some((re) => re.test(arg))) {
+      out.push(arg);
+      if (takesNext) out.push(argv[i + 1]);
+    }
+    if (takesNext) i++;
+  }
+  return out;
+}
+
+const PERMISSIONS = ["read", "write", "net", "env", "sys", "run", "ffi", "import"] as const;
+
+function flagsFromPermissions(): string[] {
+  return PERMISSIONS.filter((name) => {
+    try {
+      return Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state === "granted";
+    } catch {
+      return false;
+    }
+  }).map((name) => `--allow-${name}`);
+}
+
+let cached: string[] | undefined;
+
+/** The flags every child of this process gets (computed once). */
+export function childFlags(): string[] {
+  if (cached) return cached;
+  let flags: string[];
+  try {
+    const argv = new TextDecoder().decode(readFileRaw("/proc/self/cmdline")).split("\0");
+    if (argv.at(-1) === "") argv.pop();
+    flags = forwardableFlags(argv);
+  } catch {
+    flags = flagsFromPermissions();
+  }
+  // A child has no terminal to answer a permission prompt on.
+  if (!flags.includes("--no-prompt")) flags.push("--no-prompt");
+  return (cached = flags);
+}

@@ -1,0 +1,226 @@
+/**
+ * What can travel between processes, and how (CPython: `reduction.py`).
+ *
+ * Values use V8's structured-clone wire format. The library's own objects (locks, queues,
+ * connections, shared memory, proxies) cannot be cloned as plain data: each class registers a
+ * reducer that turns an instance into a small state (a semaphore's name, an fd number, ...) and
+ * back. When a message contains any of them, the serializer sends a copy of the value in which
+ * each such object is replaced by a marker, plus the list of reduced states; the receiver revives
+ * them in place.
+ *
+ * @module
+ */
+import v8 from "node:v8";
+
+/** What a reducer may ask of the transport carrying the value. */
+export interface ReduceContext {
+  /**
+   * Asks that `fd` reach the receiving process under the same number. Only a transport that can
+   * pass fds (spawning a child) provides it; elsewhere it throws.
+   */
+  passFd(fd: number): void;
+}
+
+/** How instances of one library class travel. */
+export interface Reducer<T extends object, S> {
+  /** A stable name, the same in every process. */
+  readonly name: string;
+  reduce(obj: T, ctx: ReduceContext): S;
+  revive(state: S): T;
+}
+
+// deno-lint-ignore no-explicit-any
+type Class = abstract new (...args: any[]) => object;
+// deno-lint-ignore no-explicit-any
+type AnyReducer = Reducer<any, any>;
+
+const byClass = new Map<Class, AnyReducer>();
+const byName = new Map<string, AnyReducer>();
+
+/** Registers how instances of `cls` (and its subclasses, unless they register their own) travel. */
+export function registerReducer<T extends object, S>(
+  cls: abstract new (...args: never[]) => T,
+  reducer: Reducer<T, S>,
+): void {
+  byClass.set(cls as unknown as Class, reducer);
+  byName.set(reducer.name, reducer);
+}
+
+function reducerFor(obj: object): AnyReducer | undefined {
+  if (byClass.size === 0) return undefined;
+  for (
+    let p = Object.getPrototypeOf(obj);
+    p !== null && p !== Object.prototype;
+    p = Object.getPrototypeOf(p)
+  ) {
+    const r = byClass.get(p.constructor);
+    if (r) return r;
+  }
+  return undefined;
+}
+
+// Deno's own binding to V8's ValueSerializer is ~10x faster than node:v8's (measured: 1.4 µs vs
+// 15 µs to serialize a small object) and writes the same format. It is internal, so look for it
+// and fall back to node:v8 when it is not there.
+interface FastCore {
+  serialize(value: unknown): Uint8Array;
+  deserialize(bytes: Uint8Array): unknown;
+}
+const core: FastCore | undefined = (() => {
+  // deno-lint-ignore no-explicit-any
+  const c = (Deno as any)[(Deno as any).internal]?.core;
+  if (typeof c?.serialize !== "function" || typeof c?.deserialize !== "function") return undefined;
+  try {
+    const probe = c.deserialize(c.serialize({ a: [1n, "x"] }));
+    return probe?.a?.[0] === 1n && probe.a[1] === "x" ? c : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+function v8Serialize(value: unknown): Uint8Array {
+  try {
+    return core ? core.serialize(value) : v8.serialize(value);
+  } catch (e) {
+    throw cloneError(e);
+  }
+}
+
+function v8Deserialize(bytes: Uint8Array): unknown {
+  return core ? core.deserialize(bytes) : v8.deserialize(bytes);
+}
+
+function cloneError(e: unknown): Error {
+  const detail = e instanceof Error ? e.message : String(e);
+  return new DOMException(
+    `Cannot send this value to another process: ${detail} Only structured-clone data (and this library's own objects) can travel; functions, symbols, sockets and class instances' methods cannot.`,
+    "DataCloneError",
+  );
+}
+
+const PLAIN = 0;
+const WITH_HANDLES = 1;
+const HANDLE_KEY = "__multiprocessing_handle__";
+
+const noFds: ReduceContext = {
+  passFd() {
+    throw new TypeError(
+      "This object cannot travel this way: it holds a file descriptor, which only reaches a child passed as a Process argument",
+    );
+  },
+};
+
+/**
+ * Serializes `value` to bytes. Throws a `DataCloneError` naming the value when something in it
+ * cannot travel.
+ */
+export function serialize(value: unknown, ctx: ReduceContext = noFds): Uint8Array {
+  if (!containsReducible(value, new Set())) return frame(PLAIN, v8Serialize(value));
+  const states: [string, unknown][] = [];
+  const copy = replaceReducible(value, new Map(), states, ctx);
+  return frame(WITH_HANDLES, v8Serialize([copy, states]));
+}
+
+/** Revives a value made by {@linkcode serialize}, reviving library objects in this process. */
+export function deserialize(bytes: Uint8Array): unknown {
+  const body = bytes.subarray(1);
+  if (bytes[0] === PLAIN) return v8Deserialize(body);
+  const [copy, states] = v8Deserialize(body) as [unknown, [string, unknown][]];
+  const revived = states.map(([name, state]) => {
+    const r = byName.get(name);
+    if (!r) throw new TypeError(`Cannot revive a ${name}: this process has not loaded the code for it`);
+    return r.revive(state);
+  });
+  return reviveMarkers(copy, revived, new Set());
+}
+
+function frame(kind: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(body.length + 1);
+  out[0] = kind;
+  out.set(body, 1);
+  return out;
+}
+
+function isContainer(v: unknown): v is object {
+  if (typeof v !== "object" || v === null) return false;
+  if (Array.isArray(v) || v instanceof Map || v instanceof Set) return true;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function containsReducible(v: unknown, seen: Set<object>): boolean {
+  if (typeof v !== "object" || v === null || byClass.size === 0) return false;
+  if (!isContainer(v)) return reducerFor(v) !== undefined;
+  if (seen.has(v)) return false;
+  seen.add(v);
+  if (v instanceof Map) {
+    for (const [k, x] of v) if (containsReducible(k, seen) || containsReducible(x, seen)) return true;
+    return false;
+  }
+  const values = v instanceof Set ? v : Array.isArray(v) ? v : Object.values(v);
+  for (const x of values) if (containsReducible(x, seen)) return true;
+  return false;
+}
+
+function replaceReducible(
+  v: unknown,
+  memo: Map<object, unknown>,
+  states: [string, unknown][],
+  ctx: ReduceContext,
+): unknown {
+  if (typeof v !== "object" || v === null) return v;
+  if (memo.has(v)) return memo.get(v);
+  if (!isContainer(v)) {
+    const r = reducerFor(v);
+    if (!r) return v;
+    const marker = { [HANDLE_KEY]: states.length };
+    states.push([r.name, r.reduce(v, ctx)]);
+    memo.set(v, marker);
+    return marker;
+  }
+  const rec = (x: unknown) => replaceReducible(x, memo, states, ctx);
+  if (v instanceof Map) {
+    const m = new Map();
+    memo.set(v, m);
+    for (const [k, x] of v) m.set(rec(k), rec(x));
+    return m;
+  }
+  if (v instanceof Set) {
+    const s = new Set();
+    memo.set(v, s);
+    for (const x of v) s.add(rec(x));
+    return s;
+  }
+  const out: Record<string, unknown> | unknown[] = Array.isArray(v)
+    ? new Array(v.length)
+    : Object.create(Object.getPrototypeOf(v));
+  memo.set(v, out);
+  for (const k of Object.keys(v)) {
+    (out as Record<string, unknown>)[k] = rec((v as Record<string, unknown>)[k]);
+  }
+  return out;
+}
+
+function reviveMarkers(v: unknown, revived: unknown[], seen: Set<object>): unknown {
+  if (typeof v !== "object" || v === null || !isContainer(v)) return v;
+  if (!Array.isArray(v) && !(v instanceof Map) && !(v instanceof Set) && HANDLE_KEY in v) {
+    return revived[(v as Record<string, number>)[HANDLE_KEY]];
+  }
+  if (seen.has(v)) return v;
+  seen.add(v);
+  const rec = (x: unknown) => reviveMarkers(x, revived, seen);
+  if (v instanceof Map) {
+    const entries = [...v];
+    v.clear();
+    for (const [k, x] of entries) v.set(rec(k), rec(x));
+  } else if (v instanceof Set) {
+    const items = [...v];
+    v.clear();
+    for (const x of items) v.add(rec(x));
+  } else {
+    for (const k of Object.keys(v)) {
+      (v as Record<string, unknown>)[k] = rec((v as Record<string, unknown>)[k]);
+    }
+  }
+  return v;
+}

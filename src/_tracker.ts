@@ -1,0 +1,76 @@
+/**
+ * The resource tracker (CPython: `resource_tracker.py`).
+ *
+ * Named semaphores and shared memory outlive every process unless someone unlinks them. One
+ * tracker process serves a whole process tree: the main process starts it with the read end of a
+ * pipe; the main process and every child hold the write end, and write a line for each name they
+ * create ("+sem /mp-...") and unlink ("-sem /mp-..."). When the last write end closes (every
+ * process of the tree has ended, however it ended, SIGKILL included) the tracker reads EOF and
+ * unlinks whatever is still registered.
+ *
+ * Besides, a process unlinks at its normal exit the names it created with `ownedByProcess`
+ * (semaphores: they live as long as the process that made them, as in CPython), so that they are
+ * gone as soon as it ends.
+ *
+ * @module
+ */
+import { close, NamedSemaphore, pipe, unlinkSharedMemory, writeAll } from "../native/mod.ts";
+import { spawnDeno } from "./_spawn.ts";
+import { state } from "./_state.ts";
+
+export type ResourceKind = "sem" | "shm";
+
+const encoder = new TextEncoder();
+const owned = new Map<string, ResourceKind>();
+
+/** Unlinks a named resource of the given kind; false if it was already gone. */
+export function unlinkResource(kind: ResourceKind, name: string): boolean {
+  return kind === "sem" ? NamedSemaphore.unlink(name) : unlinkSharedMemory(name);
+}
+
+/** The fd of the tracker's pipe, starting the tracker first if this tree has none yet. */
+export function trackerFd(): number {
+  const s = state();
+  if (s.trackerFd !== null) return s.trackerFd;
+  const [readEnd, writeEnd] = pipe();
+  try {
+    const child = spawnDeno({
+      args: [new URL("./_tracker_main.ts", import.meta.url).href, String(readEnd)],
+      fds: [readEnd],
+    });
+    // The tracker must not keep this program alive: it ends by itself after we do.
+    child.unref();
+    child.status.catch(() => {});
+  } catch (e) {
+    close(writeEnd);
+    throw e;
+  } finally {
+    close(readEnd);
+  }
+  s.trackerFd = writeEnd;
+  return writeEnd;
+}
+
+/** Records that `name` exists and must be unlinked when the process tree is gone. */
+export function track(kind: ResourceKind, name: string, options: { ownedByProcess?: boolean } = {}): void {
+  writeAll(trackerFd(), encoder.encode(`+${kind} ${name}\n`));
+  if (options.ownedByProcess) owned.set(name, kind);
+}
+
+/** Records that `name` was unlinked by its owner. */
+export function untrack(kind: ResourceKind, name: string): void {
+  owned.delete(name);
+  const fd = state().trackerFd;
+  if (fd !== null) writeAll(fd, encoder.encode(`-${kind} ${name}\n`));
+}
+
+globalThis.addEventListener("unload", () => {
+  for (const [name, kind] of owned) {
+    try {
+      unlinkResource(kind, name);
+      untrack(kind, name);
+    } catch {
+      // Exiting: the tracker will retry.
+    }
+  }
+});

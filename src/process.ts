@@ -1,0 +1,389 @@
+/**
+ * Real OS processes (CPython: `process.py` and `popen_spawn_posix.py`).
+ *
+ * `start()` spawns a fresh `deno run` whose main module is a two-line data: URL: it imports
+ * `_child.ts`, then the target's module through a literal `import()` (statically analyzable, so
+ * the child needs no read permission for it). Parent and child share a Unix socket pair:
+ *
+ * - parent → child: one frame with who the child is and what to run (target name, args);
+ * - child → parent: one frame saying whether the target was found;
+ * - and, for as long as both live, the child's end reads EOF if the parent dies.
+ *
+ * On Linux the child also asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG), so
+ * no child outlives a parent killed by SIGKILL.
+ *
+ * @module
+ */
+import net from "node:net";
+import { close, kill as sendSignal, signalNumber, socketpair } from "../native/mod.ts";
+import { callerModule, moduleSpecifier } from "./_caller.ts";
+import { encodeFrame, onFrames } from "./_frames.ts";
+import { deserialize, serialize } from "./_reduction.ts";
+import { spawnDeno } from "./_spawn.ts";
+import { state } from "./_state.ts";
+import { trackerFd } from "./_tracker.ts";
+import { ProcessError } from "./errors.ts";
+
+/** Options of {@linkcode Process}. */
+export interface ProcessOptions<A extends unknown[] = unknown[]> {
+  /** The function the child runs, sync or async. It must be exported from `module`. */
+  target?: (...args: A) => unknown;
+  /** Arguments for `target` (structured-clone data and this library's objects). */
+  args?: A;
+  /** Default `"Process-<n>"`. */
+  name?: string;
+  /** A daemon child is terminated when its parent exits. Default false. */
+  daemon?: boolean;
+  /** The module that exports `target` (default: the module that called `new Process`). */
+  module?: string | URL;
+}
+
+/** What the parent sends the child first (plain data). */
+export interface ChildHeader {
+  identity: number[];
+  name: string;
+  daemon: boolean;
+  parent: { pid: number; name: string };
+  trackerFd: number;
+  /** Export name and source text of the target, when there is one. */
+  target: { name: string; source: string } | null;
+  /** Export name of the Process subclass, when it is one. */
+  className: string | null;
+  module: string | null;
+  /** `serialize()`d `{ args, fields }`, revived only once the child knows who it is. */
+  body: Uint8Array;
+}
+
+/** What a child process is built from on its side (see `_child.ts`). */
+export interface ChildInit {
+  header: ChildHeader;
+  target: ((...args: unknown[]) => unknown) | undefined;
+  args: unknown[];
+}
+
+let childInit: ChildInit | null = null;
+const running = new Set<Process>();
+let exitHookInstalled = false;
+
+/**
+ * A process running a function of yours, as Python's `multiprocessing.Process`.
+ *
+ * @example Start a child and wait for it
+ * ```ts
+ * import { Process } from "@mp/multiprocessing";
+ *
+ * export function greet(who: string) {
+ *   console.log(`hello ${who}`);
+ * }
+ *
+ * if (import.meta.main) {
+ *   const p = new Process({ target: greet, args: ["bob"] });
+ *   await p.start();
+ *   await p.join();
+ *   console.log(p.exitCode); // 0
+ * }
+ * ```
+ */
+export class Process {
+  #target: ((...args: unknown[]) => unknown) | undefined;
+  #args: unknown[];
+  #name: string;
+  #daemon: boolean;
+  #module: string | undefined;
+  #identity: number[];
+  #child: Deno.ChildProcess | undefined;
+  #socket: net.Socket | undefined;
+  #exitCode: number | null = null;
+  #exited: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: ProcessOptions<unknown[]> = {}) {
+    if (childInit) {
+      // Rebuilding this process's own object inside the child (see `_child.ts`).
+      const { header, target, args } = childInit;
+      this.#target = target;
+      this.#args = args;
+      this.#name = header.name;
+      this.#daemon = header.daemon;
+      this.#module = header.module ?? undefined;
+      this.#identity = header.identity;
+      return;
+    }
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Invalid Process options: expected an object like { target, args }");
+    }
+    const { target, args = [], name, daemon = false, module } = options;
+    if (target !== undefined && typeof target !== "function") {
+      throw new TypeError(`Invalid target: expected a function, got ${typeof target}`);
+    }
+    if (!Array.isArray(args)) throw new TypeError("Invalid args: expected an array");
+    if (name !== undefined && typeof name !== "string") {
+      throw new TypeError("Invalid name: expected a string");
+    }
+    this.#target = target;
+    this.#args = args;
+    this.#daemon = Boolean(daemon);
+    this.#module = module !== undefined ? moduleSpecifier(module) : callerModule();
+    const s = state();
+    this.#identity = [...s.identity, ++s.childCounter];
+    this.#name = name ?? `Process-${this.#identity.join(":")}`;
+  }
+
+  /** The process's name; only for display and `currentProcess()`. */
+  get name(): string {
+    return this.#name;
+  }
+  set name(value: string) {
+    if (typeof value !== "string") throw new TypeError("Invalid name: expected a string");
+    this.#name = value;
+  }
+
+  /** Whether this is a daemon; settable only before `start()`. */
+  get daemon(): boolean {
+    return this.#daemon;
+  }
+  set daemon(value: boolean) {
+    if (this.#child) throw new Error(`Cannot set daemon of ${this.#name}: it has already started`);
+    this.#daemon = Boolean(value);
+  }
+
+  /** The OS process id; undefined before `start()`. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** null until the process ended; then its exit code, or -N when signal N ended it. */
+  get exitCode(): number | null {
+    return this.#exitCode;
+  }
+
+  /** The work of the process: calls `target(...args)`. Subclasses may override it. */
+  run(): unknown {
+    const target = this.#target;
+    return target?.(...this.#args);
+  }
+
+  /**
+   * Spawns the child at once. The returned promise resolves when the child has found its target
+   * (or rejects with a `TypeError` saying what to export); awaiting it is optional.
+   */
+  start(): Promise<void> {
+    this.#checkOpen("start");
+    if (this.#child) throw new Error(`Cannot start ${this.#name}: a process can be started only once`);
+    const fds: number[] = [];
+    const target = this.#target;
+    const className = this.constructor === Process ? null : this.constructor.name;
+    if ((target || className) && !this.#module) {
+      throw new TypeError(
+        `Cannot start ${this.#name}: cannot tell which module exports its ${
+          className ? "class" : "target"
+        }; pass { module: import.meta.url } from that module`,
+      );
+    }
+    // Serializing first: a value that cannot travel throws here, before anything is spawned.
+    const fields = className ? { ...this } : undefined;
+    const body = serialize({ args: this.#args, fields }, { passFd: (fd) => void fds.push(fd) });
+    const tracker = trackerFd();
+    const header: ChildHeader = {
+      identity: this.#identity,
+      name: this.#name,
+      daemon: this.#daemon,
+      parent: { pid: Deno.pid, name: state().name },
+      trackerFd: tracker,
+      target: target ? { name: target.name, source: Function.prototype.toString.call(target) } : null,
+      className,
+      module: this.#module ?? null,
+      body,
+    };
+    const [mine, theirs] = socketpair();
+    let child: Deno.ChildProcess;
+    try {
+      child = spawnDeno({
+        args: [childEntry(target || className ? this.#module : undefined), String(theirs)],
+        fds: [theirs, tracker, ...fds],
+      });
+    } catch (e) {
+      close(mine);
+      throw e;
+    } finally {
+      close(theirs);
+    }
+    this.#child = child;
+    running.add(this);
+    installExitHook();
+    const socket = new net.Socket({ fd: mine, readable: true, writable: true });
+    this.#socket = socket;
+    socket.on("error", () => {}); // a child that dies resets the socket; its exit code tells why
+    socket.unref();
+    if (this.#daemon) child.unref();
+    this.#exited = child.status.then((status) => {
+      this.#exitCode = status.signal ? -(signalNumber(status.signal) ?? 0) : status.code;
+      running.delete(this);
+      socket.destroy();
+    });
+    const started = new Promise<void>((resolve, reject) => {
+      onFrames(socket, (frame) => {
+        const reply = deserialize(frame) as { ok: true } | { ok: false; error: Error };
+        if (reply.ok) resolve();
+        else reject(reply.error);
+      });
+      this.#exited!.then(() =>
+        reject(
+          new ProcessError(
+            `${this.#name} exited with code ${this.#exitCode} before it could run its target (its stderr says why)`,
+          ),
+        )
+      );
+    });
+    socket.write(encodeFrame(serialize(header)));
+    // Awaiting start() is optional: an unawaited failure must not crash the program.
+    started.catch(() => {});
+    return started;
+  }
+
+  /** Waits until the process ends, or until `timeout` ms have passed. */
+  async join(timeout?: number): Promise<void> {
+    this.#checkOpen("join");
+    if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
+    if (timeout === undefined) return await this.#exited;
+    if (!(timeout > 0)) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#exited, new Promise<void>((r) => timer = setTimeout(r, timeout))]);
+    clearTimeout(timer);
+  }
+
+  /** True from `start()` until the process has ended. */
+  isAlive(): boolean {
+    this.#checkOpen("isAlive");
+    return this.#child !== undefined && this.#exitCode === null;
+  }
+
+  /** Sends SIGTERM. */
+  terminate(): void {
+    this.#signal("SIGTERM");
+  }
+
+  /** Sends SIGKILL. */
+  kill(): void {
+    this.#signal("SIGKILL");
+  }
+
+  #signal(signal: "SIGTERM" | "SIGKILL"): void {
+    this.#checkOpen(signal === "SIGTERM" ? "terminate" : "kill");
+    if (!this.#child) throw new Error(`Cannot signal ${this.#name}: it was not started`);
+    if (this.#exitCode !== null) return;
+    sendSignal(this.#child.pid, signal);
+  }
+
+  /** Releases the process's resources; an error while it still runs. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#child && this.#exitCode === null) {
+      throw new Error(`Cannot close ${this.#name}: it is still running; join() or terminate() it first`);
+    }
+    this.#closed = true;
+    this.#socket?.destroy();
+  }
+
+  /** Kills the process if it still runs, then releases it. */
+  [Symbol.dispose](): void {
+    if (this.#child && this.#exitCode === null) {
+      sendSignal(this.#child.pid, "SIGKILL");
+      this.#child.unref();
+      return;
+    }
+    this.close();
+  }
+
+  /** Terminates the process if it still runs, waits for it, then releases it. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#child && this.#exitCode === null) {
+      this.terminate();
+      await this.#exited;
+    }
+    this.close();
+  }
+
+  #checkOpen(what: string): void {
+    if (this.#closed) throw new Error(`Cannot ${what} ${this.#name}: the process object is closed`);
+  }
+
+  /** @internal Builds a process object inside its own child. */
+  static _forChild(
+    cls: typeof Process,
+    init: ChildInit,
+    fields: Record<string, unknown> | undefined,
+  ): Process {
+    childInit = init;
+    try {
+      const p = Reflect.construct(Process, [], cls) as Process;
+      if (fields) Object.assign(p, fields);
+      return p;
+    } finally {
+      childInit = null;
+    }
+  }
+}
+
+function childEntry(module: string | undefined): string {
+  const child = new URL("./_child.ts", import.meta.url).href;
+  const load = module ? `() => import(${JSON.stringify(module)})` : "null";
+  return `data:application/javascript,${
+    encodeURIComponent(`import { main } from ${JSON.stringify(child)};\nawait main(${load});\n`)
+  }`;
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Daemon children end with their parent (non-daemon ones kept the parent alive until now).
+  globalThis.addEventListener("unload", () => {
+    for (const p of running) {
+      if (p.daemon && p.pid !== undefined) {
+        try {
+          sendSignal(p.pid, "SIGTERM");
+        } catch {
+          // already gone
+        }
+      }
+    }
+  });
+}
+
+/** The children of this process that are still running. */
+export function activeChildren(): Process[] {
+  return [...running];
+}
+
+/** Who this process is. */
+export function currentProcess(): { name: string; pid: number; daemon: boolean } {
+  const s = state();
+  return {
+    get name() {
+      return s.name;
+    },
+    set name(value: string) {
+      s.name = value;
+    },
+    pid: Deno.pid,
+    get daemon() {
+      return s.daemon;
+    },
+  };
+}
+
+/** The process that started this one, or null in the main process. */
+export function parentProcess(): { name: string; pid: number; isAlive(): boolean } | null {
+  const parent = state().parent;
+  if (!parent) return null;
+  return {
+    name: parent.name,
+    pid: parent.pid,
+    isAlive: () => Deno.ppid === parent.pid,
+  };
+}
+
+/** The number of CPUs of this machine. */
+export function cpuCount(): number {
+  return navigator.hardwareConcurrency;
+}
