@@ -97,7 +97,10 @@ export class Process {
   #exited: Promise<void> | undefined;
   #closed = false;
 
-  constructor(options: ProcessOptions<unknown[]> = {}) {
+  // `any[]`: a typed target such as `(n: number) => void` must be accepted (`unknown[]` would
+  // reject it under strictFunctionTypes).
+  // deno-lint-ignore no-explicit-any
+  constructor(options: ProcessOptions<any[]> = {}) {
     if (childInit) {
       // Rebuilding this process's own object inside the child (see `_child.ts`).
       const { header, target, args } = childInit;

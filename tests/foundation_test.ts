@@ -1,0 +1,93 @@
+/** The layers under the public API: flag forwarding, serialization, the libc wrappers. */
+import assert from "node:assert/strict";
+import { forwardableFlags } from "../src/_flags.ts";
+import { deserialize, registerReducer, serialize } from "../src/_reduction.ts";
+import { NamedSemaphore, OS, mapSharedMemory, unlinkSharedMemory } from "../native/mod.ts";
+
+Deno.test("forwardableFlags keeps permission, config and import-map flags and drops the rest", () => {
+  assert.deepEqual(
+    forwardableFlags(["deno", "run", "--allow-read=/tmp,/x", "-N", "--watch", "-c", "cfg.json", "--import-map=im.json", "--v8-flags=--max-old-space-size=64", "main.ts", "--allow-write"]),
+    ["--allow-read=/tmp,/x", "-N", "-c", "cfg.json", "--import-map=im.json", "--v8-flags=--max-old-space-size=64"],
+  );
+  // `deno test` flags that `deno run` refuses (--filter, --parallel) never reach a child.
+  assert.deepEqual(
+    forwardableFlags(["deno", "test", "-A", "--filter", "x", "--parallel", "tests/", "--config", "d.json", "--", "--allow-net"]),
+    ["-A", "--config", "d.json"],
+  );
+  // `deno main.ts` is `deno run main.ts`.
+  assert.deepEqual(forwardableFlags(["deno", "--allow-ffi", "main.ts", "-A"]), ["--allow-ffi"]);
+  assert.deepEqual(forwardableFlags(["deno", "main.ts"]), []);
+  assert.deepEqual(forwardableFlags(["deno", "run", "--deny-net", "--no-prompt", "--unstable-kv", "m.ts"]), ["--deny-net", "--no-prompt", "--unstable-kv"]);
+});
+
+Deno.test("serialize() round-trips structured-clone values and refuses functions at the call", () => {
+  const value = { m: new Map([[1, new Set([2n])]]), d: new Date(3), u: new Uint16Array([4]), s: "x" };
+  assert.deepEqual(deserialize(serialize(value)), value);
+  assert.throws(
+    () => serialize({ nested: [function work() {}] }),
+    (e: Error) => e.name === "DataCloneError" && /work\(\) \{\} could not be cloned/.test(e.message),
+  );
+  assert.throws(() => serialize(Symbol("s")), (e: Error) => e.name === "DataCloneError");
+});
+
+class Token {
+  constructor(readonly id: string) {}
+}
+registerReducer(Token, { name: "test.Token", reduce: (t) => t.id, revive: (id) => new Token(`${id} (revived)`) });
+
+Deno.test("serialize() sends registered library objects as handles and revives them in place", () => {
+  const t = new Token("a");
+  const value = { list: [t, 1], map: new Map([["k", t]]), same: t };
+  const out = deserialize(serialize(value)) as typeof value;
+  assert.ok(out.list[0] instanceof Token);
+  assert.equal((out.list[0] as Token).id, "a (revived)");
+  assert.equal(out.map.get("k"), out.list[0]); // one object stays one object
+  assert.equal(out.same, out.list[0]);
+  assert.equal(out.list[1], 1);
+  // An object needing an fd cannot travel where fds cannot go.
+  class Fd {}
+  registerReducer(Fd, { name: "test.Fd", reduce: (_f, ctx) => ctx.passFd(3), revive: () => new Fd() });
+  assert.throws(() => serialize([new Fd()]), /file descriptor/);
+});
+
+Deno.test("native errors name the syscall and errno, and map to Deno.errors", () => {
+  assert.throws(
+    () => NamedSemaphore.open("/mp-no-such-semaphore"),
+    (e: Error & { errno?: number; syscall?: string }) =>
+      e instanceof Deno.errors.NotFound && e.syscall === "sem_open" && e.errno === OS.errno.ENOENT &&
+      /sem_open\(\/mp-no-such-semaphore\) failed: .*\(ENOENT\)/.test(e.message),
+  );
+  assert.throws(() => NamedSemaphore.create("/mp" + "x".repeat(40), 0), RangeError);
+  assert.throws(() => NamedSemaphore.create("no-slash", 0), TypeError);
+  const name = `/mpt${Deno.pid.toString(36)}f`;
+  const m = mapSharedMemory(name, true, 16);
+  try {
+    assert.throws(() => mapSharedMemory(name, true, 16), Deno.errors.AlreadyExists);
+    const again = mapSharedMemory(name, false);
+    new Uint8Array(m.buffer)[3] = 9;
+    assert.equal(again.size, 16);
+    assert.equal(new Uint8Array(again.buffer)[3], 9);
+    again.unmap();
+  } finally {
+    m.unmap();
+    assert.equal(unlinkSharedMemory(name), true);
+  }
+  assert.equal(unlinkSharedMemory(name), false);
+});
+
+Deno.test("only native/ touches Deno.dlopen and Deno.Unsafe*", async () => {
+  const root = new URL("../", import.meta.url);
+  const offenders: string[] = [];
+  async function scan(dir: URL, rel: string) {
+    for await (const e of Deno.readDir(dir)) {
+      const path = rel + e.name;
+      if (e.isDirectory && ![".git", "native"].includes(e.name)) await scan(new URL(e.name + "/", dir), path + "/");
+      if (e.isFile && e.name.endsWith(".ts") && path !== "tests/foundation_test.ts") {
+        const text = await Deno.readTextFile(new URL(e.name, dir));
+        if (/Deno\s*\.\s*(dlopen|Unsafe\w*)/.test(text)) offenders.push(path);
+      }
+    }
+  }
+  await scan(root, "");
+  assert.deepEqual(offenders, []);
+});

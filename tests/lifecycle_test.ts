@@ -1,0 +1,126 @@
+/**
+ * How a whole program ends: these tests run a parent program (tests/fixtures/parent_program.ts)
+ * as its own `deno run`, end it in each way, and check that no child and no /dev/shm entry of
+ * ours is left behind.
+ */
+import assert from "node:assert/strict";
+import { isRunning, shmEntryExists, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+
+const PROGRAM = new URL("./fixtures/parent_program.ts", import.meta.url).pathname;
+
+interface Started {
+  child: Deno.ChildProcess;
+  info: { children: number[]; names: string[] };
+  stdout: Promise<string>;
+}
+
+/** Starts the parent program and waits (bounded) for the JSON line it prints once it is ready. */
+async function startProgram(mode: string): Promise<Started> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", PROGRAM, mode],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const timeout = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  clearTimeout(timeout);
+  const [line, ...rest] = text.split("\n");
+  const stdout = (async () => {
+    let more = rest.join("\n");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return more;
+      more += value;
+    }
+  })();
+  return { child, info: JSON.parse(line), stdout };
+}
+
+/** Waits for every child of the program to be gone and every name it made to be unlinked. */
+async function assertNothingLeft({ info }: Started): Promise<void> {
+  const gone = await waitUntil(() => info.children.every((pid) => !isRunning(pid)), 10_000);
+  assert.ok(gone, `children still running: ${info.children.filter(isRunning)}`);
+  const clean = await waitUntil(() => info.names.every((n) => !shmEntryExists(n)), 10_000);
+  assert.ok(clean, `left in /dev/shm: ${info.names.filter(shmEntryExists)}`);
+}
+
+async function finish(s: Started): Promise<Deno.CommandStatus> {
+  const status = await s.child.status;
+  await s.child.stderr.cancel();
+  return status;
+}
+
+for (const signal of ["SIGKILL", "SIGTERM"] as const) {
+  Deno.test({
+    name: `A parent killed by ${signal} leaves no child running and nothing in /dev/shm`,
+    ...SPAWNS,
+    async fn() {
+      const s = await startProgram("wait");
+      try {
+        assert.equal(s.info.children.length, 2);
+        assert.ok(s.info.children.every(isRunning));
+        assert.ok(s.info.names.every(shmEntryExists));
+        s.child.kill(signal);
+        const status = await finish(s);
+        assert.equal(status.signal, signal);
+        await assertNothingLeft(s);
+      } finally {
+        s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "A parent that dies of an uncaught error leaves no child running and nothing in /dev/shm",
+  ...SPAWNS,
+  async fn() {
+    const s = await startProgram("throw");
+    try {
+      const status = await finish(s);
+      assert.equal(status.code, 1);
+      await assertNothingLeft(s);
+    } finally {
+      s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
+    }
+  },
+});
+
+Deno.test({
+  name: "A program waits for its non-daemon children, terminates its daemon children, and cleans /dev/shm",
+  ...SPAWNS,
+  async fn() {
+    const s = await startProgram("return");
+    try {
+      const [daemonPid] = s.info.children;
+      const status = await finish(s);
+      assert.equal(status.code, 0);
+      assert.equal((await s.stdout).trim(), "non-daemon child done");
+      assert.ok(await waitUntil(() => !isRunning(daemonPid), 5000), "the daemon child outlived its parent");
+      await assertNothingLeft(s);
+    } finally {
+      s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
+    }
+  },
+});
+
+Deno.test({
+  name: "A target that throws prints its error and stack under a 'Process <name>:' header",
+  ...SPAWNS,
+  async fn() {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("./fixtures/throwing_program.ts", import.meta.url).pathname],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(new TextDecoder().decode(out.stdout).trim(), "exitCode=1");
+    assert.match(stderr, /^Process thrower:\nRangeError: the child failed on purpose\n\s+at throwsRangeError \(file:.*process_fixtures\.ts:\d+:\d+\)/m);
+  },
+});

@@ -1,0 +1,286 @@
+import assert from "node:assert/strict";
+import { activeChildren, cpuCount, currentProcess, parentProcess, Process, ProcessError } from "../mod.ts";
+import { close, pipe, socketpair } from "../native/mod.ts";
+import * as fx from "./fixtures/process_fixtures.ts";
+import { cleanup, SPAWNS, tempFile } from "./fixtures/helpers.ts";
+
+// The targets are exported from the fixtures module, not from this one (the default).
+const module = new URL("./fixtures/process_fixtures.ts", import.meta.url);
+
+// deno-lint-ignore no-explicit-any
+async function exitCodeOf(target: (...a: any[]) => unknown, args: unknown[] = []): Promise<number | null> {
+  const p = new Process({ target, args, module });
+  try {
+    await p.start();
+    await p.join(10_000);
+    return p.exitCode;
+  } finally {
+    await cleanup(p);
+  }
+}
+
+Deno.test({
+  name: "Process.exitCode is 0 for a target that returns or resolves, 1 for one that throws or rejects, n for Deno.exit(n)",
+  ...SPAWNS,
+  async fn() {
+    const codes = await Promise.all([
+      exitCodeOf(fx.returnsNothing),
+      exitCodeOf(fx.resolvesLater),
+      exitCodeOf(fx.throwsRangeError),
+      exitCodeOf(fx.rejectsLater),
+      exitCodeOf(fx.exitsWith, [7]),
+    ]);
+    assert.deepEqual(codes, [0, 0, 1, 1, 7]);
+  },
+});
+
+Deno.test({
+  name: "Process.exitCode is -15 after terminate() and -9 after kill()",
+  ...SPAWNS,
+  async fn() {
+    const a = new Process({ target: fx.sleeps, args: [30_000], module });
+    const b = new Process({ target: fx.sleeps, args: [30_000], module });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      assert.equal(a.isAlive(), true);
+      assert.equal(a.exitCode, null);
+      a.terminate();
+      b.kill();
+      await Promise.all([a.join(5000), b.join(5000)]);
+      assert.equal(a.exitCode, -15);
+      assert.equal(b.exitCode, -9);
+      assert.equal(a.isAlive(), false);
+      a.terminate(); // signalling an ended process does nothing
+    } finally {
+      await cleanup(a, b);
+    }
+  },
+});
+
+Deno.test({
+  name: "Process.join(timeout) returns after the timeout while the child still runs",
+  ...SPAWNS,
+  async fn() {
+    const p = new Process({ target: fx.sleeps, args: [30_000], module });
+    try {
+      await p.start();
+      const t0 = performance.now();
+      await p.join(150);
+      assert.ok(performance.now() - t0 >= 140, "join(150) came back early");
+      assert.equal(p.isAlive(), true);
+      assert.equal(p.exitCode, null);
+      await p.join(0); // does not wait
+      assert.equal(p.isAlive(), true);
+      assert.deepEqual(activeChildren(), [p]);
+    } finally {
+      await cleanup(p);
+    }
+    assert.deepEqual(activeChildren(), []);
+  },
+});
+
+Deno.test({
+  name: "Process args of every structured-clone type arrive intact",
+  ...SPAWNS,
+  async fn() {
+    using out = tempFile();
+    const cyclic: Record<string, unknown> = { label: "cycle" };
+    cyclic.self = cyclic;
+    const args = [
+      42, -0, NaN, Infinity, 2n ** 70n, "ünïcödé ✓", true, null, undefined,
+      [1, , 3], { nested: { deep: [1, 2, { x: "y" }] } },
+      new Map<unknown, unknown>([["k", 1], [2, new Set([3])]]), new Set(["a", "b"]),
+      new Date(1_700_000_000_000), /ab+c/gi,
+      new Uint8Array([1, 2, 255]), new Float64Array([1.5, -2.25]), new BigInt64Array([-5n]),
+      new ArrayBuffer(4), new DataView(new ArrayBuffer(2)),
+      new RangeError("carried", { cause: "because" }),
+      cyclic,
+    ];
+    const p = new Process({ target: fx.echoArgs, args: [out.path, ...args], module });
+    try {
+      await p.start();
+      await p.join(10_000);
+      assert.equal(p.exitCode, 0);
+    } finally {
+      await cleanup(p);
+    }
+    const got = fx.readReport(out.path) as unknown[];
+    assert.deepEqual(got.slice(0, 20), args.slice(0, 20));
+    const err = got[20] as RangeError;
+    assert.ok(err instanceof RangeError);
+    assert.equal(err.message, "carried");
+    assert.equal(err.cause, "because");
+    const cycle = got[21] as Record<string, unknown>;
+    assert.equal(cycle.label, "cycle");
+    assert.equal(cycle.self, cycle);
+  },
+});
+
+Deno.test("new Process() refuses arguments that cannot travel, before spawning anything", () => {
+  const p = new Process({ target: fx.echoArgs, args: ["x", () => 1], module });
+  assert.throws(() => p.start(), (e: Error) => e.name === "DataCloneError" && /could not be cloned/.test(e.message));
+  assert.equal(p.pid, undefined);
+  assert.throws(() => new Process({ target: 5 as never, module }), TypeError);
+  assert.throws(() => new Process({ target: fx.returnsNothing, args: "x" as never, module }), TypeError);
+});
+
+Deno.test({
+  name: "Process.start() rejects with a TypeError naming the function and module when the target is not exported",
+  ...SPAWNS,
+  async fn() {
+    const p = new Process({ target: fx.inlineTarget.fn, module });
+    try {
+      const err = await p.start().then(() => null, (e) => e);
+      assert.ok(err instanceof TypeError, `expected a TypeError, got ${err}`);
+      assert.match(err.message, /function "hiddenForReal", is not exported from file:.*process_fixtures\.ts/);
+      assert.match(err.message, /Export it/);
+      await p.join(5000);
+      assert.equal(p.exitCode, 1); // the child did not linger
+    } finally {
+      await cleanup(p);
+    }
+  },
+});
+
+Deno.test({
+  name: "Process target exported under another name is found by its source",
+  ...SPAWNS,
+  async fn() {
+    // `hidden` is exported as `notExported`: not by its own name.
+    assert.equal(await exitCodeOf(fx.notExported), 0);
+  },
+});
+
+Deno.test({
+  name: "A child knows its name and its parent; a grandchild is named below it",
+  ...SPAWNS,
+  async fn() {
+    using child = tempFile();
+    using grandchild = tempFile();
+    const a = new Process({ target: fx.whoAmI, args: [child.path], name: "worker-a", module });
+    const b = new Process({ target: fx.startsGrandchild, args: [grandchild.path], module });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      await Promise.all([a.join(10_000), b.join(20_000)]);
+      assert.deepEqual([a.exitCode, b.exitCode], [0, 0]);
+    } finally {
+      await cleanup(a, b);
+    }
+    assert.deepEqual(fx.readReport(child.path), {
+      name: "worker-a",
+      pid: a.pid,
+      daemon: false,
+      parent: { name: "MainProcess", pid: Deno.pid, alive: true },
+      main: false,
+    });
+    const g = fx.readReport(grandchild.path) as { name: string; parent: { name: string; pid: number } };
+    assert.match(b.name, /^Process-\d+$/);
+    assert.equal(g.name, `${b.name}:1`);
+    assert.equal(g.parent.name, b.name);
+    assert.equal(g.parent.pid, b.pid);
+  },
+});
+
+Deno.test({
+  name: "A Process subclass runs its own run() in the child with its fields",
+  ...SPAWNS,
+  async fn() {
+    using out = tempFile();
+    const p = new fx.Reporter(out.path, 5);
+    try {
+      await p.start();
+      await p.join(10_000);
+      assert.equal(p.exitCode, 0);
+    } finally {
+      await cleanup(p);
+    }
+    assert.deepEqual(fx.readReport(out.path), {
+      path: out.path,
+      payload: { n: 5, tags: new Set(["a", "b"]) },
+      name: p.name,
+      self: true,
+    });
+  },
+});
+
+Deno.test({
+  name: "A child inherits only the fds it was given",
+  ...SPAWNS,
+  async fn() {
+    using out = tempFile();
+    const [r, w] = pipe();
+    const [s1, s2] = socketpair();
+    const ours = [r, w, s1, s2].map((fd) => Deno.readLinkSync(`/proc/self/fd/${fd}`));
+    const p = new Process({ target: fx.listFds, args: [out.path], module });
+    try {
+      await p.start();
+      await p.join(10_000);
+    } finally {
+      [r, w, s1, s2].forEach(close);
+      await cleanup(p);
+    }
+    const theirs = Object.values(fx.readReport(out.path) as Record<string, string>);
+    assert.match(ours[0], /^pipe:/);
+    assert.match(ours[2], /^socket:/);
+    assert.deepEqual(ours.filter((f) => theirs.includes(f)), [], `the child got some of ours: ${theirs}`);
+  },
+});
+
+Deno.test({
+  name: "Process misuse throws: start twice, daemon after start, join before start, close while running",
+  ...SPAWNS,
+  async fn() {
+    const p = new Process({ target: fx.sleeps, args: [30_000], module });
+    try {
+      await assert.rejects(p.join(), /not started/);
+      assert.throws(() => p.kill(), /not started/);
+      await p.start();
+      assert.throws(() => p.start(), /only once/);
+      assert.throws(() => (p.daemon = true), /already started/);
+      assert.throws(() => p.close(), /still running/);
+      p.kill();
+      await p.join(5000);
+      p.close();
+      p.close();
+      assert.throws(() => p.isAlive(), /closed/);
+    } finally {
+      await cleanup(p).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "Process.start() rejects with ProcessError when the child dies before finding its target",
+  ...SPAWNS,
+  async fn() {
+    const p = new Process({ target: fx.returnsNothing, module: new URL("./fixtures/throws_on_import.ts", import.meta.url) });
+    try {
+      const err = await p.start().then(() => null, (e) => e);
+      assert.ok(err instanceof Error);
+      assert.match(err.message, /broken on purpose/);
+      await p.join(5000);
+      assert.equal(p.exitCode, 1);
+    } finally {
+      await cleanup(p);
+    }
+    void ProcessError;
+  },
+});
+
+Deno.test("currentProcess() is MainProcess here and parentProcess() is null; cpuCount() is positive", () => {
+  assert.equal(currentProcess().name, "MainProcess");
+  assert.equal(currentProcess().pid, Deno.pid);
+  assert.equal(currentProcess().daemon, false);
+  assert.equal(parentProcess(), null);
+  assert.ok(Number.isInteger(cpuCount()) && cpuCount() >= 1);
+});
+
+Deno.test("new Process names itself Process-<n> and refuses bad options", () => {
+  const a = new Process();
+  const b = new Process();
+  const n = Number(a.name.split("-")[1]);
+  assert.equal(b.name, `Process-${n + 1}`);
+  assert.equal(a.pid, undefined);
+  assert.equal(a.exitCode, null);
+  assert.throws(() => new Process({ target: fx.returnsNothing, module: "./relative.ts" }), /relative paths/);
+});
