@@ -30,6 +30,8 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int open(const char *path, int flags, mode_t mode) */
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  /** int access(const char *path, int mode) */
+  access: { parameters: ["buffer", "i32"], result: "i32" },
   /** int close(int fd) */
   close: { parameters: ["i32"], result: "i32" },
   /** ssize_t read(int fd, void *buf, size_t count) */

@@ -130,6 +130,11 @@ export function readFileRaw(path: string): Uint8Array {
   }
 }
 
+/** True when `path` exists (checked with libc, so without Deno's read permission). */
+export function fileExists(path: string): boolean {
+  return libc().access(cString(path), 0 /* F_OK */) === 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // File descriptors
 

@@ -48,6 +48,8 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
     const target = header.target ? findTarget(mod, header) : undefined;
     process = Process._forChild(cls, { header, target, args }, fields);
   } catch (error) {
+    // Said here too: the parent may not be awaiting start().
+    console.error(`Process ${s.name}: cannot start: ${error instanceof Error ? error.message : error}`);
     await reply({ ok: false, error });
     Deno.exit(1);
   }

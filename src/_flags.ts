@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { readFileRaw } from "../native/mod.ts";
+import { fileExists, readFileRaw } from "../native/mod.ts";
 
 // Flags that take their value as the next argument when written without "=".
 const VALUE_FLAGS = new Set([
@@ -103,6 +103,26 @@ function flagsFromPermissions(): string[] {
   }).map((name) => `--allow-${name}`);
 }
 
+/**
+ * The config file Deno found by itself for this program, if any. Deno looks for deno.json(c)
+ * from the main module's folder upwards; a child's main module is a data: URL, for which it looks
+ * nowhere, so the child must be told (else its import map is missing).
+ */
+function discoveredConfig(flags: string[]): string[] {
+  if (flags.some((f) => /^(-c|--config|--no-config)(=|$)/.test(f))) return [];
+  if (!Deno.mainModule.startsWith("file:")) return [];
+  let dir = new URL(".", Deno.mainModule);
+  for (;;) {
+    for (const name of ["deno.json", "deno.jsonc"]) {
+      const path = decodeURIComponent(new URL(name, dir).pathname);
+      if (fileExists(path)) return [`--config=${path}`];
+    }
+    const up = new URL("..", dir);
+    if (up.href === dir.href) return [];
+    dir = up;
+  }
+}
+
 let cached: string[] | undefined;
 
 /** The flags every child of this process gets (computed once). */
@@ -116,6 +136,7 @@ export function childFlags(): string[] {
   } catch {
     flags = flagsFromPermissions();
   }
+  flags.push(...discoveredConfig(flags));
   // A child has no terminal to answer a permission prompt on.
   if (!flags.includes("--no-prompt")) flags.push("--no-prompt");
   return (cached = flags);

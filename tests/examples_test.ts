@@ -1,0 +1,48 @@
+/**
+ * Smoke test of every example in tests/examples/: each runs as its own program, exits 0, and
+ * prints what it teaches. An example without an entry in EXPECT fails this test: add one.
+ */
+import assert from "node:assert/strict";
+import { SPAWNS } from "./fixtures/helpers.ts";
+
+const EXPECT: Record<string, (lines: string[]) => void> = {
+  "no_lock.ts"(lines) {
+    const running = lines.filter((l) => / is running$/.test(l));
+    const done = lines.filter((l) => / is done$/.test(l));
+    assert.equal(running.length, 5);
+    assert.equal(done.length, 5);
+    assert.deepEqual(new Set(running.map((l) => l.split(":")[0])), new Set(["0", "1", "2", "3", "4"]));
+    assert.equal(new Set(running.map((l) => l.split(" ")[1])).size, 5, "five distinct pids");
+    // Without a lock, every process starts before the first is done.
+    assert.ok(lines.indexOf(running.at(-1)!) < lines.indexOf(done[0]), lines.join("\n"));
+  },
+  "subclass.ts"(lines) {
+    assert.deepEqual(lines, ["rocket: 3", "rocket: 2", "rocket: 1", "rocket: liftoff", "rocket exited with code 0"]);
+  },
+};
+
+const dir = new URL("./examples/", import.meta.url);
+const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".ts") && n !== "run_all.ts").sort();
+
+for (const name of names) {
+  Deno.test({
+    name: `The example ${name} runs and prints what it teaches`,
+    ...SPAWNS,
+    async fn() {
+      const expect = EXPECT[name];
+      assert.ok(expect, `tests/examples_test.ts has no expectation for ${name}: add one`);
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL(name, dir).pathname],
+        stdout: "piped",
+        stderr: "piped",
+        cwd: new URL("../", import.meta.url).pathname,
+      }).spawn();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      const out = await child.output();
+      clearTimeout(timer);
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, `${name} failed:\n${stderr}`);
+      expect(new TextDecoder().decode(out.stdout).trimEnd().split("\n"));
+    },
+  });
+}
