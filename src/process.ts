@@ -61,6 +61,11 @@ export interface ChildInit {
   args: unknown[];
 }
 
+// `any[]`: a typed target such as `(n: number) => void` must be accepted (`unknown[]` would
+// reject it under strictFunctionTypes).
+// deno-lint-ignore no-explicit-any
+type AnyArgs = any[];
+
 let childInit: ChildInit | null = null;
 const running = new Set<Process>();
 let exitHookInstalled = false;
@@ -97,10 +102,8 @@ export class Process {
   #exited: Promise<void> | undefined;
   #closed = false;
 
-  // `any[]`: a typed target such as `(n: number) => void` must be accepted (`unknown[]` would
-  // reject it under strictFunctionTypes).
-  // deno-lint-ignore no-explicit-any
-  constructor(options: ProcessOptions<any[]> = {}) {
+  /** Describes the process; nothing runs until {@linkcode Process.start}. */
+  constructor(options: ProcessOptions<AnyArgs> = {}) {
     if (childInit) {
       // Rebuilding this process's own object inside the child (see `_child.ts`).
       const { header, target, args } = childInit;
