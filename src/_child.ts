@@ -4,9 +4,8 @@
  *
  * @module
  */
-import net from "node:net";
 import { getppid, setParentDeathSignal } from "../native/mod.ts";
-import { encodeFrame, onFrames } from "./_frames.ts";
+import { readFrameSync, writeFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { activeChildren, type ChildHeader, Process } from "./process.ts";
@@ -18,15 +17,12 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   // No child outlives its parent: the kernel kills us when the parent dies (checked below for
   // a parent that died before this line ran).
   setParentDeathSignal("SIGKILL");
-  const socket = new net.Socket({ fd: Number(Deno.args[0]), readable: true, writable: true });
-  socket.on("error", () => {});
-  const header = await new Promise<ChildHeader>((resolve) =>
-    onFrames(socket, (f) => resolve(deserialize(f) as ChildHeader))
-  );
+  // The control channel: blocking reads and writes, as this process has nothing else to do yet.
+  const control = Number(Deno.args[0]);
+  const frame = readFrameSync(control);
+  if (!frame) Deno.exit(1);
+  const header = deserialize(frame) as ChildHeader;
   if (getppid() !== header.parent.pid) Deno.exit(1);
-  // The parent holds its end for as long as it lives: EOF here means it is gone.
-  socket.on("end", () => Deno.kill(Deno.pid, "SIGKILL"));
-  socket.unref();
 
   const s = state();
   s.identity = header.identity;
@@ -35,8 +31,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   s.parent = header.parent;
   s.trackerFd = header.trackerFd;
 
-  const reply = (msg: unknown) =>
-    new Promise<void>((r) => socket.write(encodeFrame(serialize(msg)), () => r()));
+  const reply = (msg: unknown) => writeFrameSync(control, serialize(msg));
   let process: Process;
   try {
     const { args, fields } = deserialize(header.body) as {
@@ -50,10 +45,10 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   } catch (error) {
     // Said here too: the parent may not be awaiting start().
     console.error(`Process ${s.name}: cannot start: ${error instanceof Error ? error.message : error}`);
-    await reply({ ok: false, error });
+    reply({ ok: false, error });
     Deno.exit(1);
   }
-  await reply({ ok: true });
+  reply({ ok: true });
 
   let code = 0;
   try {

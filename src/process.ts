@@ -14,7 +14,7 @@
  *
  * @module
  */
-import net from "node:net";
+import type { Socket } from "node:net";
 import { close, kill as sendSignal, signalNumber, socketpair } from "../native/mod.ts";
 import { callerModule, moduleSpecifier } from "./_caller.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
@@ -49,6 +49,8 @@ export interface ChildHeader {
   target: { name: string; source: string } | null;
   /** Export name of the Process subclass, when it is one. */
   className: string | null;
+  /** One of the library's own child entry points (see `_child.ts`), instead of `run()`. */
+  builtin: string | null;
   module: string | null;
   /** `serialize()`d `{ args, fields }`, revived only once the child knows who it is. */
   body: Uint8Array;
@@ -67,6 +69,35 @@ export interface ChildInit {
 type AnyArgs = any[];
 
 let childInit: ChildInit | null = null;
+
+// node:net costs ~15 ms to load: only a parent loads it, once it starts a child.
+let net: Promise<typeof import("node:net")> | undefined;
+function loadNet(): Promise<typeof import("node:net")> {
+  return net ??= import("node:net");
+}
+
+/** The control socket of a started child, for the library's own protocols (the Pool's). */
+export interface ControlChannel {
+  send(body: Uint8Array): void;
+  /** Keeps this program alive while an answer is awaited. */
+  ref(): void;
+  unref(): void;
+}
+let channelOf: (p: Process, onMessage: (frame: Uint8Array) => void) => ControlChannel;
+let setBuiltin: (p: Process, name: string) => void;
+
+/**
+ * @internal Takes over a started child's control socket once its handshake is done: frames the
+ * child sends arrive in `onMessage`.
+ */
+export function controlChannel(p: Process, onMessage: (frame: Uint8Array) => void): ControlChannel {
+  return channelOf(p, onMessage);
+}
+
+/** @internal Makes the child run one of the library's own entry points instead of `run()`. */
+export function runBuiltin(p: Process, name: string): void {
+  setBuiltin(p, name);
+}
 const running = new Set<Process>();
 let exitHookInstalled = false;
 
@@ -97,7 +128,8 @@ export class Process {
   #module: string | undefined;
   #identity: number[];
   #child: Deno.ChildProcess | undefined;
-  #socket: net.Socket | undefined;
+  #socket: Socket | undefined;
+  #builtin: string | null = null;
   #exitCode: number | null = null;
   #exited: Promise<void> | undefined;
   #closed = false;
@@ -198,6 +230,7 @@ export class Process {
       trackerFd: tracker,
       target: target ? { name: target.name, source: Function.prototype.toString.call(target) } : null,
       className,
+      builtin: this.#builtin,
       module: this.#module ?? null,
       body,
     };
@@ -205,7 +238,7 @@ export class Process {
     let child: Deno.ChildProcess;
     try {
       child = spawnDeno({
-        args: [childEntry(target || className ? this.#module : undefined), String(theirs)],
+        args: [childEntry(target || className || this.#builtin ? this.#module : undefined), String(theirs)],
         fds: [theirs, tracker, ...fds],
       });
     } catch (e) {
@@ -217,34 +250,63 @@ export class Process {
     this.#child = child;
     running.add(this);
     installExitHook();
-    const socket = new net.Socket({ fd: mine, readable: true, writable: true });
-    this.#socket = socket;
-    socket.on("error", () => {}); // a child that dies resets the socket; its exit code tells why
-    socket.unref();
     if (this.#daemon) child.unref();
     this.#exited = child.status.then((status) => {
       this.#exitCode = status.signal ? -(signalNumber(status.signal) ?? 0) : status.code;
       running.delete(this);
-      socket.destroy();
+      this.#socket?.destroy();
     });
-    const started = new Promise<void>((resolve, reject) => {
-      onFrames(socket, (frame) => {
-        const reply = deserialize(frame) as { ok: true } | { ok: false; error: Error };
-        if (reply.ok) resolve();
-        else reject(reply.error);
-      });
-      this.#exited!.then(() =>
-        reject(
-          new ProcessError(
-            `${this.#name} exited with code ${this.#exitCode} before it could run its target (its stderr says why)`,
-          ),
-        )
-      );
-    });
-    socket.write(encodeFrame(serialize(header)));
+    const started = this.#handshake(mine, serialize(header));
     // Awaiting start() is optional: an unawaited failure must not crash the program.
     started.catch(() => {});
     return started;
+  }
+
+  async #handshake(fd: number, header: Uint8Array): Promise<void> {
+    const { Socket } = await loadNet();
+    const socket = new Socket({ fd, readable: true, writable: true });
+    this.#socket = socket;
+    socket.on("error", () => {}); // a child that dies resets the socket; its exit code tells why
+    if (this.#exitCode !== null) socket.destroy();
+    let handshake: { resolve(): void; reject(e: Error): void } | undefined;
+    const done = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
+    onFrames(socket, (frame) => {
+      if (!handshake) return this.#onMessage?.(frame);
+      const reply = deserialize(frame) as { ok: true } | { ok: false; error: Error };
+      if (reply.ok) handshake.resolve();
+      else handshake.reject(reply.error);
+      handshake = undefined;
+    });
+    this.#exited!.then(() =>
+      handshake?.reject(
+        new ProcessError(
+          `${this.#name} exited with code ${this.#exitCode} before it could run its target (its stderr says why)`,
+        ),
+      )
+    );
+    socket.write(encodeFrame(header));
+    // Ref'd until the child answers, so that awaiting start() keeps this program running even
+    // for a daemon child; after that only a non-daemon child does.
+    try {
+      await done;
+    } finally {
+      socket.unref();
+    }
+  }
+
+  #onMessage: ((frame: Uint8Array) => void) | undefined;
+
+  static {
+    channelOf = (p, onMessage) => {
+      p.#onMessage = onMessage;
+      const socket = p.#socket!;
+      return {
+        send: (body) => void socket.write(encodeFrame(body)),
+        ref: () => void socket.ref(),
+        unref: () => void socket.unref(),
+      };
+    };
+    setBuiltin = (p, name) => void (p.#builtin = name);
   }
 
   /** Waits until the process ends, or until `timeout` ms have passed. */
