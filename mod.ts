@@ -38,3 +38,4 @@ export {
   RemoteError,
   WorkerDiedError,
 } from "./src/errors.ts";
+export { Connection, Pipe, wait } from "./src/connection.ts";
