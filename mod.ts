@@ -39,3 +39,11 @@ export {
   WorkerDiedError,
 } from "./src/errors.ts";
 export { Connection, Pipe, wait } from "./src/connection.ts";
+export {
+  type ApplyOptions,
+  AsyncResult,
+  type MapAsyncOptions,
+  type MapOptions,
+  Pool,
+  type PoolOptions,
+} from "./src/pool.ts";

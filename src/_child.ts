@@ -33,12 +33,14 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
 
   const reply = (msg: unknown) => writeFrameSync(control, serialize(msg));
   let process: Process;
+  let mod: Module = {};
+  let args: unknown[] = [];
   try {
-    const { args, fields } = deserialize(header.body) as {
-      args: unknown[];
-      fields?: Record<string, unknown>;
-    };
-    const mod = load ? await load() : {};
+    // The module first: importing it registers how this library's objects in the args revive.
+    mod = load ? await load() : {};
+    const body = deserialize(header.body) as { args: unknown[]; fields?: Record<string, unknown> };
+    args = body.args;
+    const fields = body.fields;
     const cls = header.className ? findClass(mod, header) : Process;
     const target = header.target ? findTarget(mod, header) : undefined;
     process = Process._forChild(cls, { header, target, args }, fields);
@@ -52,7 +54,12 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
 
   let code = 0;
   try {
-    await process.run();
+    if (header.builtin === "pool-worker") {
+      const { poolWorker } = await import("./_pool_worker.ts");
+      code = await poolWorker(control, mod, args, header.module);
+    } else {
+      await process.run();
+    }
   } catch (error) {
     console.error(`Process ${s.name}:`);
     console.error(error instanceof Error ? error.stack ?? String(error) : Deno.inspect(error));
@@ -64,17 +71,28 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
 }
 
 function findTarget(mod: Module, header: ChildHeader): (...args: unknown[]) => unknown {
-  const { name, source } = header.target!;
+  return findExport(mod, header.target!, header.module, `Cannot start process "${header.name}": its target`);
+}
+
+/**
+ * Finds an exported function by its name, or (exported under another name) by its source text.
+ * `what` starts the error message, e.g. `Cannot run task: its function`.
+ */
+export function findExport(
+  mod: Module,
+  { name, source }: { name: string; source: string },
+  module: string | null,
+  what: string,
+): (...args: unknown[]) => unknown {
   const byName = mod[name];
   if (typeof byName === "function" && (byName.toString() === source || !exportedWithSource(mod, source))) {
     return byName as (...args: unknown[]) => unknown;
   }
-  // Exported under another name (`export { work as job }`): find it by its source text.
   const bySource = Object.values(mod).find((v) => typeof v === "function" && v.toString() === source);
   if (bySource) return bySource as (...args: unknown[]) => unknown;
-  const what = name ? `function "${name}"` : "an anonymous function";
+  const fn = name ? `function "${name}"` : "an anonymous function";
   throw new TypeError(
-    `Cannot start process "${header.name}": its target, ${what}, is not exported from ${header.module}. ` +
+    `${what}, ${fn}, is not exported from ${module}. ` +
       `Export it from that module (export function ${
         name || "work"
       }(...) { ... }) so the child process can import it, ` +

@@ -271,7 +271,11 @@ export class Process {
     let handshake: { resolve(): void; reject(e: Error): void } | undefined;
     const done = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
     onFrames(socket, (frame) => {
-      if (!handshake) return this.#onMessage?.(frame);
+      if (!handshake) {
+        if (this.#onMessage) this.#onMessage(frame);
+        else this.#early.push(frame);
+        return;
+      }
       const reply = deserialize(frame) as { ok: true } | { ok: false; error: Error };
       if (reply.ok) handshake.resolve();
       else handshake.reject(reply.error);
@@ -295,10 +299,14 @@ export class Process {
   }
 
   #onMessage: ((frame: Uint8Array) => void) | undefined;
+  /** Frames that arrived after the handshake, before anyone took the channel. */
+  #early: Uint8Array[] = [];
 
   static {
     channelOf = (p, onMessage) => {
       p.#onMessage = onMessage;
+      const early = p.#early.splice(0);
+      if (early.length) queueMicrotask(() => early.forEach(onMessage));
       const socket = p.#socket!;
       return {
         send: (body) => void socket.write(encodeFrame(body)),

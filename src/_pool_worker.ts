@@ -1,0 +1,111 @@
+/**
+ * The child side of a Pool worker (CPython: `pool.worker`). After the usual start-up it runs the
+ * initializer, says it is ready, then answers task frames on its control fd one at a time:
+ *
+ *   parent → worker: { id, fn: { name, source }, star, items }   (items: a chunk of inputs)
+ *   worker → parent: { id, ok: true, results } | { id, ok: false, error }
+ *
+ * It reads with blocking calls: it has nothing else to do between tasks, and a task that is
+ * async still runs on the event loop while it is being awaited. EOF on the control fd (the pool
+ * closed it) ends the worker.
+ *
+ * @module
+ */
+import { readFrameSync, writeFrameSync } from "./_frames.ts";
+import { deserialize, serialize } from "./_reduction.ts";
+import { findExport } from "./_child.ts";
+
+type Fn = (...args: unknown[]) => unknown;
+
+/** What the pool gives each worker as its Process args. */
+export interface WorkerArgs {
+  initializer: { name: string; source: string } | null;
+  initargs: unknown[];
+  maxTasks: number | null;
+}
+
+/** An error as it travels back: structured clone keeps only built-in error names and no fields. */
+export interface PackedError {
+  error: unknown;
+  name?: string;
+  stack?: string;
+  props?: Record<string, unknown>;
+}
+
+/** Packs a thrown value so that its name, message, stack and own fields survive the trip. */
+export function packError(e: unknown): PackedError {
+  if (!(e instanceof Error)) return { error: e };
+  const props: Record<string, unknown> = { ...e };
+  try {
+    serialize(props);
+  } catch {
+    return { error: e, name: e.name, stack: e.stack };
+  }
+  return { error: e, name: e.name, stack: e.stack, props };
+}
+
+/** Runs the worker loop; resolves to the exit code. */
+export async function poolWorker(
+  control: number,
+  mod: Record<string, unknown>,
+  args: unknown[],
+  module: string | null,
+): Promise<number> {
+  const { initializer, initargs, maxTasks } = args[0] as WorkerArgs;
+  const send = (msg: unknown) => writeFrameSync(control, serialize(msg));
+  try {
+    if (initializer) {
+      await findExport(mod, initializer, module, "Cannot start pool worker: its initializer")(...initargs);
+    }
+  } catch (e) {
+    send({ ready: false, error: packError(e) });
+    return 1;
+  }
+  send({ ready: true });
+
+  const cache = new Map<string, Fn>();
+  const lookup = (fn: { name: string; source: string }): Fn => {
+    const key = `${fn.name}\0${fn.source}`;
+    let f = cache.get(key);
+    if (!f) cache.set(key, f = findExport(mod, fn, module, "Cannot run task: its function"));
+    return f;
+  };
+  for (let done = 0; maxTasks === null || done < maxTasks; done++) {
+    const frame = readFrameSync(control);
+    if (!frame) break;
+    const task = deserialize(frame) as {
+      id: number;
+      fn: { name: string; source: string };
+      star: boolean;
+      items: unknown[];
+    };
+    let reply: unknown;
+    try {
+      const f = lookup(task.fn);
+      const results = new Array(task.items.length);
+      for (let i = 0; i < task.items.length; i++) {
+        const item = task.items[i];
+        const r = task.star ? f(...(item as unknown[])) : f(item);
+        results[i] = r instanceof Promise ? await r : r;
+      }
+      reply = { id: task.id, ok: true, results };
+    } catch (e) {
+      reply = { id: task.id, ok: false, error: packError(e) };
+    }
+    try {
+      send(reply);
+    } catch (e) {
+      // A result that cannot travel fails its task, not the worker.
+      send({
+        id: task.id,
+        ok: false,
+        error: packError(
+          new TypeError(
+            `Cannot send the result of task ${task.fn.name || "(anonymous)"} back: ${(e as Error).message}`,
+          ),
+        ),
+      });
+    }
+  }
+  return 0;
+}
