@@ -5,5 +5,8 @@
  * @module
  */
 
+// As a real program's module does: the child loads the whole library, and pays for it.
+import "../../mod.ts";
+
 /** Does nothing: measures the cost of a process itself. */
 export function empty(): void {}
