@@ -10,7 +10,6 @@
  *
  * @module
  */
-import v8 from "node:v8";
 
 /** What a reducer may ask of the transport carrying the value. */
 export interface ReduceContext {
@@ -78,16 +77,19 @@ const core: FastCore | undefined = (() => {
   }
 })();
 
+// Loading any node: module costs a child ~3-15 ms of start-up: node:v8 only when needed.
+const v8: FastCore = core ?? await import("node:v8");
+
 function v8Serialize(value: unknown): Uint8Array {
   try {
-    return core ? core.serialize(value) : v8.serialize(value);
+    return v8.serialize(value);
   } catch (e) {
     throw cloneError(e);
   }
 }
 
 function v8Deserialize(bytes: Uint8Array): unknown {
-  return core ? core.deserialize(bytes) : v8.deserialize(bytes);
+  return v8.deserialize(bytes);
 }
 
 function cloneError(e: unknown): Error {
