@@ -91,6 +91,30 @@ export function processExists(pid: number): boolean {
   return kill(pid, 0);
 }
 
+/**
+ * True when `pid` names a live process: it exists and, on Linux, is not a zombie (a process that
+ * has ended but whose parent has not reaped it yet counts as dead). A process owned by another
+ * user (EPERM) counts as alive.
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    if (!kill(pid, 0)) return false;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.PermissionDenied)) throw e;
+  }
+  if (Deno.build.os !== "linux") return true;
+  let stat: string;
+  try {
+    stat = new TextDecoder().decode(readFileRaw(`/proc/${pid}/stat`));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    return true;
+  }
+  // "pid (comm) S ...": the state letter follows the last ")"; comm may itself contain ")".
+  const state = stat.charAt(stat.lastIndexOf(")") + 2);
+  return state !== "Z" && state !== "X";
+}
+
 /** Asks the kernel to send `signal` to this process when its parent thread dies (Linux). */
 export function setParentDeathSignal(signal: string): void {
   if (libc().prctl(OS.PR_SET_PDEATHSIG, BigInt(OS.signals[signal]), 0n, 0n, 0n) !== 0) {

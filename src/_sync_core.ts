@@ -1,0 +1,468 @@
+/**
+ * The machinery under every synchronization primitive (CPython: the `SemLock` part of
+ * `synchronize.py` and `_multiprocessing/semaphore.c`).
+ *
+ * Each primitive owns two named resources with the same name, made by the process that
+ * constructs it:
+ *
+ * - a **shared memory block** (`shm_open` + `mmap`, 512 bytes) that holds the primitive's state
+ *   as 32-bit words: who owns a lock, how many units a semaphore has, an event's flag, how many
+ *   processes wait. Every process maps the same bytes and changes them only with `Atomics`
+ *   (compare-and-swap, add), so the state is always consistent without a lock around it.
+ * - a **named semaphore** (`sem_open`) used only as a *wake-up channel*: a process that finds
+ *   the state unfavourable (lock owned, no units) counts itself in the `waiters` word and sleeps
+ *   on the semaphore; whoever changes the state in its favour posts the semaphore if `waiters`
+ *   is not zero. A post is a hint ("look again"), never a grant: every waiter re-checks the
+ *   state after waking, so a stale or extra post costs one look and nothing else.
+ *
+ * Why not the semaphore's own count as the state (as CPython does)? Because the uncontended
+ * path then costs two FFI calls and cannot record *who* holds the lock; with the state in shared
+ * memory, acquire+release is a couple of atomic instructions, and the owner's pid is the lock
+ * word itself. That pid is what makes dead holders recoverable: a waiter wakes at least every
+ * {@linkcode SLICE_MS} ms, and if the recorded holder no longer runs (`kill(pid, 0)`, and not a
+ * zombie) it frees what the dead process held and wakes the others.
+ *
+ * Waiting never blocks the event loop: the async path first tries the state (no syscall at all),
+ * and only when that fails sleeps in `sem_timedwait` on a worker thread, one slice at a time,
+ * checking timeout, abort and dead holders between slices. The sync path (`acquireSync`) does
+ * the same on the calling thread.
+ *
+ * Lifetime: the creating process registers both names with the resource tracker
+ * (`ownedByProcess`), unlinks them on `close()` or when the object is garbage collected, and the
+ * tracker unlinks them if the whole process tree ends first (SIGKILL included). Other processes
+ * open the names when they revive a handle, and only close their own mappings.
+ *
+ * @module
+ */
+import {
+  mapSharedMemory,
+  NamedSemaphore,
+  processAlive,
+  type SharedMapping,
+  unlinkSharedMemory,
+} from "../native/mod.ts";
+import { track, untrack } from "./_tracker.ts";
+
+/** The longest a waiter sleeps before it looks at the state again (abort, dead holders). */
+export const SLICE_MS = 50;
+
+/** Size of each primitive's shared block: 8 header words and 32 holder slots. */
+const SHM_SIZE = 512;
+const MAGIC = 0x6d707379; // "mpsy"
+
+/** Word indices in the shared block. */
+export const W = {
+  MAGIC: 0,
+  KIND: 1,
+  /** How many processes sleep (or are about to) on the semaphore. */
+  WAITERS: 2,
+  /** Free for the primitive: Lock owner, Semaphore value, Event flag, Condition sleepers. */
+  A: 3,
+  /** RLock count, Semaphore bound, Event generation, Condition pending signals. */
+  B: 4,
+  C: 5,
+  D: 6,
+  E: 7,
+  /** Holder slots (pid, units) of a semaphore. */
+  SLOTS: 8,
+} as const;
+/** How many distinct processes a semaphore can remember as holders (more: not recoverable). */
+export const N_SLOTS = (SHM_SIZE / 4 - W.SLOTS) / 2 | 0;
+
+/** This process's pid, the value written into lock words. */
+export const PID: number = Deno.pid;
+
+/** Kinds of primitives, checked when a handle is revived. */
+export const KIND = { lock: 1, rlock: 2, semaphore: 3, event: 4, condition: 5 } as const;
+
+let counter = 0;
+function newName(): string {
+  const rand = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
+  return `/mp${PID.toString(36)}-y${(counter++).toString(36)}-${rand}`;
+}
+
+interface Handles {
+  name: string;
+  creator: boolean;
+  sem: NamedSemaphore;
+  mapping: SharedMapping;
+}
+
+function releaseHandles(h: Handles): void {
+  if (h.creator) unlinkNames(h.name);
+  try {
+    h.sem.close();
+  } catch { /* already gone */ }
+  try {
+    h.mapping.unmap();
+  } catch { /* already gone */ }
+}
+
+function unlinkNames(name: string): void {
+  try {
+    NamedSemaphore.unlink(name);
+  } catch { /* the tracker retries */ }
+  try {
+    unlinkSharedMemory(name);
+  } catch { /* the tracker retries */ }
+  try {
+    untrack("sem", name);
+    untrack("shm", name);
+  } catch { /* exiting */ }
+}
+
+// Collected without close(): unlink what we created, unmap what we mapped. The target is the
+// Core (reachable from every pending wait), so handles are never freed under a running wait.
+const finalizer = new FinalizationRegistry<Handles>(releaseHandles);
+
+/** One process's handle on a primitive's shared block and wake-up semaphore. */
+export class Core {
+  readonly name: string;
+  readonly kind: number;
+  /** The shared words; only valid while the core is open. */
+  readonly words: Int32Array;
+  #h: Handles;
+  #closed = false;
+  /** Worker-thread waits still running (they use the semaphore: free it only after them). */
+  #inflight = 0;
+  #freeWhenIdle = false;
+  /** Index of this process's holder slot (semaphores), -1 until claimed, -2 when full. */
+  slot = -1;
+
+  private constructor(h: Handles, kind: number) {
+    this.name = h.name;
+    this.kind = kind;
+    this.#h = h;
+    this.words = new Int32Array(h.mapping.buffer, 0, SHM_SIZE / 4);
+    finalizer.register(this, h, this);
+  }
+
+  /** Creates fresh named resources for a primitive of `kind`. */
+  static create(kind: number): Core {
+    for (let attempt = 0;; attempt++) {
+      const name = newName();
+      let sem: NamedSemaphore | undefined;
+      try {
+        sem = NamedSemaphore.create(name, 0);
+        track("sem", name, { ownedByProcess: true });
+        const mapping = mapSharedMemory(name, true, SHM_SIZE);
+        track("shm", name, { ownedByProcess: true });
+        const words = new Int32Array(mapping.buffer, 0, SHM_SIZE / 4);
+        words[W.KIND] = kind;
+        Atomics.store(words, W.MAGIC, MAGIC);
+        return new Core({ name, creator: true, sem, mapping }, kind);
+      } catch (e) {
+        if (sem) {
+          sem.close();
+          unlinkNames(name);
+        }
+        if (e instanceof Deno.errors.AlreadyExists && attempt < 5) continue;
+        throw e;
+      }
+    }
+  }
+
+  /** Opens the resources of an existing primitive (a revived handle). */
+  static open(name: string, kind: number, what: string): Core {
+    let sem: NamedSemaphore | undefined;
+    try {
+      sem = NamedSemaphore.open(name);
+      const mapping = mapSharedMemory(name, false);
+      const words = new Int32Array(mapping.buffer, 0, Math.min(SHM_SIZE, mapping.size) / 4);
+      if (mapping.size < SHM_SIZE || words[W.MAGIC] !== MAGIC || words[W.KIND] !== kind) {
+        mapping.unmap();
+        throw new TypeError(`Cannot open ${what} ${name}: the shared block does not hold a ${what}`);
+      }
+      return new Core({ name, creator: false, sem, mapping }, kind);
+    } catch (e) {
+      sem?.close();
+      if (e instanceof Deno.errors.NotFound) {
+        throw new Deno.errors.NotFound(
+          `Cannot open ${what} ${name}: it no longer exists (the process that created it closed it or ended)`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get creator(): boolean {
+    return this.#h.creator;
+  }
+
+  /** Throws `BadResource` once closed. */
+  check(what: string): void {
+    if (this.#closed) throw new Deno.errors.BadResource(`Cannot use ${what}: it is closed`);
+  }
+
+  /**
+   * Closes this handle (idempotent). The creator also unlinks the names: processes that have
+   * them open keep working, new handles can no longer be revived.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    finalizer.unregister(this);
+    if (this.#inflight === 0) releaseHandles(this.#h);
+    else {
+      if (this.#h.creator) unlinkNames(this.name);
+      this.#h.creator = false;
+      this.#freeWhenIdle = true;
+    }
+  }
+
+  /** Wakes one sleeper (if anyone sleeps). */
+  wakeOne(): void {
+    if (Atomics.load(this.words, W.WAITERS) > 0) this.#h.sem.post();
+  }
+
+  /** Posts `n` times. */
+  post(n: number): void {
+    for (let i = 0; i < n; i++) this.#h.sem.post();
+  }
+
+  /** Sleeps on the semaphore up to `ms` on this thread; true when a post was taken. */
+  sleepSync(ms: number): boolean {
+    return this.#h.sem.waitSync(ms);
+  }
+
+  /** Takes a pending post without sleeping. */
+  tryTakePost(): boolean {
+    return this.#h.sem.tryWait();
+  }
+
+  /**
+   * Sleeps on the semaphore up to `ms` on a worker thread. Rejects with `signal.reason` at once
+   * when aborted; the abandoned sleep passes on any post it takes later, so none is lost.
+   */
+  sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+    const sem = this.#h.sem;
+    this.#inflight++;
+    const done = sem.waitAsync(ms).finally(() => {
+      if (--this.#inflight === 0 && this.#freeWhenIdle) {
+        this.#freeWhenIdle = false;
+        releaseHandles(this.#h);
+      }
+    });
+    if (!signal) return done;
+    return new Promise<boolean>((resolve, reject) => {
+      let settled = false;
+      const onAbort = () => {
+        if (settled) return;
+        settled = true;
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#inflight++; // keep the semaphore open until a late post is passed on
+      done.then((took) => {
+        signal.removeEventListener("abort", onAbort);
+        if (settled) {
+          if (took) sem.post();
+        } else {
+          settled = true;
+          resolve(took);
+        }
+      }, (e) => {
+        signal.removeEventListener("abort", onAbort);
+        if (!settled) {
+          settled = true;
+          reject(e);
+        }
+      }).finally(() => {
+        if (--this.#inflight === 0 && this.#freeWhenIdle) {
+          this.#freeWhenIdle = false;
+          releaseHandles(this.#h);
+        }
+      });
+    });
+  }
+}
+
+/** Options of every wait. */
+export interface WaitOptions {
+  /** False: try once, never wait (wins over `timeout`). Default true. */
+  block?: boolean;
+  /** Milliseconds; undefined waits forever, 0 or less does not wait. */
+  timeout?: number;
+  /** Aborting rejects the wait with `signal.reason`; nothing stays taken. */
+  signal?: AbortSignal;
+}
+
+function checkTimeout(timeout: number | undefined): void {
+  if (timeout !== undefined && (typeof timeout !== "number" || Number.isNaN(timeout))) {
+    throw new TypeError(`Invalid timeout: expected a number of milliseconds, got ${String(timeout)}`);
+  }
+}
+
+/**
+ * Waits until `tryTake()` succeeds: at once when it can, else sleeping on the core's semaphore
+ * in slices. `recover()` runs after each slice that ended without a post (dead holders).
+ * Resolves false on timeout or `block: false`.
+ */
+export async function waitUntil(
+  core: Core,
+  what: string,
+  tryTake: () => boolean,
+  options: WaitOptions | undefined,
+  recover?: () => void,
+): Promise<boolean> {
+  const { block = true, timeout, signal } = options ?? {};
+  checkTimeout(timeout);
+  signal?.throwIfAborted();
+  core.check(what);
+  if (tryTake()) return true;
+  if (!block || (timeout !== undefined && timeout <= 0)) return false;
+  const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+  const words = core.words;
+  Atomics.add(words, W.WAITERS, 1);
+  try {
+    for (;;) {
+      if (tryTake()) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      const took = await core.sleep(Math.min(SLICE_MS, Math.ceil(left)), signal);
+      core.check(what);
+      if (!took && recover) recover();
+    }
+  } finally {
+    if (!core.closed) Atomics.sub(words, W.WAITERS, 1);
+  }
+}
+
+/** As {@linkcode waitUntil}, blocking the calling thread. */
+export function waitUntilSync(
+  core: Core,
+  what: string,
+  tryTake: () => boolean,
+  options: { block?: boolean; timeout?: number } | undefined,
+  recover?: () => void,
+): boolean {
+  const { block = true, timeout } = options ?? {};
+  checkTimeout(timeout);
+  core.check(what);
+  if (tryTake()) return true;
+  if (!block || (timeout !== undefined && timeout <= 0)) return false;
+  const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+  const words = core.words;
+  Atomics.add(words, W.WAITERS, 1);
+  try {
+    for (;;) {
+      if (tryTake()) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      const took = core.sleepSync(Math.min(SLICE_MS, Math.ceil(left)));
+      if (!took && recover) recover();
+    }
+  } finally {
+    Atomics.sub(words, W.WAITERS, 1);
+  }
+}
+
+/** True when `pid` is a process that has ended (so whatever it held is abandoned). */
+export function isDead(pid: number): boolean {
+  return pid > 0 && pid !== PID && !processAlive(pid);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semaphore holder slots
+
+/** Cores of semaphores in which this process holds a slot: cleared at a normal exit. Weak, so
+ * that a dropped semaphore can still be collected (and its names unlinked). */
+const holderRefs = new Set<WeakRef<Core>>();
+
+/** Records that this process took one unit of a semaphore. */
+export function noteTaken(core: Core): void {
+  let s = core.slot;
+  if (s === -1) s = claimSlot(core);
+  if (s >= 0) Atomics.add(core.words, W.SLOTS + 2 * s + 1, 1);
+}
+
+function claimSlot(core: Core): number {
+  const w = core.words;
+  let s = -2;
+  for (let i = 0; i < N_SLOTS; i++) {
+    if (Atomics.load(w, W.SLOTS + 2 * i) === PID) {
+      s = i;
+      break;
+    }
+  }
+  if (s === -2) {
+    for (let i = 0; i < N_SLOTS; i++) {
+      if (Atomics.compareExchange(w, W.SLOTS + 2 * i, 0, PID) === 0) {
+        s = i;
+        break;
+      }
+    }
+  }
+  core.slot = s;
+  if (s >= 0) {
+    const ref = new WeakRef(core);
+    holderRefs.add(ref);
+  }
+  return s;
+}
+
+/**
+ * Records that one unit is given back: by this process if it holds any, else on behalf of
+ * another holder. Returns the slot index changed (-1: none), for {@linkcode undoGiven}.
+ */
+export function noteGiven(core: Core): number {
+  const w = core.words;
+  const s = core.slot;
+  if (s >= 0 && decrementIfPositive(w, W.SLOTS + 2 * s + 1)) return s;
+  for (let i = 0; i < N_SLOTS; i++) {
+    if (decrementIfPositive(w, W.SLOTS + 2 * i + 1)) return i;
+  }
+  return -1;
+}
+
+/** Reverts {@linkcode noteGiven} (the release turned out to be an over-release). */
+export function undoGiven(core: Core, slot: number): void {
+  if (slot >= 0) Atomics.add(core.words, W.SLOTS + 2 * slot + 1, 1);
+}
+
+/** Atomically decrements `w[i]` if it is above zero; true when it did. */
+export function decrementIfPositive(w: Int32Array, i: number): boolean {
+  let c = Atomics.load(w, i);
+  while (c > 0) {
+    const seen = Atomics.compareExchange(w, i, c, c - 1);
+    if (seen === c) return true;
+    c = seen;
+  }
+  return false;
+}
+
+/**
+ * Takes back the units of holders that died without giving them back. Returns how many units
+ * were recovered (the caller adds them to the value and wakes waiters).
+ */
+export function reclaimDeadSlots(core: Core): number {
+  const w = core.words;
+  let total = 0;
+  for (let i = 0; i < N_SLOTS; i++) {
+    const p = Atomics.load(w, W.SLOTS + 2 * i);
+    if (p <= 0 || !isDead(p)) continue;
+    // -1 marks the slot busy so only one waiter reclaims it.
+    if (Atomics.compareExchange(w, W.SLOTS + 2 * i, p, -1) !== p) continue;
+    total += Atomics.exchange(w, W.SLOTS + 2 * i + 1, 0);
+    Atomics.store(w, W.SLOTS + 2 * i, 0);
+  }
+  return total;
+}
+
+// At a normal exit, units this process took and never gave back count as consumed (a semaphore
+// counting events, acquired here and released elsewhere): forget them, so nobody "recovers" them.
+// Only a process that vanished without this hook (SIGKILL, crash) has its units given back.
+globalThis.addEventListener("unload", () => {
+  for (const ref of holderRefs) {
+    const core = ref.deref();
+    if (!core || core.closed || core.slot < 0) continue;
+    const i = W.SLOTS + 2 * core.slot;
+    Atomics.store(core.words, i + 1, 0);
+    Atomics.compareExchange(core.words, i, PID, 0);
+  }
+});

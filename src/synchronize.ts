@@ -1,0 +1,1067 @@
+/**
+ * Locks, semaphores, events, conditions and barriers that work across processes (CPython:
+ * `synchronize.py`).
+ *
+ * Each object is a handle on a shared memory block (its state, changed with `Atomics`) and a
+ * named semaphore (the wake-up channel for processes that must wait); see `_sync_core.ts` for
+ * the design. Who owns what:
+ *
+ * - The process that constructs an object creates both names and unlinks them on `close()`, when
+ *   the object is garbage collected, or at its exit; the resource tracker unlinks them if the
+ *   whole process tree ends first (SIGKILL included).
+ * - Passing an object to a child (a `Process` argument, later a queue message) sends only its
+ *   name; the child opens the same semaphore and block and sees the same state.
+ * - `Lock`/`RLock` keep the holder's pid in the block; `Semaphore` keeps, per process, how many
+ *   units it holds. A waiter that has slept a slice (50 ms) checks those pids: units and locks of
+ *   a process that no longer runs are given back, so a holder killed by SIGKILL never deadlocks
+ *   the others (CPython does, bpo-44138).
+ * - `Condition` keeps two counters in its block, both changed only under its lock: sleepers not
+ *   yet notified, and notifications not yet taken. A waiter that times out leaves as one of the
+ *   un-notified sleepers, so it never takes a notification away from another.
+ * - `Barrier` is a `Lock` and a `Condition` plus two words (phase, count), as `threading.Barrier`.
+ *
+ * @module
+ */
+import { callerModule } from "./_caller.ts";
+import { registerReducer } from "./_reduction.ts";
+import {
+  Core,
+  decrementIfPositive,
+  isDead,
+  KIND,
+  noteGiven,
+  noteTaken,
+  PID,
+  reclaimDeadSlots,
+  undoGiven,
+  W,
+  waitUntil,
+  waitUntilSync,
+} from "./_sync_core.ts";
+import { BrokenBarrierError } from "./errors.ts";
+
+/** Options of `acquire()` and `hold()`. */
+export interface AcquireOptions {
+  /** False: try once and never wait (wins over `timeout`). Default true. */
+  block?: boolean;
+  /** Milliseconds to wait at most; undefined waits forever, 0 or less does not wait. */
+  timeout?: number;
+  /** Aborting rejects the wait with `signal.reason`; nothing stays acquired. */
+  signal?: AbortSignal;
+}
+
+/** Options of `acquireSync()`. */
+export interface AcquireSyncOptions {
+  /** False: try once and never wait (wins over `timeout`). Default true. */
+  block?: boolean;
+  /** Milliseconds to wait at most; undefined waits forever, 0 or less does not wait. */
+  timeout?: number;
+}
+
+const TRUE = Promise.resolve(true);
+
+// Revival: a reducer sets this, then calls the public constructor, which adopts the core.
+let reviving: Core | null = null;
+function adopt(): Core | null {
+  const c = reviving;
+  reviving = null;
+  return c;
+}
+function revive<T>(core: Core, make: () => T): T {
+  reviving = core;
+  try {
+    return make();
+  } finally {
+    reviving = null;
+  }
+}
+
+async function holdWith(
+  what: string,
+  acquire: (o?: AcquireOptions) => Promise<boolean>,
+  release: () => void,
+  options: AcquireOptions | undefined,
+): Promise<Disposable & AsyncDisposable> {
+  if (!(await acquire(options))) {
+    throw new Deno.errors.TimedOut(
+      options?.block === false
+        ? `Cannot hold ${what}: it is taken and block is false`
+        : `Cannot hold ${what}: not acquired within ${options?.timeout} ms`,
+    );
+  }
+  let released = false;
+  const dispose = () => {
+    if (released) return;
+    released = true;
+    release();
+  };
+  return { [Symbol.dispose]: dispose, [Symbol.asyncDispose]: () => Promise.resolve(dispose()) };
+}
+
+/** What a Condition needs from its lock. */
+interface LockOps {
+  kind: "lock" | "rlock";
+  core: Core;
+  /** True when this process holds the lock. */
+  owned(): boolean;
+  /** Releases completely; returns what {@linkcode LockOps.restore} needs. */
+  releaseSave(): number;
+  restore(saved: number): void;
+  /** Waits for the lock, ignoring any signal (used to get it back after a wait). */
+  reacquire(): Promise<boolean>;
+  acquire(o?: AcquireOptions): Promise<boolean>;
+  acquireSync(o?: AcquireSyncOptions): boolean;
+  release(): void;
+}
+const lockOps = new WeakMap<Lock | RLock, LockOps>();
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A lock shared between processes, as Python's `multiprocessing.Lock`: one holder at a time;
+ * any process may release it. If the holding process dies (even by SIGKILL), a waiter frees the
+ * lock within about 50 ms and acquires it.
+ *
+ * @example Take turns with a child process
+ * ```ts
+ * import { Lock, Process } from "@mp/multiprocessing";
+ *
+ * export async function work(lock: Lock) {
+ *   using _ = await lock.hold();
+ *   console.log("only one of us prints at a time");
+ * }
+ *
+ * if (import.meta.main) {
+ *   using lock = new Lock();
+ *   const p = new Process({ target: work, args: [lock] });
+ *   await p.start();
+ *   await work(lock);
+ *   await p.join();
+ * }
+ * ```
+ */
+export class Lock {
+  #core: Core;
+  #w: Int32Array;
+  #take: () => boolean;
+  #recover: () => void;
+
+  /** Creates a new, unlocked lock. */
+  constructor() {
+    const core = adopt() ?? Core.create(KIND.lock);
+    const w = core.words;
+    this.#core = core;
+    this.#w = w;
+    this.#take = () => Atomics.compareExchange(w, W.A, 0, PID) === 0;
+    this.#recover = () => {
+      const owner = Atomics.load(w, W.A);
+      if (owner !== 0 && isDead(owner)) Atomics.compareExchange(w, W.A, owner, 0);
+    };
+    lockOps.set(this, {
+      kind: "lock",
+      core,
+      owned: () => Atomics.load(w, W.A) === PID,
+      releaseSave: () => (this.release(), 1),
+      restore: () => {},
+      reacquire: () => waitUntil(core, "lock", this.#take, undefined, this.#recover),
+      acquire: (o) => this.acquire(o),
+      acquireSync: (o) => this.acquireSync(o),
+      release: () => this.release(),
+    });
+  }
+
+  /**
+   * Acquires the lock; resolves true once held, false after `timeout` ms or at once with
+   * `block: false`. Never blocks the event loop.
+   */
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    if (options === undefined && !this.#core.closed && this.#take()) return TRUE;
+    return waitUntil(this.#core, "lock", this.#take, options, this.#recover);
+  }
+
+  /** Acquires the lock, blocking the calling thread (and the event loop) while it waits. */
+  acquireSync(options?: AcquireSyncOptions): boolean {
+    if (options === undefined && !this.#core.closed && Atomics.compareExchange(this.#w, W.A, 0, PID) === 0) {
+      return true;
+    }
+    return waitUntilSync(this.#core, "lock", this.#take, options, this.#recover);
+  }
+
+  /** Releases the lock (any process may). Throws `RangeError` if it is not held. */
+  release(): void {
+    this.#core.check("lock");
+    if (Atomics.exchange(this.#w, W.A, 0) === 0) {
+      throw new RangeError("Cannot release lock: it is not held");
+    }
+    if (Atomics.load(this.#w, W.WAITERS) > 0) this.#core.wakeOne();
+  }
+
+  /** True when some process holds the lock. */
+  locked(): boolean {
+    this.#core.check("lock");
+    return Atomics.load(this.#w, W.A) !== 0;
+  }
+
+  /**
+   * Acquires, and releases when the returned object is disposed: `using _ = await lock.hold()`.
+   * Rejects with `Deno.errors.TimedOut` when not acquired in time.
+   */
+  hold(options?: AcquireOptions): Promise<Disposable & AsyncDisposable> {
+    return holdWith("lock", (o) => this.acquire(o), () => this.release(), options);
+  }
+
+  /** Closes this handle (idempotent); the creating process also removes the names. */
+  close(): void {
+    this.#core.close();
+  }
+
+  /** Same as {@linkcode Lock.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * A re-entrant lock shared between processes, as Python's `multiprocessing.RLock`: the holding
+ * process may acquire it again, and must release it as many times. Only the holder may release.
+ *
+ * @example Re-enter from the same process
+ * ```ts
+ * import { RLock } from "@mp/multiprocessing";
+ *
+ * using lock = new RLock();
+ * await lock.acquire();
+ * await lock.acquire(); // same process: no wait
+ * lock.release();
+ * lock.release();
+ * ```
+ */
+export class RLock {
+  #core: Core;
+  #w: Int32Array;
+  #take: () => boolean;
+  #recover: () => void;
+
+  /** Creates a new, unlocked re-entrant lock. */
+  constructor() {
+    const core = adopt() ?? Core.create(KIND.rlock);
+    const w = core.words;
+    this.#core = core;
+    this.#w = w;
+    this.#take = () => {
+      const owner = Atomics.load(w, W.A);
+      if (owner === PID) {
+        w[W.B]++;
+        return true;
+      }
+      if (owner === 0 && Atomics.compareExchange(w, W.A, 0, PID) === 0) {
+        w[W.B] = 1;
+        return true;
+      }
+      return false;
+    };
+    this.#recover = () => {
+      const owner = Atomics.load(w, W.A);
+      if (owner !== 0 && isDead(owner)) Atomics.compareExchange(w, W.A, owner, 0);
+    };
+    lockOps.set(this, {
+      kind: "rlock",
+      core,
+      owned: () => Atomics.load(w, W.A) === PID,
+      releaseSave: () => {
+        const count = w[W.B];
+        w[W.B] = 1;
+        this.release();
+        return count;
+      },
+      restore: (count) => {
+        w[W.B] = count;
+      },
+      reacquire: () => waitUntil(core, "lock", this.#take, undefined, this.#recover),
+      acquire: (o) => this.acquire(o),
+      acquireSync: (o) => this.acquireSync(o),
+      release: () => this.release(),
+    });
+  }
+
+  /** As {@linkcode Lock.acquire}; resolves true at once when this process already holds it. */
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    if (options === undefined && !this.#core.closed && this.#take()) return TRUE;
+    return waitUntil(this.#core, "lock", this.#take, options, this.#recover);
+  }
+
+  /** As {@linkcode Lock.acquireSync}. */
+  acquireSync(options?: AcquireSyncOptions): boolean {
+    return waitUntilSync(this.#core, "lock", this.#take, options, this.#recover);
+  }
+
+  /**
+   * Releases one level. Throws `RangeError` if nobody holds it and `Error` if another process
+   * holds it.
+   */
+  release(): void {
+    this.#core.check("lock");
+    const w = this.#w;
+    const owner = Atomics.load(w, W.A);
+    if (owner !== PID) {
+      if (owner === 0) throw new RangeError("Cannot release RLock: it is not held");
+      throw new Error(
+        `Cannot release RLock: it is held by process ${owner}, not by this one (${PID}); only the holder may release it`,
+      );
+    }
+    const count = w[W.B] - 1;
+    if (count > 0) {
+      w[W.B] = count;
+      return;
+    }
+    w[W.B] = 0;
+    Atomics.store(w, W.A, 0);
+    if (Atomics.load(w, W.WAITERS) > 0) this.#core.wakeOne();
+  }
+
+  /** True when some process holds the lock. */
+  locked(): boolean {
+    this.#core.check("lock");
+    return Atomics.load(this.#w, W.A) !== 0;
+  }
+
+  /** As {@linkcode Lock.hold}. */
+  hold(options?: AcquireOptions): Promise<Disposable & AsyncDisposable> {
+    return holdWith("lock", (o) => this.acquire(o), () => this.release(), options);
+  }
+
+  /** Closes this handle (idempotent); the creating process also removes the names. */
+  close(): void {
+    this.#core.close();
+  }
+
+  /** Same as {@linkcode RLock.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+let nextBounded = false;
+const semCores = new WeakMap<Semaphore, Core>();
+
+/**
+ * A counting semaphore shared between processes, as Python's `multiprocessing.Semaphore`.
+ * Units held by a process that died without releasing them (SIGKILL, crash) are given back;
+ * units a process still held when it exited normally count as consumed.
+ *
+ * @example Let at most two processes in at once
+ * ```ts
+ * import { Semaphore } from "@mp/multiprocessing";
+ *
+ * using slots = new Semaphore(2);
+ * {
+ *   using _ = await slots.hold();
+ *   console.log(slots.getValue()); // 1
+ * }
+ * ```
+ */
+export class Semaphore {
+  #core: Core;
+  #w: Int32Array;
+  #take: () => boolean;
+  #recover: () => void;
+
+  /** Creates a semaphore holding `value` units (default 1). */
+  constructor(value = 1) {
+    const bounded = nextBounded;
+    nextBounded = false;
+    const adopted = adopt();
+    if (!adopted) {
+      const what = bounded ? "BoundedSemaphore" : "Semaphore";
+      if (typeof value !== "number" || !Number.isInteger(value)) {
+        throw new TypeError(`Invalid ${what} value: expected an integer, got ${String(value)}`);
+      }
+      if (value < 0 || value > 0x7fff_ffff) {
+        throw new RangeError(`Invalid ${what} value: expected 0 to 2147483647, got ${value}`);
+      }
+    }
+    const core = adopted ?? Core.create(KIND.semaphore);
+    const w = core.words;
+    if (!adopted) {
+      w[W.B] = bounded ? value : -1;
+      Atomics.store(w, W.A, value);
+    }
+    this.#core = core;
+    this.#w = w;
+    semCores.set(this, core);
+    this.#take = () => {
+      let v = Atomics.load(w, W.A);
+      while (v > 0) {
+        const seen = Atomics.compareExchange(w, W.A, v, v - 1);
+        if (seen === v) {
+          noteTaken(core);
+          return true;
+        }
+        v = seen;
+      }
+      return false;
+    };
+    this.#recover = () => {
+      const n = reclaimDeadSlots(core);
+      if (n > 0) {
+        this.#add(n);
+        core.post(Math.min(n, Atomics.load(w, W.WAITERS)));
+      }
+    };
+  }
+
+  #add(n: number): void {
+    const w = this.#w;
+    const bound = w[W.B];
+    let v = Atomics.load(w, W.A);
+    for (;;) {
+      const next = bound >= 0 ? Math.min(bound, v + n) : v + n;
+      const seen = Atomics.compareExchange(w, W.A, v, next);
+      if (seen === v) return;
+      v = seen;
+    }
+  }
+
+  /** Takes one unit; resolves false after `timeout` ms or at once with `block: false`. */
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    if (options === undefined && !this.#core.closed && this.#take()) return TRUE;
+    return waitUntil(this.#core, "semaphore", this.#take, options, this.#recover);
+  }
+
+  /** Takes one unit, blocking the calling thread while it waits. */
+  acquireSync(options?: AcquireSyncOptions): boolean {
+    return waitUntilSync(this.#core, "semaphore", this.#take, options, this.#recover);
+  }
+
+  /**
+   * Gives back one unit (any process may). A `BoundedSemaphore` throws `RangeError` when that
+   * would exceed its initial value.
+   */
+  release(): void {
+    const core = this.#core;
+    core.check("semaphore");
+    const w = this.#w;
+    const slot = noteGiven(core);
+    const bound = w[W.B];
+    if (bound < 0) Atomics.add(w, W.A, 1);
+    else {
+      let v = Atomics.load(w, W.A);
+      for (;;) {
+        if (v >= bound) {
+          undoGiven(core, slot);
+          throw new RangeError(
+            `Cannot release BoundedSemaphore: it is already at its initial value ${bound} (released more often than acquired)`,
+          );
+        }
+        const seen = Atomics.compareExchange(w, W.A, v, v + 1);
+        if (seen === v) break;
+        v = seen;
+      }
+    }
+    if (Atomics.load(w, W.WAITERS) > 0) core.wakeOne();
+  }
+
+  /** The number of units available now. */
+  getValue(): number {
+    this.#core.check("semaphore");
+    return Atomics.load(this.#w, W.A);
+  }
+
+  /** As {@linkcode Lock.hold}: one unit, given back on dispose. */
+  hold(options?: AcquireOptions): Promise<Disposable & AsyncDisposable> {
+    return holdWith("semaphore", (o) => this.acquire(o), () => this.release(), options);
+  }
+
+  /** Closes this handle (idempotent); the creating process also removes the names. */
+  close(): void {
+    this.#core.close();
+  }
+
+  /** Same as {@linkcode Semaphore.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * A semaphore that refuses to go above its initial value: one `release()` too many throws
+ * `RangeError`, as Python's `multiprocessing.BoundedSemaphore` (there `ValueError`).
+ *
+ * @example Catch an extra release
+ * ```ts
+ * import { BoundedSemaphore } from "@mp/multiprocessing";
+ *
+ * using sem = new BoundedSemaphore(1);
+ * try {
+ *   sem.release();
+ * } catch (e) {
+ *   console.log(e instanceof RangeError); // true
+ * }
+ * ```
+ */
+export class BoundedSemaphore extends Semaphore {
+  /** Creates a bounded semaphore holding `value` units (default 1), at most `value`. */
+  constructor(value = 1) {
+    nextBounded = true;
+    super(value);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A flag shared between processes, as Python's `multiprocessing.Event`: `wait()` resolves once
+ * some process calls `set()`.
+ *
+ * @example Wait for a start signal
+ * ```ts
+ * import { Event } from "@mp/multiprocessing";
+ *
+ * using ready = new Event();
+ * setTimeout(() => ready.set(), 10);
+ * console.log(await ready.wait(1000)); // true
+ * ```
+ */
+export class Event {
+  #core: Core;
+  #w: Int32Array;
+
+  /** Creates a new event, not set. */
+  constructor() {
+    this.#core = adopt() ?? Core.create(KIND.event);
+    this.#w = this.#core.words;
+    eventCores.set(this, this.#core);
+  }
+
+  /** Sets the flag and wakes every waiting process. */
+  set(): void {
+    this.#core.check("event");
+    const w = this.#w;
+    Atomics.store(w, W.A, 1);
+    Atomics.add(w, W.B, 1);
+    this.#core.post(Atomics.load(w, W.WAITERS));
+  }
+
+  /** Clears the flag. */
+  clear(): void {
+    this.#core.check("event");
+    Atomics.store(this.#w, W.A, 0);
+  }
+
+  /** True when the flag is set. */
+  isSet(): boolean {
+    this.#core.check("event");
+    return Atomics.load(this.#w, W.A) === 1;
+  }
+
+  /**
+   * Waits until the flag is set: resolves true when it is (or was set while waiting), false
+   * after `timeout` ms.
+   */
+  wait(timeout?: number, options?: { signal?: AbortSignal }): Promise<boolean> {
+    const w = this.#w;
+    this.#core.check("event");
+    const generation = Atomics.load(w, W.B);
+    return waitUntil(
+      this.#core,
+      "event",
+      () => Atomics.load(w, W.A) === 1 || Atomics.load(w, W.B) !== generation,
+      { timeout, signal: options?.signal },
+    );
+  }
+
+  /** Closes this handle (idempotent); the creating process also removes the names. */
+  close(): void {
+    this.#core.close();
+  }
+
+  /** Same as {@linkcode Event.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const condCores = new WeakMap<Condition, Core>();
+const eventCores = new WeakMap<Event, Core>();
+
+/**
+ * A condition variable shared between processes, as Python's `multiprocessing.Condition`:
+ * `wait()` releases the lock, sleeps until `notify()`, and takes the lock back.
+ *
+ * @example Wait for a value another process sets
+ * ```ts
+ * import { Condition } from "@mp/multiprocessing";
+ *
+ * using cond = new Condition();
+ * let ready = false;
+ * setTimeout(async () => {
+ *   using _ = await cond.hold();
+ *   ready = true;
+ *   cond.notifyAll();
+ * }, 10);
+ * using _ = await cond.hold();
+ * console.log(await cond.waitFor(() => ready, 1000)); // true
+ * ```
+ */
+export class Condition {
+  #core: Core;
+  #lock: Lock | RLock;
+  #ops: LockOps;
+  #ownsLock: boolean;
+  #takeSignal: () => boolean;
+
+  /** Creates a condition over `lock` (default: a new `RLock`). */
+  constructor(lock?: Lock | RLock) {
+    const adopted = adopt();
+    if (lock !== undefined && !lockOps.has(lock)) {
+      throw new TypeError("Invalid lock: expected a Lock or an RLock from this module");
+    }
+    this.#ownsLock = lock === undefined;
+    this.#lock = lock ?? new RLock();
+    this.#ops = lockOps.get(this.#lock)!;
+    this.#core = adopted ?? Core.create(KIND.condition);
+    condCores.set(this, this.#core);
+    const w = this.#core.words;
+    this.#takeSignal = () => decrementIfPositive(w, W.B);
+  }
+
+  /** The lock this condition uses. */
+  get lock(): Lock | RLock {
+    return this.#lock;
+  }
+
+  /** Acquires the underlying lock. */
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    return this.#ops.acquire(options);
+  }
+
+  /** Acquires the underlying lock, blocking the thread. */
+  acquireSync(options?: AcquireSyncOptions): boolean {
+    return this.#ops.acquireSync(options);
+  }
+
+  /** Releases the underlying lock. */
+  release(): void {
+    this.#ops.release();
+  }
+
+  /** Holds the underlying lock until disposed. */
+  hold(options?: AcquireOptions): Promise<Disposable & AsyncDisposable> {
+    return holdWith("condition lock", (o) => this.acquire(o), () => this.release(), options);
+  }
+
+  /**
+   * Releases the lock, waits for a notification, and takes the lock back (also on timeout or
+   * abort). Resolves true when notified, false after `timeout` ms. Throws `Error` when this
+   * process does not hold the lock.
+   */
+  async wait(timeout?: number, options?: { signal?: AbortSignal }): Promise<boolean> {
+    const core = this.#core;
+    core.check("condition");
+    const ops = this.#ops;
+    if (!ops.owned()) {
+      throw new Error("Cannot wait on condition: its lock is not held by this process; acquire it first");
+    }
+    const w = core.words;
+    Atomics.add(w, W.A, 1);
+    const saved = ops.releaseSave();
+    let notified = false;
+    let failure: { error: unknown } | undefined;
+    try {
+      notified = await waitUntil(core, "condition", this.#takeSignal, { timeout, signal: options?.signal });
+    } catch (error) {
+      failure = { error };
+    }
+    // As Python: the lock is held again when wait() returns, whatever happened.
+    await ops.reacquire();
+    ops.restore(saved);
+    if (!notified && !core.closed) {
+      // Leave as one of the sleepers nobody notified yet; if every sleeper was notified, one of
+      // those notifications is ours: take it.
+      if (!decrementIfPositive(w, W.A)) notified = this.#takeSignal();
+    }
+    if (failure) throw failure.error;
+    return notified;
+  }
+
+  /**
+   * Waits until `predicate()` is truthy, re-checking after each notification; resolves its
+   * final truthiness (false when `timeout` ms passed first). Must hold the lock.
+   */
+  async waitFor(
+    predicate: () => unknown,
+    timeout?: number,
+    options?: { signal?: AbortSignal },
+  ): Promise<boolean> {
+    let result = predicate();
+    const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+    while (!result) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      await this.wait(left === Infinity ? undefined : left, options);
+      result = predicate();
+    }
+    return Boolean(result);
+  }
+
+  /** Wakes up to `n` (default 1) waiting processes. Must hold the lock. */
+  notify(n = 1): void {
+    const core = this.#core;
+    core.check("condition");
+    if (!this.#ops.owned()) {
+      throw new Error("Cannot notify: the condition's lock is not held by this process; acquire it first");
+    }
+    const w = core.words;
+    const k = Math.min(n, Atomics.load(w, W.A));
+    if (k <= 0) return;
+    Atomics.sub(w, W.A, k);
+    Atomics.add(w, W.B, k);
+    core.post(k);
+  }
+
+  /** Wakes every waiting process. Must hold the lock. */
+  notifyAll(): void {
+    this.notify(Infinity);
+  }
+
+  /** Closes this handle (and the lock, when the condition made it). Idempotent. */
+  close(): void {
+    this.#core.close();
+    if (this.#ownsLock) this.#lock.close();
+  }
+
+  /** Same as {@linkcode Condition.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const FILLING = 0;
+const DRAINING = 1;
+const ACTION = 2;
+const RESETTING = -1;
+const BROKEN = -2;
+const STATE = W.C;
+const COUNT = W.D;
+
+/** Options of {@linkcode Barrier}. */
+export interface BarrierOptions {
+  /**
+   * Runs once per pass, in the last process to arrive, before any party is released. To run in
+   * a child, it must be exported from the module that created the barrier (as a Process target).
+   */
+  action?: () => unknown;
+  /** Default timeout of `wait()`, in ms. */
+  timeout?: number;
+}
+
+interface ActionRef {
+  name: string;
+  module: string;
+}
+
+/**
+ * A barrier for a fixed number of parties across processes, as Python's
+ * `multiprocessing.Barrier`: each `wait()` blocks until `parties` waits are pending, then all
+ * are released together and each gets a distinct index.
+ *
+ * @example Two parties meet
+ * ```ts
+ * import { Barrier } from "@mp/multiprocessing";
+ *
+ * using barrier = new Barrier(2);
+ * const [a, b] = await Promise.all([barrier.wait(), barrier.wait()]);
+ * console.log([a, b].sort()); // [0, 1]
+ * ```
+ */
+export class Barrier {
+  #lock: Lock;
+  #cond: Condition;
+  #w: Int32Array;
+  #parties: number;
+  #timeout: number | undefined;
+  #action: (() => unknown) | undefined;
+  #actionRef: ActionRef | null;
+
+  /** Creates a barrier for `parties` parties. */
+  constructor(parties: number, options: BarrierOptions = {}) {
+    const revived = reviveBarrier;
+    reviveBarrier = null;
+    if (revived) {
+      this.#lock = revived.lock;
+      this.#cond = revived.cond;
+      this.#parties = revived.parties;
+      this.#timeout = revived.timeout;
+      this.#action = undefined;
+      this.#actionRef = revived.action;
+    } else {
+      if (typeof parties !== "number" || !Number.isInteger(parties) || parties < 1) {
+        throw new RangeError(`Invalid parties: expected a positive integer, got ${String(parties)}`);
+      }
+      const { action, timeout } = options;
+      if (action !== undefined && typeof action !== "function") {
+        throw new TypeError(`Invalid action: expected a function, got ${typeof action}`);
+      }
+      this.#parties = parties;
+      this.#timeout = timeout;
+      this.#action = action;
+      const module = action ? callerModule() : undefined;
+      this.#actionRef = action && module && action.name ? { name: action.name, module } : null;
+      this.#lock = new Lock();
+      this.#cond = new Condition(this.#lock);
+    }
+    this.#w = condCores.get(this.#cond)!.words;
+    barrierParts.set(this, {
+      lock: this.#lock,
+      cond: this.#cond,
+      parties: this.#parties,
+      timeout: this.#timeout,
+      action: this.#actionRef,
+    });
+  }
+
+  /** The number of parties needed to pass. */
+  get parties(): number {
+    return this.#parties;
+  }
+
+  /** How many parties are waiting now. */
+  get nWaiting(): number {
+    const w = this.#w;
+    return Atomics.load(w, STATE) === FILLING ? Atomics.load(w, COUNT) : 0;
+  }
+
+  /** True when the barrier is broken (aborted, or a wait timed out); `reset()` repairs it. */
+  get broken(): boolean {
+    return Atomics.load(this.#w, STATE) === BROKEN;
+  }
+
+  /**
+   * Waits for the other parties; resolves a distinct index 0..parties-1. Rejects with
+   * `BrokenBarrierError` when the barrier is or becomes broken, and breaks it on timeout.
+   */
+  async wait(timeout?: number, options?: { signal?: AbortSignal }): Promise<number> {
+    timeout ??= this.#timeout;
+    const w = this.#w;
+    const cond = this.#cond;
+    const signal = options?.signal;
+    await this.#lock.acquire({ signal });
+    let locked = true;
+    try {
+      // Wait out a pass that is still draining or resetting.
+      while (
+        Atomics.load(w, STATE) === DRAINING || Atomics.load(w, STATE) === RESETTING ||
+        Atomics.load(w, STATE) === ACTION
+      ) {
+        await cond.wait(undefined, { signal });
+      }
+      if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError();
+      const index = Atomics.add(w, COUNT, 1);
+      try {
+        if (index + 1 === this.#parties) {
+          if (this.#action || this.#actionRef) {
+            Atomics.store(w, STATE, ACTION);
+            this.#lock.release();
+            locked = false;
+            let failed: { error: unknown } | undefined;
+            try {
+              await (await this.#findAction())();
+            } catch (error) {
+              failed = { error };
+            }
+            await this.#lock.acquire();
+            locked = true;
+            if (failed) {
+              this.#break();
+              throw failed.error;
+            }
+            if (Atomics.load(w, STATE) !== ACTION) throw new BrokenBarrierError();
+          }
+          Atomics.store(w, STATE, DRAINING);
+          cond.notifyAll();
+        } else {
+          const passed = () => {
+            const s = Atomics.load(w, STATE);
+            return s !== FILLING && s !== ACTION;
+          };
+          let ok = false;
+          try {
+            ok = await cond.waitFor(passed, timeout, { signal });
+          } catch (e) {
+            this.#break();
+            throw e;
+          }
+          if (!ok) {
+            this.#break();
+            throw new BrokenBarrierError(`Barrier is broken: wait timed out after ${timeout} ms`);
+          }
+          if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError();
+        }
+        return index;
+      } finally {
+        // The last one out of a draining or resetting barrier opens it for the next pass.
+        if (Atomics.sub(w, COUNT, 1) === 1) {
+          const s = Atomics.load(w, STATE);
+          if (s === RESETTING || s === DRAINING) {
+            Atomics.store(w, STATE, FILLING);
+            cond.notifyAll();
+          }
+        }
+      }
+    } finally {
+      if (locked) this.#lock.release();
+    }
+  }
+
+  async #findAction(): Promise<() => unknown> {
+    if (this.#action) return this.#action;
+    const ref = this.#actionRef!;
+    const mod = await import(ref.module);
+    const fn = mod[ref.name];
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot run the barrier's action "${ref.name}" in this process: it is not exported from ${ref.module}. Export it so other processes can import it.`,
+      );
+    }
+    return this.#action = fn;
+  }
+
+  #break(): void {
+    Atomics.store(this.#w, STATE, BROKEN);
+    this.#cond.notifyAll();
+  }
+
+  /** Breaks the barrier: every waiting and future `wait()` rejects with `BrokenBarrierError`. */
+  abort(): void {
+    this.#lock.acquireSync();
+    try {
+      this.#break();
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  /** Returns the barrier to its empty state; current waiters reject with `BrokenBarrierError`. */
+  reset(): void {
+    const w = this.#w;
+    this.#lock.acquireSync();
+    try {
+      if (Atomics.load(w, COUNT) > 0) {
+        const s = Atomics.load(w, STATE);
+        if (s === FILLING || s === BROKEN || s === ACTION) Atomics.store(w, STATE, RESETTING);
+      } else Atomics.store(w, STATE, FILLING);
+      this.#cond.notifyAll();
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  /** Closes this handle (idempotent); the creating process also removes the names. */
+  close(): void {
+    this.#cond.close();
+    this.#lock.close();
+  }
+
+  /** Same as {@linkcode Barrier.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+interface BarrierState {
+  lock: Lock;
+  cond: Condition;
+  parties: number;
+  timeout: number | undefined;
+  action: ActionRef | null;
+}
+let reviveBarrier: BarrierState | null = null;
+const barrierParts = new WeakMap<Barrier, BarrierState>();
+
+// ---------------------------------------------------------------------------------------------
+// Travelling to other processes: only the name goes; the receiver opens the same resources.
+
+interface LockState {
+  kind: "lock" | "rlock";
+  name: string;
+}
+
+function reduceLock(lock: Lock | RLock): LockState {
+  const ops = lockOps.get(lock)!;
+  ops.core.check("lock");
+  return { kind: ops.kind, name: ops.core.name };
+}
+
+function reviveLock(state: LockState): Lock | RLock {
+  const core = Core.open(state.name, KIND[state.kind], state.kind === "lock" ? "Lock" : "RLock");
+  return revive(core, () => state.kind === "lock" ? new Lock() : new RLock());
+}
+
+registerReducer(Lock, { name: "mp.Lock", reduce: reduceLock, revive: reviveLock as (s: LockState) => Lock });
+registerReducer(RLock, { name: "mp.RLock", reduce: reduceLock, revive: reviveLock as (s: LockState) => RLock });
+registerReducer(Semaphore, {
+  name: "mp.Semaphore",
+  reduce: (s: Semaphore) => semCores.get(s)!.name,
+  revive: (name: string) => revive(Core.open(name, KIND.semaphore, "Semaphore"), () => new Semaphore()),
+});
+registerReducer(BoundedSemaphore, {
+  name: "mp.BoundedSemaphore",
+  reduce: (s: BoundedSemaphore) => semCores.get(s)!.name,
+  revive: (name: string) =>
+    revive(Core.open(name, KIND.semaphore, "BoundedSemaphore"), () => new BoundedSemaphore()),
+});
+registerReducer(Event, {
+  name: "mp.Event",
+  reduce: (e: Event) => eventCores.get(e)!.name,
+  revive: (name: string) => revive(Core.open(name, KIND.event, "Event"), () => new Event()),
+});
+
+interface ConditionState {
+  name: string;
+  lock: LockState;
+}
+function reduceCondition(c: Condition): ConditionState {
+  const core = condCores.get(c)!;
+  core.check("condition");
+  return { name: core.name, lock: reduceLock(c.lock) };
+}
+function reviveCondition(s: ConditionState): Condition {
+  const lock = reviveLock(s.lock);
+  const core = Core.open(s.name, KIND.condition, "Condition");
+  return revive(core, () => new Condition(lock));
+}
+registerReducer(Condition, { name: "mp.Condition", reduce: reduceCondition, revive: reviveCondition });
+
+interface BarrierWire {
+  cond: ConditionState;
+  parties: number;
+  timeout: number | undefined;
+  action: ActionRef | null;
+}
+registerReducer(Barrier, {
+  name: "mp.Barrier",
+  reduce: (b: Barrier): BarrierWire => {
+    const p = barrierParts.get(b)!;
+    return {
+      cond: reduceCondition(p.cond),
+      parties: p.parties,
+      timeout: p.timeout,
+      action: p.action,
+    };
+  },
+  revive: (s: BarrierWire) => {
+    const cond = reviveCondition(s.cond);
+    reviveBarrier = { lock: cond.lock as Lock, cond, parties: s.parties, timeout: s.timeout, action: s.action };
+    try {
+      return new Barrier(s.parties);
+    } finally {
+      reviveBarrier = null;
+    }
+  },
+});
