@@ -47,3 +47,15 @@ export {
   Pool,
   type PoolOptions,
 } from "./src/pool.ts";
+export {
+  type AcquireOptions,
+  type AcquireSyncOptions,
+  Barrier,
+  type BarrierOptions,
+  BoundedSemaphore,
+  Condition,
+  Event,
+  Lock,
+  RLock,
+  Semaphore,
+} from "./src/synchronize.ts";
