@@ -2,7 +2,7 @@
  * The machinery under every synchronization primitive (CPython: the `SemLock` part of
  * `synchronize.py` and `_multiprocessing/semaphore.c`).
  *
- * Each primitive owns two named resources with the same name, made by the process that
+ * Each primitive owns two named resources, `/mp…` and `/mp…m`, made by the process that
  * constructs it:
  *
  * - a **shared memory block** (`shm_open` + `mmap`, 512 bytes) that holds the primitive's state
@@ -46,8 +46,8 @@ import { track, untrack } from "./_tracker.ts";
 /** The longest a waiter sleeps before it looks at the state again (abort, dead holders). */
 export const SLICE_MS = 50;
 
-/** Size of each primitive's shared block: 8 header words and 32 holder slots. */
-const SHM_SIZE = 512;
+/** Size of each primitive's shared block (one page): header words, then slots. */
+const SHM_SIZE = 4096;
 const MAGIC = 0x6d707379; // "mpsy"
 
 /** Word indices in the shared block. */
@@ -67,7 +67,10 @@ export const W = {
   SLOTS: 8,
 } as const;
 /** How many distinct processes a semaphore can remember as holders (more: not recoverable). */
-export const N_SLOTS = (SHM_SIZE / 4 - W.SLOTS) / 2 | 0;
+export const N_SLOTS = 32;
+/** Where a Condition's waiter slots (state, ticket) start, and how many there are. */
+export const COND_SLOTS = W.SLOTS + 2 * N_SLOTS;
+export const N_COND_SLOTS = (SHM_SIZE / 4 - COND_SLOTS) / 2 | 0;
 
 /** This process's pid, the value written into lock words. */
 export const PID: number = Deno.pid;
@@ -79,6 +82,11 @@ let counter = 0;
 function newName(): string {
   const rand = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
   return `/mp${PID.toString(36)}-y${(counter++).toString(36)}-${rand}`;
+}
+
+/** The shared block's name: the semaphore's plus "m" (the tracker keys resources by name). */
+function shmName(name: string): string {
+  return name + "m";
 }
 
 interface Handles {
@@ -103,11 +111,11 @@ function unlinkNames(name: string): void {
     NamedSemaphore.unlink(name);
   } catch { /* the tracker retries */ }
   try {
-    unlinkSharedMemory(name);
+    unlinkSharedMemory(shmName(name));
   } catch { /* the tracker retries */ }
   try {
     untrack("sem", name);
-    untrack("shm", name);
+    untrack("shm", shmName(name));
   } catch { /* exiting */ }
 }
 
@@ -145,8 +153,8 @@ export class Core {
       try {
         sem = NamedSemaphore.create(name, 0);
         track("sem", name, { ownedByProcess: true });
-        const mapping = mapSharedMemory(name, true, SHM_SIZE);
-        track("shm", name, { ownedByProcess: true });
+        const mapping = mapSharedMemory(shmName(name), true, SHM_SIZE);
+        track("shm", shmName(name), { ownedByProcess: true });
         const words = new Int32Array(mapping.buffer, 0, SHM_SIZE / 4);
         words[W.KIND] = kind;
         Atomics.store(words, W.MAGIC, MAGIC);
@@ -167,7 +175,7 @@ export class Core {
     let sem: NamedSemaphore | undefined;
     try {
       sem = NamedSemaphore.open(name);
-      const mapping = mapSharedMemory(name, false);
+      const mapping = mapSharedMemory(shmName(name), false);
       const words = new Int32Array(mapping.buffer, 0, Math.min(SHM_SIZE, mapping.size) / 4);
       if (mapping.size < SHM_SIZE || words[W.MAGIC] !== MAGIC || words[W.KIND] !== kind) {
         mapping.unmap();
@@ -300,7 +308,8 @@ function checkTimeout(timeout: number | undefined): void {
 
 /**
  * Waits until `tryTake()` succeeds: at once when it can, else sleeping on the core's semaphore
- * in slices. `recover()` runs after each slice that ended without a post (dead holders).
+ * in slices. `recover()` runs after each slice that ended without a post (dead holders);
+ * `stray()` after a post that did not let `tryTake()` succeed.
  * Resolves false on timeout or `block: false`.
  */
 export async function waitUntil(
@@ -309,6 +318,7 @@ export async function waitUntil(
   tryTake: () => boolean,
   options: WaitOptions | undefined,
   recover?: () => void,
+  stray?: () => void,
 ): Promise<boolean> {
   const { block = true, timeout, signal } = options ?? {};
   checkTimeout(timeout);
@@ -326,7 +336,10 @@ export async function waitUntil(
       if (left <= 0) return false;
       const took = await core.sleep(Math.min(SLICE_MS, Math.ceil(left)), signal);
       core.check(what);
-      if (!took && recover) recover();
+      if (took) {
+        if (tryTake()) return true;
+        stray?.(); // the post we took was meant for another waiter
+      } else recover?.();
     }
   } finally {
     if (!core.closed) Atomics.sub(words, W.WAITERS, 1);

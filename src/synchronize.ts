@@ -26,11 +26,12 @@ import { callerModule } from "./_caller.ts";
 import { registerReducer } from "./_reduction.ts";
 import {
   Core,
-  decrementIfPositive,
+  COND_SLOTS,
   isDead,
   KIND,
   noteGiven,
   noteTaken,
+  N_COND_SLOTS,
   PID,
   reclaimDeadSlots,
   undoGiven,
@@ -586,6 +587,14 @@ export class Event {
 // ---------------------------------------------------------------------------------------------
 
 const condCores = new WeakMap<Condition, Core>();
+// Condition words: the next ticket, and how many waiter slots have ever been used.
+const SEQ = W.A;
+const HIGH = W.B;
+// Waiter slot states.
+const FREE = 0;
+const WAITING = 1;
+const NOTIFIED = 2;
+const TAKEN = 3;
 const eventCores = new WeakMap<Event, Core>();
 
 /**
@@ -612,7 +621,6 @@ export class Condition {
   #lock: Lock | RLock;
   #ops: LockOps;
   #ownsLock: boolean;
-  #takeSignal: () => boolean;
 
   /** Creates a condition over `lock` (default: a new `RLock`). */
   constructor(lock?: Lock | RLock) {
@@ -625,8 +633,6 @@ export class Condition {
     this.#ops = lockOps.get(this.#lock)!;
     this.#core = adopted ?? Core.create(KIND.condition);
     condCores.set(this, this.#core);
-    const w = this.#core.words;
-    this.#takeSignal = () => decrementIfPositive(w, W.B);
   }
 
   /** The lock this condition uses. */
@@ -667,25 +673,81 @@ export class Condition {
       throw new Error("Cannot wait on condition: its lock is not held by this process; acquire it first");
     }
     const w = core.words;
-    Atomics.add(w, W.A, 1);
+    const slot = this.#claimSlot();
     const saved = ops.releaseSave();
     let notified = false;
     let failure: { error: unknown } | undefined;
     try {
-      notified = await waitUntil(core, "condition", this.#takeSignal, { timeout, signal: options?.signal });
+      notified = await waitUntil(
+        core,
+        "condition",
+        () => Atomics.compareExchange(w, slot, NOTIFIED, TAKEN) === NOTIFIED,
+        { timeout, signal: options?.signal },
+        undefined,
+        () => {
+          // We took a post meant for a notified waiter that still sleeps: pass it on.
+          if (this.#pending() > 0) core.post(1);
+        },
+      );
     } catch (error) {
       failure = { error };
     }
     // As Python: the lock is held again when wait() returns, whatever happened.
     await ops.reacquire();
     ops.restore(saved);
-    if (!notified && !core.closed) {
-      // Leave as one of the sleepers nobody notified yet; if every sleeper was notified, one of
-      // those notifications is ours: take it.
-      if (!decrementIfPositive(w, W.A)) notified = this.#takeSignal();
+    if (!core.closed) {
+      // A notification that arrived after we gave up is still ours; if we leave because of an
+      // abort, hand it to the next waiter so that it is not lost.
+      if (!notified && Atomics.load(w, slot) === NOTIFIED) {
+        if (failure) this.#notifyOldest(1);
+        else notified = true;
+      }
+      Atomics.store(w, slot, FREE);
     }
     if (failure) throw failure.error;
     return notified;
+  }
+
+  /** Takes a free waiter slot, with the next ticket. Caller holds the lock. */
+  #claimSlot(): number {
+    const w = this.#core.words;
+    for (let i = 0; i < N_COND_SLOTS; i++) {
+      const at = COND_SLOTS + 2 * i;
+      if (Atomics.load(w, at) !== FREE) continue;
+      Atomics.store(w, at + 1, Atomics.add(w, SEQ, 1));
+      Atomics.store(w, at, WAITING);
+      if (i >= Atomics.load(w, HIGH)) Atomics.store(w, HIGH, i + 1);
+      return at;
+    }
+    throw new Error(`Cannot wait on condition: ${N_COND_SLOTS} waiters already wait on it`);
+  }
+
+  /** How many notified waiters have not woken yet. */
+  #pending(): number {
+    const w = this.#core.words;
+    const high = Atomics.load(w, HIGH);
+    let n = 0;
+    for (let i = 0; i < high; i++) if (Atomics.load(w, COND_SLOTS + 2 * i) === NOTIFIED) n++;
+    return n;
+  }
+
+  /** Notifies the `n` longest-waiting waiters. Caller holds the lock. */
+  #notifyOldest(n: number): void {
+    const core = this.#core;
+    const w = core.words;
+    const high = Atomics.load(w, HIGH);
+    const waiting: number[] = [];
+    for (let i = 0; i < high; i++) {
+      const at = COND_SLOTS + 2 * i;
+      if (Atomics.load(w, at) === WAITING) waiting.push(at);
+    }
+    if (waiting.length === 0) return;
+    if (n < waiting.length) {
+      waiting.sort((a, b) => (Atomics.load(w, a + 1) - Atomics.load(w, b + 1)) | 0);
+      waiting.length = n;
+    }
+    for (const at of waiting) Atomics.store(w, at, NOTIFIED);
+    core.post(waiting.length);
   }
 
   /**
@@ -708,19 +770,14 @@ export class Condition {
     return Boolean(result);
   }
 
-  /** Wakes up to `n` (default 1) waiting processes. Must hold the lock. */
+  /** Wakes up to `n` (default 1) waiting processes, longest-waiting first. Must hold the lock. */
   notify(n = 1): void {
     const core = this.#core;
     core.check("condition");
     if (!this.#ops.owned()) {
       throw new Error("Cannot notify: the condition's lock is not held by this process; acquire it first");
     }
-    const w = core.words;
-    const k = Math.min(n, Atomics.load(w, W.A));
-    if (k <= 0) return;
-    Atomics.sub(w, W.A, k);
-    Atomics.add(w, W.B, k);
-    core.post(k);
+    if (n > 0) this.#notifyOldest(n);
   }
 
   /** Wakes every waiting process. Must hold the lock. */
@@ -747,7 +804,7 @@ const DRAINING = 1;
 const ACTION = 2;
 const RESETTING = -1;
 const BROKEN = -2;
-const STATE = W.C;
+const STATE = W.C; // in the Condition's block
 const COUNT = W.D;
 
 /** Options of {@linkcode Barrier}. */

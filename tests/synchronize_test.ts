@@ -1,0 +1,597 @@
+import assert from "node:assert/strict";
+import {
+  Barrier,
+  BoundedSemaphore,
+  BrokenBarrierError,
+  Condition,
+  Event,
+  Lock,
+  Process,
+  RLock,
+  Semaphore,
+} from "../mod.ts";
+import { deserialize, serialize } from "../src/_reduction.ts";
+import * as fx from "./fixtures/sync_fixtures.ts";
+import { cleanup, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
+
+const module = new URL("./fixtures/sync_fixtures.ts", import.meta.url);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Our names in /dev/shm made by process `pid` (semaphores and shared blocks). */
+function shmEntriesOf(pid: number): string[] {
+  const prefix = `mp${pid.toString(36)}-y`;
+  return [...Deno.readDirSync("/dev/shm")].map((e) => e.name)
+    .filter((n) => n.startsWith(prefix) || n.startsWith(`sem.${prefix}`));
+}
+
+/** Every primitive made in `fn` is closed afterwards, and nothing of this process stays in /dev/shm. */
+async function scoped(fn: (keep: <T extends { close(): void }>(x: T) => T) => Promise<void>): Promise<void> {
+  const made: { close(): void }[] = [];
+  try {
+    await fn((x) => (made.push(x), x));
+  } finally {
+    for (const x of made) x.close();
+  }
+  assert.deepEqual(shmEntriesOf(Deno.pid), []);
+}
+
+// ---------------------------------------------------------------------------------------------
+// In one process
+
+Deno.test("Lock.acquire() takes a free lock; block:false and a timeout give false while it is held", () =>
+  scoped(async (keep) => {
+    const lock = keep(new Lock());
+    assert.equal(lock.locked(), false);
+    assert.equal(await lock.acquire(), true);
+    assert.equal(lock.locked(), true);
+    assert.equal(await lock.acquire({ block: false }), false);
+    assert.equal(await lock.acquire({ block: false, timeout: 1000 }), false);
+    assert.equal(await lock.acquire({ timeout: 0 }), false);
+    const t0 = performance.now();
+    assert.equal(await lock.acquire({ timeout: 80 }), false);
+    assert.ok(performance.now() - t0 >= 75, "waited the timeout");
+    assert.equal(lock.acquireSync({ timeout: 30 }), false);
+    assert.equal(lock.acquireSync({ block: false }), false);
+    lock.release();
+    assert.equal(lock.locked(), false);
+    assert.equal(lock.acquireSync(), true);
+    lock.release();
+  }));
+
+Deno.test("Lock.release() throws RangeError when the lock is not held", () =>
+  scoped(async (keep) => {
+    const lock = keep(new Lock());
+    assert.throws(() => lock.release(), { name: "RangeError", message: "Cannot release lock: it is not held" });
+    await lock.acquire();
+    lock.release();
+    assert.throws(() => lock.release(), RangeError);
+  }));
+
+Deno.test("Lock.acquire() wakes when another task releases, in order of release", () =>
+  scoped(async (keep) => {
+    const lock = keep(new Lock());
+    await lock.acquire();
+    const order: number[] = [];
+    const waiters = [1, 2, 3].map((i) => lock.acquire().then(() => order.push(i)));
+    await sleep(20);
+    assert.deepEqual(order, []);
+    for (let i = 0; i < 3; i++) {
+      lock.release();
+      await waitUntil(() => order.length === i + 1, 3000);
+    }
+    await Promise.all(waiters);
+    assert.equal(order.length, 3);
+    lock.release();
+  }));
+
+Deno.test("An aborted Lock.acquire() rejects with the signal's reason and takes nothing", () =>
+  scoped(async (keep) => {
+    const lock = keep(new Lock());
+    await lock.acquire();
+    const reason = new Error("stop waiting");
+    const ac = new AbortController();
+    const aborted = lock.acquire({ signal: ac.signal });
+    const other = lock.acquire({ timeout: 5000 });
+    await sleep(20);
+    ac.abort(reason);
+    await assert.rejects(aborted, (e) => e === reason);
+    lock.release();
+    // The release went to the other waiter, not to the aborted one.
+    assert.equal(await other, true);
+    assert.equal(lock.locked(), true);
+    lock.release();
+    // An already-aborted signal rejects before anything is taken.
+    await assert.rejects(lock.acquire({ signal: AbortSignal.abort(reason) }), (e) => e === reason);
+    assert.equal(lock.locked(), false);
+  }));
+
+Deno.test("A Lock.acquire() that timed out does not swallow a later release", () =>
+  scoped(async (keep) => {
+    const lock = keep(new Lock());
+    await lock.acquire();
+    const patient = lock.acquire({ timeout: 5000 });
+    assert.equal(await lock.acquire({ timeout: 60 }), false);
+    lock.release();
+    assert.equal(await patient, true);
+    lock.release();
+  }));
+
+Deno.test("Lock.hold() releases on dispose and rejects with TimedOut when the timeout passes", () =>
+  scoped(async (keep) => {
+    const lock = keep(new Lock());
+    {
+      using _ = await lock.hold();
+      assert.equal(lock.locked(), true);
+      await assert.rejects(lock.hold({ timeout: 30 }), Deno.errors.TimedOut);
+      await assert.rejects(lock.hold({ block: false }), Deno.errors.TimedOut);
+    }
+    assert.equal(lock.locked(), false);
+    {
+      await using _ = await lock.hold();
+      assert.equal(lock.locked(), true);
+    }
+    assert.equal(lock.locked(), false);
+  }));
+
+Deno.test("Lock.close() is idempotent, removes the names, and later use throws BadResource", async () => {
+  const lock = new Lock();
+  const before = shmEntriesOf(Deno.pid);
+  assert.equal(before.length, 2, "a semaphore and a shared block");
+  lock.close();
+  lock.close();
+  assert.deepEqual(shmEntriesOf(Deno.pid), []);
+  await assert.rejects(lock.acquire(), Deno.errors.BadResource);
+  assert.throws(() => lock.release(), Deno.errors.BadResource);
+  {
+    using scopedLock = new Lock();
+    await scopedLock.acquire();
+  }
+  assert.deepEqual(shmEntriesOf(Deno.pid), []);
+});
+
+Deno.test("Invalid timeouts are refused with TypeError", () =>
+  scoped(async (keep) => {
+    const lock = keep(new Lock());
+    await lock.acquire();
+    await assert.rejects(lock.acquire({ timeout: "soon" as unknown as number }), TypeError);
+    assert.throws(() => lock.acquireSync({ timeout: NaN }), TypeError);
+    lock.release();
+  }));
+
+Deno.test("RLock is re-entrant in its process and released after as many releases", () =>
+  scoped(async (keep) => {
+    const lock = keep(new RLock());
+    assert.equal(await lock.acquire(), true);
+    assert.equal(await lock.acquire({ block: false }), true);
+    assert.equal(lock.acquireSync(), true);
+    lock.release();
+    lock.release();
+    assert.equal(lock.locked(), true);
+    lock.release();
+    assert.equal(lock.locked(), false);
+    assert.throws(() => lock.release(), RangeError);
+    {
+      using _ = await lock.hold();
+      using __ = await lock.hold();
+      assert.equal(lock.locked(), true);
+    }
+    assert.equal(lock.locked(), false);
+  }));
+
+Deno.test("Semaphore counts units; getValue() tells how many are left", () =>
+  scoped(async (keep) => {
+    const sem = keep(new Semaphore(2));
+    assert.equal(sem.getValue(), 2);
+    assert.equal(await sem.acquire(), true);
+    assert.equal(sem.acquireSync(), true);
+    assert.equal(sem.getValue(), 0);
+    assert.equal(await sem.acquire({ timeout: 30 }), false);
+    const waiting = sem.acquire({ timeout: 5000 });
+    sem.release();
+    assert.equal(await waiting, true);
+    assert.equal(sem.getValue(), 0);
+    sem.release();
+    sem.release();
+    sem.release(); // a plain Semaphore may go above its initial value
+    assert.equal(sem.getValue(), 3);
+    assert.equal(keep(new Semaphore()).getValue(), 1);
+    assert.equal(keep(new Semaphore(0)).getValue(), 0);
+    assert.throws(() => new Semaphore(-1), RangeError);
+    assert.throws(() => new Semaphore(1.5), TypeError);
+    {
+      using _ = await sem.hold();
+      assert.equal(sem.getValue(), 2);
+    }
+    assert.equal(sem.getValue(), 3);
+  }));
+
+Deno.test("BoundedSemaphore.release() above the initial value throws RangeError and changes nothing", () =>
+  scoped(async (keep) => {
+    const sem = keep(new BoundedSemaphore(2));
+    assert.ok(sem instanceof Semaphore);
+    assert.throws(() => sem.release(), RangeError);
+    await sem.acquire();
+    sem.release();
+    assert.throws(() => sem.release(), /initial value 2/);
+    assert.equal(sem.getValue(), 2);
+  }));
+
+Deno.test("Event.wait() resolves true once set, false after the timeout", () =>
+  scoped(async (keep) => {
+    const ev = keep(new Event());
+    assert.equal(ev.isSet(), false);
+    assert.equal(await ev.wait(30), false);
+    assert.equal(await ev.wait(0), false);
+    const waiters = [ev.wait(5000), ev.wait(5000), ev.wait()];
+    await sleep(10);
+    ev.set();
+    assert.deepEqual(await Promise.all(waiters), [true, true, true]);
+    assert.equal(ev.isSet(), true);
+    assert.equal(await ev.wait(), true);
+    ev.clear();
+    assert.equal(ev.isSet(), false);
+    assert.equal(await ev.wait(20), false);
+    const ac = new AbortController();
+    const aborted = ev.wait(undefined, { signal: ac.signal });
+    ac.abort();
+    await assert.rejects(aborted, { name: "AbortError" });
+  }));
+
+Deno.test("Condition.wait() and notify() require the lock, else Error", () =>
+  scoped(async (keep) => {
+    const cond = keep(new Condition());
+    await assert.rejects(cond.wait(10), (e: Error) => e.constructor === Error && /lock is not held/.test(e.message));
+    assert.throws(() => cond.notify(), /lock is not held/);
+    assert.throws(() => cond.notifyAll(), Error);
+    await cond.acquire();
+    assert.equal(await cond.wait(30), false, "nobody notified");
+    assert.equal(cond.lock.locked(), true, "the lock is held again after wait()");
+    cond.notify(); // nobody waits: nothing happens
+    cond.release();
+  }));
+
+Deno.test("Condition.notify(n) wakes n waiters; a timed-out waiter does not take a notification", () =>
+  scoped(async (keep) => {
+    const lock = keep(new Lock());
+    const cond = keep(new Condition(lock));
+    const woke: string[] = [];
+    const waiter = (id: string, timeout?: number) =>
+      (async () => {
+        await cond.acquire();
+        try {
+          const r = await cond.wait(timeout);
+          woke.push(`${id}:${r}`);
+          assert.equal(lock.locked(), true);
+        } finally {
+          cond.release();
+        }
+      })();
+    const all = [waiter("a"), waiter("b"), waiter("c")];
+    const quitter = waiter("q", 40);
+    await sleep(80); // q timed out meanwhile
+    assert.deepEqual(woke, ["q:false"]);
+    {
+      using _ = await cond.hold();
+      cond.notify(2);
+    }
+    await waitUntil(() => woke.length === 3, 3000);
+    await sleep(30);
+    assert.equal(woke.length, 3, "exactly two more woke");
+    {
+      using _ = await cond.hold();
+      cond.notifyAll();
+    }
+    await Promise.all([...all, quitter]);
+    assert.deepEqual(woke.slice(1).map((w) => w.split(":")[1]), ["true", "true", "true"]);
+  }));
+
+Deno.test("Condition.waitFor() returns when the predicate holds, false after the timeout", () =>
+  scoped(async (keep) => {
+    const cond = keep(new Condition(keep(new RLock())));
+    let value = 0;
+    const setter = (async () => {
+      for (let i = 0; i < 3; i++) {
+        await sleep(10);
+        using _ = await cond.hold();
+        value++;
+        cond.notifyAll();
+      }
+    })();
+    await cond.acquire();
+    await cond.acquire(); // an RLock held twice is released completely while waiting
+    assert.equal(await cond.waitFor(() => value === 3, 5000), true);
+    assert.equal(await cond.waitFor(() => value === 4, 30), false);
+    cond.release();
+    cond.release();
+    assert.equal(cond.lock.locked(), false);
+    await setter;
+  }));
+
+Deno.test("Barrier gives each party a distinct index, runs the action once per pass, and is reusable", () =>
+  scoped(async (keep) => {
+    let actions = 0;
+    const barrier = keep(new Barrier(3, { action: () => void actions++ }));
+    assert.equal(barrier.parties, 3);
+    for (let pass = 0; pass < 3; pass++) {
+      const first = barrier.wait();
+      await sleep(5);
+      assert.equal(barrier.nWaiting, 1);
+      const indices = await Promise.all([first, barrier.wait(), barrier.wait()]);
+      assert.deepEqual(indices.sort(), [0, 1, 2]);
+    }
+    assert.equal(actions, 3);
+    assert.equal(barrier.nWaiting, 0);
+    assert.equal(barrier.broken, false);
+  }));
+
+Deno.test("Barrier.abort() rejects every waiter with BrokenBarrierError until reset()", () =>
+  scoped(async (keep) => {
+    const barrier = keep(new Barrier(3));
+    const waiting = [barrier.wait(), barrier.wait()];
+    await sleep(10);
+    barrier.abort();
+    for (const w of waiting) await assert.rejects(w, BrokenBarrierError);
+    assert.equal(barrier.broken, true);
+    await assert.rejects(barrier.wait(), BrokenBarrierError);
+    barrier.reset();
+    assert.equal(barrier.broken, false);
+    assert.deepEqual((await Promise.all([barrier.wait(), barrier.wait(), barrier.wait()])).sort(), [0, 1, 2]);
+  }));
+
+Deno.test("A Barrier wait that times out breaks the barrier for every party", () =>
+  scoped(async (keep) => {
+    const barrier = keep(new Barrier(3, { timeout: 5000 }));
+    const other = barrier.wait();
+    await assert.rejects(barrier.wait(40), BrokenBarrierError);
+    await assert.rejects(other, BrokenBarrierError);
+    assert.equal(barrier.broken, true);
+    // reset() while parties wait breaks their wait too
+    barrier.reset();
+    const w = barrier.wait();
+    await sleep(10);
+    barrier.reset();
+    await assert.rejects(w, BrokenBarrierError);
+    assert.equal(barrier.broken, false);
+    // a throwing action breaks the barrier, and the error reaches the last party
+    const failing = keep(new Barrier(2, { action: () => { throw new Error("action failed"); } }));
+    const results = await Promise.allSettled([failing.wait(), failing.wait()]);
+    const reasons = results.map((r) => r.status === "rejected" ? (r.reason as Error).message : "ok").sort();
+    assert.deepEqual(reasons, ["Barrier is broken", "action failed"]);
+  }));
+
+Deno.test("Each primitive survives serialization as a handle on the same state", () =>
+  scoped(async (keep) => {
+    const lock = keep(new Lock());
+    const sem = keep(new BoundedSemaphore(4));
+    const ev = keep(new Event());
+    const objs = { lock, sem, ev, rl: keep(new RLock()), cond: keep(new Condition()), b: keep(new Barrier(2)) };
+    const copy = deserialize(serialize(objs)) as typeof objs;
+    for (const [k, v] of Object.entries(copy)) {
+      keep(v);
+      assert.equal(v.constructor, objs[k as keyof typeof objs].constructor, k);
+      assert.notEqual(v, objs[k as keyof typeof objs]);
+    }
+    await lock.acquire();
+    assert.equal(copy.lock.locked(), true);
+    copy.lock.release();
+    assert.equal(lock.locked(), false);
+    await copy.sem.acquire();
+    assert.equal(sem.getValue(), 3);
+    ev.set();
+    assert.equal(copy.ev.isSet(), true);
+    assert.deepEqual((await Promise.all([copy.b.wait(), objs.b.wait()])).sort(), [0, 1]);
+  }));
+
+// ---------------------------------------------------------------------------------------------
+// Across processes
+
+Deno.test({
+  name: "Primitives passed to a child see the parent's state: locks held, units taken, events set",
+  ...SPAWNS,
+  fn: () =>
+    scoped(async (keep) => {
+      const lock = keep(new Lock());
+      const rlock = keep(new RLock());
+      const sem = keep(new Semaphore(2));
+      const bsem = keep(new BoundedSemaphore(1));
+      const event = keep(new Event());
+      const done = keep(new Event());
+      await lock.acquire();
+      await rlock.acquire();
+      await sem.acquire();
+      const p = new Process({ target: fx.checksSharedState, args: [lock, rlock, sem, bsem, event, done], module });
+      try {
+        await p.start();
+        assert.equal(await event.wait(10_000), true);
+        assert.equal(sem.getValue(), 0, "the child took a unit");
+        lock.release();
+        rlock.release();
+        done.set();
+        await p.join(10_000);
+        assert.equal(p.exitCode, 0);
+        assert.equal(lock.locked(), false);
+        assert.equal(rlock.locked(), false);
+        assert.equal(sem.getValue(), 1, "the child gave its unit back");
+      } finally {
+        await cleanup(p);
+      }
+    }),
+});
+
+Deno.test({
+  name: "A Lock gives two processes strict turns: no increment of a shared file is lost",
+  ...SPAWNS,
+  fn: () =>
+    scoped(async (keep) => {
+      using tmp = tempFile();
+      Deno.writeTextFileSync(tmp.path, "0");
+      const lock = keep(new Lock());
+      const a = new Process({ target: fx.incrementsUnderLock, args: [lock, tmp.path, 150], module });
+      const b = new Process({ target: fx.incrementsUnderLockSync, args: [lock, tmp.path, 150], module });
+      try {
+        await Promise.all([a.start(), b.start()]);
+        await fx.incrementsUnderLock(lock, tmp.path, 150);
+        await Promise.all([a.join(20_000), b.join(20_000)]);
+        assert.deepEqual([a.exitCode, b.exitCode], [0, 0]);
+        assert.equal(Deno.readTextFileSync(tmp.path), "450");
+      } finally {
+        await cleanup(a, b);
+      }
+    }),
+});
+
+Deno.test({
+  name: "A Lock, RLock and Semaphore unit held by a process killed with SIGKILL are recovered by a waiter",
+  ...SPAWNS,
+  fn: () =>
+    scoped(async (keep) => {
+      const lock = keep(new Lock());
+      const rlock = keep(new RLock());
+      const sem = keep(new Semaphore(1));
+      const holding = keep(new Event());
+      const p = new Process({ target: fx.holdsAndHangs, args: [lock, rlock, sem, holding], module });
+      try {
+        await p.start();
+        assert.equal(await holding.wait(10_000), true);
+        assert.equal(await lock.acquire({ timeout: 100 }), false, "held by a live process");
+        assert.equal(sem.getValue(), 0);
+        p.kill();
+        await p.join(5000);
+        const t0 = performance.now();
+        // A waiter sees the holder is gone after at most one slice (50 ms) and takes over.
+        assert.equal(await lock.acquire({ timeout: 3000 }), true);
+        assert.equal(rlock.acquireSync({ timeout: 3000 }), true);
+        assert.equal(await sem.acquire({ timeout: 3000 }), true);
+        assert.ok(performance.now() - t0 < 2000);
+        lock.release();
+        rlock.release();
+        assert.equal(rlock.locked(), false, "the dead holder's two levels are gone");
+        sem.release();
+        assert.equal(sem.getValue(), 1, "the dead holder's unit came back exactly once");
+      } finally {
+        await cleanup(p);
+      }
+    }),
+});
+
+Deno.test({
+  name: "A Semaphore unit taken by a process that exited normally stays consumed",
+  ...SPAWNS,
+  fn: () =>
+    scoped(async (keep) => {
+      const sem = keep(new Semaphore(1));
+      const p = new Process({ target: fx.consumesAndExits, args: [sem], module });
+      try {
+        await p.start();
+        await p.join(10_000);
+        assert.equal(p.exitCode, 0);
+        assert.equal(await sem.acquire({ timeout: 150 }), false);
+        assert.equal(sem.getValue(), 0);
+      } finally {
+        await cleanup(p);
+      }
+    }),
+});
+
+Deno.test({
+  name: "Condition and Event work across processes",
+  ...SPAWNS,
+  fn: () =>
+    scoped(async (keep) => {
+      const cond = keep(new Condition());
+      const ready = keep(new Event());
+      const flag = keep(new Event());
+      const reply = keep(new Event());
+      const p = new Process({ target: fx.waitsOnCondition, args: [cond, ready, flag, reply], module });
+      try {
+        await p.start();
+        assert.equal(await ready.wait(10_000), true);
+        await cond.acquire();
+        cond.notifyAll(); // a wake-up with the predicate still false: the child waits again
+        cond.release();
+        await sleep(50);
+        assert.equal(reply.isSet(), false);
+        {
+          using _ = await cond.hold();
+          flag.set();
+          cond.notify();
+        }
+        assert.equal(await reply.wait(10_000), true);
+        await p.join(10_000);
+        assert.equal(p.exitCode, 0);
+      } finally {
+        await cleanup(p);
+      }
+    }),
+});
+
+Deno.test({
+  name: "A Barrier spans processes: distinct indices per pass, the exported action runs once per pass",
+  ...SPAWNS,
+  fn: () =>
+    scoped(async (keep) => {
+      using actions = tempFile();
+      using outA = tempFile();
+      using outB = tempFile();
+      const barrier = keep(fx.makeBarrierWithAction(3, actions.path));
+      const a = new Process({ target: fx.passesBarrier, args: [barrier, 4, actions.path, outA.path], module });
+      const b = new Process({ target: fx.passesBarrier, args: [barrier, 4, actions.path, outB.path], module });
+      try {
+        await Promise.all([a.start(), b.start()]);
+        const mine: number[] = [];
+        for (let i = 0; i < 4; i++) mine.push(await barrier.wait(10_000));
+        await Promise.all([a.join(10_000), b.join(10_000)]);
+        assert.deepEqual([a.exitCode, b.exitCode], [0, 0]);
+        const ia = JSON.parse(Deno.readTextFileSync(outA.path));
+        const ib = JSON.parse(Deno.readTextFileSync(outB.path));
+        for (let i = 0; i < 4; i++) assert.deepEqual([mine[i], ia[i], ib[i]].sort(), [0, 1, 2], `pass ${i}`);
+        assert.equal(Deno.readTextFileSync(actions.path).trim().split("\n").length, 4);
+        // A broken barrier reaches a waiting child as BrokenBarrierError.
+        const c = new Process({ target: fx.waitsOnBarrierExpectingBreak, args: [barrier, outA.path], module });
+        try {
+          await c.start();
+          assert.ok(await waitUntil(() => barrier.nWaiting === 1, 10_000));
+          barrier.abort();
+          await c.join(10_000);
+          assert.equal(Deno.readTextFileSync(outA.path), "BrokenBarrierError");
+        } finally {
+          await cleanup(c);
+        }
+      } finally {
+        await cleanup(a, b);
+      }
+    }),
+});
+
+Deno.test({
+  name: "After a program that created primitives is killed with SIGKILL, nothing of it stays in /dev/shm",
+  ...SPAWNS,
+  async fn() {
+    const program = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("./fixtures/sync_program.ts", import.meta.url).pathname],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    let pids: number[] = [];
+    try {
+      const reader = program.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      const deadline = Date.now() + 15_000;
+      while (!text.includes("\n") && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      reader.releaseLock();
+      pids = JSON.parse(text).pids;
+      assert.ok(shmEntriesOf(pids[0]).length >= 4, "the program's own primitives exist");
+      assert.ok(shmEntriesOf(pids[1]).length >= 14, "the child's primitives exist");
+    } finally {
+      program.kill("SIGKILL");
+      await program.status;
+      await program.stdout.cancel().catch(() => {});
+    }
+    const clean = await waitUntil(() => pids.every((p) => shmEntriesOf(p).length === 0), 10_000);
+    assert.ok(clean, `left in /dev/shm: ${pids.flatMap(shmEntriesOf)}`);
+  },
+});
