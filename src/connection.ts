@@ -23,7 +23,15 @@
  * @module
  */
 import net from "node:net";
-import { close as closeFd, OS, pipe, pollFds, socketpair, write as writeFd } from "../native/mod.ts";
+import {
+  close as closeFd,
+  OS,
+  pipe,
+  pollFds,
+  setNonBlocking,
+  socketpair,
+  write as writeFd,
+} from "../native/mod.ts";
 import { deserialize, registerReducer, serialize } from "./_reduction.ts";
 import { BufferTooShortError, EOFError } from "./errors.ts";
 import type { Process } from "./process.ts";
@@ -68,7 +76,8 @@ class ByteQueue {
     if (n === 0) return new Uint8Array(0);
     let out: Uint8Array;
     if (first.length - this.#head >= n) {
-      out = first.subarray(this.#head, this.#head + n);
+      // A plain Uint8Array view (chunks may be node Buffers).
+      out = new Uint8Array(first.buffer, first.byteOffset + this.#head, n);
     } else {
       out = new Uint8Array(n);
       this.peek(out, n);
@@ -186,6 +195,8 @@ export class Connection<T = unknown> {
     if (token !== INTERNAL) {
       throw new TypeError("Cannot construct a Connection directly: use Pipe() to make a pair");
     }
+    // Writes must never block the thread: what does not fit waits on the event loop.
+    setNonBlocking(fd, true);
     this.#holder = { fd, socket: undefined };
     this.#readable = readable;
     this.#writable = writable;
