@@ -30,6 +30,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   s.daemon = header.daemon;
   s.parent = header.parent;
   s.trackerFd = header.trackerFd;
+  s.moduleUrl = header.module;
 
   const reply = (msg: unknown) => writeFrameSync(control, serialize(msg));
   let process: Process;
@@ -37,7 +38,12 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   let args: unknown[] = [];
   try {
     // The module first: importing it registers how this library's objects in the args revive.
-    mod = load ? await load() : {};
+    s.bootstrapping = true;
+    try {
+      mod = load ? await load() : {};
+    } finally {
+      s.bootstrapping = false;
+    }
     const body = deserialize(header.body) as { args: unknown[]; fields?: Record<string, unknown> };
     args = body.args;
     const fields = body.fields;

@@ -16,6 +16,10 @@ export interface ProcessState {
   childCounter: number;
   /** The write end of the resource tracker's pipe, once there is a tracker. */
   trackerFd: number | null;
+  /** True in a child while it imports its target's module (starting processes then is a bug). */
+  bootstrapping: boolean;
+  /** The module a child imported to find its target. */
+  moduleUrl: string | null;
 }
 
 const KEY = Symbol.for("multiprocessing.state");
@@ -31,5 +35,7 @@ export function state(): ProcessState {
     parent: null,
     childCounter: 0,
     trackerFd: null,
+    bootstrapping: false,
+    moduleUrl: null,
   } satisfies ProcessState;
 }

@@ -21,7 +21,7 @@ import { callerModule, moduleSpecifier } from "./_caller.ts";
 import { type PackedError, type WorkerArgs } from "./_pool_worker.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { WorkerDiedError } from "./errors.ts";
-import { type ControlChannel, controlChannel, cpuCount, Process, runBuiltin } from "./process.ts";
+import { type ControlChannel, controlChannel, cpuCount, Process, runBuiltin, whenExited } from "./process.ts";
 
 /** Chunks in flight per worker. */
 const PIPELINE = 2;
@@ -175,11 +175,11 @@ export class Pool {
   #queue: Chunk[] = [];
   #nextId = 1;
   #state: "running" | "closed" | "terminated" = "running";
-  /** imap iterations still feeding chunks (they may go on after close()). */
+  /** map and imap calls still reading their input (they may go on after close()). */
   #feeding = 0;
+  #alive: ReturnType<typeof setInterval> | undefined;
   /** Why workers cannot start (initializer or module failure): later tasks fail with it. */
   #broken: Error | undefined;
-  #allExited: { promise: Promise<void>; resolve(): void };
 
   /** Starts the worker processes at once. */
   constructor(options: number | PoolOptions = {}) {
@@ -211,19 +211,17 @@ export class Pool {
       initargs,
       maxTasks: maxTasksPerChild ?? null,
     };
-    let resolve!: () => void;
-    const promise = new Promise<void>((r) => resolve = r);
-    this.#allExited = { promise, resolve };
     for (let i = 0; i < processes; i++) this.#spawn();
   }
 
   /** Calls `fn(...args)` in a worker and resolves to its result. */
-  apply<R>(
+  async apply<R>(
     fn: (...a: any[]) => R,
     args: unknown[] = [],
     options: Omit<ApplyOptions<Awaited<R>>, "callback" | "errorCallback"> = {},
   ): Promise<Awaited<R>> {
-    return this.applyAsync(fn, args, options).get();
+    this.#checkRunning("apply");
+    return await this.applyAsync(fn, args, options).get();
   }
 
   /** Calls `fn(...args)` in a worker; the result arrives in the returned {@linkcode AsyncResult}. */
@@ -243,13 +241,13 @@ export class Pool {
   }
 
   /** Applies `fn` to every item, in chunks spread over the workers; results in input order. */
-  map<T, R>(
+  async map<T, R>(
     fn: (x: T) => R,
     items: Iterable<T> | AsyncIterable<T>,
     options: MapOptions = {},
   ): Promise<Awaited<R>[]> {
     this.#checkRunning("map");
-    return this.mapAsync(fn, items, options).get();
+    return await this.mapAsync(fn, items, options).get();
   }
 
   /** As {@linkcode Pool.map}, without waiting: the results arrive in an {@linkcode AsyncResult}. */
@@ -259,18 +257,19 @@ export class Pool {
     options: MapAsyncOptions<Awaited<R>> = {},
   ): AsyncResult<Awaited<R>[]> {
     this.#checkRunning("mapAsync");
+    checkChunksize(options.chunksize);
     const promise = this.#mapAll(fn, items, false, options.chunksize) as Promise<Awaited<R>[]>;
     return this.#result(promise, options.callback, options.errorCallback);
   }
 
   /** As {@linkcode Pool.map}, with each item spread as the arguments: `fn(...item)`. */
-  starmap<R>(
+  async starmap<R>(
     fn: (...a: any[]) => R,
     items: Iterable<unknown[]> | AsyncIterable<unknown[]>,
     options: MapOptions = {},
   ): Promise<Awaited<R>[]> {
     this.#checkRunning("starmap");
-    return this.starmapAsync(fn, items, options).get();
+    return await this.starmapAsync(fn, items, options).get();
   }
 
   /** As {@linkcode Pool.starmap}, without waiting. */
@@ -280,6 +279,7 @@ export class Pool {
     options: MapAsyncOptions<Awaited<R>> = {},
   ): AsyncResult<Awaited<R>[]> {
     this.#checkRunning("starmapAsync");
+    checkChunksize(options.chunksize);
     const promise = this.#mapAll(fn, items, true, options.chunksize) as Promise<Awaited<R>[]>;
     return this.#result(promise, options.callback, options.errorCallback);
   }
@@ -294,6 +294,7 @@ export class Pool {
     options: MapOptions = {},
   ): AsyncIterableIterator<Awaited<R>> {
     this.#checkRunning("imap");
+    checkChunksize(options.chunksize);
     return this.#stream(fn, items, options.chunksize ?? 1, true) as AsyncIterableIterator<Awaited<R>>;
   }
 
@@ -304,6 +305,7 @@ export class Pool {
     options: MapOptions = {},
   ): AsyncIterableIterator<Awaited<R>> {
     this.#checkRunning("imapUnordered");
+    checkChunksize(options.chunksize);
     return this.#stream(fn, items, options.chunksize ?? 1, false) as AsyncIterableIterator<Awaited<R>>;
   }
 
@@ -323,6 +325,7 @@ export class Pool {
         for (const c of w.inflight.splice(0)) c.reject(error);
         if (w.process.isAlive()) w.process.kill();
       }
+      this.#keepAlive();
     }
     await this.join();
   }
@@ -330,7 +333,9 @@ export class Pool {
   /** Waits for the workers to exit; call `close()` or `terminate()` first. */
   async join(): Promise<void> {
     if (this.#state === "running") throw new Error("Cannot join the pool: close() or terminate() it first");
-    await this.#allExited.promise;
+    // Process.join() keeps this program alive while it waits; a worker that dies while the pool
+    // still has work is replaced, so wait again for the replacements.
+    while (this.#workers.size > 0) await Promise.all([...this.#workers].map((w) => w.process.join()));
   }
 
   /** `close()`, then `join()`: for `await using pool = new Pool()`. */
@@ -395,9 +400,15 @@ export class Pool {
     star: boolean,
     chunksize?: number,
   ): Promise<unknown[]> {
-    checkChunksize(chunksize);
     const all: unknown[] = [];
-    for await (const x of items) all.push(x);
+    this.#feeding++;
+    this.#keepAlive();
+    try {
+      for await (const x of items) all.push(x);
+    } finally {
+      this.#feeding--;
+      this.#keepAlive();
+    }
     const size = chunksize ?? Math.max(1, Math.ceil(all.length / (4 * this.#size)));
     const chunks: Promise<unknown[]>[] = [];
     for (let i = 0; i < all.length; i += size) chunks.push(this.#submit(fn, all.slice(i, i + size), star));
@@ -410,7 +421,6 @@ export class Pool {
     chunksize: number,
     ordered: boolean,
   ): AsyncGenerator<unknown> {
-    checkChunksize(chunksize);
     const input = Symbol.asyncIterator in items
       ? (items as AsyncIterable<unknown>)[Symbol.asyncIterator]()
       : (items as Iterable<unknown>)[Symbol.iterator]();
@@ -419,6 +429,7 @@ export class Pool {
     let inputDone = false;
     let inputError: { error: unknown } | undefined;
     this.#feeding++;
+    this.#keepAlive();
     try {
       for (;;) {
         while (!inputDone && inflight.length < window) {
@@ -454,6 +465,7 @@ export class Pool {
       if (inputError) throw inputError.error;
     } finally {
       this.#feeding--;
+      this.#keepAlive();
       this.#maybeRetire();
     }
   }
@@ -506,10 +518,8 @@ export class Pool {
     };
     process.start().then(() => {
       worker.channel = controlChannel(process, (frame) => this.#onMessage(worker, frame, startFailed));
-      // Ref'd until the worker says it is ready (its initializer may take a while).
-      worker.channel.ref();
     }, startFailed);
-    process.join().then(() => this.#onExit(worker));
+    whenExited(process).then(() => this.#onExit(worker));
   }
 
   #onMessage(worker: Worker, frame: Uint8Array, startFailed: (e: unknown) => void): void {
@@ -550,7 +560,6 @@ export class Pool {
       this.#spawn();
     }
     this.#pump();
-    if (this.#workers.size === 0 && this.#state !== "running") this.#allExited.resolve();
   }
 
   /** Hands queued chunks to ready workers, least loaded first. */
@@ -570,12 +579,23 @@ export class Pool {
       best.left--;
       best.channel!.send(serialize({ id: next.id, fn: next.fn, star: next.star, items: next.items }));
     }
-    for (const w of this.#workers) {
-      if (!w.channel || !w.ready) continue;
-      if (w.inflight.length > 0) w.channel.ref();
-      else w.channel.unref();
-    }
+    this.#keepAlive();
     this.#maybeRetire();
+  }
+
+  /**
+   * While someone awaits the pool's work (queued, in flight, or input still being read), the
+   * program must not end: the workers are daemons and their sockets are unref'd, so the pool
+   * holds one ref'd timer of its own for exactly that long.
+   */
+  #keepAlive(): void {
+    const busy = this.#queue.length > 0 || this.#feeding > 0 ||
+      [...this.#workers].some((w) => w.inflight.length > 0);
+    if (busy && this.#alive === undefined) this.#alive = setInterval(() => {}, 1 << 30);
+    if (!busy && this.#alive !== undefined) {
+      clearInterval(this.#alive);
+      this.#alive = undefined;
+    }
   }
 
   /** Once closed and idle, lets the workers go: EOF on their control socket ends them. */
@@ -584,10 +604,10 @@ export class Pool {
     for (const w of this.#workers) {
       if (w.inflight.length > 0) return;
     }
+    // A worker still starting is let go once it says it is ready.
     for (const w of this.#workers) {
-      if (w.process.isAlive()) w.process.terminate();
+      if (w.ready && w.process.isAlive()) w.process.terminate();
     }
-    if (this.#workers.size === 0) this.#allExited.resolve();
   }
 }
 

@@ -79,12 +79,15 @@ function loadNet(): Promise<typeof import("node:net")> {
 /** The control socket of a started child, for the library's own protocols (the Pool's). */
 export interface ControlChannel {
   send(body: Uint8Array): void;
-  /** Keeps this program alive while an answer is awaited. */
-  ref(): void;
-  unref(): void;
 }
 let channelOf: (p: Process, onMessage: (frame: Uint8Array) => void) => ControlChannel;
 let setBuiltin: (p: Process, name: string) => void;
+let exitedOf: (p: Process) => Promise<void>;
+
+/** @internal Settles when a started child has ended, without keeping this program alive. */
+export function whenExited(p: Process): Promise<void> {
+  return exitedOf(p);
+}
 
 /**
  * @internal Takes over a started child's control socket once its handshake is done: frames the
@@ -132,6 +135,7 @@ export class Process {
   #builtin: string | null = null;
   #exitCode: number | null = null;
   #exited: Promise<void> | undefined;
+  #joiners = 0;
   #closed = false;
 
   /** Describes the process; nothing runs until {@linkcode Process.start}. */
@@ -208,6 +212,17 @@ export class Process {
   start(): Promise<void> {
     this.#checkOpen("start");
     if (this.#child) throw new Error(`Cannot start ${this.#name}: a process can be started only once`);
+    if (state().bootstrapping) {
+      // Python's "attempt to start a new process before the current process has finished its
+      // bootstrapping phase": every child would start children of its own, without end.
+      throw new Error(
+        `Cannot start ${this.#name}: this child process is still importing ${
+          state().moduleUrl ?? "its module"
+        }, ` +
+          "whose top-level code starts processes. Put that code under `if (import.meta.main) { ... }` " +
+          "so that it runs only in the main program.",
+      );
+    }
     const fds: number[] = [];
     const target = this.#target;
     const className = this.constructor === Process ? null : this.constructor.name;
@@ -308,24 +323,28 @@ export class Process {
       const early = p.#early.splice(0);
       if (early.length) queueMicrotask(() => early.forEach(onMessage));
       const socket = p.#socket!;
-      return {
-        send: (body) => void socket.write(encodeFrame(body)),
-        ref: () => void socket.ref(),
-        unref: () => void socket.unref(),
-      };
+      return { send: (body) => void socket.write(encodeFrame(body)) };
     };
     setBuiltin = (p, name) => void (p.#builtin = name);
+    exitedOf = (p) => p.#exited!;
   }
 
   /** Waits until the process ends, or until `timeout` ms have passed. */
   async join(timeout?: number): Promise<void> {
     this.#checkOpen("join");
     if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
-    if (timeout === undefined) return await this.#exited;
-    if (!(timeout > 0)) return;
+    if (this.#exitCode !== null || (timeout !== undefined && !(timeout > 0))) return;
+    // A daemon child does not keep the program alive, but someone waiting for it must.
+    this.#joiners++;
+    this.#child!.ref();
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.#exited, new Promise<void>((r) => timer = setTimeout(r, timeout))]);
-    clearTimeout(timer);
+    try {
+      if (timeout === undefined) await this.#exited;
+      else await Promise.race([this.#exited, new Promise<void>((r) => timer = setTimeout(r, timeout))]);
+    } finally {
+      clearTimeout(timer);
+      if (--this.#joiners === 0 && this.#daemon) this.#child!.unref();
+    }
   }
 
   /** True from `start()` until the process has ended. */

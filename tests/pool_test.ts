@@ -1,0 +1,326 @@
+import assert from "node:assert/strict";
+import { AsyncResult, Pool, WorkerDiedError } from "../mod.ts";
+import * as fx from "./fixtures/pool_fixtures.ts";
+import { isRunning, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+
+// The task functions are exported from the fixtures module, not from this one (the default).
+const module = new URL("./fixtures/pool_fixtures.ts", import.meta.url);
+
+/** Runs `fn` with a fresh pool that is always terminated afterwards. */
+async function withPool(
+  options: { processes?: number; maxTasksPerChild?: number } | number,
+  fn: (pool: Pool) => Promise<void>,
+) {
+  const opts = typeof options === "number" ? { processes: options } : options;
+  const pool = new Pool({ ...opts, module });
+  try {
+    await fn(pool);
+  } finally {
+    await pool.terminate();
+  }
+}
+
+Deno.test({
+  name: "Pool.apply, map, starmap and their async forms return the results in order",
+  ...SPAWNS,
+  async fn() {
+    await withPool(2, async (pool) => {
+      assert.equal(await pool.apply(fx.square, [7]), 49);
+      assert.equal(await pool.apply(fx.slowSquare, [8]), 64);
+      const xs = Array.from({ length: 100 }, (_, i) => i);
+      assert.deepEqual(await pool.map(fx.square, xs), xs.map((x) => x * x));
+      assert.deepEqual(await pool.map(fx.slowSquare, xs, { chunksize: 7 }), xs.map((x) => x * x));
+      assert.deepEqual(await pool.map(fx.square, []), []);
+      assert.deepEqual(await pool.starmap(fx.add, [[1, 2], [3, 4], [5, 6]]), [3, 7, 11]);
+      async function* asyncItems() {
+        yield 2;
+        yield 3;
+      }
+      assert.deepEqual(await pool.map(fx.square, asyncItems()), [4, 9]);
+
+      const seen: unknown[] = [];
+      const r1 = pool.applyAsync(fx.add, [2, 3], { callback: (v) => seen.push(["apply", v]) });
+      const r2 = pool.mapAsync(fx.square, [1, 2, 3], { callback: (v) => seen.push(["map", v]) });
+      const r3 = pool.starmapAsync(fx.add, [[1, 1]], { callback: (v) => seen.push(["starmap", v]) });
+      const r4 = pool.applyAsync(fx.failsOn3, [3], {
+        errorCallback: (e) => seen.push(["error", (e as Error).message]),
+      });
+      assert.ok(r1 instanceof AsyncResult);
+      assert.equal(await r1.get(10_000), 5);
+      assert.deepEqual(await r2.get(10_000), [1, 4, 9]);
+      assert.deepEqual(await r3.get(10_000), [2]);
+      await r4.wait(10_000);
+      assert.equal(r4.ready(), true);
+      assert.equal(r4.successful(), false);
+      assert.equal(r1.successful(), true);
+      assert.deepEqual(
+        seen.sort((a, b) => String(a).localeCompare(String(b))),
+        [["apply", 5], ["error", "three is not allowed"], ["map", [1, 4, 9]], ["starmap", [2]]],
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "A task's error keeps its name, message, fields and the remote stack",
+  ...SPAWNS,
+  async fn() {
+    await withPool(1, async (pool) => {
+      const e1 = await pool.map(fx.failsOn3, [1, 2, 3, 4]).then(
+        () => null,
+        (e) => e as RangeError & { code: string; stack: string },
+      );
+      assert.ok(e1 instanceof RangeError, String(e1));
+      assert.equal(e1.message, "three is not allowed");
+      assert.equal(e1.code, "E_THREE");
+      assert.match(e1.stack, /at failsOn3 \(file:.*pool_fixtures\.ts:\d+:\d+\)/);
+      const e2 = await pool.apply(fx.throwsCustom).then(() => null, (e) => e);
+      assert.equal(e2.name, "TaskError");
+      assert.equal(e2.message, "custom failure");
+      assert.match(e2.stack, /at throwsCustom/);
+      // A result that cannot travel fails its task; the worker lives on.
+      const e3 = await pool.apply(fx.returnsFunction).then(() => null, (e) => e);
+      assert.ok(e3 instanceof TypeError);
+      assert.match(e3.message, /Cannot send the result of task returnsFunction back/);
+      // A function that is not exported from the pool's module fails its task by name.
+      const e4 = await pool.apply(function notThere() {}).then(() => null, (e) => e);
+      assert.match(e4.message, /function "notThere", is not exported from .*pool_fixtures\.ts/);
+      assert.equal(await pool.apply(fx.square, [3]), 9);
+      // An argument that cannot travel throws at the call, synchronously.
+      assert.throws(() => pool.applyAsync(fx.add, [() => 1, 2]), (e: Error) => e.name === "DataCloneError");
+      await assert.rejects(pool.apply(fx.add, [() => 1, 2]), (e: Error) => e.name === "DataCloneError");
+    });
+  },
+});
+
+Deno.test({
+  name: "A worker that dies mid-task fails exactly that task with WorkerDiedError and is replaced",
+  ...SPAWNS,
+  async fn() {
+    await withPool(2, async (pool) => {
+      const before = new Set(await pool.map(fx.pid, [1, 2, 3, 4], { chunksize: 1 }));
+      const others = Array.from({ length: 6 }, (_, i) => pool.applyAsync(fx.slowSquare, [i]));
+      const exited = pool.applyAsync(fx.exits, [3]);
+      const killed = pool.applyAsync(fx.killsItself);
+      const more = pool.map(fx.slowSquare, [10, 11, 12], { chunksize: 1 });
+      const e1 = await exited.get(20_000).then(() => null, (e) => e);
+      const e2 = await killed.get(20_000).then(() => null, (e) => e);
+      assert.ok(e1 instanceof WorkerDiedError);
+      assert.equal(e1.exitCode, 3);
+      assert.ok(before.has(e1.pid) || e1.pid > 0);
+      assert.ok(e2 instanceof WorkerDiedError);
+      assert.equal(e2.exitCode, -9);
+      assert.deepEqual(await Promise.all(others.map((r) => r.get(20_000))), [0, 1, 4, 9, 16, 25]);
+      assert.deepEqual(await more, [100, 121, 144]);
+      // Replaced: the pool still has two workers, and serves.
+      const after = new Set(
+        await pool.map(fx.slowSquare, [1, 2, 3, 4, 5, 6], { chunksize: 1 }).then(() =>
+          pool.map(fx.pid, [1, 2, 3, 4], { chunksize: 1 })
+        ),
+      );
+      assert.ok(after.size >= 1 && after.size <= 2);
+      assert.ok(![...after].includes(e1.pid) && ![...after].includes(e2.pid));
+    });
+  },
+});
+
+Deno.test({
+  name: "A task past its timeout or abort signal fails with TimedOut or the reason, and the pool goes on",
+  ...SPAWNS,
+  async fn() {
+    await withPool(1, async (pool) => {
+      const late = await pool.apply(fx.sleeps, [30_000], { timeout: 100 }).then(() => null, (e) => e);
+      assert.ok(late instanceof Deno.errors.TimedOut, String(late));
+      const ac = new AbortController();
+      const aborted = pool.apply(fx.sleeps, [30_000], { signal: ac.signal });
+      setTimeout(() => ac.abort(new Error("no longer needed")), 50);
+      await assert.rejects(aborted, /no longer needed/);
+      assert.equal(await pool.apply(fx.sleeps, [10], { timeout: 20_000 }), 10);
+      assert.equal(await pool.apply(fx.square, [12]), 144);
+      const slow = pool.applyAsync(fx.sleeps, [300]);
+      await assert.rejects(slow.get(10), Deno.errors.TimedOut);
+      assert.equal(slow.ready(), false);
+      assert.throws(() => slow.successful(), /not ready/);
+      assert.equal(await slow.get(20_000), 300);
+    });
+  },
+});
+
+Deno.test({
+  name: "imap streams lazily and in order; imapUnordered yields every result",
+  ...SPAWNS,
+  async fn() {
+    await withPool(2, async (pool) => {
+      let pulled = 0;
+      function* endless() {
+        for (let i = 0;; i++) {
+          pulled++;
+          yield i;
+        }
+      }
+      const got: number[] = [];
+      for await (const r of pool.imap(fx.square, endless(), { chunksize: 3 })) {
+        got.push(r);
+        if (got.length === 20) break;
+      }
+      assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => i * i));
+      assert.ok(pulled < 100, `imap read ${pulled} items for 20 results`);
+
+      const unordered: number[] = [];
+      for await (const r of pool.imapUnordered(fx.slowSquare, [5, 4, 3, 2, 1, 0])) unordered.push(r);
+      assert.deepEqual(unordered.sort((a, b) => a - b), [0, 1, 4, 9, 16, 25]);
+    });
+  },
+});
+
+Deno.test({
+  name: "An input that throws part-way: map rejects with it, imap yields what came before then throws it",
+  ...SPAWNS,
+  async fn() {
+    await withPool(2, async (pool) => {
+      function* breaks() {
+        yield 1;
+        yield 2;
+        throw new Error("input broke");
+      }
+      await assert.rejects(pool.map(fx.square, breaks()), /input broke/);
+      const got: number[] = [];
+      await assert.rejects(async () => {
+        for await (const r of pool.imap(fx.square, breaks())) got.push(r);
+      }, /input broke/);
+      assert.deepEqual(got, [1, 4]);
+      assert.equal(await pool.apply(fx.square, [5]), 25);
+    });
+  },
+});
+
+Deno.test({
+  name: "Pool initializer runs in every worker; maxTasksPerChild replaces workers",
+  ...SPAWNS,
+  async fn() {
+    const pool = new Pool({ processes: 2, initializer: fx.setGreeting, initargs: ["hi"], module });
+    try {
+      assert.deepEqual(await pool.map(fx.getGreeting, [1, 2, 3, 4], { chunksize: 1 }), [
+        "hi",
+        "hi",
+        "hi",
+        "hi",
+      ]);
+    } finally {
+      await pool.terminate();
+    }
+    await withPool({ processes: 1, maxTasksPerChild: 1 }, async (pool) => {
+      const pids = [];
+      for (let i = 0; i < 3; i++) pids.push(await pool.apply(fx.pid));
+      assert.equal(new Set(pids).size, 3);
+    });
+  },
+});
+
+Deno.test({
+  name: "A failing initializer fails the tasks with its error instead of respawning forever",
+  ...SPAWNS,
+  async fn() {
+    const pool = new Pool({ processes: 1, initializer: fx.initializerThrows, module });
+    try {
+      await assert.rejects(
+        pool.apply(fx.square, [2]),
+        /a pool worker could not start: initializer failed on purpose/,
+      );
+      await assert.rejects(pool.apply(fx.square, [3]), /could not start/);
+    } finally {
+      await pool.terminate();
+    }
+  },
+});
+
+Deno.test({
+  name: "Pool refuses bad input and misuse with the right errors",
+  ...SPAWNS,
+  async fn() {
+    assert.throws(() => new Pool(0), RangeError);
+    assert.throws(() => new Pool(-2), RangeError);
+    assert.throws(() => new Pool({ processes: 1.5 }), RangeError);
+    assert.throws(() => new Pool({ initializer: 5 as never }), TypeError);
+    assert.throws(() => new Pool({ maxTasksPerChild: 0 }), RangeError);
+    const pool = new Pool({ processes: 1, module });
+    try {
+      await assert.rejects(pool.join(), /close\(\) or terminate\(\) it first/);
+      // Methods that return a promise reject; the others throw at the call.
+      await assert.rejects(pool.map(fx.square, [1], { chunksize: 0 }), RangeError);
+      assert.throws(() => pool.imap(fx.square, [1], { chunksize: -1 }), RangeError);
+      assert.throws(() => pool.mapAsync(fx.square, [1], { chunksize: 1.5 }), RangeError);
+      pool.close();
+      await assert.rejects(pool.apply(fx.square, [1]), /pool is closed/);
+      await assert.rejects(pool.map(fx.square, [1]), /pool is closed/);
+      assert.throws(() => pool.applyAsync(fx.square, [1]), /pool is closed/);
+      await pool.join();
+    } finally {
+      await pool.terminate();
+    }
+  },
+});
+
+Deno.test({
+  name: "Pool.terminate() rejects every pending result; close() lets submitted work finish",
+  ...SPAWNS,
+  async fn() {
+    const pool = new Pool({ processes: 1, module });
+    const pending = [pool.applyAsync(fx.sleeps, [30_000]), pool.applyAsync(fx.square, [2])];
+    await new Promise((r) => setTimeout(r, 200));
+    await pool.terminate();
+    for (const r of pending) await assert.rejects(r.get(1000), /pool was terminated/);
+
+    const pool2 = new Pool({ processes: 2, module });
+    const results = pool2.mapAsync(fx.slowSquare, [1, 2, 3]);
+    pool2.close();
+    await pool2.join();
+    assert.deepEqual(await results.get(0), [1, 4, 9]);
+    assert.deepEqual(
+      (pool2 as unknown as { [Symbol.asyncDispose]: unknown })[Symbol.asyncDispose] instanceof Function,
+      true,
+    );
+  },
+});
+
+Deno.test({
+  name: "A program that never closes its pool still exits and leaves no worker",
+  ...SPAWNS,
+  async fn() {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("./fixtures/unclosed_pool_program.ts", import.meta.url).pathname],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const out = await child.output();
+    clearTimeout(timer);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const { result, workers } = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert.equal(result, 42);
+    assert.ok(workers.length === 4);
+    assert.ok(await waitUntil(() => !workers.some(isRunning), 5000), "a pool worker outlived its program");
+  },
+});
+
+Deno.test({
+  name:
+    "A child whose module starts a pool at top level fails with advice instead of starting processes forever",
+  ...SPAWNS,
+  async fn() {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("./fixtures/unclosed_pool_program.ts", import.meta.url).pathname],
+      env: { MP_TEST_UNGUARDED: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const out = await child.output();
+    clearTimeout(timer);
+    assert.equal(out.code, 1);
+    assert.match(
+      new TextDecoder().decode(out.stderr),
+      /a pool worker could not start: Cannot start PoolWorker-\d+:1: this child process is still importing .*unclosed_pool_program\.ts.*if \(import\.meta\.main\)/,
+    );
+  },
+});
