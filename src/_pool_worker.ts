@@ -2,8 +2,8 @@
  * The child side of a Pool worker (CPython: `pool.worker`). After the usual start-up it runs the
  * initializer, says it is ready, then answers task frames on its control fd one at a time:
  *
- *   parent → worker: { id, fn: { name, source }, star, items }   (items: a chunk of inputs)
- *   worker → parent: { id, ok: true, results } | { id, ok: false, error }
+ *   parent → worker: { id, fn: { name, source }, star, items }   (items: a serialized chunk of inputs)
+ *   worker → parent: { id, ok: true, results } | { id, ok: false, error }   (results: serialized)
  *
  * It reads with blocking calls: it has nothing else to do between tasks, and a task that is
  * async still runs on the event loop while it is being awaited. EOF on the control fd (the pool
@@ -44,6 +44,20 @@ export function packError(e: unknown): PackedError {
   return { error: e, name: e.name, stack: e.stack, props };
 }
 
+/**
+ * Serializes a task's results on their own (an array of numbers then takes the fast path); a
+ * result that cannot travel fails its task, not the worker.
+ */
+function serializeResults(results: unknown[], name: string): Uint8Array {
+  try {
+    return serialize(results);
+  } catch (e) {
+    throw new TypeError(
+      `Cannot send the result of task ${name || "(anonymous)"} back: ${(e as Error).message}`,
+    );
+  }
+}
+
 /** Runs the worker loop; resolves to the exit code. */
 export async function poolWorker(
   control: number,
@@ -77,35 +91,33 @@ export async function poolWorker(
       id: number;
       fn: { name: string; source: string };
       star: boolean;
-      items: unknown[];
+      items: Uint8Array;
     };
     let reply: unknown;
     try {
       const f = lookup(task.fn);
-      const results = new Array(task.items.length);
-      for (let i = 0; i < task.items.length; i++) {
-        const item = task.items[i];
+      const items = deserialize(task.items) as unknown[];
+      const results = new Array(items.length);
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
         const r = task.star ? f(...(item as unknown[])) : f(item);
         results[i] = r instanceof Promise ? await r : r;
       }
-      reply = { id: task.id, ok: true, results };
+      reply = { id: task.id, ok: true, results: serializeResults(results, task.fn.name) };
     } catch (e) {
       reply = { id: task.id, ok: false, error: packError(e) };
     }
+    let bytes: Uint8Array;
     try {
-      send(reply);
+      bytes = serialize(reply);
     } catch (e) {
-      // A result that cannot travel fails its task, not the worker.
-      send({
-        id: task.id,
-        ok: false,
-        error: packError(
-          new TypeError(
-            `Cannot send the result of task ${task.fn.name || "(anonymous)"} back: ${(e as Error).message}`,
-          ),
-        ),
-      });
+      // Only an error that cannot travel gets here (packError dropped its odd fields already).
+      const error = new TypeError(
+        `Cannot send the error of task ${task.fn.name || "(anonymous)"} back: ${(e as Error).message}`,
+      );
+      bytes = serialize({ id: task.id, ok: false, error: packError(error) });
     }
+    writeFrameSync(control, bytes);
   }
   return 0;
 }

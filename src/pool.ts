@@ -72,7 +72,8 @@ interface Chunk {
   id: number;
   fn: { name: string; source: string };
   star: boolean;
-  items: unknown[];
+  /** The serialized inputs: serialized once, when the task is made, so bad input fails there. */
+  items: Uint8Array;
   resolve(results: unknown[]): void;
   reject(error: unknown): void;
   /** Set when the task has its own deadline: it runs alone on a worker. */
@@ -374,10 +375,10 @@ export class Pool {
     exclusive = false,
   ): { chunk: Chunk; promise: Promise<unknown[]> } {
     if (typeof fn !== "function") throw new TypeError(`Invalid task: expected a function, got ${typeof fn}`);
-    serialize(items);
+    const bytes = serialize(items);
     let chunk!: Chunk;
     const promise = new Promise<unknown[]>((resolve, reject) => {
-      chunk = { id: this.#nextId++, fn: describe(fn), star, items, resolve, reject, exclusive };
+      chunk = { id: this.#nextId++, fn: describe(fn), star, items: bytes, resolve, reject, exclusive };
     });
     return { chunk, promise };
   }
@@ -400,11 +401,13 @@ export class Pool {
     star: boolean,
     chunksize?: number,
   ): Promise<unknown[]> {
-    const all: unknown[] = [];
+    let all: unknown[] = [];
     this.#feeding++;
     this.#keepAlive();
     try {
-      for await (const x of items) all.push(x);
+      // An await per item costs ~0.1 µs x 200k: iterate synchronously when the input allows.
+      if (isSyncIterable(items)) all = Array.from(items);
+      else for await (const x of items) all.push(x);
     } finally {
       this.#feeding--;
       this.#keepAlive();
@@ -421,9 +424,9 @@ export class Pool {
     chunksize: number,
     ordered: boolean,
   ): AsyncGenerator<unknown> {
-    const input = Symbol.asyncIterator in items
-      ? (items as AsyncIterable<unknown>)[Symbol.asyncIterator]()
-      : (items as Iterable<unknown>)[Symbol.iterator]();
+    const input = isSyncIterable(items)
+      ? items[Symbol.iterator]()
+      : (items as AsyncIterable<unknown>)[Symbol.asyncIterator]();
     const window = PIPELINE * this.#size + 1;
     const inflight: { done: Promise<unknown>; result?: { ok: boolean; value: unknown } }[] = [];
     let inputDone = false;
@@ -436,7 +439,8 @@ export class Pool {
           const chunk: unknown[] = [];
           try {
             while (chunk.length < chunksize) {
-              const next = await input.next();
+              const step = input.next();
+              const next = step instanceof Promise ? await step : step;
               if (next.done) {
                 inputDone = true;
                 break;
@@ -526,7 +530,7 @@ export class Pool {
     const msg = deserialize(frame) as
       | { ready: true }
       | { ready: false; error: PackedError }
-      | { id: number; ok: true; results: unknown[] }
+      | { id: number; ok: true; results: Uint8Array }
       | { id: number; ok: false; error: PackedError };
     if ("ready" in msg) {
       if (!msg.ready) return startFailed(unpackError(msg.error));
@@ -541,7 +545,7 @@ export class Pool {
       return;
     }
     worker.inflight.shift();
-    if (msg.ok) chunk.resolve(msg.results);
+    if (msg.ok) chunk.resolve(deserialize(msg.results) as unknown[]);
     else chunk.reject(unpackError(msg.error));
     this.#pump();
   }
@@ -613,6 +617,11 @@ export class Pool {
 
 function describe(fn: AnyFn): { name: string; source: string } {
   return { name: fn.name, source: Function.prototype.toString.call(fn) };
+}
+
+function isSyncIterable(items: unknown): items is Iterable<unknown> {
+  // deno-lint-ignore no-explicit-any
+  return items != null && typeof (items as any)[Symbol.iterator] === "function";
 }
 
 function checkChunksize(chunksize: number | undefined): void {

@@ -2,22 +2,57 @@
 import assert from "node:assert/strict";
 import { forwardableFlags } from "../src/_flags.ts";
 import { deserialize, registerReducer, serialize } from "../src/_reduction.ts";
-import { NamedSemaphore, OS, mapSharedMemory, unlinkSharedMemory } from "../native/mod.ts";
+import { mapSharedMemory, NamedSemaphore, OS, unlinkSharedMemory } from "../native/mod.ts";
 
 Deno.test("forwardableFlags keeps permission, config and import-map flags and drops the rest", () => {
   assert.deepEqual(
-    forwardableFlags(["deno", "run", "--allow-read=/tmp,/x", "-N", "--watch", "-c", "cfg.json", "--import-map=im.json", "--v8-flags=--max-old-space-size=64", "main.ts", "--allow-write"]),
-    ["--allow-read=/tmp,/x", "-N", "-c", "cfg.json", "--import-map=im.json", "--v8-flags=--max-old-space-size=64"],
+    forwardableFlags([
+      "deno",
+      "run",
+      "--allow-read=/tmp,/x",
+      "-N",
+      "--watch",
+      "-c",
+      "cfg.json",
+      "--import-map=im.json",
+      "--v8-flags=--max-old-space-size=64",
+      "main.ts",
+      "--allow-write",
+    ]),
+    [
+      "--allow-read=/tmp,/x",
+      "-N",
+      "-c",
+      "cfg.json",
+      "--import-map=im.json",
+      "--v8-flags=--max-old-space-size=64",
+    ],
   );
   // `deno test` flags that `deno run` refuses (--filter, --parallel) never reach a child.
   assert.deepEqual(
-    forwardableFlags(["deno", "test", "-A", "--filter", "x", "--parallel", "tests/", "--config", "d.json", "--", "--allow-net"]),
+    forwardableFlags([
+      "deno",
+      "test",
+      "-A",
+      "--filter",
+      "x",
+      "--parallel",
+      "tests/",
+      "--config",
+      "d.json",
+      "--",
+      "--allow-net",
+    ]),
     ["-A", "--config", "d.json"],
   );
   // `deno main.ts` is `deno run main.ts`.
   assert.deepEqual(forwardableFlags(["deno", "--allow-ffi", "main.ts", "-A"]), ["--allow-ffi"]);
   assert.deepEqual(forwardableFlags(["deno", "main.ts"]), []);
-  assert.deepEqual(forwardableFlags(["deno", "run", "--deny-net", "--no-prompt", "--unstable-kv", "m.ts"]), ["--deny-net", "--no-prompt", "--unstable-kv"]);
+  assert.deepEqual(forwardableFlags(["deno", "run", "--deny-net", "--no-prompt", "--unstable-kv", "m.ts"]), [
+    "--deny-net",
+    "--no-prompt",
+    "--unstable-kv",
+  ]);
 });
 
 Deno.test("serialize() round-trips structured-clone values and refuses functions at the call", () => {
@@ -33,7 +68,11 @@ Deno.test("serialize() round-trips structured-clone values and refuses functions
 class Token {
   constructor(readonly id: string) {}
 }
-registerReducer(Token, { name: "test.Token", reduce: (t) => t.id, revive: (id) => new Token(`${id} (revived)`) });
+registerReducer(Token, {
+  name: "test.Token",
+  reduce: (t) => t.id,
+  revive: (id) => new Token(`${id} (revived)`),
+});
 
 Deno.test("serialize() sends registered library objects as handles and revives them in place", () => {
   const t = new Token("a");
@@ -81,7 +120,9 @@ Deno.test("only native/ touches Deno.dlopen and Deno.Unsafe*", async () => {
   async function scan(dir: URL, rel: string) {
     for await (const e of Deno.readDir(dir)) {
       const path = rel + e.name;
-      if (e.isDirectory && ![".git", "native"].includes(e.name)) await scan(new URL(e.name + "/", dir), path + "/");
+      if (e.isDirectory && ![".git", "native"].includes(e.name)) {
+        await scan(new URL(e.name + "/", dir), path + "/");
+      }
       if (e.isFile && e.name.endsWith(".ts") && path !== "tests/foundation_test.ts") {
         const text = await Deno.readTextFile(new URL(e.name, dir));
         if (/Deno\s*\.\s*(dlopen|Unsafe\w*)/.test(text)) offenders.push(path);
@@ -90,4 +131,22 @@ Deno.test("only native/ touches Deno.dlopen and Deno.Unsafe*", async () => {
   }
   await scan(root, "");
   assert.deepEqual(offenders, []);
+});
+
+Deno.test("serialize() sends arrays of numbers exactly, holes and all", () => {
+  const dense = Array.from({ length: 100 }, (_, i) => i * 1.5 - 7);
+  dense[3] = -0;
+  dense[4] = NaN;
+  dense[5] = 2 ** 53;
+  dense[6] = -Infinity;
+  const out = deserialize(serialize(dense)) as number[];
+  assert.deepEqual(out, dense);
+  assert.ok(Object.is(out[3], -0));
+  const sparse = Array.from({ length: 100 }, (_, i) => i);
+  delete sparse[10];
+  const back = deserialize(serialize(sparse)) as number[];
+  assert.equal(10 in back, false);
+  assert.deepEqual(back, sparse);
+  const mixed = [...dense, "x"];
+  assert.deepEqual(deserialize(serialize(mixed)), mixed);
 });

@@ -10,3 +10,8 @@ import "../../mod.ts";
 
 /** Does nothing: measures the cost of a process itself. */
 export function empty(): void {}
+
+/** A tiny task: the cost measured is the pool's, not the work's. */
+export function identity(x: number): number {
+  return x;
+}
