@@ -290,6 +290,24 @@ export class Core {
   }
 }
 
+/**
+ * How long a waiter spins (re-trying the state) before it sleeps, in ms. A hand-off between two
+ * processes on different cores usually completes within it, which saves the two thread hops of
+ * a sleep on a worker thread (~100 µs); a lock held longer costs the waiter this much CPU once.
+ * No spinning on a single core, where the holder cannot run meanwhile.
+ */
+const SPIN_MS = (navigator.hardwareConcurrency ?? 1) > 1 ? 0.05 : 0;
+
+/** Re-tries `spec.tryTake()` for up to {@linkcode SPIN_MS}; true when it succeeded. */
+function spin(spec: WaitSpec): boolean {
+  if (SPIN_MS === 0) return false;
+  const until = performance.now() + SPIN_MS;
+  for (;;) {
+    for (let i = 0; i < 32; i++) if (spec.tryTake()) return true;
+    if (performance.now() > until) return false;
+  }
+}
+
 /** Options of every wait. */
 export interface WaitOptions {
   /** False: try once, never wait (wins over `timeout`). Default true. */
@@ -306,40 +324,57 @@ function checkTimeout(timeout: number | undefined): void {
   }
 }
 
+/** What a wait needs to know about its primitive (made once per handle). */
+export interface WaitSpec {
+  /** Names the primitive in errors, e.g. "lock". */
+  readonly what: string;
+  /** Tries to take what the waiter wants; true on success. Never waits. */
+  tryTake(): boolean;
+  /**
+   * Runs right before each sleep, e.g. to make sure the holder's release will post. False means
+   * the state just changed: try again instead of sleeping.
+   */
+  beforeSleep?(): boolean;
+  /** After a slice that ended without a post: recover from dead holders. */
+  recover?(): void;
+  /** After a post that did not let `tryTake()` succeed: maybe pass it on. */
+  stray?(): void;
+  /** When the waiter gives up (timeout) after its last sleep took a post: maybe pass it on. */
+  passOn?(): void;
+}
+
 /**
- * Waits until `tryTake()` succeeds: at once when it can, else sleeping on the core's semaphore
- * in slices. `recover()` runs after each slice that ended without a post (dead holders);
- * `stray()` after a post that did not let `tryTake()` succeed.
- * Resolves false on timeout or `block: false`.
+ * Waits until `spec.tryTake()` succeeds: at once when it can, else spinning briefly, else
+ * sleeping on the core's semaphore in slices of at most {@linkcode SLICE_MS}. Resolves false
+ * on timeout or `block: false`; rejects with `signal.reason` when aborted.
  */
-export async function waitUntil(
-  core: Core,
-  what: string,
-  tryTake: () => boolean,
-  options: WaitOptions | undefined,
-  recover?: () => void,
-  stray?: () => void,
-): Promise<boolean> {
+export async function waitUntil(core: Core, spec: WaitSpec, options: WaitOptions | undefined): Promise<boolean> {
   const { block = true, timeout, signal } = options ?? {};
   checkTimeout(timeout);
   signal?.throwIfAborted();
-  core.check(what);
-  if (tryTake()) return true;
+  core.check(spec.what);
+  if (spec.tryTake()) return true;
   if (!block || (timeout !== undefined && timeout <= 0)) return false;
+  if (spin(spec)) return true;
   const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
   const words = core.words;
   Atomics.add(words, W.WAITERS, 1);
+  let took = false;
   try {
     for (;;) {
-      if (tryTake()) return true;
+      if (spec.tryTake()) return true;
       const left = deadline - performance.now();
-      if (left <= 0) return false;
-      const took = await core.sleep(Math.min(SLICE_MS, Math.ceil(left)), signal);
-      core.check(what);
+      if (left <= 0) {
+        if (took) spec.passOn?.();
+        return false;
+      }
+      if (spec.beforeSleep && !spec.beforeSleep()) continue;
+      took = await core.sleep(Math.min(SLICE_MS, Math.ceil(left)), signal);
+      core.check(spec.what);
       if (took) {
-        if (tryTake()) return true;
-        stray?.(); // the post we took was meant for another waiter
-      } else recover?.();
+        if (spec.tryTake()) return true;
+        spec.stray?.();
+      } else spec.recover?.();
     }
   } finally {
     if (!core.closed) Atomics.sub(words, W.WAITERS, 1);
@@ -349,26 +384,33 @@ export async function waitUntil(
 /** As {@linkcode waitUntil}, blocking the calling thread. */
 export function waitUntilSync(
   core: Core,
-  what: string,
-  tryTake: () => boolean,
+  spec: WaitSpec,
   options: { block?: boolean; timeout?: number } | undefined,
-  recover?: () => void,
 ): boolean {
   const { block = true, timeout } = options ?? {};
   checkTimeout(timeout);
-  core.check(what);
-  if (tryTake()) return true;
+  core.check(spec.what);
+  if (spec.tryTake()) return true;
   if (!block || (timeout !== undefined && timeout <= 0)) return false;
+  if (spin(spec)) return true;
   const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
   const words = core.words;
   Atomics.add(words, W.WAITERS, 1);
+  let took = false;
   try {
     for (;;) {
-      if (tryTake()) return true;
+      if (spec.tryTake()) return true;
       const left = deadline - performance.now();
-      if (left <= 0) return false;
-      const took = core.sleepSync(Math.min(SLICE_MS, Math.ceil(left)));
-      if (!took && recover) recover();
+      if (left <= 0) {
+        if (took) spec.passOn?.();
+        return false;
+      }
+      if (spec.beforeSleep && !spec.beforeSleep()) continue;
+      took = core.sleepSync(Math.min(SLICE_MS, Math.ceil(left)));
+      if (took) {
+        if (spec.tryTake()) return true;
+        spec.stray?.();
+      } else spec.recover?.();
     }
   } finally {
     Atomics.sub(words, W.WAITERS, 1);

@@ -37,6 +37,7 @@ import {
   undoGiven,
   W,
   waitUntil,
+  type WaitSpec,
   waitUntilSync,
 } from "./_sync_core.ts";
 import { BrokenBarrierError } from "./errors.ts";
@@ -118,10 +119,52 @@ const lockOps = new WeakMap<Lock | RLock, LockOps>();
 
 // ---------------------------------------------------------------------------------------------
 
+// The lock word of Lock and RLock: the holder's pid, plus FLAG when a waiter may sleep (then
+// the release must post). Taking and releasing a lock nobody waits for is one compare-and-swap each.
+const FLAG = 0x4000_0000;
+const OWNER = FLAG - 1;
+/** What a closed handle looks at: a lock word no compare-and-swap matches, so every fast path
+ * falls through to the slow path, which reports the handle closed. */
+const CLOSED_WORDS = new Int32Array(W.E + 1).fill(-1);
+
+/** The wait spec shared by Lock and RLock; `took` runs once the lock word is ours. */
+function lockSpec(core: Core, took: () => void): WaitSpec {
+  const w = core.words;
+  return {
+    what: "lock",
+    tryTake() {
+      // A waiter that gets the lock while others still wait keeps FLAG set, so its release wakes them.
+      if (Atomics.compareExchange(w, W.A, 0, Atomics.load(w, W.WAITERS) > 1 ? PID | FLAG : PID) !== 0) {
+        return false;
+      }
+      took();
+      return true;
+    },
+    beforeSleep() {
+      // Make sure the holder's release posts: set FLAG in its lock word.
+      const c = Atomics.load(w, W.A);
+      if (c === 0) return false;
+      return (c & FLAG) !== 0 || Atomics.compareExchange(w, W.A, c, c | FLAG) === c;
+    },
+    recover() {
+      // The holder is gone (SIGKILL, crash, exit while holding): free the lock for the waiters.
+      for (let i = 0; i < 3; i++) {
+        const c = Atomics.load(w, W.A);
+        if (c === 0 || !isDead(c & OWNER)) return;
+        if (Atomics.compareExchange(w, W.A, c, 0) === c) return;
+      }
+    },
+    passOn() {
+      // We took a release's post but give up: hand it to another waiter.
+      if (Atomics.load(w, W.WAITERS) > 1) core.post(1);
+    },
+  };
+}
+
 /**
  * A lock shared between processes, as Python's `multiprocessing.Lock`: one holder at a time;
- * any process may release it. If the holding process dies (even by SIGKILL), a waiter frees the
- * lock within about 50 ms and acquires it.
+ * any process may release it. If the holding process ends without releasing it (even killed by
+ * SIGKILL), a waiter frees the lock within about 50 ms and acquires it.
  *
  * @example Take turns with a child process
  * ```ts
@@ -144,8 +187,7 @@ const lockOps = new WeakMap<Lock | RLock, LockOps>();
 export class Lock {
   #core: Core;
   #w: Int32Array;
-  #take: () => boolean;
-  #recover: () => void;
+  #spec: WaitSpec;
 
   /** Creates a new, unlocked lock. */
   constructor() {
@@ -153,18 +195,14 @@ export class Lock {
     const w = core.words;
     this.#core = core;
     this.#w = w;
-    this.#take = () => Atomics.compareExchange(w, W.A, 0, PID) === 0;
-    this.#recover = () => {
-      const owner = Atomics.load(w, W.A);
-      if (owner !== 0 && isDead(owner)) Atomics.compareExchange(w, W.A, owner, 0);
-    };
+    this.#spec = lockSpec(core, () => {});
     lockOps.set(this, {
       kind: "lock",
       core,
-      owned: () => Atomics.load(w, W.A) === PID,
+      owned: () => (Atomics.load(w, W.A) & OWNER) === PID,
       releaseSave: () => (this.release(), 1),
       restore: () => {},
-      reacquire: () => waitUntil(core, "lock", this.#take, undefined, this.#recover),
+      reacquire: () => waitUntil(core, this.#spec, undefined),
       acquire: (o) => this.acquire(o),
       acquireSync: (o) => this.acquireSync(o),
       release: () => this.release(),
@@ -176,25 +214,33 @@ export class Lock {
    * `block: false`. Never blocks the event loop.
    */
   acquire(options?: AcquireOptions): Promise<boolean> {
-    if (options === undefined && !this.#core.closed && this.#take()) return TRUE;
-    return waitUntil(this.#core, "lock", this.#take, options, this.#recover);
+    if (options === undefined && Atomics.compareExchange(this.#w, W.A, 0, PID) === 0) return TRUE;
+    return waitUntil(this.#core, this.#spec, options);
   }
 
   /** Acquires the lock, blocking the calling thread (and the event loop) while it waits. */
   acquireSync(options?: AcquireSyncOptions): boolean {
-    if (options === undefined && !this.#core.closed && Atomics.compareExchange(this.#w, W.A, 0, PID) === 0) {
-      return true;
-    }
-    return waitUntilSync(this.#core, "lock", this.#take, options, this.#recover);
+    if (options === undefined && Atomics.compareExchange(this.#w, W.A, 0, PID) === 0) return true;
+    return waitUntilSync(this.#core, this.#spec, options);
   }
 
   /** Releases the lock (any process may). Throws `RangeError` if it is not held. */
   release(): void {
-    this.#core.check("lock");
-    if (Atomics.exchange(this.#w, W.A, 0) === 0) {
-      throw new RangeError("Cannot release lock: it is not held");
+    if (Atomics.compareExchange(this.#w, W.A, PID, 0) !== PID) this.#releaseSlow();
+  }
+
+  #releaseSlow(): void {
+    const core = this.#core;
+    core.check("lock");
+    const w = core.words;
+    for (;;) {
+      const c = Atomics.load(w, W.A);
+      if (c === 0) throw new RangeError("Cannot release lock: it is not held");
+      if (Atomics.compareExchange(w, W.A, c, 0) === c) {
+        if (c & FLAG) core.post(1);
+        return;
+      }
     }
-    if (Atomics.load(this.#w, W.WAITERS) > 0) this.#core.wakeOne();
   }
 
   /** True when some process holds the lock. */
@@ -213,6 +259,7 @@ export class Lock {
 
   /** Closes this handle (idempotent); the creating process also removes the names. */
   close(): void {
+    this.#w = CLOSED_WORDS;
     this.#core.close();
   }
 
@@ -225,6 +272,7 @@ export class Lock {
 /**
  * A re-entrant lock shared between processes, as Python's `multiprocessing.RLock`: the holding
  * process may acquire it again, and must release it as many times. Only the holder may release.
+ * A holder that ends without releasing is recovered from as for {@linkcode Lock}.
  *
  * @example Re-enter from the same process
  * ```ts
@@ -240,8 +288,7 @@ export class Lock {
 export class RLock {
   #core: Core;
   #w: Int32Array;
-  #take: () => boolean;
-  #recover: () => void;
+  #spec: WaitSpec;
 
   /** Creates a new, unlocked re-entrant lock. */
   constructor() {
@@ -249,26 +296,23 @@ export class RLock {
     const w = core.words;
     this.#core = core;
     this.#w = w;
-    this.#take = () => {
-      const owner = Atomics.load(w, W.A);
-      if (owner === PID) {
-        w[W.B]++;
-        return true;
-      }
-      if (owner === 0 && Atomics.compareExchange(w, W.A, 0, PID) === 0) {
-        w[W.B] = 1;
-        return true;
-      }
-      return false;
-    };
-    this.#recover = () => {
-      const owner = Atomics.load(w, W.A);
-      if (owner !== 0 && isDead(owner)) Atomics.compareExchange(w, W.A, owner, 0);
+    const inner = lockSpec(core, () => {
+      w[W.B] = 1;
+    });
+    this.#spec = {
+      ...inner,
+      tryTake() {
+        if ((Atomics.load(w, W.A) & OWNER) === PID) {
+          w[W.B]++;
+          return true;
+        }
+        return inner.tryTake();
+      },
     };
     lockOps.set(this, {
       kind: "rlock",
       core,
-      owned: () => Atomics.load(w, W.A) === PID,
+      owned: () => (Atomics.load(w, W.A) & OWNER) === PID,
       releaseSave: () => {
         const count = w[W.B];
         w[W.B] = 1;
@@ -278,7 +322,7 @@ export class RLock {
       restore: (count) => {
         w[W.B] = count;
       },
-      reacquire: () => waitUntil(core, "lock", this.#take, undefined, this.#recover),
+      reacquire: () => waitUntil(core, this.#spec, undefined),
       acquire: (o) => this.acquire(o),
       acquireSync: (o) => this.acquireSync(o),
       release: () => this.release(),
@@ -287,13 +331,27 @@ export class RLock {
 
   /** As {@linkcode Lock.acquire}; resolves true at once when this process already holds it. */
   acquire(options?: AcquireOptions): Promise<boolean> {
-    if (options === undefined && !this.#core.closed && this.#take()) return TRUE;
-    return waitUntil(this.#core, "lock", this.#take, options, this.#recover);
+    if (options === undefined && this.#fast()) return TRUE;
+    return waitUntil(this.#core, this.#spec, options);
   }
 
   /** As {@linkcode Lock.acquireSync}. */
   acquireSync(options?: AcquireSyncOptions): boolean {
-    return waitUntilSync(this.#core, "lock", this.#take, options, this.#recover);
+    if (options === undefined && this.#fast()) return true;
+    return waitUntilSync(this.#core, this.#spec, options);
+  }
+
+  #fast(): boolean {
+    const w = this.#w;
+    if (Atomics.compareExchange(w, W.A, 0, PID) === 0) {
+      w[W.B] = 1;
+      return true;
+    }
+    if ((w[W.A] & OWNER) === PID) {
+      w[W.B]++;
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -301,23 +359,27 @@ export class RLock {
    * holds it.
    */
   release(): void {
-    this.#core.check("lock");
     const w = this.#w;
-    const owner = Atomics.load(w, W.A);
-    if (owner !== PID) {
-      if (owner === 0) throw new RangeError("Cannot release RLock: it is not held");
-      throw new Error(
-        `Cannot release RLock: it is held by process ${owner}, not by this one (${PID}); only the holder may release it`,
-      );
-    }
+    if ((w[W.A] & OWNER) !== PID) return this.#notOwned();
     const count = w[W.B] - 1;
     if (count > 0) {
       w[W.B] = count;
       return;
     }
     w[W.B] = 0;
+    if (Atomics.compareExchange(w, W.A, PID, 0) === PID) return;
+    // FLAG is set: a waiter sleeps. Only we can clear our own lock word.
     Atomics.store(w, W.A, 0);
-    if (Atomics.load(w, W.WAITERS) > 0) this.#core.wakeOne();
+    this.#core.post(1);
+  }
+
+  #notOwned(): never {
+    this.#core.check("lock");
+    const owner = Atomics.load(this.#w, W.A) & OWNER;
+    if (owner === 0) throw new RangeError("Cannot release RLock: it is not held");
+    throw new Error(
+      `Cannot release RLock: it is held by process ${owner}, not by this one (${PID}); only the holder may release it`,
+    );
   }
 
   /** True when some process holds the lock. */
@@ -333,6 +395,7 @@ export class RLock {
 
   /** Closes this handle (idempotent); the creating process also removes the names. */
   close(): void {
+    this.#w = CLOSED_WORDS;
     this.#core.close();
   }
 
@@ -366,8 +429,7 @@ const semCores = new WeakMap<Semaphore, Core>();
 export class Semaphore {
   #core: Core;
   #w: Int32Array;
-  #take: () => boolean;
-  #recover: () => void;
+  #spec: WaitSpec;
 
   /** Creates a semaphore holding `value` units (default 1). */
   constructor(value = 1) {
@@ -392,24 +454,28 @@ export class Semaphore {
     this.#core = core;
     this.#w = w;
     semCores.set(this, core);
-    this.#take = () => {
-      let v = Atomics.load(w, W.A);
-      while (v > 0) {
-        const seen = Atomics.compareExchange(w, W.A, v, v - 1);
-        if (seen === v) {
-          noteTaken(core);
-          return true;
+    this.#spec = {
+      what: "semaphore",
+      tryTake() {
+        let v = Atomics.load(w, W.A);
+        while (v > 0) {
+          const seen = Atomics.compareExchange(w, W.A, v, v - 1);
+          if (seen === v) {
+            noteTaken(core);
+            return true;
+          }
+          v = seen;
         }
-        v = seen;
-      }
-      return false;
-    };
-    this.#recover = () => {
-      const n = reclaimDeadSlots(core);
-      if (n > 0) {
-        this.#add(n);
-        core.post(Math.min(n, Atomics.load(w, W.WAITERS)));
-      }
+        return false;
+      },
+      recover: () => {
+        // Units of holders that vanished without giving them back (SIGKILL, crash) come back.
+        const n = reclaimDeadSlots(core);
+        if (n > 0) {
+          this.#add(n);
+          core.post(Math.min(n, Atomics.load(w, W.WAITERS)));
+        }
+      },
     };
   }
 
@@ -427,13 +493,14 @@ export class Semaphore {
 
   /** Takes one unit; resolves false after `timeout` ms or at once with `block: false`. */
   acquire(options?: AcquireOptions): Promise<boolean> {
-    if (options === undefined && !this.#core.closed && this.#take()) return TRUE;
-    return waitUntil(this.#core, "semaphore", this.#take, options, this.#recover);
+    if (options === undefined && !this.#core.closed && this.#spec.tryTake()) return TRUE;
+    return waitUntil(this.#core, this.#spec, options);
   }
 
   /** Takes one unit, blocking the calling thread while it waits. */
   acquireSync(options?: AcquireSyncOptions): boolean {
-    return waitUntilSync(this.#core, "semaphore", this.#take, options, this.#recover);
+    if (options === undefined && !this.#core.closed && this.#spec.tryTake()) return true;
+    return waitUntilSync(this.#core, this.#spec, options);
   }
 
   /**
@@ -565,12 +632,10 @@ export class Event {
     const w = this.#w;
     this.#core.check("event");
     const generation = Atomics.load(w, W.B);
-    return waitUntil(
-      this.#core,
-      "event",
-      () => Atomics.load(w, W.A) === 1 || Atomics.load(w, W.B) !== generation,
-      { timeout, signal: options?.signal },
-    );
+    return waitUntil(this.#core, {
+      what: "event",
+      tryTake: () => Atomics.load(w, W.A) === 1 || Atomics.load(w, W.B) !== generation,
+    }, { timeout, signal: options?.signal });
   }
 
   /** Closes this handle (idempotent); the creating process also removes the names. */
@@ -678,17 +743,14 @@ export class Condition {
     let notified = false;
     let failure: { error: unknown } | undefined;
     try {
-      notified = await waitUntil(
-        core,
-        "condition",
-        () => Atomics.compareExchange(w, slot, NOTIFIED, TAKEN) === NOTIFIED,
-        { timeout, signal: options?.signal },
-        undefined,
-        () => {
+      notified = await waitUntil(core, {
+        what: "condition",
+        tryTake: () => Atomics.compareExchange(w, slot, NOTIFIED, TAKEN) === NOTIFIED,
+        stray: () => {
           // We took a post meant for a notified waiter that still sleeps: pass it on.
           if (this.#pending() > 0) core.post(1);
         },
-      );
+      }, { timeout, signal: options?.signal });
     } catch (error) {
       failure = { error };
     }
