@@ -16,6 +16,23 @@ const EXPECT: Record<string, (lines: string[]) => void> = {
     // Without a lock, every process starts before the first is done.
     assert.ok(lines.indexOf(running.at(-1)!) < lines.indexOf(done[0]), lines.join("\n"));
   },
+  "pool_map.ts"(lines) {
+    assert.deepEqual(lines, [`[${Array.from({ length: 100 }, (_, i) => i * i).join(", ")}]`]);
+  },
+  "pool_apply.ts"(lines) {
+    assert.deepEqual(lines, Array.from({ length: 10 }, (_, i) => `${i} squared is ${i * i}`));
+  },
+  "apply_async.ts"(lines) {
+    assert.deepEqual(lines, ["cubes: 0 1 8 27 64 125 216 343 512 729", "get(50) gave up: TimedOut", "get() waited: finally done"]);
+  },
+  "apply_async_callback.ts"(lines) {
+    assert.deepEqual(lines, ["collected: 0 2 4 6 8 10 12 14", "callbacks ran in the parent: true", "tasks ran elsewhere: true"]);
+  },
+  "pool_vs_processes.ts"(lines) {
+    assert.equal(lines[0], "results: 100 (checksum 2549868)");
+    assert.match(lines[1], /^Pool of 4 workers: \d+ ms$/);
+    assert.match(lines[2], /^100 separate processes, 4 at a time: \d+ ms$/);
+  },
   "subclass.ts"(lines) {
     assert.deepEqual(lines, ["rocket: 3", "rocket: 2", "rocket: 1", "rocket: liftoff", "rocket exited with code 0"]);
   },
@@ -46,3 +63,12 @@ for (const name of names) {
     },
   });
 }
+
+Deno.test("deno.json has one example:<name> task per example, and none for a missing file", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const tasks = Object.entries(config.tasks as Record<string, string>).filter(([k]) => k.startsWith("example:"));
+  assert.deepEqual(tasks.map(([k]) => k.slice("example:".length) + ".ts").sort(), names);
+  for (const [name, command] of tasks) {
+    assert.equal(command, `deno run -A tests/examples/${name.slice("example:".length)}.ts`);
+  }
+});
