@@ -121,6 +121,37 @@ Deno.test({
     }).output();
     const stderr = new TextDecoder().decode(out.stderr);
     assert.equal(new TextDecoder().decode(out.stdout).trim(), "exitCode=1");
-    assert.match(stderr, /^Process thrower:\nRangeError: the child failed on purpose\n\s+at throwsRangeError \(file:.*process_fixtures\.ts:\d+:\d+\)/m);
+    assert.match(
+      stderr,
+      /^Process thrower:\nRangeError: the child failed on purpose\n\s+at throwsRangeError \(file:.*process_fixtures\.ts:\d+:\d+\)/m,
+    );
+  },
+});
+
+Deno.test({
+  name: "A child runs with exactly its parent's permissions and V8 flags",
+  ...SPAWNS,
+  async fn() {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-ffi",
+        "--allow-run",
+        "--allow-read",
+        "--v8-flags=--expose-gc",
+        new URL("./fixtures/flags_program.ts", import.meta.url).pathname,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
+      read: "granted",
+      write: "prompt",
+      net: "prompt",
+      env: "prompt",
+      ffi: "granted",
+      gc: true,
+    });
   },
 });
