@@ -59,3 +59,4 @@ export {
   RLock,
   Semaphore,
 } from "./src/synchronize.ts";
+export { JoinableQueue, Queue, type QueueWaitOptions, SimpleQueue } from "./src/queues.ts";

@@ -587,7 +587,7 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
 }
 
 registerReducer(Connection, {
-  name: "Connection",
+  name: "mp.Connection",
   reduce(c: Connection, ctx) {
     const fd = c.fileno();
     ctx.passFd(fd);

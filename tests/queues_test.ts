@@ -1,0 +1,256 @@
+import assert from "node:assert/strict";
+import { JoinableQueue, Process, Queue, QueueEmptyError, QueueFullError, SimpleQueue } from "../mod.ts";
+import * as fx from "./fixtures/ipc_fixtures.ts";
+import { cleanup, SPAWNS } from "./fixtures/helpers.ts";
+
+const module = new URL("./fixtures/ipc_fixtures.ts", import.meta.url);
+
+/** This process's named resources still in /dev/shm (queues, their locks, segments). */
+function ourShmEntries(): string[] {
+  const prefix = `mp${Deno.pid.toString(36)}`;
+  return [...Deno.readDirSync("/dev/shm")]
+    .map((e) => e.name)
+    .filter((n) => n.startsWith(prefix) || n.startsWith(`sem.${prefix}`));
+}
+
+type Item = { from: number; i: number; pad: string };
+
+Deno.test("Queue keeps FIFO order and qsize()/empty()/full() are exact right after put() and get()", async () => {
+  const before = ourShmEntries().length;
+  const q = new Queue<unknown>(3);
+  try {
+    assert.equal(q.empty(), true);
+    await q.put(1);
+    assert.equal(q.qsize(), 1);
+    await q.put({ two: [2n] });
+    q.putNowait("three");
+    assert.equal(q.qsize(), 3);
+    assert.equal(q.full(), true);
+    assert.equal(await q.get(), 1);
+    assert.equal(q.qsize(), 2);
+    assert.deepEqual(q.getNowait(), { two: [2n] });
+    assert.equal(await q.get(), "three");
+    assert.equal(q.empty(), true);
+    assert.equal(q.full(), false);
+  } finally {
+    q.close();
+  }
+  assert.equal(ourShmEntries().length, before);
+});
+
+Deno.test("Queue.put() and get() reject with QueueFullError / QueueEmptyError for block:false and after the timeout", async () => {
+  const q = new Queue<number>(1);
+  try {
+    await assert.rejects(q.get({ block: false }), QueueEmptyError);
+    await assert.rejects(q.get({ timeout: 0 }), QueueEmptyError);
+    const t0 = performance.now();
+    await assert.rejects(q.get({ timeout: 60 }), QueueEmptyError);
+    assert.ok(performance.now() - t0 >= 50);
+    assert.throws(() => q.getNowait(), QueueEmptyError);
+    await q.put(1);
+    await assert.rejects(q.put(2, { block: false, timeout: 1000 }), QueueFullError);
+    await assert.rejects(q.put(2, { timeout: 30 }), QueueFullError);
+    assert.throws(() => q.putNowait(2), QueueFullError);
+    assert.equal(q.qsize(), 1);
+    setTimeout(() => q.get(), 20);
+    await q.put(3, { timeout: 5000 }); // room appears while it waits
+    assert.equal(await q.get({ timeout: 5000 }), 3);
+  } finally {
+    q.close();
+  }
+});
+
+Deno.test("Queue waits aborted by a signal reject with its reason and add or lose no item", async () => {
+  const q = new Queue<string>(1);
+  try {
+    const reason = new Error("stop");
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(reason), 20);
+    await assert.rejects(q.get({ signal: ac.signal }), (e) => e === reason);
+    await q.put("kept");
+    const ac2 = new AbortController();
+    setTimeout(() => ac2.abort(reason), 20);
+    await assert.rejects(q.put("extra", { signal: ac2.signal }), (e) => e === reason);
+    assert.equal(q.qsize(), 1);
+    assert.equal(await q.get({ timeout: 1000 }), "kept");
+    assert.equal(q.empty(), true);
+    await assert.rejects(q.get({ signal: AbortSignal.abort(reason) }), (e) => e === reason);
+  } finally {
+    q.close();
+  }
+});
+
+Deno.test("Queue.put() of a value that cannot be serialized throws synchronously and the queue stays usable", async () => {
+  const q = new Queue<unknown>();
+  try {
+    assert.throws(() => q.put(() => 1), (e: Error) => e.name === "DataCloneError");
+    assert.throws(() => q.putNowait({ s: Symbol("x") }), (e: Error) => e.name === "DataCloneError");
+    assert.equal(q.qsize(), 0);
+    await q.put("ok");
+    assert.equal(await q.get(), "ok");
+  } finally {
+    q.close();
+  }
+});
+
+Deno.test("Queue carries items larger than a pipe write (through shared memory) in order with small ones", async () => {
+  const before = ourShmEntries().length;
+  const q = new Queue<unknown>();
+  try {
+    const big = new Uint8Array(2 * 1024 * 1024).map((_, i) => i % 253);
+    await q.put("a");
+    await q.put(big);
+    await q.put("x".repeat(5000));
+    await q.put("b");
+    assert.equal(await q.get(), "a");
+    assert.deepEqual(await q.get(), big);
+    assert.equal(await q.get(), "x".repeat(5000));
+    assert.equal(await q.get(), "b");
+  } finally {
+    q.close();
+  }
+  assert.equal(ourShmEntries().length, before);
+});
+
+Deno.test("Queue put()/get() after close() throw BadResource, and close() is idempotent", async () => {
+  const q = new Queue<number>();
+  q.close();
+  q.close();
+  assert.throws(() => q.put(1), Deno.errors.BadResource);
+  assert.throws(() => q.get(), Deno.errors.BadResource);
+  assert.throws(() => q.putNowait(1), Deno.errors.BadResource);
+  assert.throws(() => q.getNowait(), Deno.errors.BadResource);
+  await q.joinThread();
+});
+
+Deno.test("JoinableQueue.join() waits for every taskDone(), and one taskDone() too many is a RangeError", async () => {
+  const q = new JoinableQueue<number>();
+  try {
+    await q.join(); // nothing put: at once
+    await q.put(1);
+    await q.put(2);
+    let joined = false;
+    const joining = q.join().then(() => joined = true);
+    await q.get();
+    q.taskDone();
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(joined, false);
+    await q.get();
+    q.taskDone();
+    await joining;
+    assert.equal(joined, true);
+    assert.throws(() => q.taskDone(), RangeError);
+  } finally {
+    q.close();
+  }
+});
+
+Deno.test("SimpleQueue puts, gets and reports empty()", async () => {
+  const q = new SimpleQueue<string>();
+  try {
+    assert.equal(q.empty(), true);
+    await q.put("one");
+    assert.equal(q.empty(), false);
+    assert.equal(await q.get(), "one");
+    assert.equal(q.empty(), true);
+  } finally {
+    q.close();
+  }
+});
+
+Deno.test({
+  name:
+    "Queue delivers every item exactly once and in each producer's order, 3 producers to 4 consumers across processes",
+  ...SPAWNS,
+  async fn() {
+    const PER = 2000;
+    const q = new Queue<Item | null>(64);
+    const out = new Queue<{ done: number; items: Item[] }>();
+    const producers = [0, 1, 2].map((from) =>
+      new Process({ target: fx.produce, args: [q, from, PER, from === 2 ? 6000 : 10], module })
+    );
+    const consumers = [0, 1, 2, 3].map((id) =>
+      new Process({ target: fx.consume, args: [q, out, id], module })
+    );
+    try {
+      await Promise.all([...producers, ...consumers].map((p) => p.start()));
+      await Promise.all(producers.map((p) => p.join(60_000)));
+      for (let i = 0; i < consumers.length; i++) await q.put(null);
+      const seen = new Map<number, number[]>([[0, []], [1, []], [2, []]]);
+      for (let i = 0; i < consumers.length; i++) {
+        const { items } = await out.get({ timeout: 60_000 });
+        const last = new Map<number, number>();
+        for (const it of items) {
+          assert.ok((last.get(it.from) ?? -1) < it.i, "a consumer saw one producer's items out of order");
+          last.set(it.from, it.i);
+          seen.get(it.from)!.push(it.i);
+        }
+      }
+      for (const [from, is] of seen) {
+        assert.equal(is.length, PER, `producer ${from}: ${is.length} items arrived`);
+        assert.deepEqual([...is].sort((a, b) => a - b), [...Array(PER).keys()]);
+      }
+      await Promise.all(consumers.map((p) => p.join(10_000)));
+      assert.deepEqual([...producers, ...consumers].map((p) => p.exitCode), [0, 0, 0, 0, 0, 0, 0]);
+      assert.equal(q.empty(), true);
+    } finally {
+      q.close();
+      out.close();
+      await cleanup(...producers, ...consumers);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Queue: a child that put far more than the pipe holds exits, and its parent's join() before reading does not deadlock",
+  ...SPAWNS,
+  async fn() {
+    const q = new Queue<Item>();
+    const small = new Process({ target: fx.produce, args: [q, 0, 20_000, 40], module });
+    const big = new Process({ target: fx.produce, args: [q, 1, 20, 200_000], module });
+    try {
+      await small.start();
+      await big.start();
+      await small.join(30_000);
+      await big.join(30_000);
+      assert.equal(small.exitCode, 0, "the child did not end: join() would deadlock");
+      assert.equal(big.exitCode, 0);
+      assert.equal(q.qsize(), 20_020);
+      const next = [0, 0];
+      for (let n = 0; n < 20_020; n++) {
+        const it = await q.get({ timeout: 10_000 });
+        assert.equal(it.i, next[it.from]++);
+      }
+      assert.deepEqual(next, [20_000, 20]);
+      assert.equal(q.empty(), true);
+    } finally {
+      q.close();
+      await cleanup(small, big);
+    }
+  },
+});
+
+Deno.test({
+  name: "JoinableQueue.join() returns once daemon consumers in children marked every item done",
+  ...SPAWNS,
+  async fn() {
+    const q = new JoinableQueue<number>();
+    const out = new Queue<number>();
+    const workers = [0, 1].map(() => new Process({ target: fx.work, args: [q, out], module, daemon: true }));
+    try {
+      await Promise.all(workers.map((w) => w.start()));
+      for (let i = 0; i < 50; i++) await q.put(i);
+      await q.join();
+      assert.equal(out.qsize(), 50);
+      const squares: number[] = [];
+      for (let i = 0; i < 50; i++) squares.push(await out.get({ timeout: 5000 }));
+      assert.deepEqual(squares.sort((a, b) => a - b), [...Array(50).keys()].map((i) => i * i));
+    } finally {
+      for (const w of workers) if (w.isAlive()) w.terminate();
+      q.close();
+      out.close();
+      await cleanup(...workers);
+    }
+  },
+});
