@@ -76,7 +76,7 @@ export const N_COND_SLOTS = (SHM_SIZE / 4 - COND_SLOTS) / 2 | 0;
 export const PID: number = Deno.pid;
 
 /** Kinds of primitives, checked when a handle is revived. */
-export const KIND = { lock: 1, rlock: 2, semaphore: 3, event: 4, condition: 5 } as const;
+export const KIND = { lock: 1, rlock: 2, semaphore: 3, event: 4, condition: 5, barrier: 6 } as const;
 
 let counter = 0;
 function newName(): string {

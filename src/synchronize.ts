@@ -861,13 +861,12 @@ export class Condition {
 
 // ---------------------------------------------------------------------------------------------
 
-const FILLING = 0;
-const DRAINING = 1;
-const ACTION = 2;
-const RESETTING = -1;
-const BROKEN = -2;
-const STATE = W.C; // in the Condition's block
-const COUNT = W.D;
+// Barrier words: the pass word (generation << 16 | parties arrived), broken, parties.
+const PASS = W.A;
+const BROKEN = W.B;
+const PARTIES = W.C;
+const COUNT_MASK = 0xffff;
+const GEN_MASK = 0x7fff;
 
 /** Options of {@linkcode Barrier}. */
 export interface BarrierOptions {
@@ -890,6 +889,11 @@ interface ActionRef {
  * `multiprocessing.Barrier`: each `wait()` blocks until `parties` waits are pending, then all
  * are released together and each gets a distinct index.
  *
+ * Unlike CPython's (a Condition and a lock), it is one shared word: `generation << 16 | arrived`.
+ * Each party adds one (its index); the last one runs the action, then starts the next
+ * generation with none arrived and wakes everyone; the others wait for the generation to move
+ * on. `reset()` moves it on by two, which the waiters of the old generation read as broken.
+ *
  * @example Two parties meet
  * ```ts
  * import { Barrier } from "@mp/multiprocessing";
@@ -900,8 +904,7 @@ interface ActionRef {
  * ```
  */
 export class Barrier {
-  #lock: Lock;
-  #cond: Condition;
+  #core: Core;
   #w: Int32Array;
   #parties: number;
   #timeout: number | undefined;
@@ -913,33 +916,33 @@ export class Barrier {
     const revived = reviveBarrier;
     reviveBarrier = null;
     if (revived) {
-      this.#lock = revived.lock;
-      this.#cond = revived.cond;
-      this.#parties = revived.parties;
+      this.#core = revived.core;
+      this.#parties = revived.core.words[PARTIES];
       this.#timeout = revived.timeout;
       this.#action = undefined;
       this.#actionRef = revived.action;
     } else {
-      if (typeof parties !== "number" || !Number.isInteger(parties) || parties < 1) {
-        throw new RangeError(`Invalid parties: expected a positive integer, got ${String(parties)}`);
+      if (typeof parties !== "number" || !Number.isInteger(parties) || parties < 1 || parties > COUNT_MASK - 1) {
+        throw new RangeError(`Invalid parties: expected an integer from 1 to 65534, got ${String(parties)}`);
       }
       const { action, timeout } = options;
       if (action !== undefined && typeof action !== "function") {
         throw new TypeError(`Invalid action: expected a function, got ${typeof action}`);
+      }
+      if (timeout !== undefined && (typeof timeout !== "number" || Number.isNaN(timeout))) {
+        throw new TypeError(`Invalid timeout: expected a number of milliseconds, got ${String(timeout)}`);
       }
       this.#parties = parties;
       this.#timeout = timeout;
       this.#action = action;
       const module = action ? callerModule() : undefined;
       this.#actionRef = action && module && action.name ? { name: action.name, module } : null;
-      this.#lock = new Lock();
-      this.#cond = new Condition(this.#lock);
+      this.#core = Core.create(KIND.barrier);
+      this.#core.words[PARTIES] = parties;
     }
-    this.#w = condCores.get(this.#cond)!.words;
+    this.#w = this.#core.words;
     barrierParts.set(this, {
-      lock: this.#lock,
-      cond: this.#cond,
-      parties: this.#parties,
+      core: this.#core,
       timeout: this.#timeout,
       action: this.#actionRef,
     });
@@ -952,89 +955,81 @@ export class Barrier {
 
   /** How many parties are waiting now. */
   get nWaiting(): number {
-    const w = this.#w;
-    return Atomics.load(w, STATE) === FILLING ? Atomics.load(w, COUNT) : 0;
+    this.#core.check("barrier");
+    if (Atomics.load(this.#w, BROKEN)) return 0;
+    const arrived = Atomics.load(this.#w, PASS) & COUNT_MASK;
+    return arrived >= this.#parties ? 0 : arrived;
   }
 
   /** True when the barrier is broken (aborted, or a wait timed out); `reset()` repairs it. */
   get broken(): boolean {
-    return Atomics.load(this.#w, STATE) === BROKEN;
+    this.#core.check("barrier");
+    return Atomics.load(this.#w, BROKEN) !== 0;
   }
 
   /**
    * Waits for the other parties; resolves a distinct index 0..parties-1. Rejects with
-   * `BrokenBarrierError` when the barrier is or becomes broken, and breaks it on timeout.
+   * `BrokenBarrierError` when the barrier is or becomes broken, and breaks it when this wait
+   * times out or is aborted (the other parties cannot pass without this one any more).
    */
   async wait(timeout?: number, options?: { signal?: AbortSignal }): Promise<number> {
+    const core = this.#core;
+    core.check("barrier");
     timeout ??= this.#timeout;
-    const w = this.#w;
-    const cond = this.#cond;
     const signal = options?.signal;
-    await this.#lock.acquire({ signal });
-    let locked = true;
-    try {
-      // Wait out a pass that is still draining or resetting.
-      while (
-        Atomics.load(w, STATE) === DRAINING || Atomics.load(w, STATE) === RESETTING ||
-        Atomics.load(w, STATE) === ACTION
-      ) {
-        await cond.wait(undefined, { signal });
+    signal?.throwIfAborted();
+    const w = this.#w;
+    const parties = this.#parties;
+    for (;;) {
+      if (Atomics.load(w, BROKEN)) throw new BrokenBarrierError();
+      const v = Atomics.load(w, PASS);
+      const gen = (v >>> 16) & GEN_MASK;
+      const index = v & COUNT_MASK;
+      if (index >= parties) {
+        // The last party of this pass is running the action: wait for the next generation.
+        await waitUntil(core, {
+          what: "barrier",
+          tryTake: () => Atomics.load(w, PASS) !== v || Atomics.load(w, BROKEN) !== 0,
+        }, { signal });
+        continue;
       }
-      if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError();
-      const index = Atomics.add(w, COUNT, 1);
-      try {
-        if (index + 1 === this.#parties) {
-          if (this.#action || this.#actionRef) {
-            Atomics.store(w, STATE, ACTION);
-            this.#lock.release();
-            locked = false;
-            let failed: { error: unknown } | undefined;
-            try {
-              await (await this.#findAction())();
-            } catch (error) {
-              failed = { error };
-            }
-            await this.#lock.acquire();
-            locked = true;
-            if (failed) {
-              this.#break();
-              throw failed.error;
-            }
-            if (Atomics.load(w, STATE) !== ACTION) throw new BrokenBarrierError();
-          }
-          Atomics.store(w, STATE, DRAINING);
-          cond.notifyAll();
-        } else {
-          const passed = () => {
-            const s = Atomics.load(w, STATE);
-            return s !== FILLING && s !== ACTION;
-          };
-          let ok = false;
+      if (Atomics.compareExchange(w, PASS, v, v + 1) !== v) continue;
+      if (index + 1 === parties) {
+        if (this.#action || this.#actionRef) {
           try {
-            ok = await cond.waitFor(passed, timeout, { signal });
-          } catch (e) {
+            await (await this.#findAction())();
+          } catch (error) {
             this.#break();
-            throw e;
+            throw error;
           }
-          if (!ok) {
-            this.#break();
-            throw new BrokenBarrierError(`Barrier is broken: wait timed out after ${timeout} ms`);
-          }
-          if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError();
+          if (Atomics.load(w, BROKEN) || Atomics.load(w, PASS) !== v + 1) throw new BrokenBarrierError();
         }
+        // Next generation, nobody arrived yet; wake everyone of this one.
+        if (Atomics.compareExchange(w, PASS, v + 1, ((gen + 1) & GEN_MASK) << 16) !== v + 1) {
+          throw new BrokenBarrierError();
+        }
+        core.post(Atomics.load(w, W.WAITERS));
         return index;
-      } finally {
-        // The last one out of a draining or resetting barrier opens it for the next pass.
-        if (Atomics.sub(w, COUNT, 1) === 1) {
-          const s = Atomics.load(w, STATE);
-          if (s === RESETTING || s === DRAINING) {
-            Atomics.store(w, STATE, FILLING);
-            cond.notifyAll();
-          }
-        }
       }
-    } finally {
-      if (locked) this.#lock.release();
+      let passed: boolean;
+      try {
+        passed = await waitUntil(core, {
+          what: "barrier",
+          tryTake: () => ((Atomics.load(w, PASS) >>> 16) & GEN_MASK) !== gen || Atomics.load(w, BROKEN) !== 0,
+        }, { timeout, signal });
+      } catch (error) {
+        this.#breakIfStill(gen);
+        throw error;
+      }
+      const now = (Atomics.load(w, PASS) >>> 16) & GEN_MASK;
+      // The generation moved on by one: this pass completed (even if broken since).
+      if (now === ((gen + 1) & GEN_MASK)) return index;
+      if (now !== gen) throw new BrokenBarrierError("Barrier is broken: it was reset while waiting");
+      if (!passed) {
+        this.#breakIfStill(gen);
+        throw new BrokenBarrierError(`Barrier is broken: wait timed out after ${timeout} ms`);
+      }
+      throw new BrokenBarrierError();
     }
   }
 
@@ -1052,39 +1047,37 @@ export class Barrier {
   }
 
   #break(): void {
-    Atomics.store(this.#w, STATE, BROKEN);
-    this.#cond.notifyAll();
+    Atomics.store(this.#w, BROKEN, 1);
+    this.#core.post(Atomics.load(this.#w, W.WAITERS));
+  }
+
+  #breakIfStill(gen: number): void {
+    if (((Atomics.load(this.#w, PASS) >>> 16) & GEN_MASK) === gen) this.#break();
   }
 
   /** Breaks the barrier: every waiting and future `wait()` rejects with `BrokenBarrierError`. */
   abort(): void {
-    this.#lock.acquireSync();
-    try {
-      this.#break();
-    } finally {
-      this.#lock.release();
-    }
+    this.#core.check("barrier");
+    this.#break();
   }
 
   /** Returns the barrier to its empty state; current waiters reject with `BrokenBarrierError`. */
   reset(): void {
+    this.#core.check("barrier");
     const w = this.#w;
-    this.#lock.acquireSync();
-    try {
-      if (Atomics.load(w, COUNT) > 0) {
-        const s = Atomics.load(w, STATE);
-        if (s === FILLING || s === BROKEN || s === ACTION) Atomics.store(w, STATE, RESETTING);
-      } else Atomics.store(w, STATE, FILLING);
-      this.#cond.notifyAll();
-    } finally {
-      this.#lock.release();
+    for (;;) {
+      const v = Atomics.load(w, PASS);
+      const gen = (v >>> 16) & GEN_MASK;
+      // Two generations on: waiters of this one read it as a reset, not as a completed pass.
+      if (Atomics.compareExchange(w, PASS, v, ((gen + 2) & GEN_MASK) << 16) === v) break;
     }
+    Atomics.store(w, BROKEN, 0);
+    this.#core.post(Atomics.load(w, W.WAITERS));
   }
 
   /** Closes this handle (idempotent); the creating process also removes the names. */
   close(): void {
-    this.#cond.close();
-    this.#lock.close();
+    this.#core.close();
   }
 
   /** Same as {@linkcode Barrier.close}. */
@@ -1094,9 +1087,7 @@ export class Barrier {
 }
 
 interface BarrierState {
-  lock: Lock;
-  cond: Condition;
-  parties: number;
+  core: Core;
   timeout: number | undefined;
   action: ActionRef | null;
 }
@@ -1158,8 +1149,7 @@ function reviveCondition(s: ConditionState): Condition {
 registerReducer(Condition, { name: "mp.Condition", reduce: reduceCondition, revive: reviveCondition });
 
 interface BarrierWire {
-  cond: ConditionState;
-  parties: number;
+  name: string;
   timeout: number | undefined;
   action: ActionRef | null;
 }
@@ -1167,18 +1157,13 @@ registerReducer(Barrier, {
   name: "mp.Barrier",
   reduce: (b: Barrier): BarrierWire => {
     const p = barrierParts.get(b)!;
-    return {
-      cond: reduceCondition(p.cond),
-      parties: p.parties,
-      timeout: p.timeout,
-      action: p.action,
-    };
+    p.core.check("barrier");
+    return { name: p.core.name, timeout: p.timeout, action: p.action };
   },
   revive: (s: BarrierWire) => {
-    const cond = reviveCondition(s.cond);
-    reviveBarrier = { lock: cond.lock as Lock, cond, parties: s.parties, timeout: s.timeout, action: s.action };
+    reviveBarrier = { core: Core.open(s.name, KIND.barrier, "Barrier"), timeout: s.timeout, action: s.action };
     try {
-      return new Barrier(s.parties);
+      return new Barrier(1);
     } finally {
       reviveBarrier = null;
     }
