@@ -23,23 +23,91 @@ const EXPECT: Record<string, (lines: string[]) => void> = {
     assert.deepEqual(lines, Array.from({ length: 10 }, (_, i) => `${i} squared is ${i * i}`));
   },
   "apply_async.ts"(lines) {
-    assert.deepEqual(lines, ["cubes: 0 1 8 27 64 125 216 343 512 729", "get(50) gave up: TimedOut", "get() waited: finally done"]);
+    assert.deepEqual(lines, [
+      "cubes: 0 1 8 27 64 125 216 343 512 729",
+      "get(50) gave up: TimedOut",
+      "get() waited: finally done",
+    ]);
   },
   "apply_async_callback.ts"(lines) {
-    assert.deepEqual(lines, ["collected: 0 2 4 6 8 10 12 14", "callbacks ran in the parent: true", "tasks ran elsewhere: true"]);
+    assert.deepEqual(lines, [
+      "collected: 0 2 4 6 8 10 12 14",
+      "callbacks ran in the parent: true",
+      "tasks ran elsewhere: true",
+    ]);
   },
   "pool_vs_processes.ts"(lines) {
     assert.equal(lines[0], "results: 100 (checksum 2549868)");
     assert.match(lines[1], /^Pool of 4 workers: \d+ ms$/);
     assert.match(lines[2], /^100 separate processes, 4 at a time: \d+ ms$/);
   },
+  "lock.ts"(lines) {
+    assert.equal(lines.length, 10);
+    // Under the lock each process's two lines stay together.
+    for (let i = 0; i < 10; i += 2) {
+      const [n, pid] = lines[i].match(/^(\d): (\d+) is running$/)!.slice(1);
+      assert.equal(lines[i + 1], `${n}: ${pid} is done`);
+    }
+    assert.deepEqual(lines.filter((_, i) => i % 2 === 0).map((l) => l[0]).sort(), ["0", "1", "2", "3", "4"]);
+  },
+  "ticket_race.ts"(lines) {
+    const locked = lines.slice(lines.findIndex((l) => l.startsWith("With a Lock")));
+    assert.ok(lines.includes("=> 3 tickets sold (one existed)"), lines.join("\n"));
+    assert.equal(locked.filter((l) => l.includes("bought a ticket")).length, 1);
+    assert.equal(locked.filter((l) => l.endsWith("sold out")).length, 2);
+    assert.equal(lines.at(-1), "=> 1 ticket sold");
+  },
+  "producer_consumer.ts"(lines) {
+    const got = lines.slice(0, -1).map((l) =>
+      l.match(/^consumer \d got item (\d) from producer (\d)$/)!.slice(1).join("/")
+    );
+    const expected = [0, 1, 2].flatMap((p) => [0, 1, 2, 3, 4].map((i) => `${i}/${p}`));
+    assert.deepEqual(got.sort(), expected.sort());
+    assert.equal(lines.at(-1), "15 items consumed");
+  },
+  "joinable_queue.ts"(lines) {
+    assert.equal(lines[0], "all tasks done: 10 results");
+    const squares = lines.slice(1).map((l) =>
+      l.match(/^(\d+) squared is (\d+) \(pid \d+\)$/)!.slice(1).map(Number)
+    );
+    assert.deepEqual(
+      squares.sort((a, b) => a[0] - b[0]),
+      Array.from({ length: 10 }, (_, i) => [i + 1, (i + 1) ** 2]),
+    );
+  },
+  "pipe_echo.ts"(lines) {
+    assert.deepEqual(lines, [
+      "sent hello got back HELLO",
+      "sent [ 1, 2, 3 ] got back [ 1, 2, 3 ]",
+      'sent { nested: Map(1) { "k" => "v" } } got back { nested: Map(1) { "k" => "v" } }',
+      "child exited with 0",
+    ]);
+  },
+  "pipe_eof.ts"(lines) {
+    for (const w of [0, 1]) {
+      assert.deepEqual(
+        lines.filter((l) => l.endsWith(`from writer ${w}`)),
+        [0, 1, 2].map((i) => `line ${i} from writer ${w}`),
+      );
+    }
+    assert.equal(lines.length, 7);
+    assert.equal(lines.at(-1), "EOFError after 6 lines: every write end is closed");
+  },
   "subclass.ts"(lines) {
-    assert.deepEqual(lines, ["rocket: 3", "rocket: 2", "rocket: 1", "rocket: liftoff", "rocket exited with code 0"]);
+    assert.deepEqual(lines, [
+      "rocket: 3",
+      "rocket: 2",
+      "rocket: 1",
+      "rocket: liftoff",
+      "rocket exited with code 0",
+    ]);
   },
 };
 
 const dir = new URL("./examples/", import.meta.url);
-const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".ts") && n !== "run_all.ts").sort();
+const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
+  n.endsWith(".ts") && n !== "run_all.ts"
+).sort();
 
 for (const name of names) {
   Deno.test({
@@ -66,7 +134,9 @@ for (const name of names) {
 
 Deno.test("deno.json has one example:<name> task per example, and none for a missing file", async () => {
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  const tasks = Object.entries(config.tasks as Record<string, string>).filter(([k]) => k.startsWith("example:"));
+  const tasks = Object.entries(config.tasks as Record<string, string>).filter(([k]) =>
+    k.startsWith("example:")
+  );
   assert.deepEqual(tasks.map(([k]) => k.slice("example:".length) + ".ts").sort(), names);
   for (const [name, command] of tasks) {
     assert.equal(command, `deno run -A tests/examples/${name.slice("example:".length)}.ts`);
