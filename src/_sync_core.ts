@@ -2,8 +2,8 @@
  * The machinery under every synchronization primitive (CPython: the `SemLock` part of
  * `synchronize.py` and `_multiprocessing/semaphore.c`).
  *
- * Each primitive owns two named resources, `/mp…` and `/mp…m`, made by the process that
- * constructs it:
+ * Each primitive owns two named resources, `/mp…` and `/mp…m` (a Barrier a third, `/mp…b`),
+ * made by the process that constructs it:
  *
  * - a **shared memory block** (`shm_open` + `mmap`, 512 bytes) that holds the primitive's state
  *   as 32-bit words: who owns a lock, how many units a semaphore has, an event's flag, how many
@@ -89,32 +89,51 @@ function shmName(name: string): string {
   return name + "m";
 }
 
+/** The name of wake-up channel `i`: the base name, then base + "b" (a Barrier has two). */
+function semName(name: string, i: number): string {
+  return i === 0 ? name : name + "b";
+}
+
+/** How many wake-up channels a primitive of `kind` has. */
+function channelsOf(kind: number): number {
+  return kind === KIND.barrier ? 2 : 1;
+}
+
+/** The word counting the sleepers of wake-up channel `i`. */
+export function waitersWord(channel: number): number {
+  return channel === 0 ? W.WAITERS : W.E;
+}
+
 interface Handles {
   name: string;
   creator: boolean;
-  sem: NamedSemaphore;
+  sems: NamedSemaphore[];
   mapping: SharedMapping;
 }
 
 function releaseHandles(h: Handles): void {
-  if (h.creator) unlinkNames(h.name);
-  try {
-    h.sem.close();
-  } catch { /* already gone */ }
+  if (h.creator) unlinkNames(h.name, h.sems.length);
+  for (const sem of h.sems) {
+    try {
+      sem.close();
+    } catch { /* already gone */ }
+  }
   try {
     h.mapping.unmap();
   } catch { /* already gone */ }
 }
 
-function unlinkNames(name: string): void {
-  try {
-    NamedSemaphore.unlink(name);
-  } catch { /* the tracker retries */ }
+function unlinkNames(name: string, channels: number): void {
+  for (let i = 0; i < channels; i++) {
+    try {
+      NamedSemaphore.unlink(semName(name, i));
+    } catch { /* the tracker retries */ }
+  }
   try {
     unlinkSharedMemory(shmName(name));
   } catch { /* the tracker retries */ }
   try {
-    untrack("sem", name);
+    for (let i = 0; i < channels; i++) untrack("sem", semName(name, i));
     untrack("shm", shmName(name));
   } catch { /* exiting */ }
 }
@@ -147,23 +166,24 @@ export class Core {
 
   /** Creates fresh named resources for a primitive of `kind`. */
   static create(kind: number): Core {
+    const channels = channelsOf(kind);
     for (let attempt = 0;; attempt++) {
       const name = newName();
-      let sem: NamedSemaphore | undefined;
+      const sems: NamedSemaphore[] = [];
       try {
-        sem = NamedSemaphore.create(name, 0);
-        track("sem", name, { ownedByProcess: true });
+        for (let i = 0; i < channels; i++) {
+          sems.push(NamedSemaphore.create(semName(name, i), 0));
+          track("sem", semName(name, i), { ownedByProcess: true });
+        }
         const mapping = mapSharedMemory(shmName(name), true, SHM_SIZE);
         track("shm", shmName(name), { ownedByProcess: true });
         const words = new Int32Array(mapping.buffer, 0, SHM_SIZE / 4);
         words[W.KIND] = kind;
         Atomics.store(words, W.MAGIC, MAGIC);
-        return new Core({ name, creator: true, sem, mapping }, kind);
+        return new Core({ name, creator: true, sems, mapping }, kind);
       } catch (e) {
-        if (sem) {
-          sem.close();
-          unlinkNames(name);
-        }
+        for (const sem of sems) sem.close();
+        if (sems.length) unlinkNames(name, channels);
         if (e instanceof Deno.errors.AlreadyExists && attempt < 5) continue;
         throw e;
       }
@@ -172,18 +192,18 @@ export class Core {
 
   /** Opens the resources of an existing primitive (a revived handle). */
   static open(name: string, kind: number, what: string): Core {
-    let sem: NamedSemaphore | undefined;
+    const sems: NamedSemaphore[] = [];
     try {
-      sem = NamedSemaphore.open(name);
+      for (let i = 0; i < channelsOf(kind); i++) sems.push(NamedSemaphore.open(semName(name, i)));
       const mapping = mapSharedMemory(shmName(name), false);
       const words = new Int32Array(mapping.buffer, 0, Math.min(SHM_SIZE, mapping.size) / 4);
       if (mapping.size < SHM_SIZE || words[W.MAGIC] !== MAGIC || words[W.KIND] !== kind) {
         mapping.unmap();
         throw new TypeError(`Cannot open ${what} ${name}: the shared block does not hold a ${what}`);
       }
-      return new Core({ name, creator: false, sem, mapping }, kind);
+      return new Core({ name, creator: false, sems, mapping }, kind);
     } catch (e) {
-      sem?.close();
+      for (const sem of sems) sem.close();
       if (e instanceof Deno.errors.NotFound) {
         throw new Deno.errors.NotFound(
           `Cannot open ${what} ${name}: it no longer exists (the process that created it closed it or ended)`,
@@ -217,7 +237,7 @@ export class Core {
     finalizer.unregister(this);
     if (this.#inflight === 0) releaseHandles(this.#h);
     else {
-      if (this.#h.creator) unlinkNames(this.name);
+      if (this.#h.creator) unlinkNames(this.name, this.#h.sems.length);
       this.#h.creator = false;
       this.#freeWhenIdle = true;
     }
@@ -225,30 +245,26 @@ export class Core {
 
   /** Wakes one sleeper (if anyone sleeps). */
   wakeOne(): void {
-    if (Atomics.load(this.words, W.WAITERS) > 0) this.#h.sem.post();
+    if (Atomics.load(this.words, W.WAITERS) > 0) this.#h.sems[0].post();
   }
 
-  /** Posts `n` times. */
-  post(n: number): void {
-    for (let i = 0; i < n; i++) this.#h.sem.post();
+  /** Posts `n` times on wake-up channel `channel`. */
+  post(n: number, channel = 0): void {
+    const sem = this.#h.sems[channel];
+    for (let i = 0; i < n; i++) sem.post();
   }
 
-  /** Sleeps on the semaphore up to `ms` on this thread; true when a post was taken. */
-  sleepSync(ms: number): boolean {
-    return this.#h.sem.waitSync(ms);
-  }
-
-  /** Takes a pending post without sleeping. */
-  tryTakePost(): boolean {
-    return this.#h.sem.tryWait();
+  /** Sleeps on a wake-up channel up to `ms` on this thread; true when a post was taken. */
+  sleepSync(ms: number, channel = 0): boolean {
+    return this.#h.sems[channel].waitSync(ms);
   }
 
   /**
    * Sleeps on the semaphore up to `ms` on a worker thread. Rejects with `signal.reason` at once
    * when aborted; the abandoned sleep passes on any post it takes later, so none is lost.
    */
-  sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-    const sem = this.#h.sem;
+  sleep(ms: number, signal?: AbortSignal, channel = 0): Promise<boolean> {
+    const sem = this.#h.sems[channel];
     this.#inflight++;
     const done = sem.waitAsync(ms).finally(() => {
       if (--this.#inflight === 0 && this.#freeWhenIdle) {
@@ -328,6 +344,8 @@ function checkTimeout(timeout: number | undefined): void {
 export interface WaitSpec {
   /** Names the primitive in errors, e.g. "lock". */
   readonly what: string;
+  /** The wake-up channel to sleep on (default 0). */
+  readonly channel?: number;
   /** Tries to take what the waiter wants; true on success. Never waits. */
   tryTake(): boolean;
   /**
@@ -358,7 +376,9 @@ export async function waitUntil(core: Core, spec: WaitSpec, options: WaitOptions
   if (spin(spec)) return true;
   const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
   const words = core.words;
-  Atomics.add(words, W.WAITERS, 1);
+  const channel = spec.channel ?? 0;
+  const waiters = waitersWord(channel);
+  Atomics.add(words, waiters, 1);
   let took = false;
   try {
     for (;;) {
@@ -369,7 +389,7 @@ export async function waitUntil(core: Core, spec: WaitSpec, options: WaitOptions
         return false;
       }
       if (spec.beforeSleep && !spec.beforeSleep()) continue;
-      took = await core.sleep(Math.min(SLICE_MS, Math.ceil(left)), signal);
+      took = await core.sleep(Math.min(SLICE_MS, Math.ceil(left)), signal, channel);
       core.check(spec.what);
       if (took) {
         if (spec.tryTake()) return true;
@@ -377,7 +397,7 @@ export async function waitUntil(core: Core, spec: WaitSpec, options: WaitOptions
       } else spec.recover?.();
     }
   } finally {
-    if (!core.closed) Atomics.sub(words, W.WAITERS, 1);
+    if (!core.closed) Atomics.sub(words, waiters, 1);
   }
 }
 
@@ -395,7 +415,9 @@ export function waitUntilSync(
   if (spin(spec)) return true;
   const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
   const words = core.words;
-  Atomics.add(words, W.WAITERS, 1);
+  const channel = spec.channel ?? 0;
+  const waiters = waitersWord(channel);
+  Atomics.add(words, waiters, 1);
   let took = false;
   try {
     for (;;) {
@@ -406,14 +428,14 @@ export function waitUntilSync(
         return false;
       }
       if (spec.beforeSleep && !spec.beforeSleep()) continue;
-      took = core.sleepSync(Math.min(SLICE_MS, Math.ceil(left)));
+      took = core.sleepSync(Math.min(SLICE_MS, Math.ceil(left)), channel);
       if (took) {
         if (spec.tryTake()) return true;
         spec.stray?.();
       } else spec.recover?.();
     }
   } finally {
-    Atomics.sub(words, W.WAITERS, 1);
+    Atomics.sub(words, waiters, 1);
   }
 }
 

@@ -38,6 +38,7 @@ import {
   W,
   waitUntil,
   type WaitSpec,
+  waitersWord,
   waitUntilSync,
 } from "./_sync_core.ts";
 import { BrokenBarrierError } from "./errors.ts";
@@ -989,6 +990,7 @@ export class Barrier {
         // The last party of this pass is running the action: wait for the next generation.
         await waitUntil(core, {
           what: "barrier",
+          channel: gen & 1,
           tryTake: () => Atomics.load(w, PASS) !== v || Atomics.load(w, BROKEN) !== 0,
         }, { signal });
         continue;
@@ -1008,13 +1010,16 @@ export class Barrier {
         if (Atomics.compareExchange(w, PASS, v + 1, ((gen + 1) & GEN_MASK) << 16) !== v + 1) {
           throw new BrokenBarrierError();
         }
-        core.post(Atomics.load(w, W.WAITERS));
+        this.#wake(gen);
         return index;
       }
       let passed: boolean;
       try {
         passed = await waitUntil(core, {
           what: "barrier",
+          // Each generation sleeps on its own channel (by parity): the next generation's early
+          // arrivals cannot take the posts that wake this one.
+          channel: gen & 1,
           tryTake: () => ((Atomics.load(w, PASS) >>> 16) & GEN_MASK) !== gen || Atomics.load(w, BROKEN) !== 0,
         }, { timeout, signal });
       } catch (error) {
@@ -1046,9 +1051,16 @@ export class Barrier {
     return this.#action = fn;
   }
 
+  /** Wakes every sleeper of generation `gen`. */
+  #wake(gen: number): void {
+    const channel = gen & 1;
+    this.#core.post(Atomics.load(this.#w, waitersWord(channel)), channel);
+  }
+
   #break(): void {
     Atomics.store(this.#w, BROKEN, 1);
-    this.#core.post(Atomics.load(this.#w, W.WAITERS));
+    this.#wake(0);
+    this.#wake(1);
   }
 
   #breakIfStill(gen: number): void {
@@ -1072,7 +1084,8 @@ export class Barrier {
       if (Atomics.compareExchange(w, PASS, v, ((gen + 2) & GEN_MASK) << 16) === v) break;
     }
     Atomics.store(w, BROKEN, 0);
-    this.#core.post(Atomics.load(w, W.WAITERS));
+    this.#wake(0);
+    this.#wake(1);
   }
 
   /** Closes this handle (idempotent); the creating process also removes the names. */
