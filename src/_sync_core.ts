@@ -315,7 +315,7 @@ export class Core {
 const SPIN_MS = (navigator.hardwareConcurrency ?? 1) > 1 ? 0.05 : 0;
 
 /** Re-tries `spec.tryTake()` for up to {@linkcode SPIN_MS}; true when it succeeded. */
-function spin(spec: WaitSpec): boolean {
+export function spin(spec: WaitSpec): boolean {
   if (SPIN_MS === 0) return false;
   const until = performance.now() + SPIN_MS;
   for (;;) {
@@ -366,14 +366,19 @@ export interface WaitSpec {
  * sleeping on the core's semaphore in slices of at most {@linkcode SLICE_MS}. Resolves false
  * on timeout or `block: false`; rejects with `signal.reason` when aborted.
  */
-export async function waitUntil(core: Core, spec: WaitSpec, options: WaitOptions | undefined): Promise<boolean> {
+export async function waitUntil(
+  core: Core,
+  spec: WaitSpec,
+  options: WaitOptions | undefined,
+  spun = false,
+): Promise<boolean> {
   const { block = true, timeout, signal } = options ?? {};
   checkTimeout(timeout);
   signal?.throwIfAborted();
   core.check(spec.what);
   if (spec.tryTake()) return true;
   if (!block || (timeout !== undefined && timeout <= 0)) return false;
-  if (spin(spec)) return true;
+  if (!spun && spin(spec)) return true;
   const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
   const words = core.words;
   const channel = spec.channel ?? 0;

@@ -34,6 +34,7 @@ import {
   N_COND_SLOTS,
   PID,
   reclaimDeadSlots,
+  spin,
   undoGiven,
   W,
   waitUntil,
@@ -215,7 +216,11 @@ export class Lock {
    * `block: false`. Never blocks the event loop.
    */
   acquire(options?: AcquireOptions): Promise<boolean> {
-    if (options === undefined && Atomics.compareExchange(this.#w, W.A, 0, PID) === 0) return TRUE;
+    if (options === undefined) {
+      // Taken at once, or within a short spin: no promise machinery beyond the one returned.
+      if (Atomics.compareExchange(this.#w, W.A, 0, PID) === 0 || spin(this.#spec)) return TRUE;
+      return waitUntil(this.#core, this.#spec, options, true);
+    }
     return waitUntil(this.#core, this.#spec, options);
   }
 
@@ -332,7 +337,10 @@ export class RLock {
 
   /** As {@linkcode Lock.acquire}; resolves true at once when this process already holds it. */
   acquire(options?: AcquireOptions): Promise<boolean> {
-    if (options === undefined && this.#fast()) return TRUE;
+    if (options === undefined) {
+      if (this.#fast() || spin(this.#spec)) return TRUE;
+      return waitUntil(this.#core, this.#spec, options, true);
+    }
     return waitUntil(this.#core, this.#spec, options);
   }
 
@@ -494,7 +502,10 @@ export class Semaphore {
 
   /** Takes one unit; resolves false after `timeout` ms or at once with `block: false`. */
   acquire(options?: AcquireOptions): Promise<boolean> {
-    if (options === undefined && !this.#core.closed && this.#spec.tryTake()) return TRUE;
+    if (options === undefined && !this.#core.closed) {
+      if (this.#spec.tryTake() || spin(this.#spec)) return TRUE;
+      return waitUntil(this.#core, this.#spec, options, true);
+    }
     return waitUntil(this.#core, this.#spec, options);
   }
 
