@@ -201,7 +201,7 @@ export class Lock {
     lockOps.set(this, {
       kind: "lock",
       core,
-      owned: () => (Atomics.load(w, W.A) & OWNER) === PID,
+      owned: () => (core.check("lock"), (Atomics.load(w, W.A) & OWNER) === PID),
       releaseSave: () => (this.release(), 1),
       restore: () => {},
       reacquire: () => waitUntil(core, this.#spec, undefined),
@@ -218,7 +218,8 @@ export class Lock {
   acquire(options?: AcquireOptions): Promise<boolean> {
     if (options === undefined) {
       // Taken at once, or within a short spin: no promise machinery beyond the one returned.
-      if (Atomics.compareExchange(this.#w, W.A, 0, PID) === 0 || spin(this.#spec)) return TRUE;
+      if (Atomics.compareExchange(this.#w, W.A, 0, PID) === 0) return TRUE;
+      if (!this.#core.closed && spin(this.#spec)) return TRUE;
       return waitUntil(this.#core, this.#spec, options, true);
     }
     return waitUntil(this.#core, this.#spec, options);
@@ -318,7 +319,7 @@ export class RLock {
     lockOps.set(this, {
       kind: "rlock",
       core,
-      owned: () => (Atomics.load(w, W.A) & OWNER) === PID,
+      owned: () => (core.check("lock"), (Atomics.load(w, W.A) & OWNER) === PID),
       releaseSave: () => {
         const count = w[W.B];
         w[W.B] = 1;
@@ -338,7 +339,8 @@ export class RLock {
   /** As {@linkcode Lock.acquire}; resolves true at once when this process already holds it. */
   acquire(options?: AcquireOptions): Promise<boolean> {
     if (options === undefined) {
-      if (this.#fast() || spin(this.#spec)) return TRUE;
+      if (this.#fast()) return TRUE;
+      if (!this.#core.closed && spin(this.#spec)) return TRUE;
       return waitUntil(this.#core, this.#spec, options, true);
     }
     return waitUntil(this.#core, this.#spec, options);
