@@ -45,6 +45,7 @@ import { deserialize, type ReduceContext, registerReducer, serialize } from "./_
 import { track, untrack } from "./_tracker.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
 import { Lock } from "./synchronize.ts";
+import { setImmediate } from "node:timers";
 
 /** Options of `put()` and `get()`. */
 export interface QueueWaitOptions {
@@ -113,6 +114,11 @@ class Chunks {
 
   get empty(): boolean {
     return this.#bufs.length === 0;
+  }
+
+  /** How many chunks are waiting (all but the last are full). */
+  get length(): number {
+    return this.#bufs.length;
   }
 
   /** How many frames are waiting. */
@@ -520,34 +526,40 @@ export class Queue<T = unknown> {
   /** The item is counted: put it in this process's buffer and start draining it. */
   #accept(bytes: Uint8Array): void {
     if (joinable.has(this)) Atomics.add(this.#i32, C_UNFINISHED, 1);
+    const chunks = this.#out.length;
     if (bytes.length <= MAX_INLINE) {
       this.#out.push(TAG_ITEM, bytes);
     } else {
       this.#out.push(TAG_SEGMENT, makeSegment([bytes]));
     }
-    this.#flush();
+    // A chunk that just filled up goes at once; the last, partial one on the next turn of the
+    // event loop, so that the puts of a burst share their writes.
+    if (this.#out.length > chunks && chunks > 0) this.#writeSync(true);
+    this.#schedule();
   }
 
-  #flush(): void {
-    if (this.#flushing) return;
-    if (this.#out.empty) return;
+  #schedule(): void {
+    if (this.#flushing || this.#out.empty) return;
     exiting.add(this.#onExit);
-    this.#flushing = this.#drain().finally(() => {
-      this.#flushing = null;
-      if (this.#out.empty) {
-        exiting.delete(this.#onExit);
-        if (this.#closed) this.#release();
-      } else this.#flush();
-    });
+    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.#drain())
+      .finally(() => {
+        this.#flushing = null;
+        if (!this.#out.empty) this.#schedule();
+        else {
+          exiting.delete(this.#onExit);
+          if (this.#closed) this.#release();
+        }
+      });
   }
 
   async #drain(): Promise<void> {
     const { wlock } = this.#s;
     while (!this.#out.empty && !this.#released) {
-      await wlock.acquire();
+      if (!wlock.acquireSync({ block: false })) await wlock.acquire();
       let progress: boolean;
       try {
-        progress = this.#writeNow();
+        progress = this.#writeNow(false);
       } finally {
         wlock.release();
       }
@@ -559,10 +571,21 @@ export class Queue<T = unknown> {
     }
   }
 
+  /** Writes what it can now if the writer lock is free. */
+  #writeSync(completeOnly: boolean): boolean {
+    const { wlock } = this.#s;
+    if (!wlock.acquireSync({ block: false })) return false;
+    try {
+      return this.#writeNow(completeOnly);
+    } finally {
+      wlock.release();
+    }
+  }
+
   /** Writes whole chunks while the pipe takes them (each write ≤ PIPE_BUF is atomic). */
-  #writeNow(): boolean {
+  #writeNow(completeOnly: boolean): boolean {
     let progress = false;
-    while (!this.#out.empty) {
+    while (this.#out.length > (completeOnly ? 1 : 0)) {
       const chunk = this.#out.first();
       const n = writeFd(this.#s.writeFd, chunk);
       if (n < 0) break;
@@ -701,7 +724,7 @@ export class Queue<T = unknown> {
     const { wlock, rlock } = this.#s;
     if (!wlock.acquireSync({ timeout: 2000 })) return warnLost(this.#out.count());
     try {
-      if (this.#writeNow() && this.#out.empty) return;
+      if (this.#writeNow(false) && this.#out.empty) return;
       if (this.#out.empty) return;
       if (!rlock.acquireSync({ timeout: 2000 })) return warnLost(this.#out.count());
       try {
