@@ -285,6 +285,41 @@ Deno.test("Condition.notify(n) wakes n waiters; a timed-out waiter does not take
     assert.deepEqual(woke.slice(1).map((w) => w.split(":")[1]), ["true", "true", "true"]);
   }));
 
+Deno.test("An aborted Condition.wait() rejects holding the lock again, and passes its notification on", () =>
+  scoped(async (keep) => {
+    const cond = keep(new Condition(keep(new Lock())));
+    const ac = new AbortController();
+    const results: string[] = [];
+    const aborted = (async () => {
+      await cond.acquire();
+      try {
+        await cond.wait(undefined, { signal: ac.signal });
+        results.push("aborted:notified");
+      } catch (e) {
+        results.push(`aborted:${(e as Error).name}:${cond.lock.locked()}`);
+      } finally {
+        cond.release();
+      }
+    })();
+    await sleep(10);
+    const patient = (async () => {
+      await cond.acquire();
+      try {
+        results.push(`patient:${await cond.wait(5000)}`);
+      } finally {
+        cond.release();
+      }
+    })();
+    await sleep(10);
+    // Notify one (the oldest: the one about to abort), and abort it before it can run.
+    await cond.acquire();
+    cond.notify(1);
+    ac.abort();
+    cond.release();
+    await Promise.all([aborted, patient]);
+    assert.deepEqual(results.sort(), ["aborted:AbortError:true", "patient:true"]);
+  }));
+
 Deno.test("Condition.waitFor() returns when the predicate holds, false after the timeout", () =>
   scoped(async (keep) => {
     const cond = keep(new Condition(keep(new RLock())));
