@@ -218,6 +218,11 @@ export class Core {
     return this.#closed;
   }
 
+  /** The names of this primitive's named resources (semaphores, then the shared block). */
+  get resourceNames(): { sem: string[]; shm: string } {
+    return { sem: this.#h.sems.map((_, i) => semName(this.name, i)), shm: shmName(this.name) };
+  }
+
   get creator(): boolean {
     return this.#h.creator;
   }

@@ -64,6 +64,23 @@ export interface AcquireSyncOptions {
 
 const TRUE = Promise.resolve(true);
 
+/** The cores behind each public object, for {@linkcode _resourceNames}. */
+const coresOf = new WeakMap<object, Core[]>();
+
+/**
+ * The names of the named resources behind a primitive: `sem` for `sem_open`, `shm` for
+ * `shm_open` (tests use it to check that nothing is left behind). Not part of the public API.
+ *
+ * @internal
+ */
+export function _resourceNames(obj: object): { sem: string[]; shm: string[] } {
+  const cores = coresOf.get(obj) ?? [];
+  return {
+    sem: cores.flatMap((c) => c.resourceNames.sem),
+    shm: cores.map((c) => c.resourceNames.shm),
+  };
+}
+
 // Revival: a reducer sets this, then calls the public constructor, which adopts the core.
 let reviving: Core | null = null;
 function adopt(): Core | null {
@@ -198,6 +215,7 @@ export class Lock {
     this.#core = core;
     this.#w = w;
     this.#spec = lockSpec(core, () => {});
+    coresOf.set(this, [core]);
     lockOps.set(this, {
       kind: "lock",
       core,
@@ -303,6 +321,7 @@ export class RLock {
     const w = core.words;
     this.#core = core;
     this.#w = w;
+    coresOf.set(this, [core]);
     const inner = lockSpec(core, () => {
       w[W.B] = 1;
     });
@@ -465,6 +484,7 @@ export class Semaphore {
     this.#core = core;
     this.#w = w;
     semCores.set(this, core);
+    coresOf.set(this, [core]);
     this.#spec = {
       what: "semaphore",
       tryTake() {
@@ -615,6 +635,7 @@ export class Event {
     this.#core = adopt() ?? Core.create(KIND.event);
     this.#w = this.#core.words;
     eventCores.set(this, this.#core);
+    coresOf.set(this, [this.#core]);
   }
 
   /** Sets the flag and wakes every waiting process. */
@@ -712,6 +733,7 @@ export class Condition {
     this.#ops = lockOps.get(this.#lock)!;
     this.#core = adopted ?? Core.create(KIND.condition);
     condCores.set(this, this.#core);
+    coresOf.set(this, [this.#core, ...(this.#ownsLock ? coresOf.get(this.#lock)! : [])]);
   }
 
   /** The lock this condition uses. */
@@ -955,6 +977,7 @@ export class Barrier {
       this.#core.words[PARTIES] = parties;
     }
     this.#w = this.#core.words;
+    coresOf.set(this, [this.#core]);
     barrierParts.set(this, {
       core: this.#core,
       timeout: this.#timeout,

@@ -11,6 +11,7 @@ import {
   Semaphore,
 } from "../mod.ts";
 import { deserialize, serialize } from "../src/_reduction.ts";
+import { _resourceNames } from "../src/synchronize.ts";
 import * as fx from "./fixtures/sync_fixtures.ts";
 import { cleanup, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
 
@@ -24,7 +25,21 @@ function shmEntriesOf(pid: number): string[] {
     .filter((n) => n.startsWith(prefix) || n.startsWith(`sem.${prefix}`));
 }
 
-/** Every primitive made in `fn` is closed afterwards, and nothing of this process stays in /dev/shm. */
+/** The /dev/shm files behind `obj` that exist now. */
+function filesOf(obj: object): string[] {
+  const { sem, shm } = _resourceNames(obj);
+  const files = [...sem.map((n) => `sem.${n.slice(1)}`), ...shm.map((n) => n.slice(1))];
+  return files.filter((f) => {
+    try {
+      Deno.statSync(`/dev/shm/${f}`);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Every primitive made in `fn` is closed afterwards, and none of their names stays in /dev/shm. */
 async function scoped(fn: (keep: <T extends { close(): void }>(x: T) => T) => Promise<void>): Promise<void> {
   const made: { close(): void }[] = [];
   try {
@@ -32,7 +47,7 @@ async function scoped(fn: (keep: <T extends { close(): void }>(x: T) => T) => Pr
   } finally {
     for (const x of made) x.close();
   }
-  assert.deepEqual(shmEntriesOf(Deno.pid), []);
+  assert.deepEqual(made.flatMap(filesOf), []);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -135,18 +150,20 @@ Deno.test("Lock.hold() releases on dispose and rejects with TimedOut when the ti
 
 Deno.test("Lock.close() is idempotent, removes the names, and later use throws BadResource", async () => {
   const lock = new Lock();
-  const before = shmEntriesOf(Deno.pid);
-  assert.equal(before.length, 2, "a semaphore and a shared block");
+  assert.equal(filesOf(lock).length, 2, "a semaphore and a shared block");
   lock.close();
   lock.close();
-  assert.deepEqual(shmEntriesOf(Deno.pid), []);
+  assert.deepEqual(filesOf(lock), []);
   await assert.rejects(lock.acquire(), Deno.errors.BadResource);
   assert.throws(() => lock.release(), Deno.errors.BadResource);
+  let outer: Lock;
   {
     using scopedLock = new Lock();
+    outer = scopedLock;
     await scopedLock.acquire();
+    assert.equal(filesOf(outer).length, 2);
   }
-  assert.deepEqual(shmEntriesOf(Deno.pid), []);
+  assert.deepEqual(filesOf(outer), []);
 });
 
 Deno.test("Invalid timeouts are refused with TypeError", () =>
