@@ -2,8 +2,8 @@
  * The machinery under every synchronization primitive (CPython: the `SemLock` part of
  * `synchronize.py` and `_multiprocessing/semaphore.c`).
  *
- * Each primitive owns two named resources, `/mp…` and `/mp…m` (a Barrier a third, `/mp…b`),
- * made by the process that constructs it:
+ * Each primitive owns two named resources, `/mp…` and `/mp…m` (an Event or a Barrier a third,
+ * `/mp…b`), made by the process that constructs it:
  *
  * - a **shared memory block** (`shm_open` + `mmap`, 512 bytes) that holds the primitive's state
  *   as 32-bit words: who owns a lock, how many units a semaphore has, an event's flag, how many
@@ -96,7 +96,7 @@ function semName(name: string, i: number): string {
 
 /** How many wake-up channels a primitive of `kind` has. */
 function channelsOf(kind: number): number {
-  return kind === KIND.barrier ? 2 : 1;
+  return kind === KIND.barrier || kind === KIND.event ? 2 : 1;
 }
 
 /** The word counting the sleepers of wake-up channel `i`. */

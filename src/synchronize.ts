@@ -643,8 +643,10 @@ export class Event {
     this.#core.check("event");
     const w = this.#w;
     Atomics.store(w, W.A, 1);
-    Atomics.add(w, W.B, 1);
-    this.#core.post(Atomics.load(w, W.WAITERS));
+    // Wake the waiters of the generation that ends here: they sleep on its channel (by parity),
+    // where waiters that come after a clear() cannot take their wake-ups.
+    const channel = Atomics.add(w, W.B, 1) & 1;
+    this.#core.post(Atomics.load(w, waitersWord(channel)), channel);
   }
 
   /** Clears the flag. */
@@ -669,6 +671,7 @@ export class Event {
     const generation = Atomics.load(w, W.B);
     return waitUntil(this.#core, {
       what: "event",
+      channel: generation & 1,
       tryTake: () => Atomics.load(w, W.A) === 1 || Atomics.load(w, W.B) !== generation,
     }, { timeout, signal: options?.signal });
   }
