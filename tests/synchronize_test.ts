@@ -647,3 +647,24 @@ Deno.test({
     assert.ok(clean, `left in /dev/shm: ${pids.flatMap(shmEntriesOf)}`);
   },
 });
+
+Deno.test({
+  name: "Primitives collected without close() have their names unlinked by the finalizer",
+  ...SPAWNS,
+  async fn() {
+    const { stdout, success } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--expose-gc",
+        new URL("./fixtures/sync_gc_program.ts", import.meta.url).pathname,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    assert.ok(success);
+    const { made, left } = JSON.parse(new TextDecoder().decode(stdout));
+    assert.equal(made.length, 10, "Lock 2, Semaphore 2, Event 3, Barrier 3");
+    assert.deepEqual(left, []);
+  },
+});
