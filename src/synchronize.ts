@@ -15,10 +15,19 @@
  *   units it holds. A waiter that has slept a slice (50 ms) checks those pids: units and locks of
  *   a process that no longer runs are given back, so a holder killed by SIGKILL never deadlocks
  *   the others (CPython does, bpo-44138).
- * - `Condition` keeps two counters in its block, both changed only under its lock: sleepers not
- *   yet notified, and notifications not yet taken. A waiter that times out leaves as one of the
- *   un-notified sleepers, so it never takes a notification away from another.
- * - `Barrier` is a `Lock` and a `Condition` plus two words (phase, count), as `threading.Barrier`.
+ * - `Lock`/`RLock`: the lock word is the holder's pid (plus a flag a waiter sets before it
+ *   sleeps), so acquire and release are one compare-and-swap each when nobody waits, and a
+ *   release posts the semaphore only when the flag says someone may sleep.
+ * - `Condition` gives each waiter a slot in its block (waiting / notified / taken, and a ticket
+ *   for the order of arrival), changed under its lock. `notify(n)` marks the n oldest waiting
+ *   slots notified and posts n times; a waiter returns true only for its own slot. So a waiter
+ *   that came later cannot take a notification meant for an earlier one, a waiter that timed
+ *   out takes none, and an aborted waiter that had been notified hands it to the next.
+ * - `Barrier` is one word, `generation << 16 | arrived`: each party adds one (its index), the
+ *   last starts the next generation and wakes the others, who wait for the generation to move.
+ *   Waiters of alternate generations sleep on two semaphores, so a fast party's next `wait()`
+ *   cannot take a wake-up meant for a slow party of the previous pass (`Event` does the same
+ *   across `clear()`).
  *
  * @module
  */
