@@ -89,6 +89,7 @@ const LINUX = {
     EPIPE: 32,
     ENAMETOOLONG: 36,
     EOVERFLOW: 75,
+    ECONNRESET: 104,
     ETIMEDOUT: 110,
   },
 } as const;

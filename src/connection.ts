@@ -13,21 +13,23 @@
  * other end is closed, in every process. A stream that ends in the middle of a message is a
  * different error (`Deno.errors.UnexpectedEof`): the writer died while it was sending.
  *
- * Writes go straight to the fd with a non-blocking `write()`; whatever does not fit at once is
- * handed to a `node:net` socket adopting the fd, which finishes it when the reader has made room.
- * Reads go through that socket too: it waits on the event loop (epoll) for data without blocking
- * the thread or hopping to another one. The socket reads ahead: bytes it has read belong to this
- * process. One process should read a given end at a time (several readers of one stream need a
- * `Queue`, whose reads are exact).
+ * Reads and writes are non-blocking `read()`/`write()` calls through FFI, and reads are exact
+ * (a header, then its body): a process never takes bytes beyond the message it returns, so
+ * several processes may share one end, as in CPython. When the fd is not ready, a wait first
+ * spins for a few tens of microseconds (an answer from a busy peer usually comes that fast, and
+ * catching it this way costs ~5 µs instead of an event-loop wake-up), then sleeps in `poll()` on
+ * a worker thread, so the event loop keeps running. Spinning backs off for a while each time it
+ * did not pay.
  *
  * @module
  */
-import net from "node:net";
 import {
   close as closeFd,
   OS,
   pipe,
   pollFds,
+  pollFdsAsync,
+  read as readFd,
   setNonBlocking,
   socketpair,
   write as writeFd,
@@ -40,67 +42,10 @@ import type { Process } from "./process.ts";
 const LONG_LENGTH = 0xffff_ffff;
 /** Bodies up to this size are copied next to their header and written with one syscall. */
 const COPY_LIMIT = 64 * 1024;
-
-/** Bytes read ahead from the socket, as a list of chunks; taken from the front. */
-class ByteQueue {
-  #chunks: Uint8Array[] = [];
-  #head = 0; // offset into #chunks[0]
-  length = 0;
-
-  push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.length += chunk.length;
-  }
-
-  /** Copies `n` bytes at `offset` from the front into `out`, without consuming them. */
-  peek(out: Uint8Array, n: number, offset = 0): void {
-    let at = 0;
-    let skip = this.#head + offset;
-    for (const c of this.#chunks) {
-      if (skip >= c.length) {
-        skip -= c.length;
-        continue;
-      }
-      const take = Math.min(c.length - skip, n - at);
-      out.set(c.subarray(skip, skip + take), at);
-      at += take;
-      skip = 0;
-      if (at === n) return;
-    }
-  }
-
-  /** Removes `n` bytes from the front and returns them (a view when they lie in one chunk). */
-  take(n: number): Uint8Array {
-    const first = this.#chunks[0];
-    if (n === 0) return new Uint8Array(0);
-    let out: Uint8Array;
-    if (first.length - this.#head >= n) {
-      // A plain Uint8Array view (chunks may be node Buffers).
-      out = new Uint8Array(first.buffer, first.byteOffset + this.#head, n);
-    } else {
-      out = new Uint8Array(n);
-      this.peek(out, n);
-    }
-    this.skip(n);
-    return out;
-  }
-
-  skip(n: number): void {
-    this.length -= n;
-    while (n > 0) {
-      const c = this.#chunks[0];
-      const left = c.length - this.#head;
-      if (n < left) {
-        this.#head += n;
-        return;
-      }
-      n -= left;
-      this.#chunks.shift();
-      this.#head = 0;
-    }
-  }
-}
+/** How long a wait spins before it sleeps, in ms. */
+const SPIN_MS = 0.1;
+/** How long one sleeping poll lasts before it looks at close/abort/timeout again, in ms. */
+const SLICE_MS = 200;
 
 /** Encodes a frame header for a body of `size` bytes. */
 function header(size: number): Uint8Array<ArrayBuffer> {
@@ -116,32 +61,67 @@ function header(size: number): Uint8Array<ArrayBuffer> {
   return h;
 }
 
-function asBytes(buf: ArrayBufferView | ArrayBuffer, what: string): Uint8Array {
+function asBytes(buf: ArrayBufferView | ArrayBuffer, what: string): Uint8Array<ArrayBuffer> {
   if (
     buf instanceof ArrayBuffer ||
     (typeof SharedArrayBuffer !== "undefined" && buf instanceof SharedArrayBuffer)
   ) {
-    return new Uint8Array(buf);
+    return new Uint8Array(buf as ArrayBuffer);
   }
-  if (ArrayBuffer.isView(buf)) return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (ArrayBuffer.isView(buf)) {
+    return new Uint8Array(buf.buffer as ArrayBuffer, buf.byteOffset, buf.byteLength);
+  }
   throw new TypeError(`Invalid buffer for ${what}: expected an ArrayBuffer or a typed array / DataView`);
 }
 
-interface FdHolder {
-  fd: number;
-  socket: net.Socket | undefined;
-}
-
-const finalizer = new FinalizationRegistry<FdHolder>((h) => {
+const finalizer = new FinalizationRegistry<number>((fd) => {
   try {
-    if (h.socket) h.socket.destroy();
-    else closeFd(h.fd);
+    closeFd(fd);
   } catch {
     // nothing left to do
   }
 });
 
 const INTERNAL = Symbol("Connection.internal");
+
+/** A wait that lasted longer than this was not worth spinning for: the next one sleeps at once. */
+const SPIN_WORTH_MS = 4 * SPIN_MS;
+
+/**
+ * Waits for an fd to be ready: spins briefly when the last wait was short (a peer that answers
+ * at once), else sleeps in poll() on a worker thread.
+ */
+class Waiter {
+  #lastMs = 0;
+
+  /** Resolves true when `fd` has `events`, false when `stop` settles first or at `deadline`. */
+  async ready(fd: number, events: number, stop: Promise<unknown>, deadline = Infinity): Promise<boolean> {
+    const t0 = performance.now();
+    if (this.#lastMs < SPIN_WORTH_MS) {
+      const end = t0 + SPIN_MS;
+      do {
+        if (pollFds([fd], events, 0).length > 0) {
+          this.#lastMs = performance.now() - t0;
+          return true;
+        }
+      } while (performance.now() < end);
+    }
+    let stopped = false;
+    const stopping = stop.then(() => stopped = true, () => stopped = true).then(() => null);
+    try {
+      for (;;) {
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        const slice = Math.max(1, Math.min(left, SLICE_MS)) | 0;
+        const ready = await Promise.race([pollFdsAsync([fd], events, slice), stopping]);
+        if (stopped || ready === null) return false;
+        if (ready.length > 0) return true;
+      }
+    } finally {
+      this.#lastMs = performance.now() - t0;
+    }
+  }
+}
 
 /**
  * One end of a {@linkcode Pipe}: sends and receives whole messages (structured-clone values or
@@ -170,22 +150,20 @@ const INTERNAL = Symbol("Connection.internal");
  * ```
  */
 export class Connection<T = unknown> {
-  #holder: FdHolder;
+  #fd: number;
   #readable: boolean;
   #writable: boolean;
   #closed = false;
-  #in = new ByteQueue();
-  #eof = false;
-  #readError: Error | undefined;
-  /** Wakes whoever waits for more bytes (or the end). */
-  #wake: (() => void) | undefined;
-  /** Number of pending operations that need the socket to read (recv, poll, wait). */
-  #readers = 0;
-  /** Serializes reads within this process. */
+  #onClose!: () => void;
+  /** Settles when the connection is closed: stops every wait. */
+  #closing: Promise<void>;
+  /** The size of a message whose header was read but whose body was not (recvBytes' maxLength). */
+  #pendingSize: number | null = null;
+  /** Serializes reads, and writes, within this process. */
   #readChain: Promise<unknown> = Promise.resolve();
-  /** Writes handed to the socket and not finished yet; later writes queue behind them. */
-  #pendingWrites = 0;
-  #writeError: Error | undefined;
+  #writeChain: Promise<unknown> | null = null;
+  #readWaiter = new Waiter();
+  #writeWaiter = new Waiter();
 
   /**
    * Internal: connections come from {@linkcode Pipe}, or from a parent as a `Process` argument.
@@ -195,12 +173,13 @@ export class Connection<T = unknown> {
     if (token !== INTERNAL) {
       throw new TypeError("Cannot construct a Connection directly: use Pipe() to make a pair");
     }
-    // Writes must never block the thread: what does not fit waits on the event loop.
+    // Reads and writes must never block the thread: waits happen in poll().
     setNonBlocking(fd, true);
-    this.#holder = { fd, socket: undefined };
+    this.#fd = fd;
     this.#readable = readable;
     this.#writable = writable;
-    finalizer.register(this, this.#holder, this.#holder);
+    this.#closing = new Promise((resolve) => this.#onClose = resolve);
+    finalizer.register(this, fd, this);
   }
 
   /** True after `close()`. */
@@ -221,7 +200,7 @@ export class Connection<T = unknown> {
   /** The file descriptor of this end. */
   fileno(): number {
     this.#check("fileno");
-    return this.#holder.fd;
+    return this.#fd;
   }
 
   /**
@@ -236,7 +215,8 @@ export class Connection<T = unknown> {
 
   /**
    * Sends raw bytes as one message: `size` bytes of `buf` from byte `offset` (default: all of it).
-   * Throws a `RangeError` when `offset`/`size` fall outside the buffer.
+   * Throws a `RangeError` when `offset`/`size` fall outside the buffer. The bytes are not copied:
+   * leave them unchanged until the returned promise settles (a large message may still be going).
    */
   sendBytes(buf: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): Promise<void> {
     this.#checkWritable("sendBytes");
@@ -261,8 +241,7 @@ export class Connection<T = unknown> {
   /** Receives the next value. Rejects with {@linkcode EOFError} at the end of the stream. */
   async recv(): Promise<T> {
     this.#checkReadable("recv");
-    const body = await this.#readFrame(Infinity);
-    return deserialize(body) as T;
+    return deserialize(await this.#serialRead(() => this.#readBody(Infinity, null))) as T;
   }
 
   /**
@@ -274,8 +253,7 @@ export class Connection<T = unknown> {
     if (maxLength !== undefined && !(maxLength >= 0)) {
       throw new RangeError(`Invalid maxLength: ${maxLength}: it must be a non-negative number`);
     }
-    const body = await this.#readFrame(maxLength ?? Infinity);
-    return body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body : body.slice();
+    return await this.#serialRead(() => this.#readBody(maxLength ?? Infinity, null));
   }
 
   /**
@@ -294,17 +272,15 @@ export class Connection<T = unknown> {
         `Invalid offset: ${offset}: it must be between 0 and the buffer's ${bytes.length} bytes`,
       );
     }
-    const body = await this.#readFrame(Infinity);
-    if (body.length > bytes.length - offset) {
+    const room = bytes.subarray(offset);
+    return await this.#serialRead(async () => {
+      const body = await this.#readBody(Infinity, room);
+      if (body.buffer === room.buffer && body.byteOffset === room.byteOffset) return body.length;
       throw new BufferTooShortError(
-        body.slice(),
-        `Buffer too short: the message has ${body.length} bytes, the buffer has room for ${
-          bytes.length - offset
-        }`,
+        body,
+        `Buffer too short: the message has ${body.length} bytes, the buffer has room for ${room.length}`,
       );
-    }
-    bytes.set(body, offset);
-    return body.length;
+    });
   }
 
   /**
@@ -314,7 +290,7 @@ export class Connection<T = unknown> {
    */
   async poll(timeout = 0): Promise<boolean> {
     this.#checkReadable("poll");
-    if (this.#hasInput()) return true;
+    if (this._readyNow()) return true;
     if (!(timeout > 0)) return false;
     return await this._waitReadable(timeout);
   }
@@ -323,11 +299,9 @@ export class Connection<T = unknown> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    finalizer.unregister(this.#holder);
-    const { socket, fd } = this.#holder;
-    if (socket) socket.destroy();
-    else closeFd(fd);
-    this.#wakeReaders();
+    finalizer.unregister(this);
+    this.#onClose();
+    closeFd(this.#fd);
   }
 
   /** Closes this end (`using conn = ...`). */
@@ -338,35 +312,17 @@ export class Connection<T = unknown> {
   // -------------------------------------------------------------------------------------------
   // Internals shared with wait()
 
-  /** @internal True when a receive would not wait: bytes are buffered, the kernel has some, or the stream ended. */
+  /** @internal True when a receive would not wait (a message or the end of the stream is there). */
   _readyNow(): boolean {
-    return this.#closed || this.#hasInput();
+    return this.#closed || this.#pendingSize !== null || pollFds([this.#fd], OS.POLLIN, 0).length > 0;
   }
 
-  /** @internal Resolves true once something can be received (or false after `timeoutMs`/abort). */
+  /** @internal Resolves true once something can be received (false after `timeoutMs` or abort). */
   async _waitReadable(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this._readyNow()) return true;
-    if (signal?.aborted) return false;
-    this.#startReading();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const stop = new Promise<false>((resolve) => {
-      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => resolve(false), timeoutMs);
-      if (signal) {
-        onAbort = () => resolve(false);
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
-    });
-    try {
-      while (!this.#inputOrEnd()) {
-        if (!(await Promise.race([this.#more().then(() => true), stop]))) break;
-      }
-      return this.#inputOrEnd();
-    } finally {
-      clearTimeout(timer);
-      if (onAbort) signal!.removeEventListener("abort", onAbort);
-      this.#stopReading();
-    }
+    const stop = signal ? Promise.race([this.#closing, abortPromise(signal)]) : this.#closing;
+    return await this.#readWaiter.ready(this.#fd, OS.POLLIN, stop, performance.now() + timeoutMs) ||
+      this.#closed;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -393,190 +349,144 @@ export class Connection<T = unknown> {
     }
   }
 
-  #inputOrEnd(): boolean {
-    return this.#closed || this.#in.length > 0 || this.#eof || this.#readError !== undefined;
-  }
-
-  #hasInput(): boolean {
-    if (this.#inputOrEnd()) return true;
-    // Nothing read ahead: ask the kernel (poll never consumes).
-    return pollFds([this.#holder.fd], OS.POLLIN, 0).length > 0;
-  }
-
-  #socket(): net.Socket {
-    let s = this.#holder.socket;
-    if (s) return s;
-    s = new net.Socket({
-      fd: this.#holder.fd,
-      readable: this.#readable,
-      writable: this.#writable,
-      allowHalfOpen: true,
-      // Reading starts only when a receive waits (see #startReading).
-      manualStart: true,
-    } as net.SocketConstructorOpts);
-    s.on("data", (chunk: Uint8Array) => {
-      this.#in.push(chunk);
-      this.#wakeReaders();
-    });
-    s.on("end", () => {
-      this.#eof = true;
-      this.#wakeReaders();
-    });
-    s.on("error", (e: Error & { code?: string }) => {
-      // A peer that closed with unread data resets a Unix socket: for us it is the end.
-      if (e.code === "ECONNRESET") this.#eof = true;
-      else if (this.#pendingWrites > 0) this.#writeError = e;
-      else this.#readError = e;
-      this.#wakeReaders();
-    });
-    s.unref();
-    this.#holder.socket = s;
-    return s;
-  }
-
-  #startReading(): void {
-    const s = this.#socket();
-    if (this.#readers++ === 0) {
-      s.ref();
-      s.resume();
-    }
-  }
-
-  #stopReading(): void {
-    const s = this.#holder.socket;
-    if (--this.#readers === 0 && s && !this.#closed) {
-      s.pause();
-      if (this.#pendingWrites === 0) s.unref();
-    }
-  }
-
-  #more(): Promise<void> {
-    return new Promise((resolve) => {
-      const prev = this.#wake;
-      this.#wake = () => {
-        prev?.();
-        resolve();
-      };
-    });
-  }
-
-  #wakeReaders(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-
-  /** Reads the next frame, waiting as needed. Reads in this process are served in order. */
-  #readFrame(maxLength: number): Promise<Uint8Array> {
-    const next = this.#readChain.then(() => this.#readFrameNow(maxLength));
+  /** Runs reads of this process one after the other. */
+  #serialRead<R>(read: () => Promise<R>): Promise<R> {
+    const next = this.#readChain.then(read);
     this.#readChain = next.catch(() => {});
     return next;
   }
 
-  async #readFrameNow(maxLength: number): Promise<Uint8Array> {
-    let reading = false;
-    try {
-      const head = new Uint8Array(12);
-      for (;;) {
-        this.#check("recv");
-        const q = this.#in;
-        if (q.length >= 4) {
-          q.peek(head, 4);
-          const view = new DataView(head.buffer);
-          let size = view.getUint32(0, true);
-          let headerSize = 4;
-          if (size === LONG_LENGTH) {
-            if (q.length >= 12) {
-              q.peek(head, 12);
-              size = Number(view.getBigUint64(4, true));
-              headerSize = 12;
-            } else size = -1;
-          }
-          if (size >= 0) {
-            if (size > maxLength) {
-              throw new RangeError(
-                `Message too long: ${size} bytes, more than maxLength ${maxLength}; it stays unread (receive it with a larger maxLength)`,
-              );
-            }
-            if (q.length >= headerSize + size) {
-              q.skip(headerSize);
-              return q.take(size);
-            }
-          }
-        }
-        if (this.#eof || this.#readError) {
-          if (this.#readError) throw this.#readError;
-          if (q.length === 0) throw new EOFError();
-          throw new Deno.errors.UnexpectedEof(
-            `The stream ended in the middle of a message (${q.length} bytes of it arrived): the sender closed or died while sending`,
-          );
-        }
-        if (!reading) {
-          this.#startReading();
-          reading = true;
-        }
-        await this.#more();
+  /**
+   * Reads into `buf` until it is full; resolves to the count, which is less only at the end of
+   * the stream.
+   */
+  async #readFully(buf: Uint8Array<ArrayBuffer>): Promise<number> {
+    let at = 0;
+    while (at < buf.length) {
+      if (this.#closed) {
+        throw new Deno.errors.BadResource("Cannot recv: the connection was closed while receiving");
       }
-    } finally {
-      if (reading) this.#stopReading();
+      let n: number;
+      try {
+        n = readFd(this.#fd, at === 0 ? buf : buf.subarray(at));
+      } catch (e) {
+        // A peer that closed with unread data resets a Unix socket: for us it is the end.
+        if ((e as { errno?: number }).errno === OS.errno.ECONNRESET) return at;
+        throw e;
+      }
+      if (n > 0) at += n;
+      else if (n === 0) return at;
+      else await this.#readWaiter.ready(this.#fd, OS.POLLIN, this.#closing);
     }
+    return at;
   }
 
-  /** Writes one frame; later frames queue behind it. */
+  /** Reads the next frame's header (or takes the one left by a too-long recvBytes). */
+  async #readSize(): Promise<number> {
+    if (this.#pendingSize !== null) return this.#pendingSize;
+    const head = new Uint8Array(12);
+    const got = await this.#readFully(head.subarray(0, 4));
+    if (got === 0) throw new EOFError();
+    if (got < 4) throw midMessage(got);
+    const view = new DataView(head.buffer);
+    let size = view.getUint32(0, true);
+    if (size === LONG_LENGTH) {
+      const more = await this.#readFully(head.subarray(4, 12));
+      if (more < 8) throw midMessage(4 + more);
+      size = Number(view.getBigUint64(4, true));
+    }
+    this.#pendingSize = size;
+    return size;
+  }
+
+  /**
+   * Reads the next message's body: into `into` when it fits there, else into a new array. A body
+   * longer than `maxLength` is left unread (RangeError).
+   */
+  async #readBody(maxLength: number, into: Uint8Array<ArrayBuffer> | null): Promise<Uint8Array<ArrayBuffer>> {
+    const size = await this.#readSize();
+    if (size > maxLength) {
+      throw new RangeError(
+        `Message too long: ${size} bytes, more than maxLength ${maxLength}; it stays unread (receive it with a larger maxLength)`,
+      );
+    }
+    const body = into && into.length >= size ? into.subarray(0, size) : new Uint8Array(size);
+    this.#pendingSize = null;
+    const got = await this.#readFully(body);
+    if (got < size) throw midMessage(got, size);
+    return body;
+  }
+
+  /** Writes one frame; later frames of this process queue behind it. */
   #writeFrame(body: Uint8Array): Promise<void> {
     const head = header(body.length);
-    if (this.#writeError) return Promise.reject(this.#writeError);
-    if (this.#pendingWrites === 0) {
-      // The fast path: one non-blocking write of header and body.
-      let rest: Uint8Array[];
+    if (this.#writeChain === null) {
+      let rest: Uint8Array<ArrayBuffer>[];
       try {
-        rest = this.#writeNow(head, body);
+        rest = this.#writeNow(head, body as Uint8Array<ArrayBuffer>);
       } catch (e) {
         return Promise.reject(e);
       }
       if (rest.length === 0) return Promise.resolve();
-      return this.#writeLater(rest);
+      return this.#queueWrite(rest);
     }
-    return this.#writeLater(body.length <= COPY_LIMIT ? [concat(head, body)] : [head, body.slice()]);
+    const parts = body.length <= COPY_LIMIT ? [concat(head, body)] : [head, body];
+    return this.#queueWrite(parts as Uint8Array<ArrayBuffer>[]);
   }
 
-  /** Writes what fits now; returns what did not fit (copied, so the caller may reuse its buffer). */
-  #writeNow(head: Uint8Array<ArrayBuffer>, body: Uint8Array): Uint8Array[] {
-    const fd = this.#holder.fd;
+  #queueWrite(parts: Uint8Array<ArrayBuffer>[]): Promise<void> {
+    const prev = this.#writeChain ?? Promise.resolve();
+    const next = prev.then(() => this.#writeFully(parts));
+    const tail = next.catch(() => {});
+    this.#writeChain = tail;
+    tail.then(() => {
+      if (this.#writeChain === tail) this.#writeChain = null;
+    });
+    return next;
+  }
+
+  /** Writes what fits now; returns what did not fit (views: the caller's buffer is not copied). */
+  #writeNow(head: Uint8Array<ArrayBuffer>, body: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer>[] {
+    const fd = this.#fd;
     if (body.length <= COPY_LIMIT) {
       const frame = concat(head, body);
       const n = writeFd(fd, frame);
       return n === frame.length ? [] : [frame.subarray(Math.max(n, 0))];
     }
     const n = writeFd(fd, head);
-    if (n !== head.length) return [head.subarray(Math.max(n, 0)), body.slice()];
-    const m = writeFd(fd, body as Uint8Array<ArrayBuffer>);
-    return m === body.length ? [] : [body.slice(Math.max(m, 0))];
+    if (n !== head.length) return [head.subarray(Math.max(n, 0)), body];
+    const m = writeFd(fd, body);
+    return m === body.length ? [] : [body.subarray(Math.max(m, 0))];
   }
 
-  #writeLater(parts: Uint8Array[]): Promise<void> {
-    const s = this.#socket();
-    this.#pendingWrites++;
-    s.ref();
-    return new Promise<void>((resolve, reject) => {
-      let left = parts.length;
-      const done = (e?: Error | null) => {
-        if (e) {
-          this.#writeError ??= e;
-          left = -1;
-          finish();
-          reject(e);
-        } else if (--left === 0) {
-          finish();
-          resolve();
+  async #writeFully(parts: Uint8Array<ArrayBuffer>[]): Promise<void> {
+    for (const part of parts) {
+      let at = 0;
+      while (at < part.length) {
+        if (this.#closed) {
+          throw new Deno.errors.BadResource("Cannot send: the connection was closed while sending");
         }
-      };
-      const finish = () => {
-        if (--this.#pendingWrites === 0 && this.#readers === 0 && !this.#closed) s.unref();
-      };
-      for (const p of parts) s.write(p, done);
-    });
+        const n = writeFd(this.#fd, at === 0 ? part : part.subarray(at));
+        if (n >= 0) at += n;
+        else await this.#writeWaiter.ready(this.#fd, OS.POLLOUT, this.#closing);
+      }
+    }
   }
+}
+
+function midMessage(got: number, size?: number): Error {
+  return new Deno.errors.UnexpectedEof(
+    `The stream ended in the middle of a message (${got} bytes of ${
+      size === undefined ? "its header" : `its ${size}`
+    } arrived): the sender closed or died while sending`,
+  );
+}
+
+function abortPromise(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
@@ -660,20 +570,28 @@ export async function wait(
   }
   const now = ready();
   if (now.length > 0 || (timeout !== undefined && !(timeout > 0)) || objects.length === 0) return now;
-  const abort = new AbortController();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      ...objects.map((o) =>
-        o instanceof Connection
-          ? o._waitReadable(Infinity, abort.signal)
-          : (o as Process).join().catch(() => {})
-      ),
-      ...(timeout === undefined ? [] : [new Promise<void>((r) => timer = setTimeout(r, timeout))]),
+  // One poll on a worker thread watches every connection; processes report their exit.
+  const fds = objects.filter((o) => o instanceof Connection).map((c) => (c as Connection).fileno());
+  const joins = objects.filter((o) => !(o instanceof Connection)).map((p) =>
+    (p as Process).join().catch(() => {})
+  );
+  let exited: Promise<unknown> | null = joins.length > 0 ? Promise.race(joins) : null;
+  const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0) return ready();
+    const slice = Math.max(1, Math.min(left, SLICE_MS)) | 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = fds.length > 0
+      ? pollFdsAsync(fds, OS.POLLIN, slice)
+      : new Promise<void>((r) => timer = setTimeout(r, slice));
+    const which = await Promise.race([
+      waited.then(() => "io"),
+      ...(exited ? [exited.then(() => "exit")] : []),
     ]);
-  } finally {
     clearTimeout(timer);
-    abort.abort();
+    if (which === "exit") exited = null; // at most once: a process that never started stays unready
+    const r = ready();
+    if (r.length > 0) return r;
   }
-  return ready();
 }

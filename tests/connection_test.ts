@@ -271,3 +271,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "Connection reads are exact: an end passed to a child after the parent received from it continues with the next message",
+  ...SPAWNS,
+  async fn() {
+    const [mine, theirs] = Pipe();
+    const p = new Process({ target: fx.echo, args: [theirs], module });
+    try {
+      await mine.send("first");
+      await mine.send("second");
+      assert.equal(await theirs.recv(), "first"); // read here; "second" must stay for the child
+      await p.start();
+      theirs.close();
+      assert.equal(await mine.recv(), "second");
+      await mine.send("third");
+      assert.equal(await mine.recv(), "third");
+      mine.close();
+      await p.join(10_000);
+      assert.equal(p.exitCode, 0);
+    } finally {
+      mine.close();
+      theirs.close();
+      await cleanup(p);
+    }
+  },
+});
