@@ -101,6 +101,8 @@ function cloneError(e: unknown): Error {
 }
 
 const PLAIN = 0;
+/** The first byte of every V8 serialization (its version tag). */
+const V8_VERSION_TAG = 0xff;
 const WITH_HANDLES = 1;
 /** A dense array of numbers, sent as raw float64s: ~10x cheaper than V8's format per element. */
 const NUMBERS = 2;
@@ -122,7 +124,9 @@ const noFds: ReduceContext = {
  */
 export function serialize(value: unknown, ctx: ReduceContext = noFds): Uint8Array {
   if (Array.isArray(value) && value.length >= NUMBERS_MIN && isNumberArray(value)) return numbersFrame(value);
-  if (!containsReducible(value, new Set())) return frame(PLAIN, v8Serialize(value));
+  // Plain data goes as V8's own bytes, uncopied: they start with V8's version tag (0xFF), which
+  // no kind byte below uses. (Copying them behind a kind byte cost ~0.4 µs of ~1.3 µs.)
+  if (!containsReducible(value, new Set())) return v8Serialize(value);
   const states: [string, unknown][] = [];
   const copy = replaceReducible(value, new Map(), states, ctx);
   return frame(WITH_HANDLES, v8Serialize([copy, states]));
@@ -130,6 +134,7 @@ export function serialize(value: unknown, ctx: ReduceContext = noFds): Uint8Arra
 
 /** Revives a value made by {@linkcode serialize}, reviving library objects in this process. */
 export function deserialize(bytes: Uint8Array): unknown {
+  if (bytes[0] === V8_VERSION_TAG) return v8Deserialize(bytes);
   const body = bytes.subarray(1);
   if (bytes[0] === PLAIN) return v8Deserialize(body);
   if (bytes[0] === NUMBERS) return Array.from(new Float64Array(bytes.slice(8).buffer));
