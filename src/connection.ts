@@ -34,6 +34,7 @@ import {
   socketpair,
   write as writeFd,
 } from "../native/mod.ts";
+import { SLICE_MS, Waiter } from "./_fd_wait.ts";
 import { deserialize, registerReducer, serialize } from "./_reduction.ts";
 import { BufferTooShortError, EOFError } from "./errors.ts";
 import type { Process } from "./process.ts";
@@ -42,11 +43,6 @@ import type { Process } from "./process.ts";
 const LONG_LENGTH = 0xffff_ffff;
 /** Bodies up to this size are copied next to their header and written with one syscall. */
 const COPY_LIMIT = 64 * 1024;
-/** How long a wait spins before it sleeps, in ms. */
-const SPIN_MS = 0.1;
-/** How long one sleeping poll lasts before it looks at close/abort/timeout again, in ms. */
-const SLICE_MS = 200;
-
 /** Encodes a frame header for a body of `size` bytes. */
 function header(size: number): Uint8Array<ArrayBuffer> {
   if (size < LONG_LENGTH) {
@@ -83,45 +79,6 @@ const finalizer = new FinalizationRegistry<number>((fd) => {
 });
 
 const INTERNAL = Symbol("Connection.internal");
-
-/** A wait that lasted longer than this was not worth spinning for: the next one sleeps at once. */
-const SPIN_WORTH_MS = 4 * SPIN_MS;
-
-/**
- * Waits for an fd to be ready: spins briefly when the last wait was short (a peer that answers
- * at once), else sleeps in poll() on a worker thread.
- */
-class Waiter {
-  #lastMs = 0;
-
-  /** Resolves true when `fd` has `events`, false when `stop` settles first or at `deadline`. */
-  async ready(fd: number, events: number, stop: Promise<unknown>, deadline = Infinity): Promise<boolean> {
-    const t0 = performance.now();
-    if (this.#lastMs < SPIN_WORTH_MS) {
-      const end = t0 + SPIN_MS;
-      do {
-        if (pollFds([fd], events, 0).length > 0) {
-          this.#lastMs = performance.now() - t0;
-          return true;
-        }
-      } while (performance.now() < end);
-    }
-    let stopped = false;
-    const stopping = stop.then(() => stopped = true, () => stopped = true).then(() => null);
-    try {
-      for (;;) {
-        const left = deadline - performance.now();
-        if (left <= 0) return false;
-        const slice = Math.max(1, Math.min(left, SLICE_MS)) | 0;
-        const ready = await Promise.race([pollFdsAsync([fd], events, slice), stopping]);
-        if (stopped || ready === null) return false;
-        if (ready.length > 0) return true;
-      }
-    } finally {
-      this.#lastMs = performance.now() - t0;
-    }
-  }
-}
 
 /**
  * One end of a {@linkcode Pipe}: sends and receives whole messages (structured-clone values or

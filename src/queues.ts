@@ -34,13 +34,13 @@ import {
   NamedSemaphore,
   OS,
   pipe,
-  pollFdsAsync,
   read as readFd,
   setNonBlocking,
   type SharedMapping,
   unlinkSharedMemory,
   write as writeFd,
 } from "../native/mod.ts";
+import { Waiter } from "./_fd_wait.ts";
 import { deserialize, type ReduceContext, registerReducer, serialize } from "./_reduction.ts";
 import { track, untrack } from "./_tracker.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
@@ -317,6 +317,8 @@ function warnLost(n: number): void {
   );
 }
 
+const NEVER = new Promise<never>(() => {});
+
 function abortPromise(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) resolve();
@@ -364,6 +366,7 @@ export class Queue<T = unknown> {
   #cancelJoin = false;
   /** Serializes this process's gets, so only one at a time waits for the reader lock. */
   #getChain: Promise<unknown> = Promise.resolve();
+  #waiter = new Waiter();
   /** This process's mapping of the current segment, if it has one. */
   #segment: { name: string; map: SharedMapping } | null = null;
   #onExit = () => this.#atExit();
@@ -644,10 +647,8 @@ export class Queue<T = unknown> {
         if (left <= 0) break;
         signal?.throwIfAborted();
         if (this.#closed) throw new Deno.errors.BadResource("Cannot get: the queue was closed while waiting");
-        const ready = pollFdsAsync([readFd], OS.POLLIN, Math.min(left, SLICE_MS) | 0);
-        if (signal) {
-          await Promise.race([ready, abortPromise(signal)]);
-        } else await ready;
+        const stop = signal ? abortPromise(signal) : NEVER;
+        await this.#waiter.ready(readFd, OS.POLLIN, stop, performance.now() + Math.min(left, SLICE_MS));
       }
     } finally {
       rlock.release();
