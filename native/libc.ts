@@ -26,6 +26,8 @@ const SYMBOLS = {
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   /** int socketpair(int domain, int type, int protocol, int sv[2]) */
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen) */
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** int fcntl(int fd, int cmd, int arg) */
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int open(const char *path, int flags, mode_t mode) */

@@ -178,6 +178,14 @@ export function socketpair(): [number, number] {
   return [fds[0], fds[1]];
 }
 
+/**
+ * Asks for a socket send buffer of `bytes` (the kernel caps it at `net.core.wmem_max`). On a Unix
+ * stream socket this bounds how much one end can have in flight. Returns false if refused.
+ */
+export function setSendBufferSize(fd: number, bytes: number): boolean {
+  return libc().setsockopt(fd, OS.SOL_SOCKET, OS.SO_SNDBUF, new Int32Array([bytes]), 4) === 0;
+}
+
 /** Sets or clears close-on-exec: an inheritable fd reaches every process spawned meanwhile. */
 export function setInheritable(fd: number, inheritable: boolean): void {
   const flags = libc().fcntl(fd, OS.F_GETFD, 0);

@@ -31,6 +31,7 @@ import {
   pollFdsAsync,
   read as readFd,
   setNonBlocking,
+  setSendBufferSize,
   socketpair,
   write as writeFd,
 } from "../native/mod.ts";
@@ -41,6 +42,8 @@ import type { Process } from "./process.ts";
 
 /** Length values at and above this take the 8-byte form. */
 const LONG_LENGTH = 0xffff_ffff;
+/** The send buffer a duplex pipe asks for (default 208 KiB; capped by net.core.wmem_max). */
+const SEND_BUFFER = 1 << 20;
 /** Bodies up to this size are copied next to their header and written with one syscall. */
 const COPY_LIMIT = 64 * 1024;
 /** Encodes a frame header for a body of `size` bytes. */
@@ -490,6 +493,9 @@ export function Pipe<T = unknown>(options: { duplex?: boolean } = {}): [Connecti
     return [new Connection<T>(INTERNAL, r, true, false), new Connection<T>(INTERNAL, w, false, true)];
   }
   const [a, b] = socketpair();
+  // Larger messages in fewer wake-ups, where the system allows (net.core.wmem_max).
+  setSendBufferSize(a, SEND_BUFFER);
+  setSendBufferSize(b, SEND_BUFFER);
   return [new Connection<T>(INTERNAL, a, true, true), new Connection<T>(INTERNAL, b, true, true)];
 }
 
