@@ -110,6 +110,7 @@ interface Shared {
 /** Frames waiting in this process to be written, packed in chunks of at most PIPE_BUF bytes. */
 class Chunks {
   #bufs: Uint8Array<ArrayBuffer>[] = [];
+  #views: DataView[] = [];
   #lens: number[] = [];
   #counts: number[] = [];
   #frames = 0;
@@ -137,11 +138,12 @@ class Chunks {
     if (buf === undefined || PIPE_BUF - at < size) {
       buf = new Uint8Array(PIPE_BUF);
       this.#bufs.push(buf);
+      this.#views.push(new DataView(buf.buffer));
       this.#lens.push(0);
       this.#counts.push(0);
       at = 0;
     }
-    new DataView(buf.buffer).setUint32(at, size - 4, true);
+    this.#views[this.#views.length - 1].setUint32(at, size - 4, true);
     buf[at + 4] = tag;
     buf.set(payload, at + HEAD);
     this.#lens[this.#lens.length - 1] = at + size;
@@ -157,6 +159,7 @@ class Chunks {
   /** Drops the first chunk, once written. */
   shift(): void {
     this.#bufs.shift();
+    this.#views.shift();
     this.#lens.shift();
     this.#frames -= this.#counts.shift()!;
   }
@@ -318,6 +321,8 @@ function warnLost(n: number): void {
 }
 
 const NEVER = new Promise<never>(() => {});
+const RESOLVED = Promise.resolve();
+const NO_OPTIONS: QueueWaitOptions = Object.freeze({});
 
 function abortPromise(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -367,6 +372,7 @@ export class Queue<T = unknown> {
   /** Serializes this process's gets, so only one at a time waits for the reader lock. */
   #getChain: Promise<unknown> = Promise.resolve();
   #waiter = new Waiter();
+  #getsPending = 0;
   /** This process's mapping of the current segment, if it has one. */
   #segment: { name: string; map: SharedMapping } | null = null;
   #onExit = () => this.#atExit();
@@ -415,14 +421,14 @@ export class Queue<T = unknown> {
    * when there is none (with `block: false`, or after `timeout` ms). An item that cannot be
    * serialized throws a `DataCloneError` from this call, synchronously.
    */
-  put(item: T, options: QueueWaitOptions = {}): Promise<void> {
+  put(item: T, options?: QueueWaitOptions): Promise<void> {
     this.#check("put");
     const bytes = encodeItem(item);
-    const { block = true, timeout, signal } = options;
-    signal?.throwIfAborted();
+    const { block = true, timeout, signal } = options ?? NO_OPTIONS;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#s.slots.tryWait()) {
       this.#accept(bytes);
-      return Promise.resolve();
+      return RESOLVED;
     }
     if (!block || (timeout !== undefined && !(timeout > 0))) {
       return Promise.reject(
@@ -446,10 +452,15 @@ export class Queue<T = unknown> {
    * Takes the next item, waiting for one; rejects with {@linkcode QueueEmptyError} when there is
    * none (with `block: false`, or after `timeout` ms).
    */
-  get(options: QueueWaitOptions = {}): Promise<T> {
+  get(options?: QueueWaitOptions): Promise<T> {
     this.#check("get");
-    const next = this.#getChain.then(() => this.#get(options));
-    this.#getChain = next.catch(() => {});
+    // Gets of this process go one at a time (in order); the first needs no queueing.
+    const next = this.#getsPending === 0
+      ? this.#get(options ?? NO_OPTIONS)
+      : this.#getChain.then(() => this.#get(options ?? NO_OPTIONS));
+    this.#getsPending++;
+    const done = next.then(() => this.#getsPending--, () => this.#getsPending--);
+    this.#getChain = done;
     return next;
   }
 
