@@ -75,6 +75,8 @@ Deno.test("Queue waits aborted by a signal reject with its reason and add or los
     assert.equal(await q.get({ timeout: 1000 }), "kept");
     assert.equal(q.empty(), true);
     await assert.rejects(q.get({ signal: AbortSignal.abort(reason) }), (e) => e === reason);
+    await assert.rejects(q.put("x", { signal: AbortSignal.abort(reason) }), (e) => e === reason);
+    assert.equal(q.qsize(), 0);
   } finally {
     q.close();
   }
@@ -110,6 +112,30 @@ Deno.test("Queue carries items larger than a pipe write (through shared memory) 
     q.close();
   }
   assert.equal(ourShmEntries().length, before);
+});
+
+Deno.test("Queue returns byte arrays as structuredClone would: whole arrays as raw bytes, views with their offset", async () => {
+  const q = new Queue<unknown>();
+  try {
+    const whole = new Uint8Array([1, 2, 3]);
+    const view = new Uint8Array(new Uint8Array([9, 8, 7, 6]).buffer, 1, 2);
+    class Bytes extends Uint8Array {}
+    for (const x of [whole, view, new Bytes([5]), new Uint8Array(0), new Uint8Array(100_000).fill(4)]) {
+      await q.put(x);
+      const got = (await q.get()) as Uint8Array;
+      const want = structuredClone(x);
+      assert.equal(Object.getPrototypeOf(got), Object.getPrototypeOf(want));
+      assert.equal(got.byteOffset, want.byteOffset);
+      assert.equal(got.buffer.byteLength, want.buffer.byteLength);
+      assert.deepEqual([...got], [...want]);
+    }
+    whole[0] = 100; // the queued copy is not the caller's array
+    await q.put(whole);
+    whole[0] = 1;
+    assert.equal(((await q.get()) as Uint8Array)[0], 100);
+  } finally {
+    q.close();
+  }
 });
 
 Deno.test("Queue put()/get() after close() throw BadResource, and close() is idempotent", async () => {
