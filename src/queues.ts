@@ -320,15 +320,18 @@ function warnLost(n: number): void {
   );
 }
 
-const NEVER = new Promise<never>(() => {});
 const RESOLVED = Promise.resolve();
 const NO_OPTIONS: QueueWaitOptions = Object.freeze({});
 
-function abortPromise(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
+/** A promise that resolves when any of `signals` aborts; dispose() removes the listeners. */
+function whenAborted(signals: AbortSignal[]): { promise: Promise<void>; dispose(): void } {
+  let onAbort!: () => void;
+  const promise = new Promise<void>((resolve) => onAbort = resolve);
+  for (const s of signals) {
+    if (s.aborted) onAbort();
+    else s.addEventListener("abort", onAbort, { once: true });
+  }
+  return { promise, dispose: () => signals.forEach((s) => s.removeEventListener("abort", onAbort)) };
 }
 
 /** Queues whose accepted items count as unfinished tasks (JoinableQueue). */
@@ -373,6 +376,10 @@ export class Queue<T = unknown> {
   #getChain: Promise<unknown> = Promise.resolve();
   #waiter = new Waiter();
   #getsPending = 0;
+  /** This process's waits on the slots semaphore still running on a worker thread. */
+  #inflight = 0;
+  /** Aborted by close(): stops this process's waits. */
+  #closeCtl = new AbortController();
   /** This process's mapping of the current segment, if it has one. */
   #segment: { name: string; map: SharedMapping } | null = null;
   #onExit = () => this.#atExit();
@@ -459,7 +466,11 @@ export class Queue<T = unknown> {
       ? this.#get(options ?? NO_OPTIONS)
       : this.#getChain.then(() => this.#get(options ?? NO_OPTIONS));
     this.#getsPending++;
-    const done = next.then(() => this.#getsPending--, () => this.#getsPending--);
+    const settled = () => {
+      this.#getsPending--;
+      this.#maybeRelease();
+    };
+    const done = next.then(settled, settled);
     this.#getChain = done;
     return next;
   }
@@ -488,7 +499,10 @@ export class Queue<T = unknown> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#out.empty) this.#release();
+    this.#closeCtl.abort(
+      new Deno.errors.BadResource("Cannot get or put: the queue was closed while waiting"),
+    );
+    this.#maybeRelease();
   }
 
   /** Resolves once every item this process put has left its buffer (is in the pipe). */
@@ -553,9 +567,19 @@ export class Queue<T = unknown> {
       if (left <= 0) {
         throw new QueueFullError(`Queue is full: no room for ${timeout} ms (maxsize ${this.#s.maxsize})`);
       }
-      if (await this.#s.slots.waitAsync(Math.min(left, SLICE_MS))) {
+      this.#inflight++;
+      let took: boolean;
+      try {
+        took = await this.#s.slots.waitAsync(Math.min(left, SLICE_MS));
+      } finally {
+        this.#inflight--;
+        // Closed meanwhile: this was the last use of the semaphore, perhaps.
+        if (this.#closed) queueMicrotask(() => this.#maybeRelease());
+      }
+      if (took) {
         if (signal?.aborted || this.#closed) {
           this.#s.slots.post(); // give the place back: nothing was added
+          this.#maybeRelease();
           continue;
         }
         this.#accept(bytes);
@@ -589,7 +613,7 @@ export class Queue<T = unknown> {
         if (!this.#out.empty) this.#schedule();
         else {
           exiting.delete(this.#onExit);
-          if (this.#closed) this.#release();
+          this.#maybeRelease();
         }
       });
   }
@@ -643,25 +667,35 @@ export class Queue<T = unknown> {
     const noWait = !block || (timeout !== undefined && !(timeout > 0));
     const deadline = noWait || timeout === undefined ? Infinity : Date.now() + timeout;
     const { rlock, readFd } = this.#s;
-    const locked = noWait
-      ? await rlock.acquire({ block: false })
-      : await rlock.acquire({ timeout: timeout === undefined ? undefined : deadline - Date.now(), signal });
+    const closing = this.#closeCtl.signal;
+    const locked = rlock.acquireSync({ block: false }) || (!noWait &&
+      await rlock.acquire({
+        timeout: timeout === undefined ? undefined : deadline - Date.now(),
+        signal: signal ? AbortSignal.any([signal, closing]) : closing,
+      }));
     if (!locked) {
       throw new QueueEmptyError(noWait ? "Queue is empty" : `Queue is empty: no item for ${timeout} ms`);
     }
     let got: { value: unknown } | null;
+    let stop: { promise: Promise<void>; dispose(): void } | undefined;
     try {
       for (;;) {
+        signal?.throwIfAborted();
+        closing.throwIfAborted();
         got = this.#takeNow();
         if (got || noWait) break;
         const left = deadline - Date.now();
         if (left <= 0) break;
-        signal?.throwIfAborted();
-        if (this.#closed) throw new Deno.errors.BadResource("Cannot get: the queue was closed while waiting");
-        const stop = signal ? abortPromise(signal) : NEVER;
-        await this.#waiter.ready(readFd, OS.POLLIN, stop, performance.now() + Math.min(left, SLICE_MS));
+        stop ??= whenAborted(signal ? [signal, closing] : [closing]);
+        await this.#waiter.ready(
+          readFd,
+          OS.POLLIN,
+          stop.promise,
+          performance.now() + Math.min(left, SLICE_MS),
+        );
       }
     } finally {
+      stop?.dispose();
       rlock.release();
     }
     signal?.throwIfAborted();
@@ -799,6 +833,14 @@ export class Queue<T = unknown> {
     const ref = new Chunks();
     ref.push(TAG_SEGMENT, makeSegment(items));
     writeFd(this.#s.writeFd, ref.first());
+  }
+
+  /** Releases this process's handles once closed and nothing of this process still uses them. */
+  #maybeRelease(): void {
+    if (
+      this.#closed && this.#out.empty && this.#flushing === null && this.#getsPending === 0 &&
+      this.#inflight === 0
+    ) this.#release();
   }
 
   #release(): void {

@@ -149,6 +149,24 @@ Deno.test("Queue put()/get() after close() throw BadResource, and close() is ide
   await q.joinThread();
 });
 
+Deno.test("Queue.close() rejects this process's waiting get() and put() with BadResource, then releases everything", async () => {
+  const before = ourShmEntries().length;
+  const q = new Queue<number>(1);
+  await q.put(1);
+  const getter = new Queue<number>();
+  const waitingGet = getter.get();
+  const secondGet = getter.get({ timeout: 10_000 });
+  const waitingPut = q.put(2);
+  await new Promise((r) => setTimeout(r, 30));
+  getter.close();
+  q.close();
+  await assert.rejects(waitingGet, Deno.errors.BadResource);
+  await assert.rejects(secondGet, Deno.errors.BadResource);
+  await assert.rejects(waitingPut, Deno.errors.BadResource);
+  await new Promise((r) => setTimeout(r, 100)); // the put's last wait slice ends
+  assert.equal(ourShmEntries().length, before);
+});
+
 Deno.test("JoinableQueue.join() waits for every taskDone(), and one taskDone() too many is a RangeError", async () => {
   const q = new JoinableQueue<number>();
   try {
