@@ -5,12 +5,15 @@ import { cleanup, SPAWNS } from "./fixtures/helpers.ts";
 
 const module = new URL("./fixtures/ipc_fixtures.ts", import.meta.url);
 
-/** This process's named resources still in /dev/shm (queues, their locks, segments). */
+/**
+ * This process's queue resources still in /dev/shm: control blocks and slot semaphores
+ * (`/mp<pid>q…`) and item segments (`/mp<pid>b…`). (Test files share a pid under --parallel, so
+ * only names of this kind are counted; the queue's locks are tested with the locks.)
+ */
 function ourShmEntries(): string[] {
-  const prefix = `mp${Deno.pid.toString(36)}`;
-  return [...Deno.readDirSync("/dev/shm")]
-    .map((e) => e.name)
-    .filter((n) => n.startsWith(prefix) || n.startsWith(`sem.${prefix}`));
+  const pid = Deno.pid.toString(36);
+  const mine = new RegExp(`^(sem\\.)?mp${pid}[qb]`);
+  return [...Deno.readDirSync("/dev/shm")].map((e) => e.name).filter((n) => mine.test(n));
 }
 
 type Item = { from: number; i: number; pad: string };
