@@ -299,6 +299,35 @@ function createShared(maxsize: number): Shared {
   }
 }
 
+/** Closes this process's handles on a queue's shared part; its creator also removes the names. */
+function releaseShared(s: Shared): void {
+  closeFd(s.readFd);
+  closeFd(s.writeFd);
+  s.control.unmap();
+  s.slots.close();
+  s.rlock.close();
+  s.wlock.close();
+  if (s.creator) {
+    for (const [kind, name] of [["shm", s.controlName], ["sem", s.slotsName]] as const) {
+      try {
+        if (kind === "shm") unlinkSharedMemory(name);
+        else NamedSemaphore.unlink(name);
+      } finally {
+        untrack(kind, name);
+      }
+    }
+  }
+}
+
+/** A queue dropped without close() releases its handles when it is garbage collected. */
+const finalizer = new FinalizationRegistry<Shared>((s) => {
+  try {
+    releaseShared(s);
+  } catch {
+    // nothing left to do
+  }
+});
+
 /** Set by the reducer just before it calls a queue constructor: the state to adopt. */
 let reviving: Shared | null = null;
 
@@ -400,6 +429,7 @@ export class Queue<T = unknown> {
       }
       this.#s = createShared(maxsize);
     }
+    finalizer.register(this, this.#s, this);
     const buf = this.#s.control.buffer;
     this.#u32 = new Uint32Array(buf, 0, 4);
     this.#i32 = new Int32Array(buf, 0, 4);
@@ -847,25 +877,10 @@ export class Queue<T = unknown> {
     if (this.#released) return;
     this.#released = true;
     exiting.delete(this.#onExit);
-    const s = this.#s;
+    finalizer.unregister(this);
     this.#segment?.map.unmap();
     this.#segment = null;
-    closeFd(s.readFd);
-    closeFd(s.writeFd);
-    s.control.unmap();
-    s.slots.close();
-    s.rlock.close();
-    s.wlock.close();
-    if (s.creator) {
-      for (const [kind, name] of [["shm", s.controlName], ["sem", s.slotsName]] as const) {
-        try {
-          if (kind === "shm") unlinkSharedMemory(name);
-          else NamedSemaphore.unlink(name);
-        } finally {
-          untrack(kind, name);
-        }
-      }
-    }
+    releaseShared(this.#s);
   }
 }
 
