@@ -350,6 +350,8 @@ function warnLost(n: number): void {
 }
 
 const RESOLVED = Promise.resolve();
+/** What #takeNow() returns when there is no item (any value, undefined included, is an item). */
+const NOTHING = Symbol("nothing");
 const NO_OPTIONS: QueueWaitOptions = Object.freeze({});
 
 /** A promise that resolves when any of `signals` aborts; dispose() removes the listeners. */
@@ -491,17 +493,11 @@ export class Queue<T = unknown> {
    */
   get(options?: QueueWaitOptions): Promise<T> {
     this.#check("get");
-    // Gets of this process go one at a time (in order); the first needs no queueing.
-    const next = this.#getsPending === 0
-      ? this.#get(options ?? NO_OPTIONS)
-      : this.#getChain.then(() => this.#get(options ?? NO_OPTIONS));
-    this.#getsPending++;
-    const settled = () => {
-      this.#getsPending--;
-      this.#maybeRelease();
-    };
-    const done = next.then(settled, settled);
-    this.#getChain = done;
+    const opts = options ?? NO_OPTIONS;
+    // Gets of this process go one at a time, in order; the first needs no queueing.
+    const run = () => this.#get(opts);
+    const next = this.#getsPending++ === 0 ? run() : this.#getChain.then(run, run);
+    this.#getChain = next;
     return next;
   }
 
@@ -511,15 +507,15 @@ export class Queue<T = unknown> {
     const { rlock } = this.#s;
     // Another get() of this process may hold the reader lock: then there is no item "at once".
     if (!rlock.acquireSync({ block: false })) throw new QueueEmptyError();
-    let got: { value: unknown } | null;
+    let got: unknown;
     try {
       got = this.#takeNow();
     } finally {
       rlock.release();
     }
-    if (!got) throw new QueueEmptyError();
+    if (got === NOTHING) throw new QueueEmptyError();
     this.#s.slots.post();
-    return got.value as T;
+    return got as T;
   }
 
   /**
@@ -692,60 +688,65 @@ export class Queue<T = unknown> {
   }
 
   async #get({ block = true, timeout, signal }: QueueWaitOptions): Promise<T> {
-    this.#check("get");
-    signal?.throwIfAborted();
-    const noWait = !block || (timeout !== undefined && !(timeout > 0));
-    const deadline = noWait || timeout === undefined ? Infinity : Date.now() + timeout;
-    const { rlock, readFd } = this.#s;
-    const closing = this.#closeCtl.signal;
-    const locked = rlock.acquireSync({ block: false }) || (!noWait &&
-      await rlock.acquire({
-        timeout: timeout === undefined ? undefined : deadline - Date.now(),
-        signal: signal ? AbortSignal.any([signal, closing]) : closing,
-      }));
-    if (!locked) {
-      throw new QueueEmptyError(noWait ? "Queue is empty" : `Queue is empty: no item for ${timeout} ms`);
-    }
-    let got: { value: unknown } | null;
-    let stop: { promise: Promise<void>; dispose(): void } | undefined;
     try {
-      for (;;) {
-        signal?.throwIfAborted();
-        closing.throwIfAborted();
-        got = this.#takeNow();
-        if (got || noWait) break;
-        const left = deadline - Date.now();
-        if (left <= 0) break;
-        stop ??= whenAborted(signal ? [signal, closing] : [closing]);
-        await this.#waiter.ready(
-          readFd,
-          OS.POLLIN,
-          stop.promise,
-          performance.now() + Math.min(left, SLICE_MS),
-        );
+      this.#check("get");
+      signal?.throwIfAborted();
+      const noWait = !block || (timeout !== undefined && !(timeout > 0));
+      const deadline = noWait || timeout === undefined ? Infinity : Date.now() + timeout;
+      const { rlock, readFd } = this.#s;
+      const closing = this.#closeCtl.signal;
+      const locked = rlock.acquireSync({ block: false }) || (!noWait &&
+        await rlock.acquire({
+          timeout: timeout === undefined ? undefined : deadline - Date.now(),
+          signal: signal ? AbortSignal.any([signal, closing]) : closing,
+        }));
+      if (!locked) {
+        throw new QueueEmptyError(noWait ? "Queue is empty" : `Queue is empty: no item for ${timeout} ms`);
       }
+      let got: unknown;
+      let stop: { promise: Promise<void>; dispose(): void } | undefined;
+      try {
+        for (;;) {
+          signal?.throwIfAborted();
+          closing.throwIfAborted();
+          got = this.#takeNow();
+          if (got !== NOTHING || noWait) break;
+          const left = deadline - Date.now();
+          if (left <= 0) break;
+          stop ??= whenAborted(signal ? [signal, closing] : [closing]);
+          await this.#waiter.ready(
+            readFd,
+            OS.POLLIN,
+            stop.promise,
+            performance.now() + Math.min(left, SLICE_MS),
+          );
+        }
+      } finally {
+        stop?.dispose();
+        rlock.release();
+      }
+      signal?.throwIfAborted();
+      if (got === NOTHING) {
+        throw new QueueEmptyError(noWait ? "Queue is empty" : `Queue is empty: no item for ${timeout} ms`);
+      }
+      this.#s.slots.post();
+      return got as T;
     } finally {
-      stop?.dispose();
-      rlock.release();
+      this.#getsPending--;
+      this.#maybeRelease();
     }
-    signal?.throwIfAborted();
-    if (!got) {
-      throw new QueueEmptyError(noWait ? "Queue is empty" : `Queue is empty: no item for ${timeout} ms`);
-    }
-    this.#s.slots.post();
-    return got.value as T;
   }
 
   /**
    * Takes the next item if one can be had without waiting. The caller holds the reader lock.
    * Order: the current segment, then the shared read-ahead, then the pipe.
    */
-  #takeNow(): { value: unknown } | null {
+  #takeNow(): unknown {
     const u32 = this.#u32;
     const front = this.#front;
     for (;;) {
       const segLen = this.#view.getFloat64(B_SEG_LEN, true);
-      if (segLen > 0) return { value: this.#takeFromSegment(segLen) };
+      if (segLen > 0) return this.#takeFromSegment(segLen);
       const len = u32[C_FRONT_LEN];
       let off = u32[C_FRONT_OFF];
       if (len - off >= HEAD) {
@@ -757,7 +758,7 @@ export class Queue<T = unknown> {
           if (tag !== TAG_SEGMENT) {
             const value = decodeItem(tag, payload);
             u32[C_FRONT_OFF] = off;
-            return { value };
+            return value;
           }
           this.#startSegment(payload);
           u32[C_FRONT_OFF] = off;
@@ -772,7 +773,7 @@ export class Queue<T = unknown> {
       }
       const have = u32[C_FRONT_LEN];
       const n = readFd(this.#s.readFd, front.subarray(have));
-      if (n <= 0) return null;
+      if (n <= 0) return NOTHING;
       u32[C_FRONT_LEN] = have + n;
     }
   }
