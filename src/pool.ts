@@ -659,8 +659,7 @@ function describe(fn: AnyFn): { name: string; source: string } {
 }
 
 function isSyncIterable(items: unknown): items is Iterable<unknown> {
-  // deno-lint-ignore no-explicit-any
-  return items != null && typeof (items as any)[Symbol.iterator] === "function";
+  return items !== null && items !== undefined && typeof (items as any)[Symbol.iterator] === "function";
 }
 
 function checkChunksize(chunksize: number | undefined): void {

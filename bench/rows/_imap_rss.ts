@@ -6,17 +6,18 @@
 import { Pool } from "../../mod.ts";
 import { identity } from "./_targets.ts";
 
+function* items(n: number) {
+  for (let i = 0; i < n; i++) yield i;
+}
+
 if (import.meta.main) {
   const n = Number(Deno.args[0]);
   const chunksize = Number(Deno.args[1]);
-  function* items() {
-    for (let i = 0; i < n; i++) yield i;
-  }
   const pool = new Pool({ processes: 2, module: new URL("./_targets.ts", import.meta.url) });
   await pool.apply(identity, [0]);
   const t0 = performance.now();
   let count = 0;
-  for await (const _ of pool.imapUnordered(identity, items(), { chunksize })) count++;
+  for await (const _ of pool.imapUnordered(identity, items(n), { chunksize })) count++;
   const seconds = (performance.now() - t0) / 1000;
   await pool.terminate();
   if (count !== n) throw new Error(`expected ${n} results, got ${count}`);
