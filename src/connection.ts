@@ -459,6 +459,7 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
 registerReducer(Connection, {
   name: "mp.Connection",
   reduce(c: Connection, ctx) {
+    if (c.closed) throw new Deno.errors.BadResource("Cannot pass a closed connection to another process");
     const fd = c.fileno();
     ctx.passFd(fd);
     return { fd, readable: c.readable, writable: c.writable };

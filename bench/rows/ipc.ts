@@ -3,6 +3,16 @@
  * `multiprocessing` (fork context, so its targets can live in `python3 -c`) and the C floor
  * (plain pipes, fork, blocking read/write).
  *
+ * - Round trip: a `{ id, name }` object sent to a child that echoes it (duplex Pipe).
+ * - Queue one way: 100 000 `{ i, s }` objects put by a child, got by this process, after a "go".
+ * - sendBytes: 256 messages of 1 MiB from a child, received with `recvBytes` (duplex Pipe).
+ * - Streaming: 1 GiB in 1 MiB `Uint8Array`s through a `Queue(16)`, from a child; the cell is the
+ *   larger peak RSS (VmHWM) of the two processes, measured in a program of its own
+ *   (`_ipc_stream.ts`) so that the harness's own memory does not count.
+ *
+ * The C floor blocks in `read()`; on an idle machine its wake-ups take a few µs, on a busy one
+ * tens of µs, so that column moves more than the others between runs.
+ *
  * @module
  */
 import { Pipe, Process, Queue } from "../../mod.ts";
