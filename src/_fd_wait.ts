@@ -1,27 +1,28 @@
 /**
  * Waiting for a file descriptor to become ready, without blocking the event loop for long.
  *
- * A wait first spins for a few tens of microseconds, polling the fd with a zero timeout: a peer
- * that is busy talking to us usually answers that fast, and catching the answer this way costs a
- * few microseconds instead of an event-loop wake-up (~50-100 µs here). It spins only when the
- * previous wait was short; otherwise, and after the spin, it sleeps in `poll()` on a worker thread
- * (a non-blocking FFI call), one slice at a time so that close, abort and deadlines are noticed.
+ * A wait first spins, polling the fd with a zero timeout, for about as long as the previous wait
+ * took (50 µs to 0.3 ms): a peer that is busy talking to us usually answers that fast, and
+ * catching the answer this way costs a few microseconds instead of a wake-up from a worker thread
+ * (~100-150 µs here). After a longer wait it does not spin. Then it sleeps in `poll()` on a worker
+ * thread (a non-blocking FFI call), one slice at a time so that close, abort and deadlines are
+ * noticed. The event loop is blocked during a spin, never longer.
  *
  * @module
  */
 import { pollFds, pollFdsAsync } from "../native/mod.ts";
 
-/** How long a wait spins before it sleeps, in ms. */
-const SPIN_MS = 0.1;
+/** The shortest and longest a wait spins before it sleeps, in ms. */
+const SPIN_MIN_MS = 0.05;
+const SPIN_MAX_MS = 0.3;
 /** How long one sleeping poll lasts before it looks at close/abort/timeout again, in ms. */
 export const SLICE_MS = 200;
 
-/** A wait that lasted longer than this was not worth spinning for: the next one sleeps at once. */
-const SPIN_WORTH_MS = 4 * SPIN_MS;
-
 /**
- * Waits for an fd to be ready: spins briefly when the last wait was short (a peer that answers
- * at once), else sleeps in poll() on a worker thread.
+ * Waits for an fd to be ready: spins for up to twice as long as the last wait took (at least
+ * 50 µs, at most 0.3 ms), else sleeps in poll() on a worker thread. A last wait longer than that
+ * (a slow peer) means no spinning at all. Spinning for as long as a worker-thread wake-up takes
+ * matters: with shorter spins, two peers that both fell asleep once keep missing each other.
  */
 export class Waiter {
   #lastMs = 0;
@@ -29,8 +30,8 @@ export class Waiter {
   /** Resolves true when `fd` has `events`, false when `stop` settles first or at `deadline`. */
   async ready(fd: number, events: number, stop: Promise<unknown>, deadline = Infinity): Promise<boolean> {
     const t0 = performance.now();
-    if (this.#lastMs < SPIN_WORTH_MS) {
-      const end = t0 + SPIN_MS;
+    if (this.#lastMs <= SPIN_MAX_MS) {
+      const end = t0 + Math.min(Math.max(2 * this.#lastMs, SPIN_MIN_MS), SPIN_MAX_MS);
       do {
         if (pollFds([fd], events, 0).length > 0) {
           this.#lastMs = performance.now() - t0;

@@ -119,6 +119,13 @@ export class Connection<T = unknown> {
   #closing: Promise<void>;
   /** The size of a message whose header was read but whose body was not (recvBytes' maxLength). */
   #pendingSize: number | null = null;
+  /** A body the fast path began to read; the waiting path of the same receive finishes it. */
+  #partial: { body: Uint8Array<ArrayBuffer>; at: number; ended: boolean } | null = null;
+  /** Receives of this process under way on the waiting path. */
+  #reading = 0;
+  #head = new Uint8Array(12);
+  /** The fast path just found nothing to read: the waiting path starts by waiting. */
+  #nothingYet = false;
   /** Serializes reads, and writes, within this process. */
   #readChain: Promise<unknown> = Promise.resolve();
   #writeChain: Promise<unknown> | null = null;
@@ -201,6 +208,8 @@ export class Connection<T = unknown> {
   /** Receives the next value. Rejects with {@linkcode EOFError} at the end of the stream. */
   async recv(): Promise<T> {
     this.#checkReadable("recv");
+    const now = this.#reading === 0 ? this.#readNow(Infinity, null) : null;
+    if (now) return deserialize(now) as T;
     return deserialize(await this.#serialRead(() => this.#readBody(Infinity, null))) as T;
   }
 
@@ -213,6 +222,8 @@ export class Connection<T = unknown> {
     if (maxLength !== undefined && !(maxLength >= 0)) {
       throw new RangeError(`Invalid maxLength: ${maxLength}: it must be a non-negative number`);
     }
+    const now = this.#reading === 0 ? this.#readNow(maxLength ?? Infinity, null) : null;
+    if (now) return now;
     return await this.#serialRead(() => this.#readBody(maxLength ?? Infinity, null));
   }
 
@@ -233,14 +244,16 @@ export class Connection<T = unknown> {
       );
     }
     const room = bytes.subarray(offset);
-    return await this.#serialRead(async () => {
-      const body = await this.#readBody(Infinity, room);
+    const finish = (body: Uint8Array) => {
       if (body.buffer === room.buffer && body.byteOffset === room.byteOffset) return body.length;
       throw new BufferTooShortError(
         body,
         `Buffer too short: the message has ${body.length} bytes, the buffer has room for ${room.length}`,
       );
-    });
+    };
+    const now = this.#reading === 0 ? this.#readNow(Infinity, room) : null;
+    if (now) return finish(now);
+    return await this.#serialRead(async () => finish(await this.#readBody(Infinity, room)));
   }
 
   /**
@@ -311,17 +324,69 @@ export class Connection<T = unknown> {
 
   /** Runs reads of this process one after the other. */
   #serialRead<R>(read: () => Promise<R>): Promise<R> {
-    const next = this.#readChain.then(read);
+    this.#reading++;
+    const next = this.#readChain.then(read).finally(() => this.#reading--);
     this.#readChain = next.catch(() => {});
     return next;
+  }
+
+  /** One non-blocking read: the count, 0 at the end of the stream, -1 when nothing is there yet. */
+  #rawRead(buf: Uint8Array<ArrayBuffer>): number {
+    try {
+      return readFd(this.#fd, buf);
+    } catch (e) {
+      // A peer that closed with unread data resets a Unix socket: for us it is the end.
+      if ((e as { errno?: number }).errno === OS.errno.ECONNRESET) return 0;
+      throw e;
+    }
+  }
+
+  /**
+   * The fast path of a receive: the next message if all of it is there, without waiting (no
+   * promise, no worker thread). Else null, with what it read kept for the waiting path. Only
+   * when no other read of this process is under way.
+   */
+  #readNow(maxLength: number, into: Uint8Array<ArrayBuffer> | null): Uint8Array<ArrayBuffer> | null {
+    if (this.#partial) return null;
+    let size = this.#pendingSize;
+    if (size === null) {
+      const head = this.#head;
+      const n = this.#rawRead(head.subarray(0, 4));
+      if (n < 0) {
+        this.#nothingYet = true; // the waiting path waits before it reads again
+        return null;
+      }
+      if (n === 0) return null; // the end: the waiting path says which kind
+      // A header is written whole (one write of at most 12 bytes), so it is read whole.
+      if (n !== 4) throw new Error(`Connection out of step: read ${n} bytes of a frame header`);
+      const view = new DataView(head.buffer);
+      size = view.getUint32(0, true);
+      if (size === LONG_LENGTH) {
+        if (this.#rawRead(head.subarray(4, 12)) !== 8) {
+          throw new Error("Connection out of step: a long frame header arrived in pieces");
+        }
+        size = Number(view.getBigUint64(4, true));
+      }
+      this.#pendingSize = size;
+    }
+    if (size > maxLength) throw tooLong(size, maxLength);
+    const body = into && into.length >= size ? into.subarray(0, size) : new Uint8Array(size);
+    this.#pendingSize = null;
+    const m = size === 0 ? 0 : this.#rawRead(body);
+    if (m === size) return body;
+    this.#partial = { body, at: Math.max(m, 0), ended: m === 0 };
+    return null;
   }
 
   /**
    * Reads into `buf` until it is full; resolves to the count, which is less only at the end of
    * the stream.
    */
-  async #readFully(buf: Uint8Array<ArrayBuffer>): Promise<number> {
-    let at = 0;
+  async #readFully(buf: Uint8Array<ArrayBuffer>, at = 0): Promise<number> {
+    if (this.#nothingYet) {
+      this.#nothingYet = false;
+      await this.#readWaiter.ready(this.#fd, OS.POLLIN, this.#closing);
+    }
     while (at < buf.length) {
       if (this.#closed) {
         throw new Deno.errors.BadResource("Cannot recv: the connection was closed while receiving");
@@ -364,12 +429,16 @@ export class Connection<T = unknown> {
    * longer than `maxLength` is left unread (RangeError).
    */
   async #readBody(maxLength: number, into: Uint8Array<ArrayBuffer> | null): Promise<Uint8Array<ArrayBuffer>> {
-    const size = await this.#readSize();
-    if (size > maxLength) {
-      throw new RangeError(
-        `Message too long: ${size} bytes, more than maxLength ${maxLength}; it stays unread (receive it with a larger maxLength)`,
-      );
+    const partial = this.#partial;
+    if (partial) {
+      // Started by the fast path of this same receive.
+      this.#partial = null;
+      const got = partial.ended ? partial.at : await this.#readFully(partial.body, partial.at);
+      if (got < partial.body.length) throw midMessage(got, partial.body.length);
+      return partial.body;
     }
+    const size = await this.#readSize();
+    if (size > maxLength) throw tooLong(size, maxLength);
     const body = into && into.length >= size ? into.subarray(0, size) : new Uint8Array(size);
     this.#pendingSize = null;
     const got = await this.#readFully(body);
@@ -432,6 +501,12 @@ export class Connection<T = unknown> {
       }
     }
   }
+}
+
+function tooLong(size: number, maxLength: number): RangeError {
+  return new RangeError(
+    `Message too long: ${size} bytes, more than maxLength ${maxLength}; it stays unread (receive it with a larger maxLength)`,
+  );
 }
 
 function midMessage(got: number, size?: number): Error {
