@@ -302,7 +302,8 @@ function timespecAfter(ms: number): Uint8Array<ArrayBuffer> {
   const buf = new Uint8Array(16);
   const view = new DataView(buf.buffer);
   view.setBigInt64(0, BigInt(Math.floor(deadline / 1000)), true);
-  view.setBigInt64(8, BigInt((deadline % 1000) * 1_000_000), true);
+  // Timeouts may be fractional (e.g. a remaining time): whole nanoseconds only.
+  view.setBigInt64(8, BigInt(Math.floor((deadline % 1000) * 1_000_000)), true);
   return buf;
 }
 
@@ -447,7 +448,11 @@ export function mapSharedMemory(name: string, create: boolean, size = 0): Shared
     // mmap refuses a zero length; map one byte so an empty segment still has an address.
     const length = Math.max(size, 1);
     const ptr = libc().mmap(null, BigInt(length), OS.PROT_READ | OS.PROT_WRITE, OS.MAP_SHARED, fd, 0n);
-    if (isFailedPointer(ptr)) throw osError("mmap", errno(), `${name}, ${length}`);
+    if (isFailedPointer(ptr)) {
+      const err = osError("mmap", errno(), `${name}, ${length}`);
+      if (create) libc().shm_unlink(cString(name));
+      throw err;
+    }
     let mapped = true;
     return {
       buffer: viewMemory(ptr!, size),

@@ -8,7 +8,10 @@
  */
 import { fileExists, readFileRaw } from "../native/mod.ts";
 
-// Flags that take their value as the next argument when written without "=".
+// Flags that take their value as the next argument when written without "=": those shown as
+// `--flag <VALUE>` by `deno run/test/bench/serve --help` (Deno 2.9). Flags shown as
+// `--flag[=<VALUE>]` (--env-file, --inspect-wait, ...) take a value only after "=": counting
+// them here would swallow the script's name and read its arguments as Deno flags.
 const VALUE_FLAGS = new Set([
   "-c",
   "--config",
@@ -18,19 +21,24 @@ const VALUE_FLAGS = new Set([
   "--cert",
   "--ext",
   "--preload",
+  "--require",
   "--conditions",
+  "--min-dep-age",
+  "--node-modules-linker",
+  "--inspect-publish-uid",
   "--filter",
   "--reporter",
   "--junit-path",
-  "--log-level",
-  "--env-file",
-  "--inspect-wait",
-  "-L",
-  "--require",
-  "--tunnel",
-  "--port",
+  "--coverage-threshold",
+  "--related",
+  "--repeats",
+  "--retry",
+  "--shard",
   "--host",
+  "--port",
 ]);
+// `--lock [<VALUE>]`: an optional value, taken from the next argument unless that is a flag.
+const OPTIONAL_VALUE_FLAGS = new Set(["--lock"]);
 // Flags the child gets as they are, with their value.
 const FORWARD = [
   /^--allow-/,
@@ -81,7 +89,8 @@ export function forwardableFlags(argv: string[]): string[] {
       if (SCRIPT_COMMANDS.has(command)) break;
       continue;
     }
-    const takesNext = VALUE_FLAGS.has(arg) && i + 1 < argv.length;
+    const takesNext = i + 1 < argv.length &&
+      (VALUE_FLAGS.has(arg) || (OPTIONAL_VALUE_FLAGS.has(arg) && !argv[i + 1].startsWith("-")));
     if (SHORT.test(arg) || FORWARD.some((re) => re.test(arg))) {
       out.push(arg);
       if (takesNext) out.push(argv[i + 1]);

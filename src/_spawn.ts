@@ -25,8 +25,8 @@ export function spawnDeno({ args, fds = [] }: SpawnOptions): Deno.ChildProcess {
     stdout: "inherit",
     stderr: "inherit",
   });
-  for (const fd of fds) setInheritable(fd, true);
   try {
+    for (const fd of fds) setInheritable(fd, true);
     return command.spawn();
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {

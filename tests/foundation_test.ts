@@ -48,6 +48,15 @@ Deno.test("forwardableFlags keeps permission, config and import-map flags and dr
   // `deno main.ts` is `deno run main.ts`.
   assert.deepEqual(forwardableFlags(["deno", "--allow-ffi", "main.ts", "-A"]), ["--allow-ffi"]);
   assert.deepEqual(forwardableFlags(["deno", "main.ts"]), []);
+  // Flags whose value needs "=" do not swallow the script: its arguments are never Deno flags.
+  assert.deepEqual(forwardableFlags(["deno", "run", "--env-file", "main.ts", "--allow-all"]), []);
+  assert.deepEqual(forwardableFlags(["deno", "run", "--inspect-wait", "-R", "main.ts", "-W"]), ["-R"]);
+  assert.deepEqual(forwardableFlags(["deno", "run", "--lock", "my.lock", "-R", "main.ts"]), [
+    "--lock",
+    "my.lock",
+    "-R",
+  ]);
+  assert.deepEqual(forwardableFlags(["deno", "run", "--lock", "-N", "main.ts"]), ["--lock", "-N"]);
   assert.deepEqual(forwardableFlags(["deno", "run", "--deny-net", "--no-prompt", "--unstable-kv", "m.ts"]), [
     "--deny-net",
     "--no-prompt",
@@ -149,4 +158,18 @@ Deno.test("serialize() sends arrays of numbers exactly, holes and all", () => {
   assert.deepEqual(back, sparse);
   const mixed = [...dense, "x"];
   assert.deepEqual(deserialize(serialize(mixed)), mixed);
+});
+
+Deno.test("NamedSemaphore waits accept fractional timeouts", async () => {
+  const name = `/mpt${Deno.pid.toString(36)}w`;
+  const sem = NamedSemaphore.create(name, 0);
+  try {
+    assert.equal(sem.waitSync(0.5), false);
+    assert.equal(await sem.waitAsync(10.3), false);
+    sem.post();
+    assert.equal(sem.waitSync(2.7), true);
+  } finally {
+    sem.close();
+    NamedSemaphore.unlink(name);
+  }
 });
