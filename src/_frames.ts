@@ -10,27 +10,47 @@ import { read, writeAll } from "../native/mod.ts";
 
 /** Encodes one frame. */
 export function encodeFrame(body: Uint8Array): Uint8Array {
+  if (body.length > 0xffff_ffff) {
+    throw new RangeError(`Cannot send ${body.length} bytes in one control message: the limit is 4 GiB`);
+  }
   const out = new Uint8Array(4 + body.length);
   new DataView(out.buffer).setUint32(0, body.length, true);
   out.set(body, 4);
   return out;
 }
 
-/** Calls `onFrame` with each complete frame that arrives on `socket`. */
+/**
+ * Calls `onFrame` with each complete frame that arrives on `socket`. Each byte is copied once
+ * into its frame (a 64 MiB frame arriving in 64 KiB pieces is not re-copied at every piece).
+ */
 export function onFrames(socket: Socket, onFrame: (body: Uint8Array) => void): void {
-  let buffered = new Uint8Array(0);
+  const head = new Uint8Array(4);
+  let headLength = 0;
+  let body: Uint8Array | null = null;
+  let bodyLength = 0;
   socket.on("data", (chunk: Uint8Array) => {
-    const joined = new Uint8Array(buffered.length + chunk.length);
-    joined.set(buffered);
-    joined.set(chunk, buffered.length);
     let at = 0;
-    while (joined.length - at >= 4) {
-      const size = new DataView(joined.buffer, joined.byteOffset + at).getUint32(0, true);
-      if (joined.length - at - 4 < size) break;
-      onFrame(joined.slice(at + 4, at + 4 + size));
-      at += 4 + size;
+    while (at < chunk.length) {
+      if (body === null) {
+        const n = Math.min(4 - headLength, chunk.length - at);
+        head.set(chunk.subarray(at, at + n), headLength);
+        headLength += n;
+        at += n;
+        if (headLength < 4) return;
+        body = new Uint8Array(new DataView(head.buffer).getUint32(0, true));
+        bodyLength = 0;
+        headLength = 0;
+      }
+      const n = Math.min(body.length - bodyLength, chunk.length - at);
+      body.set(chunk.subarray(at, at + n), bodyLength);
+      bodyLength += n;
+      at += n;
+      if (bodyLength === body.length) {
+        const done = body;
+        body = null;
+        onFrame(done);
+      }
     }
-    buffered = joined.slice(at);
   });
 }
 
