@@ -301,3 +301,27 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "Queue: a consumer killed while it waits in get() (holding the reader lock) does not block the others",
+  ...SPAWNS,
+  async fn() {
+    const q = new Queue<string | null>();
+    const out = new Queue<unknown>();
+    const consumer = new Process({ target: fx.consume, args: [q, out, 0], module });
+    try {
+      await consumer.start();
+      await new Promise((r) => setTimeout(r, 200)); // it now waits in get(), holding the reader lock
+      consumer.kill();
+      await consumer.join(5000);
+      assert.equal(consumer.exitCode, -9);
+      await q.put("after");
+      assert.equal(await q.get({ timeout: 5000 }), "after");
+    } finally {
+      q.close();
+      out.close();
+      await cleanup(consumer);
+    }
+  },
+});
