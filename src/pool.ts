@@ -20,11 +20,13 @@
 import { callerModule, moduleSpecifier } from "./_caller.ts";
 import { type PackedError, type WorkerArgs } from "./_pool_worker.ts";
 import { deserialize, serialize } from "./_reduction.ts";
-import { WorkerDiedError } from "./errors.ts";
+import { ProcessError, WorkerDiedError } from "./errors.ts";
 import { type ControlChannel, controlChannel, cpuCount, Process, runBuiltin, whenExited } from "./process.ts";
 
 /** Chunks in flight per worker. */
 const PIPELINE = 2;
+/** Workers dying in a row while starting before the pool gives up. */
+const MAX_START_DEATHS = 3;
 
 type AnyFn = (...args: any[]) => unknown;
 
@@ -89,6 +91,8 @@ interface Worker {
   inflight: Chunk[];
   /** Chunks it may still be given before it retires (maxTasksPerChild). */
   left: number;
+  /** Sent SIGTERM by a closed, idle pool: given no more work; its chunks are not its fault. */
+  retiring?: boolean;
 }
 
 /**
@@ -176,9 +180,11 @@ export class Pool {
   #queue: Chunk[] = [];
   #nextId = 1;
   #state: "running" | "closed" | "terminated" = "running";
-  /** map and imap calls still reading their input (they may go on after close()). */
+  /** map and imap calls reading their input right now (they may go on after close()). */
   #feeding = 0;
   #alive: ReturnType<typeof setInterval> | undefined;
+  /** Workers that died while starting, since one last started. */
+  #startDeaths = 0;
   /** Why workers cannot start (initializer or module failure): later tasks fail with it. */
   #broken: Error | undefined;
 
@@ -212,7 +218,7 @@ export class Pool {
       initargs,
       maxTasks: maxTasksPerChild ?? null,
     };
-    for (let i = 0; i < processes; i++) this.#spawn();
+    this.#topUp();
   }
 
   /** Calls `fn(...args)` in a worker and resolves to its result. */
@@ -320,7 +326,7 @@ export class Pool {
   async terminate(): Promise<void> {
     if (this.#state !== "terminated") {
       this.#state = "terminated";
-      const error = new Error("Cannot complete task: the pool was terminated");
+      const error = terminatedError();
       for (const c of this.#queue.splice(0)) c.reject(error);
       for (const w of this.#workers) {
         for (const c of w.inflight.splice(0)) c.reject(error);
@@ -384,9 +390,20 @@ export class Pool {
   }
 
   #enqueue(chunk: Chunk): void {
+    // A map or imap still reading its input may submit after terminate(): it must not wait forever.
+    if (this.#state === "terminated") return chunk.reject(terminatedError());
     if (this.#broken) return chunk.reject(this.#broken);
     this.#queue.push(chunk);
+    this.#topUp();
     this.#pump();
+  }
+
+  /** Starts workers until there are `processes` of them (retired or dead ones are replaced). */
+  #topUp(): void {
+    if (this.#state === "terminated" || this.#broken) return;
+    let live = 0;
+    for (const w of this.#workers) if (!w.retiring) live++;
+    for (; live < this.#size; live++) this.#spawn();
   }
 
   #submit(fn: AnyFn, items: unknown[], star: boolean): Promise<unknown[]> {
@@ -439,18 +456,18 @@ export class Pool {
     let results: unknown[] = [];
     let at = 0;
     let finished = false;
-    this.#feeding++;
-    this.#keepAlive();
     const finish = () => {
       if (finished) return;
       finished = true;
       inputDone = true;
-      this.#feeding--;
-      this.#keepAlive();
       this.#maybeRetire();
     };
+    // While the input is being read the pool must neither retire its workers nor let the program
+    // end; an iterator nobody pulls from any more holds nothing.
     const readChunk = async (): Promise<unknown[]> => {
       const chunk: unknown[] = [];
+      this.#feeding++;
+      this.#keepAlive();
       try {
         while (chunk.length < chunksize) {
           const step = input.next();
@@ -464,6 +481,9 @@ export class Pool {
       } catch (error) {
         inputDone = true;
         inputError = { error };
+      } finally {
+        this.#feeding--;
+        this.#keepAlive();
       }
       return chunk;
     };
@@ -487,28 +507,42 @@ export class Pool {
       const next = ordered ? inflight[0] : await Promise.race(inflight.map((e) => e.done.then(() => e)));
       await next.done;
       inflight.splice(inflight.indexOf(next), 1);
-      if (!next.result!.ok) {
-        finish();
-        throw next.result!.value;
-      }
+      if (!next.result!.ok) throw next.result!.value;
       results = next.result!.value as unknown[];
       at = 0;
     };
-    return {
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-      async next(): Promise<IteratorResult<unknown>> {
+    const step = async (): Promise<IteratorResult<unknown>> => {
+      try {
         while (at >= results.length) {
           if (finished) return { done: true, value: undefined };
           await refill();
         }
-        return { done: false, value: results[at++] };
+      } catch (error) {
+        // A failed task, an input that threw, or an input item that cannot travel: the iteration
+        // ends with that error (for-await does not call return() when next() rejects).
+        finish();
+        throw error;
+      }
+      return { done: false, value: results[at++] };
+    };
+    // Calls of next() are answered one after the other, as an async generator does.
+    let last: Promise<unknown> = Promise.resolve();
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      next(): Promise<IteratorResult<unknown>> {
+        const result = last.then(step);
+        last = result.catch(() => {});
+        return result;
       },
       // Called when a for-await loop ends early (break, throw): stop reading the input.
-      return(): Promise<IteratorResult<unknown>> {
-        finish();
-        return Promise.resolve({ done: true, value: undefined });
+      async return(): Promise<IteratorResult<unknown>> {
+        if (!finished) {
+          finish();
+          await (input as Iterator<unknown>).return?.();
+        }
+        return { done: true, value: undefined };
       },
     };
   }
@@ -553,6 +587,8 @@ export class Pool {
       left: this.#workerArgs.maxTasks ?? Infinity,
     };
     this.#workers.add(worker);
+    // A worker that could not find its module, initializer or entry point fails the same way
+    // every time: the pool is broken and says why, instead of starting workers forever.
     const startFailed = (error: unknown) => {
       this.#broken ??= new Error(`Cannot run tasks: a pool worker could not start: ${errorText(error)}`, {
         cause: error,
@@ -561,7 +597,11 @@ export class Pool {
     };
     process.start().then(() => {
       worker.channel = controlChannel(process, (frame) => this.#onMessage(worker, frame, startFailed));
-    }, startFailed);
+    }, (error) => {
+      // One that died while starting (killed, out of memory) is replaced like any dead worker,
+      // unless starting keeps failing (e.g. a module that does not parse).
+      if (!(error instanceof ProcessError) || ++this.#startDeaths >= MAX_START_DEATHS) startFailed(error);
+    });
     whenExited(process).then(() => this.#onExit(worker));
   }
 
@@ -574,6 +614,7 @@ export class Pool {
     if ("ready" in msg) {
       if (!msg.ready) return startFailed(unpackError(msg.error));
       worker.ready = true;
+      this.#startDeaths = 0;
       this.#pump();
       return;
     }
@@ -591,17 +632,15 @@ export class Pool {
 
   #onExit(worker: Worker): void {
     this.#workers.delete(worker);
-    const [running, ...notStarted] = worker.inflight.splice(0);
+    const inflight = worker.inflight.splice(0);
+    // The oldest chunk is the one it was running (it answers in order); the others never started.
+    const running = worker.retiring ? undefined : inflight.shift();
     if (running) {
       const { pid, exitCode } = worker.process;
       running.reject(running.killedFor ?? new WorkerDiedError(pid!, exitCode));
     }
-    this.#queue.unshift(...notStarted);
-    if (
-      this.#state !== "terminated" && !this.#broken && (this.#queue.length > 0 || this.#state === "running")
-    ) {
-      this.#spawn();
-    }
+    this.#queue.unshift(...inflight);
+    if (this.#queue.length > 0 || this.#state === "running") this.#topUp();
     this.#pump();
   }
 
@@ -611,7 +650,7 @@ export class Pool {
       const next = this.#queue[0];
       let best: Worker | undefined;
       for (const w of this.#workers) {
-        if (!w.ready || w.left <= 0 || !w.process.isAlive()) continue;
+        if (!w.ready || w.retiring || w.left <= 0 || !w.process.isAlive()) continue;
         const busy = w.inflight.length;
         if (busy >= PIPELINE || (busy > 0 && (next.exclusive || w.inflight[0].exclusive))) continue;
         if (!best || busy < best.inflight.length) best = w;
@@ -641,7 +680,7 @@ export class Pool {
     }
   }
 
-  /** Once closed and idle, lets the workers go: EOF on their control socket ends them. */
+  /** Once closed and idle, lets the workers go (SIGTERM: an idle worker holds nothing). */
   #maybeRetire(): void {
     if (this.#state !== "closed" || this.#queue.length > 0 || this.#feeding > 0) return;
     for (const w of this.#workers) {
@@ -649,9 +688,16 @@ export class Pool {
     }
     // A worker still starting is let go once it says it is ready.
     for (const w of this.#workers) {
-      if (w.ready && w.process.isAlive()) w.process.terminate();
+      if (w.ready && !w.retiring && w.process.isAlive()) {
+        w.retiring = true;
+        w.process.terminate();
+      }
     }
   }
+}
+
+function terminatedError(): Error {
+  return new Error("Cannot complete task: the pool was terminated");
 }
 
 function describe(fn: AnyFn): { name: string; source: string } {

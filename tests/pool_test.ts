@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AsyncResult, Pool, WorkerDiedError } from "../mod.ts";
+import { activeChildren, AsyncResult, Pool, WorkerDiedError } from "../mod.ts";
 import * as fx from "./fixtures/pool_fixtures.ts";
 import { isRunning, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 
@@ -98,21 +98,23 @@ Deno.test({
   ...SPAWNS,
   async fn() {
     await withPool(2, async (pool) => {
-      const before = new Set(await pool.map(fx.pid, [1, 2, 3, 4], { chunksize: 1 }));
+      await pool.map(fx.square, [1, 2, 3, 4], { chunksize: 1 }); // both workers have started
+      const before = new Set(activeChildren().filter((p) => p.name.startsWith("PoolWorker")).map((p) => p.pid));
       const others = Array.from({ length: 6 }, (_, i) => pool.applyAsync(fx.slowSquare, [i]));
       const exited = pool.applyAsync(fx.exits, [3]);
       const killed = pool.applyAsync(fx.killsItself);
       const more = pool.map(fx.slowSquare, [10, 11, 12], { chunksize: 1 });
+      more.catch(() => {}); // awaited below; a failed assertion before then must not make it unhandled
       const e1 = await exited.get(20_000).then(() => null, (e) => e);
       const e2 = await killed.get(20_000).then(() => null, (e) => e);
       assert.ok(e1 instanceof WorkerDiedError);
       assert.equal(e1.exitCode, 3);
-      assert.ok(before.has(e1.pid) || e1.pid > 0);
+      assert.ok(before.has(e1.pid), `${e1.pid} was not one of the workers ${[...before]}`);
       assert.ok(e2 instanceof WorkerDiedError);
       assert.equal(e2.exitCode, -9);
       assert.deepEqual(await Promise.all(others.map((r) => r.get(20_000))), [0, 1, 4, 9, 16, 25]);
       assert.deepEqual(await more, [100, 121, 144]);
-      // Replaced: the pool still has two workers, and serves.
+      // Replaced: the pool still has (at most) two workers, none of them dead, and serves.
       const after = new Set(
         await pool.map(fx.slowSquare, [1, 2, 3, 4, 5, 6], { chunksize: 1 }).then(() =>
           pool.map(fx.pid, [1, 2, 3, 4], { chunksize: 1 })
@@ -276,10 +278,17 @@ Deno.test({
     pool2.close();
     await pool2.join();
     assert.deepEqual(await results.get(0), [1, 4, 9]);
-    assert.deepEqual(
-      (pool2 as unknown as { [Symbol.asyncDispose]: unknown })[Symbol.asyncDispose] instanceof Function,
-      true,
-    );
+
+    // `await using` closes, then joins: submitted work finishes, then the workers are gone.
+    let later: AsyncResult<number[]>;
+    let workers: number[];
+    {
+      await using pool3 = new Pool({ processes: 2, module });
+      workers = await pool3.map(fx.pid, [1, 2, 3, 4], { chunksize: 1 });
+      later = pool3.mapAsync(fx.slowSquare, [5, 6]);
+    }
+    assert.deepEqual(await later.get(0), [25, 36]);
+    assert.ok(!workers.some(isRunning));
   },
 });
 
@@ -322,5 +331,93 @@ Deno.test({
       new TextDecoder().decode(out.stderr),
       /a pool worker could not start: Cannot start PoolWorker-\d+:1: this child process is still importing .*unclosed_pool_program\.ts.*if \(import\.meta\.main\)/,
     );
+  },
+});
+
+Deno.test({
+  name:
+    "An imap left unfinished, or failing on an input that cannot travel, does not stop close() and join()",
+  ...SPAWNS,
+  async fn() {
+    const pool = new Pool({ processes: 2, module });
+    try {
+      function* endless() {
+        for (let i = 0;; i++) yield i;
+      }
+      const it = pool.imap(fx.square, endless());
+      assert.deepEqual(await it.next(), { done: false, value: 0 });
+      const bad = pool.imap(fx.square, [1, (() => 2) as unknown as number]);
+      await assert.rejects(bad.next(), (e: Error) => e.name === "DataCloneError");
+      pool.close();
+      const joined = await Promise.race([
+        pool.join().then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 10_000)),
+      ]);
+      assert.equal(joined, true, "join() hung");
+    } finally {
+      await pool.terminate();
+    }
+  },
+});
+
+Deno.test({
+  name: "Concurrent next() calls on an imap each get their own result, in order",
+  ...SPAWNS,
+  async fn() {
+    await withPool(2, async (pool) => {
+      const it = pool.imap(fx.square, [1, 2, 3, 4, 5, 6]);
+      const steps = await Promise.all(Array.from({ length: 7 }, () => it.next()));
+      assert.deepEqual(steps.map((s) => s.done ? "done" : s.value), [1, 4, 9, 16, 25, 36, "done"]);
+    });
+  },
+});
+
+Deno.test({
+  name: "terminate() while a map is still reading its input rejects that map instead of leaving it pending",
+  ...SPAWNS,
+  async fn() {
+    const pool = new Pool({ processes: 1, module });
+    async function* slowInput() {
+      yield 1;
+      await new Promise((r) => setTimeout(r, 300));
+      yield 2;
+    }
+    const result = pool.map(fx.square, slowInput());
+    await new Promise((r) => setTimeout(r, 50));
+    await pool.terminate();
+    await assert.rejects(result, /pool was terminated/);
+  },
+});
+
+Deno.test({
+  name: "After close(), an imap still being read keeps running on workers that retire after each task",
+  ...SPAWNS,
+  async fn() {
+    const pool = new Pool({ processes: 1, maxTasksPerChild: 1, module });
+    try {
+      const it = pool.imap(fx.square, [1, 2, 3, 4, 5]);
+      const first = await it.next();
+      pool.close();
+      const rest: number[] = [];
+      for await (const r of it) rest.push(r);
+      assert.deepEqual([first.value, ...rest], [1, 4, 9, 16, 25]);
+      await pool.join();
+    } finally {
+      await pool.terminate();
+    }
+  },
+});
+
+Deno.test({
+  name: "A worker killed while starting is replaced; the pool serves",
+  ...SPAWNS,
+  async fn() {
+    await withPool(2, async (pool) => {
+      const starting = activeChildren().filter((p) => p.name.startsWith("PoolWorker"));
+      assert.equal(starting.length, 2);
+      starting[0].kill();
+      assert.deepEqual(await pool.map(fx.square, [1, 2, 3], { chunksize: 1 }), [1, 4, 9]);
+      assert.equal(await pool.apply(fx.square, [4]), 16);
+    });
   },
 });
