@@ -170,7 +170,7 @@ function frame(kind: number, body: Uint8Array): Uint8Array {
   return out;
 }
 
-function isContainer(v: unknown): v is object {
+function isContainer(v: unknown): boolean {
   if (typeof v !== "object" || v === null) return false;
   if (Array.isArray(v) || v instanceof Map || v instanceof Set) return true;
   const proto = Object.getPrototypeOf(v);
@@ -198,9 +198,35 @@ function isFlat(v: unknown): boolean {
   return true;
 }
 
+/** Values that structured clone copies as they are: nothing of ours can hide inside them. */
+function isLeaf(v: object): boolean {
+  return ArrayBuffer.isView(v) || v instanceof ArrayBuffer || v instanceof Date || v instanceof RegExp ||
+    v instanceof Boolean || v instanceof Number || v instanceof String;
+}
+
 function containsReducible(v: unknown, seen: Set<object>): boolean {
   if (typeof v !== "object" || v === null || byClass.size === 0) return false;
-  if (!isContainer(v)) return reducerFor(v) !== undefined;
+  if (!isContainer(v)) {
+    if (reducerFor(v) !== undefined) return true;
+    if (isLeaf(v) || seen.has(v)) return false;
+    seen.add(v);
+    if (v instanceof Error) {
+      // Structured clone keeps an error's message, stack and cause only: a library object in
+      // them cannot be revived in place, so say so rather than let it arrive as {}.
+      if (
+        containsReducible((v as { cause?: unknown }).cause, seen) || containsReducible(Object.values(v), seen)
+      ) {
+        throw new DOMException(
+          `Cannot send this ${v.name}: its cause or fields hold a lock, queue or other object of this library, which cannot travel inside an error`,
+          "DataCloneError",
+        );
+      }
+      return false;
+    }
+    // Any other class instance travels as a plain object of its own fields: look inside.
+    for (const x of Object.values(v)) if (containsReducible(x, seen)) return true;
+    return false;
+  }
   if (seen.has(v)) return false;
   seen.add(v);
   if (v instanceof Map) {
@@ -222,7 +248,10 @@ function replaceReducible(
   if (memo.has(v)) return memo.get(v);
   if (!isContainer(v)) {
     const r = reducerFor(v);
-    if (!r) return v;
+    // Leaves and errors cannot hold ours (containsReducible threw for an error that did); any
+    // other class instance is copied as the plain object structured clone would make of it.
+    if (!r && (isLeaf(v) || v instanceof Error)) return v;
+    if (!r) return replaceFields(v, {}, memo, states, ctx);
     const marker = { [HANDLE_KEY]: states.length };
     states.push([r.name, r.reduce(v, ctx)]);
     memo.set(v, marker);
@@ -241,12 +270,20 @@ function replaceReducible(
     for (const x of v) s.add(rec(x));
     return s;
   }
-  const out: Record<string, unknown> | unknown[] = Array.isArray(v)
-    ? new Array(v.length)
-    : Object.create(Object.getPrototypeOf(v));
+  const out = Array.isArray(v) ? new Array(v.length) : Object.create(Object.getPrototypeOf(v));
+  return replaceFields(v, out, memo, states, ctx);
+}
+
+function replaceFields(
+  v: object,
+  out: Record<string, unknown>,
+  memo: Map<object, unknown>,
+  states: [string, unknown][],
+  ctx: ReduceContext,
+): unknown {
   memo.set(v, out);
   for (const k of Object.keys(v)) {
-    (out as Record<string, unknown>)[k] = rec((v as Record<string, unknown>)[k]);
+    out[k] = replaceReducible((v as Record<string, unknown>)[k], memo, states, ctx);
   }
   return out;
 }

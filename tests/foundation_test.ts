@@ -173,3 +173,23 @@ Deno.test("NamedSemaphore waits accept fractional timeouts", async () => {
     NamedSemaphore.unlink(name);
   }
 });
+
+Deno.test("serialize() finds library objects inside class instances, and refuses them inside errors", () => {
+  class Holder {
+    constructor(readonly token: Token, readonly n: number) {}
+  }
+  const out = deserialize(serialize({ h: new Holder(new Token("in"), 2) })) as {
+    h: { token: Token; n: number };
+  };
+  assert.ok(out.h.token instanceof Token);
+  assert.equal(out.h.token.id, "in (revived)");
+  assert.equal(out.h.n, 2);
+  assert.throws(
+    () => serialize([new Error("with a cause", { cause: new Token("c") })]),
+    (e: Error) => e.name === "DataCloneError" && /cause or fields hold/.test(e.message),
+  );
+  // Errors without our objects still travel whole.
+  const err = deserialize(serialize([new TypeError("plain", { cause: 5 })])) as TypeError[];
+  assert.ok(err[0] instanceof TypeError);
+  assert.equal(err[0].cause, 5);
+});
