@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { activeChildren, cpuCount, currentProcess, parentProcess, Process, ProcessError } from "../mod.ts";
+import {
+  activeChildren,
+  cpuCount,
+  currentProcess,
+  parentProcess,
+  Pipe,
+  Process,
+  ProcessError,
+} from "../mod.ts";
 import { close, pipe, socketpair } from "../native/mod.ts";
 import * as fx from "./fixtures/process_fixtures.ts";
 import { cleanup, SPAWNS, tempFile } from "./fixtures/helpers.ts";
@@ -20,7 +28,8 @@ async function exitCodeOf(target: (...a: any[]) => unknown, args: unknown[] = []
 }
 
 Deno.test({
-  name: "Process.exitCode is 0 for a target that returns or resolves, 1 for one that throws or rejects, n for Deno.exit(n)",
+  name:
+    "Process.exitCode is 0 for a target that returns or resolves, 1 for one that throws or rejects, n for Deno.exit(n)",
   ...SPAWNS,
   async fn() {
     const codes = await Promise.all([
@@ -87,12 +96,26 @@ Deno.test({
     const cyclic: Record<string, unknown> = { label: "cycle" };
     cyclic.self = cyclic;
     const args = [
-      42, -0, NaN, Infinity, 2n ** 70n, "ünïcödé ✓", true, null, undefined,
-      [1, , 3], { nested: { deep: [1, 2, { x: "y" }] } },
-      new Map<unknown, unknown>([["k", 1], [2, new Set([3])]]), new Set(["a", "b"]),
-      new Date(1_700_000_000_000), /ab+c/gi,
-      new Uint8Array([1, 2, 255]), new Float64Array([1.5, -2.25]), new BigInt64Array([-5n]),
-      new ArrayBuffer(4), new DataView(new ArrayBuffer(2)),
+      42,
+      -0,
+      NaN,
+      Infinity,
+      2n ** 70n,
+      "ünïcödé ✓",
+      true,
+      null,
+      undefined,
+      [1, , 3],
+      { nested: { deep: [1, 2, { x: "y" }] } },
+      new Map<unknown, unknown>([["k", 1], [2, new Set([3])]]),
+      new Set(["a", "b"]),
+      new Date(1_700_000_000_000),
+      /ab+c/gi,
+      new Uint8Array([1, 2, 255]),
+      new Float64Array([1.5, -2.25]),
+      new BigInt64Array([-5n]),
+      new ArrayBuffer(4),
+      new DataView(new ArrayBuffer(2)),
       new RangeError("carried", { cause: "because" }),
       cyclic,
     ];
@@ -118,14 +141,18 @@ Deno.test({
 
 Deno.test("new Process() refuses arguments that cannot travel, before spawning anything", () => {
   const p = new Process({ target: fx.echoArgs, args: ["x", () => 1], module });
-  assert.throws(() => p.start(), (e: Error) => e.name === "DataCloneError" && /could not be cloned/.test(e.message));
+  assert.throws(
+    () => p.start(),
+    (e: Error) => e.name === "DataCloneError" && /could not be cloned/.test(e.message),
+  );
   assert.equal(p.pid, undefined);
   assert.throws(() => new Process({ target: 5 as never, module }), TypeError);
   assert.throws(() => new Process({ target: fx.returnsNothing, args: "x" as never, module }), TypeError);
 });
 
 Deno.test({
-  name: "Process.start() rejects with a TypeError naming the function and module when the target is not exported",
+  name:
+    "Process.start() rejects with a TypeError naming the function and module when the target is not exported",
   ...SPAWNS,
   async fn() {
     const p = new Process({ target: fx.inlineTarget.fn, module });
@@ -250,20 +277,75 @@ Deno.test({
 });
 
 Deno.test({
-  name: "Process.start() rejects with ProcessError when the child dies before finding its target",
+  name: "Process.start() rejects with the child's own error when its module throws on import",
   ...SPAWNS,
   async fn() {
-    const p = new Process({ target: fx.returnsNothing, module: new URL("./fixtures/throws_on_import.ts", import.meta.url) });
+    const p = new Process({
+      target: fx.returnsNothing,
+      module: new URL("./fixtures/throws_on_import.ts", import.meta.url),
+    });
     try {
       const err = await p.start().then(() => null, (e) => e);
-      assert.ok(err instanceof Error);
-      assert.match(err.message, /broken on purpose/);
+      assert.ok(err instanceof Error && !(err instanceof ProcessError), String(err));
+      assert.equal(err.message, "broken on purpose");
       await p.join(5000);
       assert.equal(p.exitCode, 1);
     } finally {
       await cleanup(p);
     }
-    void ProcessError;
+  },
+});
+
+Deno.test({
+  name: "Process.start() rejects with ProcessError when the child exits before it answers",
+  ...SPAWNS,
+  async fn() {
+    const p = new Process({
+      target: fx.returnsNothing,
+      module: new URL("./fixtures/exits_on_import.ts", import.meta.url),
+      name: "quitter",
+    });
+    try {
+      const err = await p.start().then(() => null, (e) => e);
+      assert.ok(err instanceof ProcessError, String(err));
+      assert.equal(
+        err.message,
+        "quitter exited with code 3 before it could run its target (its stderr says why)",
+      );
+      assert.equal(p.exitCode, 3);
+    } finally {
+      await cleanup(p);
+    }
+  },
+});
+
+Deno.test({
+  name: "Fds passed to a child are close-on-exec again afterwards: a later child does not get them",
+  ...SPAWNS,
+  async fn() {
+    const [a, b] = Pipe();
+    const holder = new Process({ target: fx.holdsConnection, args: [b], module });
+    let other: Deno.ChildProcess | undefined;
+    try {
+      await holder.start();
+      other = new Deno.Command("sleep", { args: ["30"], stdout: "null", stderr: "null" }).spawn();
+      const theirs = [...Deno.readDirSync(`/proc/${other.pid}/fd`)].map((e) => {
+        try {
+          return Deno.readLinkSync(`/proc/${other!.pid}/fd/${e.name}`);
+        } catch {
+          return "";
+        }
+      });
+      const passed = Deno.readLinkSync(`/proc/self/fd/${b.fileno()}`);
+      assert.match(passed, /^socket:/);
+      assert.ok(!theirs.includes(passed), `a later child got the passed fd: ${theirs}`);
+    } finally {
+      other?.kill("SIGKILL");
+      await other?.status;
+      a.close();
+      b.close();
+      await cleanup(holder);
+    }
   },
 });
 
