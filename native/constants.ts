@@ -37,7 +37,10 @@ const LINUX = {
   shmDir: "/dev/shm",
   /** File name prefix the kernel gives a named semaphore inside `shmDir`. */
   semFilePrefix: "sem.",
-  /** Longest name `sem_open`/`shm_open` accept, leading slash included (macOS: 31). */
+  /**
+   * Longest name we give `sem_open`/`shm_open`, leading slash included. Linux takes 255; 31 is
+   * macOS's limit, kept here too so that names made on Linux would work there.
+   */
   maxNameLength: 31,
   /** Signal numbers (x86_64 and aarch64 agree). */
   signals: {

@@ -86,11 +86,6 @@ export function kill(pid: number, signal: number | string): boolean {
   throw osError("kill", code, `${pid}, ${sig}`);
 }
 
-/** True when a process with this pid exists (it may be a zombie). */
-export function processExists(pid: number): boolean {
-  return kill(pid, 0);
-}
-
 /**
  * True when `pid` names a live process: it exists and, on Linux, is not a zombie (a process that
  * has ended but whose parent has not reaped it yet counts as dead). A process owned by another
@@ -192,13 +187,6 @@ export function setInheritable(fd: number, inheritable: boolean): void {
   if (flags < 0) throw osError("fcntl", errno(), `${fd}, F_GETFD`);
   const next = inheritable ? flags & ~OS.FD_CLOEXEC : flags | OS.FD_CLOEXEC;
   if (libc().fcntl(fd, OS.F_SETFD, next) !== 0) throw osError("fcntl", errno(), `${fd}, F_SETFD`);
-}
-
-/** True when `fd` is close-on-exec. */
-export function isCloseOnExec(fd: number): boolean {
-  const flags = libc().fcntl(fd, OS.F_GETFD, 0);
-  if (flags < 0) throw osError("fcntl", errno(), `${fd}, F_GETFD`);
-  return (flags & OS.FD_CLOEXEC) !== 0;
 }
 
 /** Sets or clears O_NONBLOCK. */

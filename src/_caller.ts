@@ -38,3 +38,8 @@ export function moduleSpecifier(module: string | URL): string {
   }
   return module;
 }
+
+/** How a function is found again in another process: its name, and its source text. */
+export function describeFunction(fn: (...args: never[]) => unknown): { name: string; source: string } {
+  return { name: fn.name, source: Function.prototype.toString.call(fn) };
+}

@@ -6,8 +6,8 @@
  *   worker → parent: { id, ok: true, results } | { id, ok: false, error }   (results: serialized)
  *
  * It reads with blocking calls: it has nothing else to do between tasks, and a task that is
- * async still runs on the event loop while it is being awaited. EOF on the control fd (the pool
- * closed it) ends the worker.
+ * async still runs on the event loop while it is being awaited. A closed pool ends an idle
+ * worker with SIGTERM; EOF on the control fd (the parent is gone) ends it too.
  *
  * @module
  */

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { callerModule, moduleSpecifier } from "./_caller.ts";
+import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
 import { type PackedError, type WorkerArgs } from "./_pool_worker.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { ProcessError, WorkerDiedError } from "./errors.ts";
@@ -214,7 +214,7 @@ export class Pool {
     this.#size = processes;
     this.#module = where;
     this.#workerArgs = {
-      initializer: initializer ? describe(initializer) : null,
+      initializer: initializer ? describeFunction(initializer) : null,
       initargs,
       maxTasks: maxTasksPerChild ?? null,
     };
@@ -384,7 +384,15 @@ export class Pool {
     const bytes = serialize(items);
     let chunk!: Chunk;
     const promise = new Promise<unknown[]>((resolve, reject) => {
-      chunk = { id: this.#nextId++, fn: describe(fn), star, items: bytes, resolve, reject, exclusive };
+      chunk = {
+        id: this.#nextId++,
+        fn: describeFunction(fn),
+        star,
+        items: bytes,
+        resolve,
+        reject,
+        exclusive,
+      };
     });
     return { chunk, promise };
   }
@@ -698,10 +706,6 @@ export class Pool {
 
 function terminatedError(): Error {
   return new Error("Cannot complete task: the pool was terminated");
-}
-
-function describe(fn: AnyFn): { name: string; source: string } {
-  return { name: fn.name, source: Function.prototype.toString.call(fn) };
 }
 
 function isSyncIterable(items: unknown): items is Iterable<unknown> {

@@ -16,7 +16,7 @@
  */
 import type { Socket } from "node:net";
 import { close, kill as sendSignal, signalNumber, socketpair } from "../native/mod.ts";
-import { callerModule, moduleSpecifier } from "./_caller.ts";
+import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { spawnDeno } from "./_spawn.ts";
@@ -243,7 +243,7 @@ export class Process {
       daemon: this.#daemon,
       parent: { pid: Deno.pid, name: state().name },
       trackerFd: tracker,
-      target: target ? { name: target.name, source: Function.prototype.toString.call(target) } : null,
+      target: target ? describeFunction(target) : null,
       className,
       builtin: this.#builtin,
       module: this.#module ?? null,

@@ -34,21 +34,21 @@
 import { callerModule } from "./_caller.ts";
 import { registerReducer } from "./_reduction.ts";
 import {
-  Core,
   COND_SLOTS,
+  Core,
   isDead,
   KIND,
+  N_COND_SLOTS,
   noteGiven,
   noteTaken,
-  N_COND_SLOTS,
   PID,
   reclaimDeadSlots,
   spin,
   undoGiven,
   W,
-  waitUntil,
-  type WaitSpec,
   waitersWord,
+  type WaitSpec,
+  waitUntil,
   waitUntilSync,
 } from "./_sync_core.ts";
 import { BrokenBarrierError } from "./errors.ts";
@@ -970,7 +970,9 @@ export class Barrier {
       this.#action = undefined;
       this.#actionRef = revived.action;
     } else {
-      if (typeof parties !== "number" || !Number.isInteger(parties) || parties < 1 || parties > COUNT_MASK - 1) {
+      if (
+        typeof parties !== "number" || !Number.isInteger(parties) || parties < 1 || parties > COUNT_MASK - 1
+      ) {
         throw new RangeError(`Invalid parties: expected an integer from 1 to 65534, got ${String(parties)}`);
       }
       const { action, timeout } = options;
@@ -1175,7 +1177,11 @@ function reviveLock(state: LockState): Lock | RLock {
 }
 
 registerReducer(Lock, { name: "mp.Lock", reduce: reduceLock, revive: reviveLock as (s: LockState) => Lock });
-registerReducer(RLock, { name: "mp.RLock", reduce: reduceLock, revive: reviveLock as (s: LockState) => RLock });
+registerReducer(RLock, {
+  name: "mp.RLock",
+  reduce: reduceLock,
+  revive: reviveLock as (s: LockState) => RLock,
+});
 registerReducer(Semaphore, {
   name: "mp.Semaphore",
   reduce: (s: Semaphore) => semCores.get(s)!.name,
@@ -1222,7 +1228,11 @@ registerReducer(Barrier, {
     return { name: p.core.name, timeout: p.timeout, action: p.action };
   },
   revive: (s: BarrierWire) => {
-    reviveBarrier = { core: Core.open(s.name, KIND.barrier, "Barrier"), timeout: s.timeout, action: s.action };
+    reviveBarrier = {
+      core: Core.open(s.name, KIND.barrier, "Barrier"),
+      timeout: s.timeout,
+      action: s.action,
+    };
     try {
       return new Barrier(1);
     } finally {
