@@ -99,7 +99,9 @@ Deno.test({
   async fn() {
     await withPool(2, async (pool) => {
       await pool.map(fx.square, [1, 2, 3, 4], { chunksize: 1 }); // both workers have started
-      const before = new Set(activeChildren().filter((p) => p.name.startsWith("PoolWorker")).map((p) => p.pid));
+      const before = new Set(
+        activeChildren().filter((p) => p.name.startsWith("PoolWorker")).map((p) => p.pid),
+      );
       const others = Array.from({ length: 6 }, (_, i) => pool.applyAsync(fx.slowSquare, [i]));
       const exited = pool.applyAsync(fx.exits, [3]);
       const killed = pool.applyAsync(fx.killsItself);

@@ -76,7 +76,10 @@ Deno.test("Lock.acquire() takes a free lock; block:false and a timeout give fals
 Deno.test("Lock.release() throws RangeError when the lock is not held", () =>
   scoped(async (keep) => {
     const lock = keep(new Lock());
-    assert.throws(() => lock.release(), { name: "RangeError", message: "Cannot release lock: it is not held" });
+    assert.throws(() => lock.release(), {
+      name: "RangeError",
+      message: "Cannot release lock: it is not held",
+    });
     await lock.acquire();
     lock.release();
     assert.throws(() => lock.release(), RangeError);
@@ -257,8 +260,10 @@ Deno.test("Event.wait() resolves true once set, false after the timeout", () =>
 Deno.test("Condition.wait() and notify() require the lock, else Error", () =>
   scoped(async (keep) => {
     const cond = keep(new Condition());
-    await assert.rejects(cond.wait(10), (e: Error) => e.constructor === Error && /lock is not held/.test(e.message));
-    assert.throws(() => cond.notify(), /lock is not held/);
+    await assert.rejects(cond.wait(10), (e: Error) =>
+      e.constructor === Error && /lock is not held/.test(e.message));
+    assert.throws(() =>
+      cond.notify(), /lock is not held/);
     assert.throws(() => cond.notifyAll(), Error);
     await cond.acquire();
     assert.equal(await cond.wait(30), false, "nobody notified");
@@ -406,7 +411,13 @@ Deno.test("A Barrier wait that times out breaks the barrier for every party", ()
     await w;
     assert.equal(barrier.broken, false);
     // a throwing action breaks the barrier, and the error reaches the last party
-    const failing = keep(new Barrier(2, { action: () => { throw new Error("action failed"); } }));
+    const failing = keep(
+      new Barrier(2, {
+        action: () => {
+          throw new Error("action failed");
+        },
+      }),
+    );
     const results = await Promise.allSettled([failing.wait(), failing.wait()]);
     const reasons = results.map((r) => r.status === "rejected" ? (r.reason as Error).message : "ok").sort();
     assert.deepEqual(reasons, ["Barrier is broken", "action failed"]);
@@ -417,7 +428,14 @@ Deno.test("Each primitive survives serialization as a handle on the same state",
     const lock = keep(new Lock());
     const sem = keep(new BoundedSemaphore(4));
     const ev = keep(new Event());
-    const objs = { lock, sem, ev, rl: keep(new RLock()), cond: keep(new Condition()), b: keep(new Barrier(2)) };
+    const objs = {
+      lock,
+      sem,
+      ev,
+      rl: keep(new RLock()),
+      cond: keep(new Condition()),
+      b: keep(new Barrier(2)),
+    };
     const copy = deserialize(serialize(objs)) as typeof objs;
     for (const [k, v] of Object.entries(copy)) {
       keep(v);
@@ -452,7 +470,11 @@ Deno.test({
       await lock.acquire();
       await rlock.acquire();
       await sem.acquire();
-      const p = new Process({ target: fx.checksSharedState, args: [lock, rlock, sem, bsem, event, done], module });
+      const p = new Process({
+        target: fx.checksSharedState,
+        args: [lock, rlock, sem, bsem, event, done],
+        module,
+      });
       try {
         await p.start();
         assert.equal(await event.wait(10_000), true);
@@ -587,8 +609,16 @@ Deno.test({
       using outA = tempFile();
       using outB = tempFile();
       const barrier = keep(fx.makeBarrierWithAction(3, actions.path));
-      const a = new Process({ target: fx.passesBarrier, args: [barrier, 4, actions.path, outA.path], module });
-      const b = new Process({ target: fx.passesBarrier, args: [barrier, 4, actions.path, outB.path], module });
+      const a = new Process({
+        target: fx.passesBarrier,
+        args: [barrier, 4, actions.path, outA.path],
+        module,
+      });
+      const b = new Process({
+        target: fx.passesBarrier,
+        args: [barrier, 4, actions.path, outB.path],
+        module,
+      });
       try {
         await Promise.all([a.start(), b.start()]);
         const mine: number[] = [];
@@ -600,7 +630,11 @@ Deno.test({
         for (let i = 0; i < 4; i++) assert.deepEqual([mine[i], ia[i], ib[i]].sort(), [0, 1, 2], `pass ${i}`);
         assert.equal(Deno.readTextFileSync(actions.path).trim().split("\n").length, 4);
         // A broken barrier reaches a waiting child as BrokenBarrierError.
-        const c = new Process({ target: fx.waitsOnBarrierExpectingBreak, args: [barrier, outA.path], module });
+        const c = new Process({
+          target: fx.waitsOnBarrierExpectingBreak,
+          args: [barrier, outA.path],
+          module,
+        });
         try {
           await c.start();
           assert.ok(await waitUntil(() => barrier.nWaiting === 1, 10_000));
