@@ -45,7 +45,6 @@ import { deserialize, type ReduceContext, registerReducer, serialize } from "./_
 import { track, untrack } from "./_tracker.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
 import { Lock } from "./synchronize.ts";
-import { setImmediate } from "node:timers";
 
 /** Options of `put()` and `get()`. */
 export interface QueueWaitOptions {
@@ -632,6 +631,8 @@ export class Queue<T = unknown> {
   #schedule(): void {
     if (this.#flushing || this.#out.empty) return;
     exiting.add(this.#onExit);
+    // The global setImmediate, not node:timers': importing that costs every child ~3 ms at
+    // start-up; the global loads its machinery only when a queue first flushes.
     this.#flushing = new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => this.#drain())
       .finally(() => {
