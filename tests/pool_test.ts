@@ -342,10 +342,10 @@ Deno.test({
   ...SPAWNS,
   async fn() {
     const pool = new Pool({ processes: 2, module });
+    function* endless() {
+      for (let i = 0;; i++) yield i;
+    }
     try {
-      function* endless() {
-        for (let i = 0;; i++) yield i;
-      }
       const it = pool.imap(fx.square, endless());
       assert.deepEqual(await it.next(), { done: false, value: 0 });
       const bad = pool.imap(fx.square, [1, (() => 2) as unknown as number]);
