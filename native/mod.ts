@@ -409,7 +409,7 @@ export interface SharedMapping {
   /** The mapped bytes; every process that maps the name sees the same ones. */
   readonly buffer: ArrayBuffer;
   readonly size: number;
-  /** Unmaps; the buffer must not be touched afterwards. */
+  /** Unmaps; the buffer is detached first, so views of it read as empty afterwards. */
   unmap(): void;
 }
 
@@ -442,12 +442,15 @@ export function mapSharedMemory(name: string, create: boolean, size = 0): Shared
       throw err;
     }
     let mapped = true;
+    const buffer = viewMemory(ptr!, size);
     return {
-      buffer: viewMemory(ptr!, size),
+      buffer,
       size,
       unmap() {
         if (!mapped) return;
         mapped = false;
+        // Detach first: a view someone kept then reads as empty instead of touching freed memory.
+        buffer.transfer(0);
         if (libc().munmap(ptr, BigInt(length)) !== 0) throw osError("munmap", errno(), name);
       },
     };

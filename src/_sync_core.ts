@@ -41,7 +41,7 @@ import {
   type SharedMapping,
   unlinkSharedMemory,
 } from "../native/mod.ts";
-import { track, untrack } from "./_tracker.ts";
+import { track, uniqueName, untrack } from "./_tracker.ts";
 
 /** The longest a waiter sleeps before it looks at the state again (abort, dead holders). */
 export const SLICE_MS = 50;
@@ -78,10 +78,8 @@ export const PID: number = Deno.pid;
 /** Kinds of primitives, checked when a handle is revived. */
 export const KIND = { lock: 1, rlock: 2, semaphore: 3, event: 4, condition: 5, barrier: 6 } as const;
 
-let counter = 0;
 function newName(): string {
-  const rand = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
-  return `/mp${PID.toString(36)}-y${(counter++).toString(36)}-${rand}`;
+  return uniqueName("-y");
 }
 
 /** The shared block's name: the semaphore's plus "m" (the tracker keys resources by name). */

@@ -23,6 +23,18 @@ export type ResourceKind = "sem" | "shm";
 const encoder = new TextEncoder();
 const owned = new Map<string, ResourceKind>();
 
+let counter = 0;
+
+/**
+ * A fresh name for a semaphore or shared memory object: "/mp", this pid, `tag`, a counter and
+ * 4 random characters, all base 36. Short enough (about 18 bytes) for macOS's 31-byte limit with
+ * room for a suffix; the pid lets tests and people tell whose leftovers they see.
+ */
+export function uniqueName(tag: string): string {
+  const rand = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
+  return `/mp${Deno.pid.toString(36)}${tag}${(counter++).toString(36)}${rand}`;
+}
+
 /** Unlinks a named resource of the given kind; false if it was already gone. */
 export function unlinkResource(kind: ResourceKind, name: string): boolean {
   return kind === "sem" ? NamedSemaphore.unlink(name) : unlinkSharedMemory(name);

@@ -42,7 +42,7 @@ import {
 } from "../native/mod.ts";
 import { Waiter } from "./_fd_wait.ts";
 import { deserialize, type ReduceContext, registerReducer, serialize } from "./_reduction.ts";
-import { track, untrack } from "./_tracker.ts";
+import { track, uniqueName, untrack } from "./_tracker.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
 import { Lock } from "./synchronize.ts";
 
@@ -84,12 +84,6 @@ const CONTROL_SIZE = B_FRONT + FRONT_CAP;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-let counter = 0;
-
-function uniqueName(kind: string): string {
-  const rand = Math.floor(Math.random() * 36 ** 4).toString(36);
-  return `/mp${Deno.pid.toString(36)}${kind}${(counter++).toString(36)}${rand}`;
-}
 
 /** The shared part of one queue, as this process sees it. */
 interface Shared {
