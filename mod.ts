@@ -60,3 +60,13 @@ export {
   Semaphore,
 } from "./src/synchronize.ts";
 export { JoinableQueue, Queue, type QueueWaitOptions, SimpleQueue } from "./src/queues.ts";
+export {
+  SharedArray,
+  SharedMemory,
+  type SharedMemoryOptions,
+  type SharedTypedArray,
+  type SharedValueOptions,
+  type TypeCode,
+  Value,
+  type Widen,
+} from "./src/shared_memory.ts";

@@ -5,6 +5,9 @@
  * @module
  */
 import { getppid, setParentDeathSignal } from "../native/mod.ts";
+// Every class of the library registers how it travels when its module loads: load them all, so
+// arguments revive even when the target's module imports the library for its types only.
+import "../mod.ts";
 import { readFrameSync, writeFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";

@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import { Lock, Process, RLock, SharedArray, SharedMemory, Value } from "../mod.ts";
+import * as fx from "./fixtures/shm_fixtures.ts";
+import { cleanup, shmEntryExists, SPAWNS } from "./fixtures/helpers.ts";
+
+const module = new URL("./fixtures/shm_fixtures.ts", import.meta.url);
+
+Deno.test("SharedMemory: a created block is seen by name, and unlink() removes the name", () => {
+  const shm = new SharedMemory({ create: true, size: 64 });
+  try {
+    assert.ok(!shm.name.startsWith("/"));
+    assert.equal(shm.size, 64);
+    assert.ok(shmEntryExists(`/${shm.name}`));
+    shm.buf.set([1, 2, 3]);
+    using other = new SharedMemory({ name: shm.name });
+    assert.equal(other.size, 64);
+    assert.deepEqual([...other.buf.subarray(0, 3)], [1, 2, 3]);
+    other.buf[63] = 99;
+    assert.equal(shm.buf[63], 99);
+    assert.throws(
+      () => new SharedMemory({ name: shm.name, create: true, size: 8 }),
+      Deno.errors.AlreadyExists,
+    );
+  } finally {
+    shm.close();
+    shm.close();
+    shm.unlink();
+  }
+  assert.equal(shm.buf.length, 0);
+  assert.ok(!shmEntryExists(`/${shm.name}`));
+  assert.throws(() => new SharedMemory({ name: shm.name }), Deno.errors.NotFound);
+});
+
+Deno.test("SharedMemory refuses a missing size or name with a clear error", () => {
+  assert.throws(() => new SharedMemory({ create: true }), RangeError);
+  assert.throws(() => new SharedMemory({ create: true, size: -1 }), RangeError);
+  assert.throws(() => new SharedMemory(), /without its name/);
+  assert.throws(() => new SharedMemory({ name: "mp-no-such-block" }), Deno.errors.NotFound);
+});
+
+Deno.test("Value holds one number of its type; 64-bit types hold bigints", () => {
+  using a = new Value("i32", 5);
+  using b = new Value("u8", 300);
+  using c = new Value<bigint>("i64", -(2n ** 62n));
+  using d = new Value("f32");
+  assert.equal(a.value, 5);
+  a.value += 2;
+  assert.equal(a.value, 7);
+  assert.equal(b.value, 300 % 256);
+  assert.equal(c.value, -(2n ** 62n));
+  assert.equal(d.value, 0);
+  assert.throws(() => (c.value = 1 as never), TypeError);
+  assert.throws(() => (a.value = 1n as never), TypeError);
+  assert.throws(() => new Value("i128" as never), /Invalid type code "i128"/);
+  assert.ok(a.getLock() instanceof RLock);
+});
+
+Deno.test("Value and SharedArray use the lock they are given, or none", () => {
+  using lock = new Lock();
+  using v = new Value("f64", 1.5, { lock });
+  assert.equal(v.getLock(), lock);
+  using raw = new SharedArray("u16", 3, { lock: false });
+  assert.throws(() => raw.getLock(), /made with \{ lock: false \}/);
+  assert.throws(() => new Value("i32", 0, { lock: "yes" as never }), TypeError);
+});
+
+Deno.test("SharedArray is zeros of a length, or holds the given items", () => {
+  using zeros = new SharedArray("i32", 4);
+  assert.ok(zeros.array instanceof Int32Array);
+  assert.deepEqual([...zeros.array], [0, 0, 0, 0]);
+  assert.equal(zeros.length, 4);
+  using items = new SharedArray("u64", [1n, 2n, 2n ** 63n]);
+  assert.deepEqual([...items.array], [1n, 2n, 2n ** 63n]);
+  using empty = new SharedArray("f64", 0);
+  assert.equal(empty.length, 0);
+  assert.throws(() => new SharedArray("i32", -1), RangeError);
+  assert.throws(() => new SharedArray("i64", [1, 2]), TypeError);
+});
+
+Deno.test("Value.close() in the process that made it removes its block's name", () => {
+  const v = new Value("i32", 1);
+  const names = [...Deno.readDirSync("/dev/shm")].map((e) => e.name).filter((n) =>
+    n.startsWith(`mp${Deno.pid.toString(36)}v`)
+  );
+  assert.equal(names.length, 1);
+  v.close();
+  v.close();
+  assert.ok(!shmEntryExists(`/${names[0]}`));
+});
+
+Deno.test({
+  name: "SharedMemory, Value and SharedArray passed to a child see the same bytes",
+  ...SPAWNS,
+  async fn() {
+    using shm = new SharedMemory({ create: true, size: 32 });
+    using value = new Value<bigint>("u64", 0n);
+    using array = new SharedArray("f64", 5);
+    const p = new Process({ target: fx.writesShared, args: [shm, value, array], module });
+    try {
+      await p.start();
+      await p.join(10_000);
+      assert.equal(p.exitCode, 0);
+    } finally {
+      await cleanup(p);
+      shm.unlink();
+    }
+    assert.equal(shm.buf[0], 7);
+    assert.equal(shm.buf[31], 9);
+    assert.equal(value.value, 2n ** 40n);
+    assert.deepEqual([...array.array], [0, 1.5, 3, 4.5, 6]);
+  },
+});
+
+Deno.test({
+  name: "Two processes adding to a Value under its lock lose no update",
+  ...SPAWNS,
+  async fn() {
+    using counter = new Value("i32", 0);
+    const ps = [0, 1].map(() => new Process({ target: fx.increments, args: [counter, 300], module }));
+    try {
+      await Promise.all(ps.map((p) => p.start()));
+      await Promise.all(ps.map((p) => p.join(30_000)));
+      assert.deepEqual(ps.map((p) => p.exitCode), [0, 0]);
+    } finally {
+      await cleanup(...ps);
+    }
+    assert.equal(counter.value, 600);
+  },
+});
