@@ -93,6 +93,9 @@ const EXPECT: Record<string, (lines: string[]) => void> = {
     assert.equal(lines.length, 7);
     assert.equal(lines.at(-1), "EOFError after 6 lines: every write end is closed");
   },
+  "shared_counter.ts"(lines) {
+    assert.deepEqual(lines, ["counter: 400", "squares: 0 1 4 9"]);
+  },
   "subclass.ts"(lines) {
     assert.deepEqual(lines, [
       "rocket: 3",
