@@ -70,3 +70,15 @@ export {
   Value,
   type Widen,
 } from "./src/shared_memory.ts";
+export {
+  DictProxy,
+  JoinableQueueProxy,
+  ListProxy,
+  Manager,
+  type ManagerAddress,
+  type ManagerConnectOptions,
+  type ManagerStartOptions,
+  NamespaceProxy,
+  QueueProxy,
+  ValueProxy,
+} from "./src/managers.ts";
