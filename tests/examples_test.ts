@@ -96,6 +96,18 @@ const EXPECT: Record<string, (lines: string[]) => void> = {
   "shared_counter.ts"(lines) {
     assert.deepEqual(lines, ["counter: 400", "squares: 0 1 4 9"]);
   },
+  "manager_dict.ts"(lines) {
+    assert.deepEqual(lines, [
+      "worker 0: 0",
+      "worker 1: 1",
+      "worker 2: 4",
+      "worker 3: 9",
+      "hello from worker 0",
+      "hello from worker 1",
+      "hello from worker 2",
+      "hello from worker 3",
+    ]);
+  },
   "subclass.ts"(lines) {
     assert.deepEqual(lines, [
       "rocket: 3",

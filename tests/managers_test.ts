@@ -1,0 +1,318 @@
+import assert from "node:assert/strict";
+import {
+  AuthenticationError,
+  EOFError,
+  Event,
+  JoinableQueueProxy,
+  ListProxy,
+  Lock,
+  Manager,
+  Process,
+  QueueEmptyError,
+  QueueFullError,
+  RemoteError,
+} from "../mod.ts";
+import * as fx from "./fixtures/manager_fixtures.ts";
+import { cleanup, isRunning, SPAWNS } from "./fixtures/helpers.ts";
+
+const module = new URL("./fixtures/manager_fixtures.ts", import.meta.url);
+
+/** Our names in /dev/shm made by process `pid`. */
+function shmEntriesOf(pid: number): string[] {
+  const prefix = `mp${pid.toString(36)}`;
+  return [...Deno.readDirSync("/dev/shm")].map((e) => e.name)
+    .filter((n) => n.startsWith(prefix) || n.startsWith(`sem.${prefix}`));
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The pid of the child started since `before` was taken: the manager's server. */
+function serverPid(before: Set<number>): number {
+  const pid = [...childPids()].find((pid) => !before.has(pid) && isRunning(pid));
+  assert.ok(pid !== undefined, "the manager's server runs");
+  return pid;
+}
+/** The pids of this process's children. */
+function childPids(): Set<number> {
+  const out = new TextDecoder().decode(
+    new Deno.Command("pgrep", { args: ["-P", String(Deno.pid)], stdout: "piped" }).outputSync().stdout,
+  );
+  return new Set(out.split("\n").filter(Boolean).map(Number));
+}
+
+Deno.test({
+  name:
+    "A child process changes a dict and a list through proxies passed as arguments, nested proxies included",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start();
+    const d = await manager.dict<unknown>({ "from parent": "hello" });
+    const l = await manager.list<number>([10]);
+    const nested = await manager.list<string>();
+    await d.set("nested", nested);
+    const back = await d.get("nested");
+    assert.ok(back instanceof ListProxy, "a proxy stored in a dict comes back as a proxy");
+    const p = new Process({ target: fx.usesDictAndList, args: [d, l, 3], module });
+    try {
+      await p.start();
+      await p.join(20_000);
+      assert.equal(p.exitCode, 0);
+      assert.equal(await d.get("child 3"), 9);
+      assert.equal(await d.get("child sum"), 13);
+      assert.deepEqual(await l.toArray(), [10, 3]);
+      assert.deepEqual(await nested.toArray(), ["child 3"]);
+    } finally {
+      await cleanup(p);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Manager.connect() with a wrong authkey rejects with AuthenticationError; with the right one it shares the objects",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start({ authkey: new TextEncoder().encode("secret") });
+    const address = manager.address as { path: string };
+    await assert.rejects(
+      Manager.connect({ address, authkey: new TextEncoder().encode("wrong") }),
+      AuthenticationError,
+    );
+    const ns = await manager.namespace({ x: 1 });
+    // A child that was given only the address and the key (and the namespace to report in).
+    const p = new Process({ target: fx.connectsAndWrites, args: [address, manager.authkey, ns], module });
+    try {
+      await p.start();
+      await p.join(20_000);
+      assert.equal(p.exitCode, 0);
+      assert.equal(await ns.get("child pid"), p.pid);
+      const made = await ns.get("child dict");
+      assert.deepEqual(await made.toObject(), { made: "by child" });
+    } finally {
+      await cleanup(p);
+    }
+  },
+});
+
+Deno.test({
+  name: "An exception in the server reaches the caller as RemoteError with the remote name and message",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start();
+    const d = await manager.dict();
+    const l = await manager.list<unknown>([1, "a"]);
+    const ns = await manager.namespace();
+    const expect = async (p: Promise<unknown>, name: string, message: RegExp) => {
+      const e = await p.then(() => null, (e) => e);
+      assert.ok(e instanceof RemoteError, `expected a RemoteError, got ${e}`);
+      assert.equal(e.remoteName, name);
+      assert.match(e.message, message);
+    };
+    await expect(d.pop("missing"), "KeyError", /^KeyError: Cannot pop "missing": no such key$/);
+    await expect(l.get(5), "IndexError", /index 5: the list has 2 items/);
+    await expect(l.remove("zz"), "ValueError", /not in the list/);
+    await expect(
+      l.sort(),
+      "TypeError",
+      /^TypeError: Cannot compare a (number with a string|string with a number)/,
+    );
+    await expect(ns.get("nope"), "AttributeError", /no attribute "nope"/);
+    assert.deepEqual(await l.toArray(), [1, "a"], "a failed sort changes nothing");
+  },
+});
+
+Deno.test({
+  name: "Dict, list, namespace and value proxies behave as their Python counterparts",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start();
+    const d = await manager.dict<number, unknown>([["a", 1], [2, 2]]);
+    await d.set([1, 2], 12); // a structured key matches an equal one
+    assert.equal(await d.get([1, 2]), 12);
+    assert.equal(await d.get("zz"), undefined);
+    assert.equal(await d.get("zz", 0), 0);
+    assert.equal(await d.has(2), true);
+    assert.equal(await d.size(), 3);
+    assert.deepEqual(await d.keys(), ["a", 2, [1, 2]]);
+    assert.equal(await d.setdefault("b", 5), 5);
+    assert.equal(await d.setdefault("b", 6), 5);
+    assert.equal(await d.pop("b"), 5);
+    assert.equal(await d.pop("b", -1), -1);
+    assert.equal(await d.delete("a"), true);
+    assert.equal(await d.delete("a"), false);
+    await d.update({ x: 7 });
+    await d.update(new Map([["y", 8]]));
+    assert.deepEqual(await d.entries(), [[2, 2], [[1, 2], 12], ["x", 7], ["y", 8]]);
+    assert.deepEqual(await d.toObject(), { 2: 2, "1,2": 12, x: 7, y: 8 });
+    await d.clear();
+    assert.equal(await d.size(), 0);
+
+    const l = await manager.list([3, 1, 2]);
+    await l.append(5);
+    await l.extend([4, 1]);
+    await l.insert(0, 0);
+    assert.deepEqual(await l.toArray(), [0, 3, 1, 2, 5, 4, 1]);
+    assert.equal(await l.get(-1), 1);
+    await l.set(-1, 6);
+    assert.equal(await l.pop(), 6);
+    assert.equal(await l.pop(0), 0);
+    assert.equal(await l.count(1), 1);
+    assert.equal(await l.index(2), 2);
+    await l.remove(5);
+    assert.deepEqual(await l.slice(1, 3), [1, 2]);
+    await l.sort({ reverse: true });
+    assert.deepEqual(await l.toArray(), [4, 3, 2, 1]);
+    await l.reverse();
+    assert.equal(await l.length(), 4);
+    assert.deepEqual(await l.toArray(), [1, 2, 3, 4]);
+    await l.clear();
+    assert.deepEqual(await l.toArray(), []);
+
+    const ns = await manager.namespace({ a: 1 });
+    await ns.set("b", new Map([["k", 2n]]));
+    assert.deepEqual(await ns.toObject(), { a: 1, b: new Map([["k", 2n]]) });
+    await ns.delete("a");
+    assert.deepEqual(Object.keys(await ns.toObject()), ["b"]);
+
+    const v = await manager.value({ n: 1 });
+    assert.deepEqual(await v.get(), { n: 1 });
+    await v.set({ n: 2 });
+    assert.deepEqual(await v.get(), { n: 2 });
+
+    // A value that cannot travel throws from the call itself, before anything is sent.
+    assert.throws(() => v.set((() => 1) as never), (e: Error) => e.name === "DataCloneError");
+  },
+});
+
+Deno.test({
+  name:
+    "Manager queues: a child works through a joinable queue; timeouts, full queues and aborts give the native errors",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start();
+    const tasks = await manager.joinableQueue<number | null>();
+    const results = await manager.joinableQueue<number>();
+    assert.ok(tasks instanceof JoinableQueueProxy);
+    const p = new Process({ target: fx.doublesFromQueue, args: [tasks, results], module });
+    try {
+      await p.start();
+      for (const x of [1, 2, 3, null]) await tasks.put(x);
+      await tasks.join();
+      assert.equal(await tasks.qsize(), 0);
+      const got = [];
+      for (let i = 0; i < 3; i++) got.push(await results.get({ timeout: 10_000 }));
+      assert.deepEqual(got, [2, 4, 6]);
+      await p.join(20_000);
+      assert.equal(p.exitCode, 0);
+    } finally {
+      await cleanup(p);
+    }
+    await assert.rejects(results.get({ timeout: 30 }), QueueEmptyError);
+    await assert.rejects(results.getNowait(), QueueEmptyError);
+    for (let i = 0; i < 3; i++) await results.taskDone();
+    await assert.rejects(results.taskDone(), RangeError);
+
+    const small = await manager.queue<string>(1);
+    await small.putNowait("a");
+    assert.equal(await small.full(), true);
+    await assert.rejects(small.put("b", { block: false }), QueueFullError);
+    await assert.rejects(small.put("b", { timeout: 30 }), QueueFullError);
+    // An aborted wait rejects with the reason and takes nothing.
+    const ctl = new AbortController();
+    const empty = await manager.queue<string>();
+    const waiting = empty.get({ signal: ctl.signal });
+    setTimeout(() => ctl.abort(new Error("no longer needed")), 30);
+    await assert.rejects(waiting, { message: "no longer needed" });
+    await empty.put("later");
+    assert.equal(await empty.get({ timeout: 1000 }), "later");
+    assert.equal(await small.get(), "a");
+    small.close();
+    assert.throws(() => small.put("c"), Deno.errors.BadResource);
+  },
+});
+
+Deno.test({
+  name: "A lock and an event made by a manager are shared with a child",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start();
+    const lock = await manager.lock();
+    const event = await manager.event();
+    assert.ok(lock instanceof Lock && event instanceof Event);
+    assert.equal(await lock.acquire(), true);
+    const p = new Process({ target: fx.seesLockAndSetsEvent, args: [lock, event], module });
+    try {
+      await p.start();
+      assert.equal(await event.wait(20_000), true);
+      await p.join(20_000);
+      assert.equal(p.exitCode, 0);
+    } finally {
+      lock.release();
+      await cleanup(p);
+    }
+    const sem = await manager.boundedSemaphore(2);
+    assert.equal(sem.getValue(), 2);
+    const barrier = await manager.barrier(1);
+    assert.equal(await barrier.wait(1000), 0);
+    const cond = await manager.condition();
+    await cond.acquire();
+    assert.equal(await cond.wait(10), false);
+    cond.release();
+  },
+});
+
+Deno.test({
+  name: "Manager.shutdown() stops the server and leaves no socket file, /dev/shm entry or process behind",
+  ...SPAWNS,
+  async fn() {
+    const before = childPids();
+    const manager = await Manager.start();
+    const path = (manager.address as { path: string }).path;
+    const pid = serverPid(before);
+    try {
+      const d = await manager.dict({ a: 1 });
+      await manager.lock();
+      await manager.event();
+      assert.ok(exists(path));
+      assert.ok(shmEntriesOf(pid).length > 0, "the server made named resources");
+      await manager.shutdown();
+      await manager.shutdown(); // idempotent
+      assert.equal(isRunning(pid), false);
+      assert.equal(exists(path), false);
+      assert.equal(exists(path.slice(0, path.lastIndexOf("/"))), false, "the temporary directory is gone");
+      assert.deepEqual(shmEntriesOf(pid), []);
+      await assert.rejects(
+        d.get("a"),
+        (e: Error) => e instanceof EOFError || e instanceof Deno.errors.NotFound,
+      );
+      await assert.rejects(manager.dict(), /the manager has been shut down/);
+    } finally {
+      await manager.shutdown();
+      if (isRunning(pid)) Deno.kill(pid, "SIGKILL");
+    }
+  },
+});
+
+Deno.test({
+  name: "A manager listens on TCP (port 0 picks a free one) and refuses a wrong key there too",
+  ...SPAWNS,
+  async fn() {
+    const authkey = crypto.getRandomValues(new Uint8Array(16));
+    await using manager = await Manager.start({ address: { hostname: "127.0.0.1", port: 0 }, authkey });
+    const address = manager.address as { hostname: string; port: number };
+    assert.equal(address.hostname, "127.0.0.1");
+    assert.ok(address.port > 0);
+    await assert.rejects(Manager.connect({ address, authkey: new Uint8Array(16) }), AuthenticationError);
+    const other = await Manager.connect({ address, authkey });
+    const v = await other.value(41);
+    await v.set(42);
+    assert.equal(await v.get(), 42);
+  },
+});
