@@ -4,10 +4,8 @@
  *
  * @module
  */
-import { Process } from "../mod.ts";
-import { empty } from "./rows/_targets.ts";
+import { startJoinOnce } from "./rows/process.ts";
 
-const TARGETS = new URL("./rows/_targets.ts", import.meta.url);
 const EMPTY_FILE = new URL("./rows/_empty.ts", import.meta.url);
 
 Deno.bench({
@@ -16,17 +14,7 @@ Deno.bench({
   n: 20,
   warmup: 2,
   async fn() {
-    const p = new Process({ target: empty, module: TARGETS });
-    try {
-      await p.start();
-      await p.join();
-    } finally {
-      if (p.exitCode === null && p.pid !== undefined) {
-        p.kill();
-        await p.join(5000);
-      }
-      p.close();
-    }
+    await startJoinOnce();
   },
 });
 

@@ -3,7 +3,7 @@
  * prints what it teaches. An example without an entry in EXPECT fails this test: add one.
  */
 import assert from "node:assert/strict";
-import { SPAWNS } from "./fixtures/helpers.ts";
+import { runProgram, SPAWNS } from "./fixtures/helpers.ts";
 
 const EXPECT: Record<string, (lines: string[]) => void> = {
   "no_lock.ts"(lines) {
@@ -131,18 +131,12 @@ for (const name of names) {
     async fn() {
       const expect = EXPECT[name];
       assert.ok(expect, `tests/examples_test.ts has no expectation for ${name}: add one`);
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", new URL(name, dir).pathname],
-        stdout: "piped",
-        stderr: "piped",
+      const out = await runProgram(new URL(name, dir), {
         cwd: new URL("../", import.meta.url).pathname,
-      }).spawn();
-      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-      const out = await child.output();
-      clearTimeout(timer);
-      const stderr = new TextDecoder().decode(out.stderr);
-      assert.equal(out.code, 0, `${name} failed:\n${stderr}`);
-      expect(new TextDecoder().decode(out.stdout).trimEnd().split("\n"));
+        timeoutMs: 60_000,
+      });
+      assert.equal(out.code, 0, `${name} failed:\n${out.stderr}`);
+      expect(out.stdout.trimEnd().split("\n"));
     },
   });
 }

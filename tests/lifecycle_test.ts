@@ -4,7 +4,7 @@
  * ours is left behind.
  */
 import assert from "node:assert/strict";
-import { isRunning, shmEntryExists, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+import { isRunning, runProgram, shmEntryExists, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 
 const PROGRAM = new URL("./fixtures/parent_program.ts", import.meta.url).pathname;
 
@@ -114,15 +114,10 @@ Deno.test({
   name: "A target that throws prints its error and stack under a 'Process <name>:' header",
   ...SPAWNS,
   async fn() {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./fixtures/throwing_program.ts", import.meta.url).pathname],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(new TextDecoder().decode(out.stdout).trim(), "exitCode=1");
+    const out = await runProgram(new URL("./fixtures/throwing_program.ts", import.meta.url));
+    assert.equal(out.stdout.trim(), "exitCode=1");
     assert.match(
-      stderr,
+      out.stderr,
       /^Process thrower:\nRangeError: the child failed on purpose\n\s+at throwsRangeError \(file:.*process_fixtures\.ts:\d+:\d+\)/m,
     );
   },
@@ -132,20 +127,11 @@ Deno.test({
   name: "A child runs with exactly its parent's permissions and V8 flags",
   ...SPAWNS,
   async fn() {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-ffi",
-        "--allow-run",
-        "--allow-read",
-        "--v8-flags=--expose-gc",
-        new URL("./fixtures/flags_program.ts", import.meta.url).pathname,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
+    const out = await runProgram(new URL("./fixtures/flags_program.ts", import.meta.url), {
+      denoArgs: ["--allow-ffi", "--allow-run", "--allow-read", "--v8-flags=--expose-gc"],
+    });
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout), {
       read: "granted",
       write: "prompt",
       net: "prompt",

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { activeChildren, AsyncResult, Pool, WorkerDiedError } from "../mod.ts";
 import * as fx from "./fixtures/pool_fixtures.ts";
-import { isRunning, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+import { isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 
 // The task functions are exported from the fixtures module, not from this one (the default).
 const module = new URL("./fixtures/pool_fixtures.ts", import.meta.url);
@@ -298,16 +298,9 @@ Deno.test({
   name: "A program that never closes its pool still exits and leaves no worker",
   ...SPAWNS,
   async fn() {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./fixtures/unclosed_pool_program.ts", import.meta.url).pathname],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    const out = await child.output();
-    clearTimeout(timer);
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    const { result, workers } = JSON.parse(new TextDecoder().decode(out.stdout));
+    const out = await runProgram(new URL("./fixtures/unclosed_pool_program.ts", import.meta.url));
+    assert.equal(out.code, 0, out.stderr);
+    const { result, workers } = JSON.parse(out.stdout);
     assert.equal(result, 42);
     assert.ok(workers.length === 4);
     assert.ok(await waitUntil(() => !workers.some(isRunning), 5000), "a pool worker outlived its program");
@@ -319,18 +312,12 @@ Deno.test({
     "A child whose module starts a pool at top level fails with advice instead of starting processes forever",
   ...SPAWNS,
   async fn() {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./fixtures/unclosed_pool_program.ts", import.meta.url).pathname],
+    const out = await runProgram(new URL("./fixtures/unclosed_pool_program.ts", import.meta.url), {
       env: { MP_TEST_UNGUARDED: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    const out = await child.output();
-    clearTimeout(timer);
+    });
     assert.equal(out.code, 1);
     assert.match(
-      new TextDecoder().decode(out.stderr),
+      out.stderr,
       /a pool worker could not start: Cannot start PoolWorker-\d+:1: this child process is still importing .*unclosed_pool_program\.ts.*if \(import\.meta\.main\)/,
     );
   },

@@ -13,7 +13,7 @@ import {
 import { deserialize, serialize } from "../src/_reduction.ts";
 import { _resourceNames } from "../src/synchronize.ts";
 import * as fx from "./fixtures/sync_fixtures.ts";
-import { cleanup, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
+import { cleanup, runProgram, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
 
 const module = new URL("./fixtures/sync_fixtures.ts", import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -687,18 +687,11 @@ Deno.test({
   name: "Primitives collected without close() have their names unlinked by the finalizer",
   ...SPAWNS,
   async fn() {
-    const { stdout, success } = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--v8-flags=--expose-gc",
-        new URL("./fixtures/sync_gc_program.ts", import.meta.url).pathname,
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    assert.ok(success);
-    const { made, left } = JSON.parse(new TextDecoder().decode(stdout));
+    const out = await runProgram(new URL("./fixtures/sync_gc_program.ts", import.meta.url), {
+      denoArgs: ["-A", "--v8-flags=--expose-gc"],
+    });
+    assert.equal(out.code, 0, out.stderr);
+    const { made, left } = JSON.parse(out.stdout);
     assert.equal(made.length, 10, "Lock 2, Semaphore 2, Event 3, Barrier 3");
     assert.deepEqual(left, []);
   },
