@@ -41,6 +41,7 @@ import {
   type SharedMapping,
   unlinkSharedMemory,
 } from "../native/mod.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
 import { track, uniqueName, untrack } from "./_tracker.ts";
 
 /** The longest a waiter sleeps before it looks at the state again (abort, dead holders). */
@@ -542,7 +543,7 @@ export function reclaimDeadSlots(core: Core): number {
 // At a normal exit, units this process took and never gave back count as consumed (a semaphore
 // counting events, acquired here and released elsewhere): forget them, so nobody "recovers" them.
 // Only a process that vanished without this hook (SIGKILL, crash) has its units given back.
-globalThis.addEventListener("unload", () => {
+atExit(ExitPhase.holders, () => {
   for (const ref of holderRefs) {
     const core = ref.deref();
     if (!core || core.closed || core.slot < 0) continue;

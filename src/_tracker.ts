@@ -15,6 +15,7 @@
  * @module
  */
 import { close, NamedSemaphore, pipe, unlinkSharedMemory, writeAll } from "../native/mod.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
 import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
 
@@ -76,7 +77,7 @@ export function untrack(kind: ResourceKind, name: string): void {
   if (fd !== null) writeAll(fd, encoder.encode(`-${kind} ${name}\n`));
 }
 
-globalThis.addEventListener("unload", () => {
+atExit(ExitPhase.names, () => {
   for (const [name, kind] of owned) {
     try {
       unlinkResource(kind, name);

@@ -18,6 +18,7 @@ import type { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphor
 import type { QueueWaitOptions } from "./queues.ts";
 import { Pipe } from "./connection.ts";
 import { Process } from "./process.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize, registerReducer, serialize } from "./_reduction.ts";
 import {
   addressKey,
@@ -720,7 +721,7 @@ export class Manager {
   #process: Process | undefined;
   #tempDir: string | undefined;
   #shutdown: Promise<void> | undefined;
-  #onUnload: (() => void) | undefined;
+  #removeExitHook: (() => void) | undefined;
 
   /** @internal Use {@linkcode Manager.start} or {@linkcode Manager.connect}. */
   constructor(
@@ -739,8 +740,7 @@ export class Manager {
     this.#tempDir = tempDir;
     if (tempDir) {
       // If the program ends without shutdown(), the daemon server is terminated: remove its socket.
-      this.#onUnload = () => removeDir(tempDir);
-      globalThis.addEventListener("unload", this.#onUnload);
+      this.#removeExitHook = atExit(ExitPhase.managerDirs, () => removeDir(tempDir));
     }
   }
 
@@ -856,7 +856,7 @@ export class Manager {
       }
     }
     if (this.#tempDir) removeDir(this.#tempDir);
-    if (this.#onUnload) globalThis.removeEventListener("unload", this.#onUnload);
+    this.#removeExitHook?.();
   }
 
   /** Stops the server: `await using manager = await Manager.start()`. */

@@ -19,6 +19,7 @@ import { close, kill as sendSignal, signalNumber, socketpair } from "../native/m
 import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
 import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
@@ -432,7 +433,7 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   // Daemon children end with their parent (non-daemon ones kept the parent alive until now).
-  globalThis.addEventListener("unload", () => {
+  atExit(ExitPhase.daemons, () => {
     for (const p of running) {
       if (p.daemon && p.pid !== undefined) {
         try {

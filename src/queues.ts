@@ -40,6 +40,7 @@ import {
   unlinkSharedMemory,
   write as writeFd,
 } from "../native/mod.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
 import { Waiter } from "./_fd_wait.ts";
 import { deserialize, type ReduceContext, registerReducer, serialize } from "./_reduction.ts";
 import { track, uniqueName, untrack } from "./_tracker.ts";
@@ -326,7 +327,7 @@ let reviving: Shared | null = null;
 
 /** Queues of this process with items not yet in the pipe: handled at exit. */
 const exiting = new Set<() => void>();
-globalThis.addEventListener("unload", () => {
+atExit(ExitPhase.queueHandover, () => {
   for (const f of [...exiting]) {
     try {
       f();
