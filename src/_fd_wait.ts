@@ -11,6 +11,7 @@
  * @module
  */
 import { pollFds, pollFdsAsync } from "../native/mod.ts";
+import { whenAborted } from "./_wait.ts";
 
 /** The shortest and longest a wait spins before it sleeps, in ms. */
 const SPIN_MIN_MS = 0.05;
@@ -27,8 +28,19 @@ export const SLICE_MS = 200;
 export class Waiter {
   #lastMs = 0;
 
-  /** Resolves true when `fd` has `events`, false when `stop` settles first or at `deadline`. */
-  async ready(fd: number, events: number, stop: Promise<unknown>, deadline = Infinity): Promise<boolean> {
+  /**
+   * Resolves true when `fd` has `events`, false when one of `stop` aborts first or at `deadline`
+   * (a `performance.now()` time). Nothing of the wait stays attached to the signals afterwards: a
+   * connection waits millions of times on the one signal that its `close()` aborts. (`stop` may
+   * also be a promise that lives no longer than the caller's wait: each wait adds a reaction to
+   * it.)
+   */
+  async ready(
+    fd: number,
+    events: number,
+    stop: readonly AbortSignal[] | Promise<unknown>,
+    deadline = Infinity,
+  ): Promise<boolean> {
     const t0 = performance.now();
     if (this.#lastMs <= SPIN_MAX_MS) {
       const end = t0 + Math.min(Math.max(2 * this.#lastMs, SPIN_MIN_MS), SPIN_MAX_MS);
@@ -39,8 +51,10 @@ export class Waiter {
         }
       } while (performance.now() < end);
     }
+    const aborted = Array.isArray(stop) ? whenAborted(stop as AbortSignal[]) : null;
     let stopped = false;
-    const stopping = stop.then(() => stopped = true, () => stopped = true).then(() => null);
+    const stopping = (aborted ? aborted.promise : stop as Promise<unknown>)
+      .then(() => stopped = true, () => stopped = true).then(() => null);
     try {
       for (;;) {
         const left = deadline - performance.now();
@@ -51,6 +65,7 @@ export class Waiter {
         if (ready.length > 0) return true;
       }
     } finally {
+      aborted?.dispose();
       this.#lastMs = performance.now() - t0;
     }
   }

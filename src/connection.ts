@@ -36,6 +36,7 @@ import {
   write as writeFd,
 } from "../native/mod.ts";
 import { SLICE_MS, Waiter } from "./_fd_wait.ts";
+import { Deadline, sleep, timeoutMs } from "./_wait.ts";
 import { deserialize, registerReducer, serialize } from "./_reduction.ts";
 import { BufferTooShortError, EOFError } from "./errors.ts";
 import type { Process } from "./process.ts";
@@ -114,9 +115,8 @@ export class Connection<T = unknown> {
   #readable: boolean;
   #writable: boolean;
   #closed = false;
-  #onClose!: () => void;
-  /** Settles when the connection is closed: stops every wait. */
-  #closing: Promise<void>;
+  /** Aborted by `close()`: stops every wait (a signal, so that a wait leaves nothing behind). */
+  #closer = new AbortController();
   /** The size of a message whose header was read but whose body was not (recvBytes' maxLength). */
   #pendingSize: number | null = null;
   /** A body the fast path began to read; the waiting path of the same receive finishes it. */
@@ -145,7 +145,6 @@ export class Connection<T = unknown> {
     this.#fd = fd;
     this.#readable = readable;
     this.#writable = writable;
-    this.#closing = new Promise((resolve) => this.#onClose = resolve);
     finalizer.register(this, fd, this);
   }
 
@@ -261,11 +260,12 @@ export class Connection<T = unknown> {
    * `timeout` ms (default 0: answer at once; `Infinity`: wait until there is). Never consumes a
    * message.
    */
-  async poll(timeout = 0): Promise<boolean> {
+  async poll(timeout: number = 0): Promise<boolean> {
+    const ms = timeoutMs(timeout, "poll()");
     this.#checkReadable("poll");
     if (this._readyNow()) return true;
-    if (!(timeout > 0)) return false;
-    return await this._waitReadable(timeout);
+    if (!(ms > 0)) return false;
+    return await this._waitReadable(ms);
   }
 
   /** Closes this end in this process (idempotent). Pending receives reject with `BadResource`. */
@@ -273,7 +273,7 @@ export class Connection<T = unknown> {
     if (this.#closed) return;
     this.#closed = true;
     finalizer.unregister(this);
-    this.#onClose();
+    this.#closer.abort();
     closeFd(this.#fd);
   }
 
@@ -290,11 +290,11 @@ export class Connection<T = unknown> {
     return this.#closed || this.#pendingSize !== null || pollFds([this.#fd], OS.POLLIN, 0).length > 0;
   }
 
-  /** @internal Resolves true once something can be received (false after `timeoutMs` or abort). */
-  async _waitReadable(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  /** @internal Resolves true once something can be received (false after `ms`). */
+  async _waitReadable(ms: number): Promise<boolean> {
     if (this._readyNow()) return true;
-    const stop = signal ? Promise.race([this.#closing, abortPromise(signal)]) : this.#closing;
-    return await this.#readWaiter.ready(this.#fd, OS.POLLIN, stop, performance.now() + timeoutMs) ||
+    const deadline = new Deadline(ms).at;
+    return await this.#readWaiter.ready(this.#fd, OS.POLLIN, [this.#closer.signal], deadline) ||
       this.#closed;
   }
 
@@ -385,7 +385,7 @@ export class Connection<T = unknown> {
   async #readFully(buf: Uint8Array<ArrayBuffer>, at = 0): Promise<number> {
     if (this.#nothingYet) {
       this.#nothingYet = false;
-      await this.#readWaiter.ready(this.#fd, OS.POLLIN, this.#closing);
+      await this.#readWaiter.ready(this.#fd, OS.POLLIN, [this.#closer.signal]);
     }
     while (at < buf.length) {
       if (this.#closed) {
@@ -401,7 +401,7 @@ export class Connection<T = unknown> {
       }
       if (n > 0) at += n;
       else if (n === 0) return at;
-      else await this.#readWaiter.ready(this.#fd, OS.POLLIN, this.#closing);
+      else await this.#readWaiter.ready(this.#fd, OS.POLLIN, [this.#closer.signal]);
     }
     return at;
   }
@@ -497,7 +497,7 @@ export class Connection<T = unknown> {
         }
         const n = writeFd(this.#fd, at === 0 ? part : part.subarray(at));
         if (n >= 0) at += n;
-        else await this.#writeWaiter.ready(this.#fd, OS.POLLOUT, this.#closing);
+        else await this.#writeWaiter.ready(this.#fd, OS.POLLOUT, [this.#closer.signal]);
       }
     }
   }
@@ -515,13 +515,6 @@ function midMessage(got: number, size?: number): Error {
       size === undefined ? "its header" : `its ${size}`
     } arrived): the sender closed or died while sending`,
   );
-}
-
-function abortPromise(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
@@ -597,6 +590,7 @@ export async function wait(
   timeout?: number,
 ): Promise<Array<Connection | Process>> {
   if (!Array.isArray(objects)) throw new TypeError("Invalid objects for wait(): expected an array");
+  const ms = timeoutMs(timeout, "wait()");
   const ready = () =>
     objects.filter((o) => o instanceof Connection ? o._readyNow() : (o as Process).exitCode !== null);
   for (const o of objects) {
@@ -608,27 +602,27 @@ export async function wait(
     }
   }
   const now = ready();
-  if (now.length > 0 || (timeout !== undefined && !(timeout > 0)) || objects.length === 0) return now;
+  if (now.length > 0 || !(ms > 0) || objects.length === 0) return now;
   // One poll on a worker thread watches every connection; processes report their exit.
   const fds = objects.filter((o) => o instanceof Connection).map((c) => (c as Connection).fileno());
   const joins = objects.filter((o) => !(o instanceof Connection)).map((p) =>
     (p as Process).join().catch(() => {})
   );
   let exited: Promise<unknown> | null = joins.length > 0 ? Promise.race(joins) : null;
-  const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+  const deadline = new Deadline(ms);
   for (;;) {
-    const left = deadline - performance.now();
+    const left = deadline.left();
     if (left <= 0) return ready();
     const slice = Math.max(1, Math.min(left, SLICE_MS)) | 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stop = new AbortController();
     const waited = fds.length > 0
       ? pollFdsAsync(fds, OS.POLLIN, slice)
-      : new Promise<void>((r) => timer = setTimeout(r, slice));
+      : sleep(slice, { signal: stop.signal }).catch(() => {});
     const which = await Promise.race([
       waited.then(() => "io"),
       ...(exited ? [exited.then(() => "exit")] : []),
     ]);
-    clearTimeout(timer);
+    stop.abort();
     if (which === "exit") exited = null; // at most once: a process that never started stays unready
     const r = ready();
     if (r.length > 0) return r;
