@@ -29,6 +29,7 @@ import {
   OK,
 } from "./_manager_wire.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
+import { checkWait, Deadline, sleep, whenAborted } from "./_wait.ts";
 import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from "./synchronize.ts";
 // Proxies stored inside shared objects revive here (as handles; the server never calls them).
 import "./managers.ts";
@@ -264,10 +265,8 @@ class ValueImpl {
   }
 }
 
-interface WaitOptions {
-  block?: boolean;
-  timeout?: number;
-}
+/** The wait options of a queue call, as they came over the wire (checked by `checkWait`). */
+type WaitOptions = unknown;
 
 /** Errors that are the documented outcome of a queue call: raised as the native class. */
 const nativeErrors = new WeakSet<object>();
@@ -295,27 +294,33 @@ class QueueImpl {
   }
   /** Waits until `ready()`; false when the timeout passed first. */
   async #until(ready: () => boolean, opts: WaitOptions, signal: AbortSignal): Promise<boolean> {
-    const { block = true, timeout } = opts ?? {};
-    if (ready()) return true;
-    if (!block || (timeout !== undefined && !(timeout > 0))) return false;
-    const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
-    while (!ready()) {
-      signal.throwIfAborted();
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      let wake!: () => void;
-      await new Promise<void>((resolve) => {
-        wake = () => resolve();
-        this.#wakers.add(wake);
-        signal.addEventListener("abort", wake, { once: true });
-        if (left !== Infinity) timer = setTimeout(wake, left);
-      });
-      clearTimeout(timer);
-      this.#wakers.delete(wake);
-      signal.removeEventListener("abort", wake);
+    let wait;
+    try {
+      wait = checkWait(opts, "a queue call");
+    } catch (e) {
+      throw native(e as TypeError); // the proxy checks first; this is for clients that did not
     }
-    return true;
+    if (ready()) return true;
+    if (!wait.block || !(wait.timeout > 0)) return false;
+    const deadline = new Deadline(wait.timeout);
+    const aborted = whenAborted([signal]);
+    try {
+      while (!ready()) {
+        signal.throwIfAborted();
+        const left = deadline.left();
+        if (left <= 0) return false;
+        const timer = new AbortController();
+        let wake!: () => void;
+        const woken = new Promise<void>((resolve) => wake = resolve);
+        this.#wakers.add(wake);
+        await Promise.race([woken, aborted.promise, sleep(left, { signal: timer.signal }).catch(() => {})]);
+        timer.abort();
+        this.#wakers.delete(wake);
+      }
+      return true;
+    } finally {
+      aborted.dispose();
+    }
   }
   #full(): boolean {
     return this.#maxsize > 0 && this.#items.length >= this.#maxsize;
@@ -363,7 +368,7 @@ class QueueImpl {
     if (--this.#unfinished === 0) this.#changed();
   }
   async join(signal: AbortSignal): Promise<void> {
-    await this.#until(() => this.#unfinished === 0, {}, signal);
+    await this.#until(() => this.#unfinished === 0, undefined, signal);
   }
 }
 
@@ -443,12 +448,39 @@ export type ServerReady = { ok: true; address: ManagerAddress } | {
   message: string;
 };
 
-/** The server's main: runs until a client asks it to shut down, or SIGTERM/SIGINT. */
+/** How the server guards itself against connections that do not authenticate. */
+export interface ServerLimits {
+  /** A connection that has not proven it knows the authkey after this many ms is closed. */
+  handshakeMs: number;
+  /** At most this many connections may be authenticating at once; more are closed at once. */
+  maxUnauthenticated: number;
+}
+
+/** The limits a manager's server runs with. */
+export const SERVER_LIMITS: ServerLimits = { handshakeMs: 10_000, maxUnauthenticated: 64 };
+/** After a failed accept() (EMFILE: out of fds), the server waits this long, doubling up to 1 s. */
+const ACCEPT_BACKOFF_MS = 10;
+const ACCEPT_BACKOFF_MAX_MS = 1000;
+
+/**
+ * The server's main: runs until a client asks it to shut down, or SIGTERM/SIGINT. Nothing a
+ * client does, authenticated or not, ends it: a failed write to a client that went away is that
+ * client's loss, an accept() that fails (out of fds) is retried after a pause, a connection that
+ * does not authenticate within `limits.handshakeMs` is closed, and at most
+ * `limits.maxUnauthenticated` may try at once.
+ */
 export async function serve(
   ready: Connection<ServerReady>,
   address: ManagerAddress,
   authkey: Uint8Array,
+  limits: ServerLimits = SERVER_LIMITS,
 ): Promise<void> {
+  // The last line of defence: a rejection nobody handled is a bug in this file, and it must cost
+  // one request, not every dict, list and queue of every client.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    console.error("multiprocessing manager: unhandled rejection (the server keeps running):", e.reason);
+  });
   let listener: Deno.Listener;
   try {
     listener = "path" in address
@@ -526,13 +558,25 @@ export async function serve(
     return (entry.impl as unknown as Record<string, (...a: unknown[]) => unknown>)[method](...args);
   };
 
+  let unauthenticated = 0;
   const serveConnection = async (conn: Deno.Conn) => {
     const ch = new FrameChannel(conn);
+    if (unauthenticated >= limits.maxUnauthenticated || stopping) {
+      ch.close();
+      return;
+    }
+    unauthenticated++;
     channels.add(ch);
     const inflight = new Map<number, AbortController>();
+    const tooSlow = setTimeout(() => ch.close(), limits.handshakeMs);
     try {
-      await deliverChallenge(ch, authkey, "the client");
-      await answerChallenge(ch, authkey, "the client");
+      try {
+        await deliverChallenge(ch, authkey, "the client");
+        await answerChallenge(ch, authkey, "the client");
+      } finally {
+        clearTimeout(tooSlow);
+        unauthenticated--;
+      }
       for (;;) {
         const frame = await ch.readFrame();
         if (frame === null) break;
@@ -577,10 +621,21 @@ export async function serve(
   };
 
   (async () => {
-    try {
-      for await (const conn of listener) serveConnection(conn);
-    } catch {
-      // closed by stop()
+    let backoff = ACCEPT_BACKOFF_MS;
+    while (!stopping) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (stopping || e instanceof Deno.errors.BadResource) return; // closed by stop()
+        // Out of fds (EMFILE/ENFILE) or a connection that was reset before it was accepted: the
+        // clients that are connected keep working; try again in a moment.
+        await sleep(backoff);
+        backoff = Math.min(2 * backoff, ACCEPT_BACKOFF_MAX_MS);
+        continue;
+      }
+      backoff = ACCEPT_BACKOFF_MS;
+      serveConnection(conn);
     }
   })();
 

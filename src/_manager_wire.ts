@@ -112,15 +112,19 @@ export class FrameChannel {
     return this.writeFramed(frame);
   }
 
-  /** Writes bytes that already are a whole frame (see {@linkcode encodeRequest}). */
+  /**
+   * Writes bytes that already are a whole frame (see {@linkcode encodeRequest}). The returned
+   * promise rejects when the write fails (the peer is gone); nothing else does: the chain that
+   * orders the writes never rejects, so a failed write to a client that went away cannot become
+   * an unhandled rejection (which would end the server).
+   */
   writeFramed(frame: Uint8Array): Promise<void> {
     const write = async () => {
       let at = 0;
       while (at < frame.length) at += await this.#conn.write(frame.subarray(at));
     };
-    const prev = this.#writing;
-    const next = prev ? prev.then(write, write) : write();
-    const settled = next.finally(() => {
+    const next = this.#writing ? this.#writing.then(write) : write();
+    const settled: Promise<void> = next.then(done, done).then(() => {
       if (this.#writing === settled) this.#writing = null;
     });
     this.#writing = settled;
@@ -138,6 +142,8 @@ export class FrameChannel {
     }
   }
 }
+
+function done(): void {}
 
 function checkSize(n: number): number {
   if (n > 0xffff_ffff) {

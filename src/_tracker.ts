@@ -19,7 +19,8 @@ import { atExit, ExitPhase } from "./_exit.ts";
 import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
 
-export type ResourceKind = "sem" | "shm";
+/** Named semaphores, shared memory, and directories (a manager's socket directory). */
+export type ResourceKind = "sem" | "shm" | "dir";
 
 const encoder = new TextEncoder();
 const owned = new Map<string, ResourceKind>();
@@ -36,9 +37,20 @@ export function uniqueName(tag: string): string {
   return `/mp${Deno.pid.toString(36)}${tag}${(counter++).toString(36)}${rand}`;
 }
 
-/** Unlinks a named resource of the given kind; false if it was already gone. */
+/** Unlinks a named resource of the given kind (a directory with what is in it); false if it was already gone. */
 export function unlinkResource(kind: ResourceKind, name: string): boolean {
+  if (kind === "dir") return removeDir(name);
   return kind === "sem" ? NamedSemaphore.unlink(name) : unlinkSharedMemory(name);
+}
+
+function removeDir(path: string): boolean {
+  try {
+    Deno.removeSync(path, { recursive: true });
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
 }
 
 /** The fd of the tracker's pipe, starting the tracker first if this tree has none yet. */

@@ -19,6 +19,8 @@ import type { QueueWaitOptions } from "./queues.ts";
 import { Pipe } from "./connection.ts";
 import { Process } from "./process.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
+import { track, unlinkResource, untrack } from "./_tracker.ts";
+import { checkWait, raceTimeout, TIMED_OUT, timeoutMs } from "./_wait.ts";
 import { deserialize, registerReducer, serialize } from "./_reduction.ts";
 import {
   addressKey,
@@ -59,6 +61,11 @@ export interface ManagerConnectOptions {
   address: ManagerAddress;
   /** The manager's authkey. */
   authkey: Uint8Array;
+  /**
+   * How long connecting and proving the authkey may take, in ms (default 20 000); after that
+   * the call rejects with `Deno.errors.TimedOut`.
+   */
+  timeout?: number;
 }
 
 const INTERNAL = Symbol("Manager.internal");
@@ -67,6 +74,8 @@ const SERVER_MODULE = new URL("./_manager_server.ts", import.meta.url);
 const START_TIMEOUT_MS = 30_000;
 /** How long shutdown() waits for the server to end before it kills it. */
 const STOP_TIMEOUT_MS = 5_000;
+/** How long connecting to a manager and the handshake may take, unless `connect()` says. */
+const CONNECT_TIMEOUT_MS = 20_000;
 
 // ---------------------------------------------------------------------------------------------
 // One connection per manager per process, shared by every proxy.
@@ -94,31 +103,55 @@ class Client {
     this.#readLoop();
   }
 
-  static async open(address: ManagerAddress, authkey: Uint8Array, onLost: () => void): Promise<Client> {
+  /**
+   * Connects and authenticates (both ways). Rejects with `Deno.errors.TimedOut` when that takes
+   * longer than `timeout` ms: a server that accepts but never answers cannot hang the caller.
+   */
+  static async open(
+    address: ManagerAddress,
+    authkey: Uint8Array,
+    onLost: () => void,
+    timeout = CONNECT_TIMEOUT_MS,
+  ): Promise<Client> {
     const where = `the manager at ${addressKey(address)}`;
-    let conn: Deno.Conn;
-    try {
-      conn = "path" in address
-        ? await Deno.connect({ transport: "unix", path: address.path })
-        : await Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
-    } catch (e) {
-      if (!(e instanceof Error)) throw e;
-      const Class = e.constructor as new (message: string, options?: ErrorOptions) => Error;
-      throw new Class(`Cannot connect to ${where}: ${e.message} (is it running?)`, { cause: e });
-    }
-    const ch = new FrameChannel(conn);
-    try {
-      await answerChallenge(ch, authkey, where);
-      await deliverChallenge(ch, authkey, where);
-    } catch (e) {
-      ch.close();
-      if (e instanceof AuthenticationError) throw e;
-      throw new AuthenticationError(
-        `Authentication failed: ${where} closed the connection during the handshake; check the authkey`,
-        { cause: e },
+    let ch: FrameChannel | undefined;
+    let gaveUp = false;
+    const opening = (async () => {
+      let conn: Deno.Conn;
+      try {
+        conn = "path" in address
+          ? await Deno.connect({ transport: "unix", path: address.path })
+          : await Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
+      } catch (e) {
+        if (!(e instanceof Error)) throw e;
+        const Class = e.constructor as new (message: string, options?: ErrorOptions) => Error;
+        throw new Class(`Cannot connect to ${where}: ${e.message} (is it running?)`, { cause: e });
+      }
+      ch = new FrameChannel(conn);
+      if (gaveUp) ch.close();
+      try {
+        await answerChallenge(ch, authkey, where);
+        await deliverChallenge(ch, authkey, where);
+      } catch (e) {
+        ch.close();
+        if (e instanceof AuthenticationError) throw e;
+        throw new AuthenticationError(
+          `Authentication failed: ${where} closed the connection during the handshake; check the authkey`,
+          { cause: e },
+        );
+      }
+      return ch;
+    })();
+    const opened = await raceTimeout(opening, timeout);
+    if (opened === TIMED_OUT) {
+      gaveUp = true;
+      ch?.close();
+      opening.catch(() => {});
+      throw new Deno.errors.TimedOut(
+        `Cannot connect to ${where}: no answer to the handshake within ${timeout} ms (is it a manager, and is it overloaded?)`,
       );
     }
-    return new Client(ch, where, onLost);
+    return new Client(opened, where, onLost);
   }
 
   async #readLoop(): Promise<void> {
@@ -223,14 +256,14 @@ function clientKey(address: ManagerAddress, authkey: Uint8Array): string {
   return `${addressKey(address)}\0${Array.from(authkey, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
-function clientFor(address: ManagerAddress, authkey: Uint8Array): Client | Promise<Client> {
+function clientFor(address: ManagerAddress, authkey: Uint8Array, timeout?: number): Client | Promise<Client> {
   const key = clientKey(address, authkey);
   const have = clients.get(key);
   if (have) return have.ready ?? have.client;
   const entry: { client: Promise<Client>; ready?: Client } = {
     client: Client.open(address, authkey, () => {
       if (clients.get(key) === entry) clients.delete(key);
-    }),
+    }, timeout),
   };
   clients.set(key, entry);
   entry.client.then((c) => entry.ready = c, () => {
@@ -566,7 +599,8 @@ export class QueueProxy<T = any> {
   /** Puts an item, waiting for room in a bounded queue ({@linkcode QueueFullError} if none). */
   put(item: T, options?: QueueWaitOptions): Promise<void> {
     this._check("put");
-    return call(this, "put", [item, waitOptions(options)], options?.signal);
+    const wait = checkWait(options, "put()");
+    return call(this, "put", [item, { block: wait.block, timeout: wait.timeout }], wait.signal);
   }
   /** Puts an item if there is room at once, else rejects with {@linkcode QueueFullError}. */
   putNowait(item: T): Promise<void> {
@@ -576,7 +610,8 @@ export class QueueProxy<T = any> {
   /** Takes the next item, waiting for one ({@linkcode QueueEmptyError} if none comes). */
   get(options?: QueueWaitOptions): Promise<T> {
     this._check("get");
-    return call(this, "get", [waitOptions(options)], options?.signal);
+    const wait = checkWait(options, "get()");
+    return call(this, "get", [{ block: wait.block, timeout: wait.timeout }], wait.signal);
   }
   /** Takes the next item if there is one at once, else rejects with {@linkcode QueueEmptyError}. */
   getNowait(): Promise<T> {
@@ -614,10 +649,6 @@ export class QueueProxy<T = any> {
   }
 }
 
-function waitOptions(options?: QueueWaitOptions): { block?: boolean; timeout?: number } {
-  return { block: options?.block, timeout: options?.timeout };
-}
-
 /**
  * A joinable queue living in a manager's server (Python's `Manager().JoinableQueue()`):
  * {@linkcode QueueProxy} plus `taskDone()` and `join()`.
@@ -644,7 +675,7 @@ export class JoinableQueueProxy<T = any> extends QueueProxy<T> {
   /** Resolves once every item put so far has been marked done. */
   join(options?: { signal?: AbortSignal }): Promise<void> {
     this._check("join");
-    return call(this, "join", [], options?.signal);
+    return call(this, "join", [], checkWait(options, "join()").signal);
   }
 }
 
@@ -670,6 +701,11 @@ for (const [type, cls] of Object.entries(PROXIES)) {
 
 function checkAuthkey(authkey: unknown): Uint8Array {
   if (!(authkey instanceof Uint8Array)) throw new TypeError("Invalid authkey: expected a Uint8Array");
+  if (authkey.length === 0) {
+    throw new RangeError(
+      "Invalid authkey: it is empty; pass the manager's key (at least one byte, 32 random ones are best)",
+    );
+  }
   return authkey.slice();
 }
 
@@ -756,6 +792,8 @@ export class Manager {
     let tempDir: string | undefined;
     if (!address) {
       tempDir = Deno.makeTempDirSync({ prefix: "mp-manager-" });
+      // However this program ends (SIGKILL included), the resource tracker removes the directory.
+      track("dir", tempDir);
       address = { path: `${tempDir}/socket` };
     }
     const [reader, writer] = Pipe<ServerReady>({ duplex: false });
@@ -812,7 +850,8 @@ export class Manager {
     }
     const address = checkAddress(options.address);
     const authkey = checkAuthkey(options.authkey);
-    await clientFor(address, authkey);
+    const timeout = timeoutMs(options.timeout, "Manager.connect()");
+    await clientFor(address, authkey, timeout);
     return new Manager(INTERNAL, address, authkey);
   }
 
@@ -835,16 +874,10 @@ export class Manager {
   }
 
   async #stop(): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([
-        request(this.#address, this.#authkey, 0, "shutdown", []),
-        new Promise((r) => timer = setTimeout(r, STOP_TIMEOUT_MS)),
-      ]);
+      await raceTimeout(request(this.#address, this.#authkey, 0, "shutdown", []), STOP_TIMEOUT_MS);
     } catch {
       // not running any more: nothing to stop
-    } finally {
-      clearTimeout(timer);
     }
     dropClient(this.#address, this.#authkey);
     const p = this.#process;
@@ -943,14 +976,17 @@ export class Manager {
 
   /** A {@linkcode Barrier} for `parties` processes kept by the server. */
   barrier(parties: number, options?: { timeout?: number }): Promise<Barrier> {
-    return this.#create("barrier", [parties, { timeout: options?.timeout }]) as Promise<Barrier>;
+    const timeout = options?.timeout === undefined ? undefined : timeoutMs(options.timeout, "barrier()");
+    return this.#create("barrier", [parties, { timeout }]) as Promise<Barrier>;
   }
 }
 
+/** Removes a manager's temporary directory and tells the resource tracker it is gone. */
 function removeDir(path: string): void {
   try {
-    Deno.removeSync(path, { recursive: true });
+    unlinkResource("dir", path);
+    untrack("dir", path);
   } catch {
-    // already gone
+    // cannot remove it (the tracker will try again at the end) or the tracker is gone
   }
 }

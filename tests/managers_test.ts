@@ -12,8 +12,12 @@ import {
   QueueFullError,
   RemoteError,
 } from "../mod.ts";
+import { Pipe } from "../mod.ts";
 import * as fx from "./fixtures/manager_fixtures.ts";
-import { cleanup, isRunning, SPAWNS } from "./fixtures/helpers.ts";
+import { cleanup, isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+import { serve, SERVER_LIMITS, type ServerLimits, type ServerReady } from "../src/_manager_server.ts";
+import { FrameChannel } from "../src/_manager_wire.ts";
+import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
 
 const module = new URL("./fixtures/manager_fixtures.ts", import.meta.url);
 
@@ -316,3 +320,286 @@ Deno.test({
     assert.equal(await v.get(), 42);
   },
 });
+
+/** The number of sockets process `pid` has open. */
+function socketCount(pid: number): number {
+  let n = 0;
+  for (const e of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`).startsWith("socket:")) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
+
+/** A raw connection to a Unix socket, speaking frames but no authkey. */
+async function rawClient(path: string): Promise<FrameChannel> {
+  return new FrameChannel(await Deno.connect({ transport: "unix", path }));
+}
+
+/**
+ * Starts a manager's server with its own `limits`, as `Manager.start()` does, listening in a
+ * fresh temporary directory; `stop()` shuts it down and removes the directory.
+ */
+async function startServer(limits: ServerLimits) {
+  const dir = Deno.makeTempDirSync({ prefix: "mp-test-" });
+  const address = { path: `${dir}/socket` };
+  const authkey = crypto.getRandomValues(new Uint8Array(32));
+  const [reader, writer] = Pipe<ServerReady>({ duplex: false });
+  const process = new Process({
+    target: serve,
+    args: [writer, address, authkey, limits],
+    module: new URL("../src/_manager_server.ts", import.meta.url),
+    daemon: true,
+  });
+  try {
+    await process.start();
+    writer.close();
+    assert.equal(await reader.poll(20_000), true, "the server started listening");
+    assert.equal((await reader.recv()).ok, true);
+  } catch (e) {
+    await cleanup(process);
+    Deno.removeSync(dir, { recursive: true });
+    throw e;
+  } finally {
+    writer.close();
+    reader.close();
+  }
+  return {
+    address,
+    authkey,
+    process,
+    async stop() {
+      await cleanup(process);
+      Deno.removeSync(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "A client that sends 32 wrong bytes and hangs up before the verdict does not end the manager's server",
+  ...SPAWNS,
+  async fn() {
+    const before = childPids();
+    await using manager = await Manager.start();
+    const path = (manager.address as { path: string }).path;
+    const pid = serverPid(before);
+    const d = await manager.dict({ a: 1 });
+    const sockets = socketCount(pid);
+    for (let i = 0; i < 3; i++) {
+      const ch = await rawClient(path);
+      assert.ok(await ch.readFrame(), "the server sends its challenge");
+      await ch.writeFrame(new Uint8Array(32));
+      ch.close();
+      // The server has answered (or failed to) once it has closed its end.
+      await waitUntil(() => !isRunning(pid) || socketCount(pid) === sockets, 10_000);
+    }
+    assert.equal(isRunning(pid), true, "the server still runs");
+    assert.equal(await d.get("a"), 1);
+    await d.set("b", 2);
+    assert.deepEqual(await d.toObject(), { a: 1, b: 2 });
+  },
+});
+
+Deno.test({
+  name: "The SIGKILL of a child blocked in a queue proxy's get() does not end the manager's server",
+  ...SPAWNS,
+  async fn() {
+    const before = childPids();
+    await using manager = await Manager.start();
+    const pid = serverPid(before);
+    const q = await manager.joinableQueue<string>();
+    const ns = await manager.namespace({ waiting: 0 });
+    const sockets = socketCount(pid);
+    const p = new Process({ target: fx.waitsInGet, args: [q, ns], module });
+    try {
+      await p.start();
+      for (let i = 0; i < 500 && await ns.get("waiting") !== p.pid; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(await ns.get("waiting"), p.pid, "the child waits in get()");
+      p.kill();
+      await p.join(10_000);
+      await waitUntil(() => !isRunning(pid) || socketCount(pid) === sockets, 10_000);
+      assert.equal(isRunning(pid), true, "the server still runs");
+      await q.put("after");
+      assert.equal(await q.get({ timeout: 5000 }), "after", "the killed child's get took nothing");
+      assert.equal(await q.qsize(), 0);
+    } finally {
+      await cleanup(p);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "The server closes a connection that does not authenticate within its deadline, refuses those over its cap, and serves the others",
+  ...SPAWNS,
+  async fn() {
+    const server = await startServer({ handshakeMs: 500, maxUnauthenticated: 3 });
+    try {
+      const { address, authkey } = server;
+      const manager = await Manager.connect({ address, authkey });
+      const silent = [];
+      for (let i = 0; i < 3; i++) {
+        const ch = await rawClient(address.path);
+        assert.ok(await ch.readFrame(), "a connection within the cap gets a challenge");
+        silent.push(ch);
+      }
+      const over = await rawClient(address.path);
+      assert.equal(
+        await over.readFrame().catch(() => null),
+        null,
+        "the fourth is closed without a challenge",
+      );
+      over.close();
+      const v = await manager.value(1); // the authenticated client is served meanwhile
+      for (const ch of silent) {
+        const end = await raceTimeout(ch.readFrame().catch(() => null), 20_000);
+        assert.equal(end, null, "a connection that stays silent is closed at the deadline");
+        ch.close();
+      }
+      const other = await Manager.connect({ address, authkey, timeout: 20_000 });
+      assert.equal(await v.get(), 1);
+      await (await other.value(2)).set(3);
+      await manager.shutdown();
+    } finally {
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "The server keeps accepting after accept() fails for want of file descriptors (EMFILE)",
+  ...SPAWNS,
+  async fn() {
+    const server = await startServer(SERVER_LIMITS);
+    const raw: FrameChannel[] = [];
+    try {
+      const { address, authkey } = server;
+      const pid = server.process.pid!;
+      const open = [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
+      // Room for about two more connections, then accept() fails with EMFILE.
+      const limit = new Deno.Command("prlimit", { args: [`--pid=${pid}`, `--nofile=${open + 2}:`] });
+      assert.equal((await limit.output()).code, 0, "prlimit set the server's fd limit");
+      // Twenty connections: the server runs out of fds, and its accept() fails for some of them.
+      for (let i = 0; i < 20; i++) raw.push(await rawClient(address.path));
+      const challenged = await Promise.all(
+        raw.map((ch) => raceTimeout(ch.readFrame().catch(() => null), 500)),
+      );
+      assert.ok(challenged.filter((c) => c instanceof Uint8Array).length < 20, "some were not accepted");
+      for (const ch of raw) ch.close();
+      // Once they are gone the server has fds again: a new client is served.
+      const manager = await raceTimeout(Manager.connect({ address, authkey, timeout: 20_000 }), 25_000);
+      assert.ok(manager !== TIMED_OUT, "a client after EMFILE is answered");
+      assert.equal(await (await manager.value("after EMFILE")).get(), "after EMFILE");
+      await manager.shutdown();
+    } finally {
+      for (const ch of raw) ch.close();
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "Manager.connect() to a socket that never answers rejects with TimedOut after its timeout",
+  ...SPAWNS,
+  async fn() {
+    const dir = Deno.makeTempDirSync({ prefix: "mp-test-" });
+    const listener = Deno.listen({ transport: "unix", path: `${dir}/socket` });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) held.push(conn); // accepts, never answers
+    })().catch(() => {});
+    try {
+      const connecting = Manager.connect({
+        address: { path: `${dir}/socket` },
+        authkey: new Uint8Array(8),
+        timeout: 200,
+      });
+      const result = await raceTimeout(connecting.then(() => "connected", (e) => e), 20_000);
+      assert.ok(result instanceof Deno.errors.TimedOut, `expected TimedOut, got ${String(result)}`);
+      assert.match(result.message, /no answer to the handshake within 200 ms/);
+      await assert.rejects(
+        Manager.connect({
+          address: { path: `${dir}/socket` },
+          authkey: new Uint8Array(8),
+          timeout: "1" as never,
+        }),
+        TypeError,
+      );
+    } finally {
+      listener.close();
+      await accepting;
+      for (const c of held) c.close();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "An empty authkey is a RangeError at the call of Manager.start() and Manager.connect(), and no server starts",
+  ...SPAWNS,
+  async fn() {
+    const before = childPids();
+    await assert.rejects(Manager.start({ authkey: new Uint8Array(0) }), RangeError);
+    await assert.rejects(
+      Manager.connect({ address: { path: "/nonexistent" }, authkey: new Uint8Array(0) }),
+      RangeError,
+    );
+    assert.deepEqual([...childPids()].filter((pid) => !before.has(pid) && isRunning(pid)), []);
+  },
+});
+
+Deno.test({
+  name:
+    "Queue proxies take timeouts in ms: a string, NaN or a number as options is a TypeError at the call; Infinity and 2^31 ms wait",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start();
+    const q = await manager.joinableQueue<string>();
+    assert.throws(() => q.get({ timeout: "100" as never }), TypeError);
+    assert.throws(() => q.get({ timeout: NaN }), TypeError);
+    assert.throws(() => q.get(5 as never), TypeError);
+    assert.throws(() => q.put("x", { timeout: "1" as never }), TypeError);
+    assert.throws(() => q.join(5 as never), TypeError);
+    assert.throws(() => manager.barrier(2, { timeout: "1" as never }), TypeError);
+    assert.equal(await q.qsize(), 0, "nothing was put");
+    for (const timeout of [Infinity, 2 ** 31, 2 ** 40]) {
+      const got = q.get({ timeout });
+      await q.put(`for ${timeout}`);
+      assert.equal(await got, `for ${timeout}`);
+    }
+    // A wait with a long timeout still ends at its signal.
+    const ctl = new AbortController();
+    const waiting = q.get({ timeout: 2 ** 31, signal: ctl.signal });
+    ctl.abort(new Error("stop"));
+    await assert.rejects(waiting, { message: "stop" });
+  },
+});
+
+for (const end of ["throw", "SIGKILL", "SIGTERM", "SIGHUP", "SIGINT"]) {
+  Deno.test({
+    name: `A program with a manager that ends by ${
+      end === "throw" ? "an uncaught error" : end
+    } leaves no mp-manager-* directory and no server behind`,
+    ...SPAWNS,
+    async fn() {
+      const out = await runProgram(new URL("./fixtures/manager_program.ts", import.meta.url), {
+        env: { MP_END: end },
+      });
+      const { dir, server } = JSON.parse(out.stdout.split("\n")[0]);
+      try {
+        assert.match(dir, /\/mp-manager-[^/]+$/);
+        assert.ok(await waitUntil(() => !isRunning(server), 10_000), "the server ended");
+        assert.ok(await waitUntil(() => !exists(dir), 10_000), `${dir} is left`);
+      } finally {
+        if (isRunning(server)) Deno.kill(server, "SIGKILL");
+      }
+    },
+  });
+}
