@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { AuthenticationError } from "./errors.ts";
+import { AuthenticationError, EOFError } from "./errors.ts";
 
 /** Where a manager listens: a Unix socket path, or a TCP host and port. */
 export type ManagerAddress = { hostname: string; port: number } | { path: string };
@@ -245,7 +245,8 @@ export async function deliverChallenge(ch: FrameChannel, authkey: Uint8Array, pe
 /** Answers the peer's challenge with the authkey's HMAC, and checks that it was accepted. */
 export async function answerChallenge(ch: FrameChannel, authkey: Uint8Array, peer: string): Promise<void> {
   const got = await ch.readFrame(AUTH_FRAME_MAX);
-  if (got === null || !startsWith(got, CHALLENGE)) {
+  if (got === null) throw new EOFError(`${peer} closed the connection before it sent a challenge`);
+  if (!startsWith(got, CHALLENGE)) {
     throw new AuthenticationError(`Authentication failed: ${peer} did not send a challenge`);
   }
   await ch.writeFrame(await hmac(authkey, got.slice()));

@@ -134,9 +134,12 @@ class Client {
         await deliverChallenge(ch, authkey, where);
       } catch (e) {
         ch.close();
-        if (e instanceof AuthenticationError) throw e;
-        throw new AuthenticationError(
-          `Authentication failed: ${where} closed the connection during the handshake; check the authkey`,
+        if (e instanceof AuthenticationError || !(e instanceof Error)) throw e;
+        // Not a verdict on the authkey: the server went away, or it turned us away (too many
+        // connections authenticating at once).
+        const Class = e.constructor as new (message: string, options?: ErrorOptions) => Error;
+        throw new Class(
+          `Cannot connect to ${where}: it closed the connection during the handshake (is it running? it turns new clients away while too many connections are authenticating)`,
           { cause: e },
         );
       }

@@ -37,9 +37,16 @@ function exists(path: string): boolean {
   }
 }
 
-/** The pid of the child started since `before` was taken: the manager's server. */
+/** The pid of the child started since `before` was taken: the manager's server (not the tracker). */
 function serverPid(before: Set<number>): number {
-  const pid = [...childPids()].find((pid) => !before.has(pid) && isRunning(pid));
+  const isTracker = (pid: number) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("_tracker_main.ts");
+    } catch {
+      return false;
+    }
+  };
+  const pid = [...childPids()].find((pid) => !before.has(pid) && isRunning(pid) && !isTracker(pid));
   assert.ok(pid !== undefined, "the manager's server runs");
   return pid;
 }
@@ -603,3 +610,35 @@ for (const end of ["throw", "SIGKILL", "SIGTERM", "SIGHUP", "SIGINT"]) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "When the manager's server dies, every pending and later call on its proxies rejects promptly with an error that says so",
+  ...SPAWNS,
+  async fn() {
+    const before = childPids();
+    const manager = await Manager.start();
+    const pid = serverPid(before);
+    try {
+      const q = await manager.queue<string>();
+      const d = await manager.dict({ a: 1 });
+      const pending = [q.get(), q.get({ timeout: 2 ** 40 })].map((p) =>
+        raceTimeout(p.then(() => "resolved", (e) => e), 20_000)
+      );
+      await d.set("b", 2); // the gets have reached the server
+      Deno.kill(pid, "SIGKILL");
+      for (const result of await Promise.all(pending)) {
+        assert.ok(result instanceof EOFError, `a pending call got ${String(result)}`);
+        assert.match(result.message, /has shut down or died/);
+      }
+      for (const later of [() => d.get("a"), () => q.put("x"), () => manager.list()]) {
+        const result = await raceTimeout(later().then(() => "resolved", (e) => e), 20_000);
+        assert.ok(result instanceof Error, `a later call got ${String(result)}`);
+        assert.match(result.message, /Cannot connect to the manager at .*is it running\?/);
+      }
+    } finally {
+      if (isRunning(pid)) Deno.kill(pid, "SIGKILL");
+      await manager.shutdown();
+    }
+  },
+});
