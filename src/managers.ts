@@ -788,6 +788,9 @@ export class Manager {
    * in a fresh temporary directory, with a random authkey.
    */
   static async start(options: ManagerStartOptions = {}): Promise<Manager> {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Invalid options: expected an object like { authkey, address }");
+    }
     const authkey = options.authkey === undefined
       ? crypto.getRandomValues(new Uint8Array(32))
       : checkAuthkey(options.authkey);
@@ -796,7 +799,12 @@ export class Manager {
     if (!address) {
       tempDir = Deno.makeTempDirSync({ prefix: "mp-manager-" });
       // However this program ends (SIGKILL included), the resource tracker removes the directory.
-      track("dir", tempDir);
+      try {
+        track("dir", tempDir);
+      } catch (e) {
+        removeDir(tempDir);
+        throw e;
+      }
       address = { path: `${tempDir}/socket` };
     }
     const [reader, writer] = Pipe<ServerReady>({ duplex: false });
