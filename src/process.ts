@@ -236,7 +236,7 @@ export class Process {
     }
     // Serializing first: a value that cannot travel throws here, before anything is spawned.
     const fields = className ? { ...this } : undefined;
-    const body = serialize({ args: this.#args, fields }, { passFd: (fd) => void fds.push(fd) });
+    const body = serialize({ args: this.#args, fields }, { passFd: (fd) => (fds.push(fd), fd) });
     const tracker = trackerFd();
     const header: ChildHeader = {
       identity: this.#identity,

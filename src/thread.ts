@@ -1,0 +1,450 @@
+/**
+ * Threads with the same API as processes (CPython: `threading.Thread`), on Deno Web Workers.
+ *
+ * `start()` creates a module Worker whose main module is a two-line data: URL, as a child
+ * process's is: it imports `_thread_main.ts`, then the target's module. The parent posts one
+ * message with who the thread is and what to run (target name and source, subclass name, args);
+ * the thread answers once it has found its target (`start()` settles then), and once more when it
+ * has ended (`join()` returns then). Nothing else runs on the message channel.
+ *
+ * What travels: the args (and a subclass's own enumerable fields) go through the library's
+ * `serialize()`, as for a child process, so its locks, queues, pipes and shared memory revive in
+ * the thread. A Worker shares this process's fds, but a thread gets its own copy (a `dup`) of
+ * every fd passed to it: the thread and this program close their copies independently, and a
+ * reader sees EOF once every copy of the write end is closed — this program's, each process's
+ * and each thread's (a thread's copies close when it ends), exactly as with child processes.
+ *
+ * A Worker has a realm of its own: the thread is told that it is a thread of this process (its
+ * `currentProcess()` is this process's, it writes to the same resource tracker) and shares three
+ * counters with every other thread of the program (thread names, idents, child numbers).
+ *
+ * @module
+ */
+import { close, dupFd } from "../native/mod.ts";
+import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
+import { serialize } from "./_reduction.ts";
+import { state } from "./_state.ts";
+import { trackerFd } from "./_tracker.ts";
+import { raceTimeout, timeoutMs } from "./_wait.ts";
+import { ProcessError } from "./errors.ts";
+import type { ProcessOptions } from "./process.ts";
+
+/** What the parent posts to a new thread (see `_thread_main.ts`). */
+export interface ThreadInit {
+  ident: number;
+  name: string;
+  daemon: boolean;
+  /** This process's state, which the thread's realm takes over. */
+  process: {
+    identity: number[];
+    name: string;
+    daemon: boolean;
+    parent: { pid: number; name: string } | null;
+    trackerFd: number | null;
+  };
+  counters: SharedArrayBuffer;
+  target: { name: string; source: string } | null;
+  className: string | null;
+  module: string | null;
+  /** `serialize()`d `{ args, fields }`. */
+  body: Uint8Array;
+}
+
+/** What a thread posts to its parent. */
+export type ThreadReply =
+  | { type: "started" }
+  | { type: "failed"; error: unknown; revived: boolean }
+  | { type: "exit"; code: number };
+
+/** What a thread's own realm knows about the thread it runs. */
+interface Registry {
+  /** [0]: threads named so far, [1]: last ident given, [2]: the process's child counter. */
+  counters: Int32Array;
+  current: { name: string; ident: number; daemon: boolean };
+}
+
+const NAMES = 0;
+const IDENTS = 1;
+const CHILDREN = 2;
+const KEY = Symbol.for("multiprocessing.thread");
+
+function registry(): Registry {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  return g[KEY] ??= makeRegistry(new SharedArrayBuffer(3 * 4), {
+    name: "MainThread",
+    ident: 1,
+    daemon: false,
+  });
+}
+
+function makeRegistry(buffer: SharedArrayBuffer, current: Registry["current"]): Registry {
+  const counters = new Int32Array(buffer);
+  Atomics.compareExchange(counters, IDENTS, 0, 1); // the main thread is 1
+  // The process's child counter lives in the shared block, so that children started by any
+  // thread get distinct numbers (and names).
+  const s = state();
+  Atomics.compareExchange(counters, CHILDREN, 0, s.childCounter);
+  Object.defineProperty(s, "childCounter", {
+    get: () => Atomics.load(counters, CHILDREN),
+    set: (v: number) => void Atomics.store(counters, CHILDREN, v),
+    enumerable: true,
+    configurable: true,
+  });
+  return { counters, current };
+}
+
+/** @internal Makes this realm the thread described by `init` (called first in a new thread). */
+export function becomeThread(init: ThreadInit): void {
+  const s = state();
+  Object.assign(s, init.process);
+  // deno-lint-ignore no-explicit-any
+  (globalThis as any)[KEY] = makeRegistry(init.counters, {
+    name: init.name,
+    ident: init.ident,
+    daemon: init.daemon,
+  });
+}
+
+// `any[]`: a typed target such as `(n: number) => void` must be accepted.
+// deno-lint-ignore no-explicit-any
+type AnyArgs = any[];
+
+/** How a thread is built inside its Worker (see `_thread_main.ts`). */
+export interface ThreadBuild {
+  init: ThreadInit;
+  target: ((...args: unknown[]) => unknown) | undefined;
+  args: unknown[];
+}
+let building: ThreadBuild | null = null;
+
+const running = new Set<Thread>();
+let exitHookInstalled = false;
+
+// The Worker's own (unexported) ref/unref: `Worker.prototype[privateWorkerRef](false)` lets the
+// program end while the Worker runs (node:worker_threads' `unref()` is built on it). Found by
+// shape, as it has no public name; without it a daemon thread keeps the program alive until it
+// ends, as a non-daemon one does.
+const workerRef: ((this: Worker, ref: boolean) => void) | undefined = (() => {
+  const proto = Worker.prototype as unknown as Record<symbol, unknown>;
+  for (const sym of Object.getOwnPropertySymbols(proto)) {
+    const fn = proto[sym];
+    if (sym.description === undefined && typeof fn === "function" && /refCount/.test(String(fn))) {
+      return fn as (this: Worker, ref: boolean) => void;
+    }
+  }
+  return undefined;
+})();
+
+/**
+ * A thread running a function of yours in a Web Worker, as Python's `threading.Thread`, with the
+ * same options and members as {@linkcode Process}. The target must be exported from its module
+ * (the thread imports that module, as a child process does).
+ *
+ * @example Run a function in a thread
+ * ```ts
+ * import { Thread } from "@mp/multiprocessing";
+ *
+ * export function greet(who: string) {
+ *   console.log(`hello ${who}`);
+ * }
+ *
+ * if (import.meta.main) {
+ *   const t = new Thread({ target: greet, args: ["bob"] });
+ *   await t.start();
+ *   await t.join();
+ *   console.log(t.exitCode); // 0
+ * }
+ * ```
+ */
+export class Thread {
+  #target: ((...args: unknown[]) => unknown) | undefined;
+  #args: unknown[];
+  #name: string;
+  #daemon: boolean;
+  #module: string | undefined;
+  #ident: number | undefined;
+  #worker: Worker | undefined;
+  #exitCode: number | null = null;
+  #exited: Promise<void> | undefined;
+  #ended: (() => void) | undefined;
+  /** The fds duplicated for this thread, until it has taken them over. */
+  #fds: number[] = [];
+  #refs = 0;
+
+  /** Describes the thread; nothing runs until {@linkcode Thread.start}. */
+  constructor(options: ProcessOptions<AnyArgs> = {}) {
+    if (building) {
+      // Rebuilding this thread's own object inside its Worker (see `_thread_main.ts`).
+      const { init, target, args } = building;
+      this.#target = target;
+      this.#args = args;
+      this.#name = init.name;
+      this.#daemon = init.daemon;
+      this.#module = init.module ?? undefined;
+      this.#ident = init.ident;
+      return;
+    }
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Invalid Thread options: expected an object like { target, args }");
+    }
+    const { target, args = [], name, daemon = false, module } = options;
+    if (target !== undefined && typeof target !== "function") {
+      throw new TypeError(`Invalid target: expected a function, got ${typeof target}`);
+    }
+    if (!Array.isArray(args)) throw new TypeError("Invalid args: expected an array");
+    if (name !== undefined && typeof name !== "string") {
+      throw new TypeError("Invalid name: expected a string");
+    }
+    this.#target = target;
+    this.#args = args;
+    this.#daemon = Boolean(daemon);
+    this.#module = module !== undefined ? moduleSpecifier(module) : callerModule();
+    this.#name = name ?? `Thread-${Atomics.add(registry().counters, NAMES, 1) + 1}`;
+  }
+
+  /** The thread's name; only for display and `currentThread()`. */
+  get name(): string {
+    return this.#name;
+  }
+  set name(value: string) {
+    if (typeof value !== "string") throw new TypeError("Invalid name: expected a string");
+    this.#name = value;
+  }
+
+  /** Whether this is a daemon (it does not keep the program alive); settable only before `start()`. */
+  get daemon(): boolean {
+    return this.#daemon;
+  }
+  set daemon(value: boolean) {
+    if (this.#worker) throw new Error(`Cannot set daemon of ${this.#name}: it has already started`);
+    this.#daemon = Boolean(value);
+  }
+
+  /** A number unique among the threads of this program; undefined before `start()`. */
+  get ident(): number | undefined {
+    return this.#ident;
+  }
+
+  /** null until the thread ended; then 0 (run() returned), 1 (it threw), -15 after terminate(). */
+  get exitCode(): number | null {
+    return this.#exitCode;
+  }
+
+  /** The work of the thread: calls `target(...args)`. Subclasses may override it. */
+  run(): unknown {
+    return this.#target?.(...this.#args);
+  }
+
+  /**
+   * Starts the Worker at once. The returned promise resolves when the thread has found its
+   * target (or rejects with a `TypeError` saying what to export); awaiting it is optional.
+   */
+  start(): Promise<void> {
+    if (this.#worker) throw new Error(`Cannot start ${this.#name}: a thread can be started only once`);
+    if (state().bootstrapping) {
+      throw new Error(
+        `Cannot start ${this.#name}: this program is still importing ${state().moduleUrl ?? "its module"}, ` +
+          "whose top-level code starts threads. Put that code under `if (import.meta.main) { ... }` " +
+          "so that it runs only in the main program.",
+      );
+    }
+    const target = this.#target;
+    const className = this.constructor === Thread ? null : this.constructor.name;
+    if ((target || className) && !this.#module) {
+      throw new TypeError(
+        `Cannot start ${this.#name}: cannot tell which module exports its ${
+          className ? "class" : "target"
+        }; pass { module: import.meta.url } from that module`,
+      );
+    }
+    const reg = registry();
+    // Serializing first: a value that cannot travel throws here, before anything starts. Each fd
+    // travels as a copy of its own (see the module comment).
+    const fields = className ? { ...this } : undefined;
+    const fds = this.#fds;
+    let body: Uint8Array;
+    try {
+      body = serialize({ args: this.#args, fields }, { passFd: (fd) => (fds.push(dupFd(fd)), fds.at(-1)!) });
+    } catch (e) {
+      this.#closeFds();
+      throw e;
+    }
+    const s = state();
+    const init: ThreadInit = {
+      ident: Atomics.add(reg.counters, IDENTS, 1) + 1,
+      name: this.#name,
+      daemon: this.#daemon,
+      process: {
+        identity: s.identity,
+        name: s.name,
+        daemon: s.daemon,
+        parent: s.parent,
+        // The tracker must be this program's (a process started from a Worker dies with it).
+        trackerFd: canRun() ? trackerFd() : s.trackerFd,
+      },
+      counters: reg.counters.buffer as SharedArrayBuffer,
+      target: target ? describeFunction(target) : null,
+      className,
+      module: this.#module ?? null,
+      body,
+    };
+    let worker: Worker;
+    try {
+      worker = new Worker(threadEntry(target || className ? this.#module : undefined), {
+        type: "module",
+        name: this.#name,
+      });
+    } catch (e) {
+      this.#closeFds();
+      throw e;
+    }
+    this.#worker = worker;
+    this.#ident = init.ident;
+    running.add(this);
+    installExitHook();
+    this.#exited = new Promise<void>((resolve) => this.#ended = resolve);
+    let handshake: { resolve(): void; reject(e: unknown): void } | undefined;
+    const started = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
+    // Awaiting start() is optional: an unawaited failure must not crash the program.
+    started.catch(() => {});
+    // Ref'd until the thread answers, so that awaiting start() keeps this program running even
+    // for a daemon thread; after that only a non-daemon thread does.
+    this.#ref();
+    worker.onmessage = (e: MessageEvent<ThreadReply>) => {
+      const msg = e.data;
+      if (msg.type === "started") {
+        this.#fds = []; // the thread owns them now
+        handshake?.resolve();
+      } else if (msg.type === "failed") {
+        if (msg.revived) this.#fds = [];
+        handshake?.reject(msg.error);
+      } else if (msg.type === "exit") {
+        this.#end(msg.code);
+        return;
+      }
+      handshake = undefined;
+      this.#unref();
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      // An error the thread did not catch (in a callback after run(), or while loading): the
+      // Worker is done for. Say it here, as a process's stderr would.
+      e.preventDefault();
+      console.error(`Thread ${this.#name}: ${e.message}`);
+      handshake?.reject(
+        new ProcessError(`${this.#name} failed before it could run its target: ${e.message}`),
+      );
+      handshake = undefined;
+      this.#end(1);
+    };
+    worker.postMessage(init);
+    return started;
+  }
+
+  #end(code: number): void {
+    if (this.#exitCode !== null) return;
+    this.#exitCode = code;
+    running.delete(this);
+    this.#worker!.terminate();
+    this.#closeFds();
+    this.#refs = 0;
+    this.#ended!();
+  }
+
+  #closeFds(): void {
+    for (const fd of this.#fds.splice(0)) close(fd);
+  }
+
+  #ref(): void {
+    if (this.#refs++ === 0 && this.#daemon) workerRef?.call(this.#worker!, true);
+  }
+
+  #unref(): void {
+    if (--this.#refs === 0 && this.#daemon && this.#exitCode === null) workerRef?.call(this.#worker!, false);
+  }
+
+  /** Waits until the thread ends, or until `timeout` ms have passed. */
+  async join(timeout?: number): Promise<void> {
+    const ms = timeoutMs(timeout, "join");
+    if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
+    if (this.#exitCode !== null || ms <= 0) return;
+    // A daemon thread does not keep the program alive, but someone waiting for it must.
+    this.#ref();
+    try {
+      await raceTimeout(this.#exited, ms);
+    } finally {
+      if (this.#exitCode === null) this.#unref();
+    }
+  }
+
+  /** True from `start()` until the thread has ended. */
+  isAlive(): boolean {
+    return this.#worker !== undefined && this.#exitCode === null;
+  }
+
+  /**
+   * Ends the Worker at once (Python's threads cannot be ended from outside; this is the Worker's
+   * `terminate()`). Nothing of the thread runs any more: its queues do not hand over items they
+   * had not written yet, and the fds passed to it stay open until the program ends (a reader
+   * waiting for EOF from a terminated thread's writer waits forever). Its exit code becomes -15.
+   */
+  terminate(): void {
+    if (!this.#worker) throw new Error(`Cannot terminate ${this.#name}: it was not started`);
+    if (this.#exitCode !== null) return;
+    this.#fds = []; // it may have closed some: never close an fd number twice
+    this.#end(-15);
+  }
+
+  /** @internal Builds a thread object inside its own Worker. */
+  static _forThread(
+    cls: typeof Thread,
+    build: ThreadBuild,
+    fields: Record<string, unknown> | undefined,
+  ): Thread {
+    building = build;
+    try {
+      const t = Reflect.construct(Thread, [], cls) as Thread;
+      if (fields) Object.assign(t, fields);
+      return t;
+    } finally {
+      building = null;
+    }
+  }
+}
+
+function canRun(): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "run" }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+function threadEntry(module: string | undefined): string {
+  const entry = new URL("./_thread_main.ts", import.meta.url).href;
+  const load = module ? `() => import(${JSON.stringify(module)})` : "null";
+  return `data:application/javascript,${
+    encodeURIComponent(`import { main } from ${JSON.stringify(entry)};\nawait main(${load});\n`)
+  }`;
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Daemon threads end with the program (or with the thread that started them).
+  atExit(ExitPhase.daemons, () => {
+    for (const t of running) if (t.daemon) t.terminate();
+  });
+}
+
+/** The threads started by this program (or by this thread) that are still running. */
+export function activeThreads(): Thread[] {
+  return [...running];
+}
+
+/** Who this thread is: `"MainThread"` (ident 1) in the main program. */
+export function currentThread(): { name: string; ident: number; daemon: boolean } {
+  const { name, ident, daemon } = registry().current;
+  return { name, ident, daemon };
+}
