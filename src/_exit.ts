@@ -12,8 +12,8 @@
  * 7. `threadEnd`: a thread (a Web Worker, see `thread.ts`) tells its parent it has ended; last, so
  *    that `join()` returns only once the thread's queues have handed their items over.
  *
- * A thread runs these hooks too when it ends, for what it made itself, except `holders`: holder
- * slots are per process (by pid), shared with the program's other threads.
+ * A thread runs these hooks too when it ends (its exit ends only its Worker), for what it made
+ * or holds itself.
  *
  * A hook that throws is reported on stderr and the others still run. `unload` handlers are
  * synchronous: a hook that must wait blocks the thread (through `native/`), never the event loop.
@@ -37,12 +37,6 @@ export type ExitPhase = typeof ExitPhase[keyof typeof ExitPhase];
 const PHASE_NAMES = Object.keys(ExitPhase);
 const hooks: Set<() => void>[] = PHASE_NAMES.map(() => new Set());
 let installed = false;
-let inThread = false;
-
-/** Marks this realm as a thread of the program: its exit skips the per-process phases. */
-export function exitAsThread(): void {
-  inThread = true;
-}
 
 /** Runs `fn` at exit in `phase`; the returned function removes it again. */
 export function atExit(phase: ExitPhase, fn: () => void): () => void {
@@ -56,7 +50,6 @@ export function atExit(phase: ExitPhase, fn: () => void): () => void {
 
 function runExitHooks(): void {
   for (let phase = 0; phase < hooks.length; phase++) {
-    if (inThread && phase === ExitPhase.holders) continue;
     for (const fn of [...hooks[phase]]) {
       try {
         fn();

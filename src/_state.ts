@@ -39,3 +39,18 @@ export function state(): ProcessState {
     moduleUrl: null,
   } satisfies ProcessState;
 }
+
+/** Linux pids are below 2^22 (`pid_max` at most 4194304); the bits above mark a thread. */
+export const PID_MASK = (1 << 22) - 1;
+
+/**
+ * Who holds what this realm holds in shared lock words and holder slots: the pid in the main
+ * thread; in a thread (a Web Worker that `thread.ts` names "<name> [mp-thread <ident>]", known
+ * before any module runs there) the pid plus a number from the thread's ident above
+ * {@linkcode PID_MASK}, so that an RLock re-enters only in the thread that holds it and a Lock
+ * held by one thread is not "owned" by the others. `& PID_MASK` gives back the process.
+ */
+export function holderId(): number {
+  const m = /\[mp-thread (\d+)\]$/.exec((globalThis as { name?: unknown }).name as string ?? "");
+  return m ? Deno.pid | ((Number(m[1]) % 255 + 1) << 22) : Deno.pid;
+}

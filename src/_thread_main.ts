@@ -16,7 +16,7 @@
 // arguments revive even when the target's module imports the library for its types only.
 import { Connection, Queue, SimpleQueue } from "../mod.ts";
 import { findClass, findExport } from "./_child.ts";
-import { atExit, exitAsThread, ExitPhase } from "./_exit.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { activeChildren } from "./process.ts";
@@ -32,7 +32,6 @@ export async function main(load: (() => Promise<Module>) | null): Promise<void> 
     self.addEventListener("message", (e) => resolve((e as MessageEvent<ThreadInit>).data), { once: true })
   );
   becomeThread(init);
-  exitAsThread();
   const s = state();
   s.moduleUrl = init.module;
   const reply = (msg: ThreadReply) => self.postMessage(msg);

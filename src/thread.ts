@@ -294,7 +294,8 @@ export class Thread {
     try {
       worker = new Worker(threadEntry(target || className ? this.#module : undefined), {
         type: "module",
-        name: this.#name,
+        // The ident in the Worker's name is known there before any module runs (see holderId).
+        name: `${this.#name} [mp-thread ${init.ident}]`,
       });
     } catch (e) {
       this.#closeFds();
@@ -309,9 +310,9 @@ export class Thread {
     const started = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
     // Awaiting start() is optional: an unawaited failure must not crash the program.
     started.catch(() => {});
-    // Ref'd until the thread answers, so that awaiting start() keeps this program running even
-    // for a daemon thread; after that only a non-daemon thread does.
-    this.#ref();
+    // A Worker starts ref'd: until the thread answers, so that awaiting start() keeps this
+    // program running even for a daemon thread; after that only a non-daemon thread does.
+    this.#refs = 1;
     worker.onmessage = (e: MessageEvent<ThreadReply>) => {
       const msg = e.data;
       if (msg.type === "started") {
