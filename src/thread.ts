@@ -333,8 +333,11 @@ export class Thread {
       // Worker is done for. Say it here, as a process's stderr would.
       e.preventDefault();
       console.error(`Thread ${this.#name}: ${e.message}`);
+      const hint = /Requires read access/.test(e.message)
+        ? " (a thread loads this library and its target's module in a Worker, and Deno checks what a Worker loads against --allow-read: grant read access to both)"
+        : "";
       handshake?.reject(
-        new ProcessError(`${this.#name} failed before it could run its target: ${e.message}`),
+        new ProcessError(`${this.#name} failed before it could run its target: ${e.message}${hint}`),
       );
       handshake = undefined;
       this.#end(1);
