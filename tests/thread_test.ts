@@ -9,6 +9,7 @@ import {
   Event,
   JoinableQueue,
   Lock,
+  Manager,
   Pipe,
   Process,
   Queue,
@@ -34,6 +35,7 @@ import {
   putsNumbers,
   returns,
   sendsAndEnds,
+  setsKey,
   sleepsForever,
   startsAThread,
   takesUnit,
@@ -427,6 +429,23 @@ Deno.test({
       if (t) await stop(t);
       shm.close();
       shm.unlink();
+    }
+  },
+});
+
+Deno.test({
+  name: "A manager's dict proxy passed to a thread works there",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start();
+    const d = await manager.dict<number>({ here: 1 });
+    const t = await started(setsKey, [d]);
+    try {
+      await t.join(30_000);
+      assert.equal(t.exitCode, 0);
+      assert.deepEqual(await d.toObject(), { here: 1, fromThread: 7 });
+    } finally {
+      await stop(t);
     }
   },
 });
