@@ -21,7 +21,7 @@
  * @module
  */
 import { close, dupFd } from "../native/mod.ts";
-import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
+import { describeFunction, targetOptions } from "./_caller.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
@@ -186,21 +186,11 @@ export class Thread {
       this.#ident = init.ident;
       return;
     }
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("Invalid Thread options: expected an object like { target, args }");
-    }
-    const { target, args = [], name, daemon = false, module } = options;
-    if (target !== undefined && typeof target !== "function") {
-      throw new TypeError(`Invalid target: expected a function, got ${typeof target}`);
-    }
-    if (!Array.isArray(args)) throw new TypeError("Invalid args: expected an array");
-    if (name !== undefined && typeof name !== "string") {
-      throw new TypeError("Invalid name: expected a string");
-    }
-    this.#target = target;
+    const { target, args, name, daemon, module } = targetOptions(options, "Thread");
+    this.#target = target as ((...args: unknown[]) => unknown) | undefined;
     this.#args = args;
-    this.#daemon = Boolean(daemon);
-    this.#module = module !== undefined ? moduleSpecifier(module) : callerModule();
+    this.#daemon = daemon;
+    this.#module = module;
     this.#name = name ?? `Thread-${Atomics.add(registry().counters, NAMES, 1) + 1}`;
   }
 

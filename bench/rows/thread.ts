@@ -4,15 +4,14 @@
  *
  * @module
  */
-import { Process, Semaphore, Thread } from "../../mod.ts";
+import { Thread } from "../../mod.ts";
 import type { CompareRow } from "../_row.ts";
 import { median, timeMs } from "../_measure.ts";
 import { startJoinMs } from "./process.ts";
-import { pong, pongSync } from "./_sync_targets.ts";
+import { handOffUs } from "./sync.ts";
 import { empty } from "./_targets.ts";
 
 const TARGETS = new URL("./_targets.ts", import.meta.url);
-const SYNC_TARGETS = new URL("./_sync_targets.ts", import.meta.url);
 /** Threads started per measurement (the median is reported). */
 const COUNT = 10;
 
@@ -55,38 +54,6 @@ async function rawWorkerMs(count = COUNT): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < count; i++) times.push(await once());
   return median(times);
-}
-
-/** µs per round trip of a hand-off through two semaphores, between this program and a thread or process. */
-async function handOffUs(kind: typeof Thread | typeof Process, sync: boolean, rounds = 3000, warmup = 300) {
-  using ping = new Semaphore(0);
-  using back = new Semaphore(0);
-  const other = new kind({
-    target: sync ? pongSync : pong,
-    args: [ping, back, rounds + warmup],
-    module: SYNC_TARGETS,
-  });
-  await other.start();
-  try {
-    const round = sync
-      ? () => {
-        ping.release();
-        back.acquireSync();
-      }
-      : async () => {
-        ping.release();
-        await back.acquire();
-      };
-    for (let i = 0; i < warmup; i++) await round();
-    const t0 = performance.now();
-    for (let i = 0; i < rounds; i++) await round();
-    const us = ((performance.now() - t0) * 1000) / rounds;
-    await other.join(10_000);
-    return us;
-  } finally {
-    if (other.isAlive()) other.terminate();
-    await other.join(5000);
-  }
 }
 
 const PY_START_JOIN = `
@@ -136,15 +103,15 @@ export const rows: CompareRow[] = [
   {
     name: "Semaphore hand-off round trip, 2 threads, await acquire()",
     unit: "µs",
-    deno: () => handOffUs(Thread, false),
+    deno: () => handOffUs(false, 3000, 300, Thread),
     python: PY_THREAD_HANDOFF,
-    extra: { "2 processes": () => handOffUs(Process, false) },
+    extra: { "2 processes": () => handOffUs(false) },
   },
   {
     name: "Semaphore hand-off round trip, 2 threads, acquireSync()",
     unit: "µs",
-    deno: () => handOffUs(Thread, true),
+    deno: () => handOffUs(true, 3000, 300, Thread),
     python: PY_THREAD_HANDOFF,
-    extra: { "2 processes": () => handOffUs(Process, true) },
+    extra: { "2 processes": () => handOffUs(true) },
   },
 ];
