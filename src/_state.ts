@@ -20,6 +20,8 @@ export interface ProcessState {
   bootstrapping: boolean;
   /** The module a child imported to find its target. */
   moduleUrl: string | null;
+  /** The program's main module (a thread's realm has no `Deno.mainModule`: `thread.ts` sets it). */
+  mainModule: string | null;
 }
 
 const KEY = Symbol.for("multiprocessing.state");
@@ -37,6 +39,7 @@ export function state(): ProcessState {
     trackerFd: null,
     bootstrapping: false,
     moduleUrl: null,
+    mainModule: Deno.mainModule ?? null,
   } satisfies ProcessState;
 }
 

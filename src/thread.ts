@@ -42,6 +42,7 @@ export interface ThreadInit {
     daemon: boolean;
     parent: { pid: number; name: string } | null;
     trackerFd: number | null;
+    mainModule: string | null;
   };
   counters: SharedArrayBuffer;
   target: { name: string; source: string } | null;
@@ -273,6 +274,7 @@ export class Thread {
         parent: s.parent,
         // The tracker must be this program's (a process started from a Worker dies with it).
         trackerFd: canRun() ? trackerFd() : s.trackerFd,
+        mainModule: s.mainModule,
       },
       counters: reg.counters.buffer as SharedArrayBuffer,
       target: target ? describeFunction(target) : null,

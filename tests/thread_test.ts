@@ -37,6 +37,7 @@ import {
   sendsAndEnds,
   setsKey,
   sleepsForever,
+  startsAProcess,
   startsAThread,
   takesUnit,
   throws,
@@ -461,6 +462,30 @@ Deno.test({
       assert.match(thread.name, /^Thread-\d+$/);
       assert.notEqual(thread.ident, t.ident);
       assert.notEqual(thread.ident, 1);
+      await t.join(30_000);
+      assert.equal(t.exitCode, 0);
+    } finally {
+      await stop(t);
+    }
+  },
+});
+
+Deno.test({
+  name: "A thread starts a child process (its flags found from the program.s main module) and joins it",
+  ...SPAWNS,
+  async fn() {
+    using q = new Queue<{ pid: number; processName: string; thread: { name: string } } | number>();
+    const t = await started(startsAProcess, [q]);
+    try {
+      const who = await q.get({ timeout: 30_000 }) as {
+        pid: number;
+        processName: string;
+        thread: { name: string };
+      };
+      assert.notEqual(who.pid, Deno.pid);
+      assert.match(who.processName, /^Process-\d+$/);
+      assert.equal(who.thread.name, "MainThread");
+      assert.equal(await q.get({ timeout: 30_000 }), 0);
       await t.join(30_000);
       assert.equal(t.exitCode, 0);
     } finally {
