@@ -471,7 +471,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "A thread starts a child process (its flags found from the program.s main module) and joins it",
+  name: "A thread starts a child process (its flags found from the program's main module) and joins it",
   ...SPAWNS,
   async fn() {
     using q = new Queue<{ pid: number; processName: string; thread: { name: string } } | number>();
