@@ -43,10 +43,11 @@ export async function main(load: (() => Promise<Module>) | null): Promise<void> 
   });
 
   let thread: Thread;
+  let mod: Module = {};
+  let args: unknown[] = [];
   let revived = false;
   try {
     s.bootstrapping = true;
-    let mod: Module;
     try {
       mod = load ? await load() : {};
     } finally {
@@ -54,6 +55,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<void> 
     }
     const body = deserialize(init.body) as { args: unknown[]; fields?: Record<string, unknown> };
     owned = [body];
+    args = body.args;
     revived = true;
     const cls = init.className ? findClass(mod, init, Thread) : Thread;
     const target = init.target
@@ -77,7 +79,12 @@ export async function main(load: (() => Promise<Module>) | null): Promise<void> 
 
   let code = 0;
   try {
-    await thread.run();
+    if (init.builtin === "pool-worker") {
+      const { poolWorker } = await import("./_pool_worker.ts");
+      code = await poolWorker(init.controlFd!, mod, args, init.module);
+    } else {
+      await thread.run();
+    }
   } catch (error) {
     console.error(`Thread ${init.name}:`);
     console.error(error instanceof Error ? error.stack ?? String(error) : Deno.inspect(error));

@@ -20,15 +20,17 @@
  *
  * @module
  */
-import { close, dupFd } from "../native/mod.ts";
+import type { Socket } from "node:net";
+import { close, dupFd, socketpair } from "../native/mod.ts";
 import { describeFunction, targetOptions } from "./_caller.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
+import { encodeFrame, onFrames } from "./_frames.ts";
 import { serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
-import type { ProcessOptions } from "./process.ts";
+import type { ControlChannel, ProcessOptions } from "./process.ts";
 
 /** What the parent posts to a new thread (see `_thread_main.ts`). */
 export interface ThreadInit {
@@ -47,6 +49,10 @@ export interface ThreadInit {
   counters: SharedArrayBuffer;
   target: { name: string; source: string } | null;
   className: string | null;
+  /** One of the library's own entry points (`"pool-worker"`), instead of `run()`. */
+  builtin: string | null;
+  /** The thread's end of its control socket, when it runs a builtin (this program closes it). */
+  controlFd: number | null;
   module: string | null;
   /** `serialize()`d `{ args, fields }`. */
   body: Uint8Array;
@@ -120,6 +126,32 @@ export interface ThreadBuild {
 }
 let building: ThreadBuild | null = null;
 
+/** The control socket of a started thread, for the library's own protocols (the Pool's). */
+export type { ControlChannel } from "./process.ts";
+let channelOf: (t: Thread, onMessage: (frame: Uint8Array) => void) => ControlChannel;
+let setBuiltin: (t: Thread, name: string) => void;
+let exitedOf: (t: Thread) => Promise<void>;
+
+/**
+ * @internal Makes the thread run one of the library's own entry points instead of `run()`, with
+ * a control socket as a child process has: `_pool_worker.ts`'s loop runs unchanged in a thread
+ * (its blocking reads block only the thread). The same three functions as `process.ts`'s, so a
+ * pool can start either kind of worker.
+ */
+export function runBuiltin(t: Thread, name: string): void {
+  setBuiltin(t, name);
+}
+
+/** @internal Takes over a started thread's control socket: frames it sends arrive in `onMessage`. */
+export function controlChannel(t: Thread, onMessage: (frame: Uint8Array) => void): ControlChannel {
+  return channelOf(t, onMessage);
+}
+
+/** @internal Settles when a started thread has ended, without keeping this program alive. */
+export function whenExited(t: Thread): Promise<void> {
+  return exitedOf(t);
+}
+
 const running = new Set<Thread>();
 let exitHookInstalled = false;
 
@@ -173,6 +205,13 @@ export class Thread {
   /** The fds duplicated for this thread, until it has taken them over. */
   #fds: number[] = [];
   #refs = 0;
+  #builtin: string | null = null;
+  /** Both ends of the control socket of a builtin (see `runBuiltin`); this program owns both. */
+  #controlFds: number[] = [];
+  #control: Socket | undefined;
+  #onMessage: ((frame: Uint8Array) => void) | undefined;
+  /** Frames that arrived before anyone took the channel. */
+  #early: Uint8Array[] = [];
 
   /** Describes the thread; nothing runs until {@linkcode Thread.start}. */
   constructor(options: ProcessOptions<AnyArgs> = {}) {
@@ -279,12 +318,20 @@ export class Thread {
       counters: reg.counters.buffer as SharedArrayBuffer,
       target: target ? describeFunction(target) : null,
       className,
+      builtin: this.#builtin,
+      controlFd: null,
       module: this.#module ?? null,
       body,
     };
+    let control: Promise<void> | undefined;
+    if (this.#builtin) {
+      this.#controlFds = socketpair();
+      init.controlFd = this.#controlFds[1];
+      control = this.#openControl(this.#controlFds[0]);
+    }
     let worker: Worker;
     try {
-      worker = new Worker(threadEntry(target || className ? this.#module : undefined), {
+      worker = new Worker(threadEntry(target || className || this.#builtin ? this.#module : undefined), {
         type: "module",
         // The ident in the Worker's name is known there before any module runs (see holderId).
         name: `${this.#name} [mp-thread ${init.ident}]`,
@@ -335,7 +382,10 @@ export class Thread {
       this.#end(1);
     };
     worker.postMessage(init);
-    return started;
+    if (!control) return started;
+    const both = Promise.all([started, control]).then(() => {});
+    both.catch(() => {});
+    return both;
   }
 
   #end(code: number): void {
@@ -345,6 +395,11 @@ export class Thread {
     this.#worker!.terminate();
     this.#closeFds();
     this.#refs = 0;
+    // The Worker is gone or going: closing our end ends a blocking read of its end with EOF.
+    if (this.#control) this.#control.destroy();
+    else if (this.#controlFds.length) close(this.#controlFds[0]);
+    if (this.#controlFds.length) close(this.#controlFds[1]);
+    this.#controlFds = [];
     this.#ended!();
   }
 
@@ -390,6 +445,29 @@ export class Thread {
     if (this.#exitCode !== null) return;
     this.#fds = []; // it may have closed some: never close an fd number twice
     this.#end(-15);
+  }
+
+  async #openControl(fd: number): Promise<void> {
+    const { Socket } = await import("node:net");
+    if (this.#exitCode !== null) return; // #end closed the fd already
+    const socket = new Socket({ fd, readable: true, writable: true });
+    socket.on("error", () => {}); // the thread's exit code tells what went wrong
+    socket.unref(); // the Worker decides whether this program stays alive
+    this.#control = socket;
+    onFrames(socket, (frame) => this.#onMessage ? this.#onMessage(frame) : this.#early.push(frame));
+  }
+
+  static {
+    channelOf = (t, onMessage) => {
+      if (!t.#control) throw new Error(`Cannot talk to ${t.#name}: it runs no builtin, or has ended`);
+      t.#onMessage = onMessage;
+      const early = t.#early.splice(0);
+      if (early.length) queueMicrotask(() => early.forEach(onMessage));
+      const socket = t.#control;
+      return { send: (body) => void socket.write(encodeFrame(body)) };
+    };
+    setBuiltin = (t, name) => void (t.#builtin = name);
+    exitedOf = (t) => t.#exited!;
   }
 
   /** @internal Builds a thread object inside its own Worker. */
