@@ -16,7 +16,15 @@
  *
  * A Worker has a realm of its own: the thread is told that it is a thread of this process (its
  * `currentProcess()` is this process's, it writes to the same resource tracker) and shares three
- * counters with every other thread of the program (thread names, idents, child numbers).
+ * counters with every other thread of the program (thread names, idents, child numbers). It holds
+ * locks under an id of its own (`holderId` in `_state.ts`), so locks exclude threads of one
+ * process from each other. It ends through its own exit hooks (`_exit.ts`): what it created
+ * (named semaphores, queues, child processes, threads) ends or is unlinked when it ends, as a
+ * process's would; processes it started are joined first (non-daemon) or get SIGTERM (daemon).
+ *
+ * Permissions: a Worker has this program's permissions, but Deno checks every module it loads
+ * against `--allow-read` (a main module's static imports are not): a thread needs read access to
+ * this library's files and to its target's module, besides the `--allow-ffi` the library needs.
  *
  * @module
  */
@@ -438,7 +446,9 @@ export class Thread {
    * Ends the Worker at once (Python's threads cannot be ended from outside; this is the Worker's
    * `terminate()`). Nothing of the thread runs any more: its queues do not hand over items they
    * had not written yet, and the fds passed to it stay open until the program ends (a reader
-   * waiting for EOF from a terminated thread's writer waits forever). Its exit code becomes -15.
+   * waiting for EOF from a terminated thread's writer waits forever), and a lock it holds stays
+   * held. A blocking call (`acquireSync()`, a sync read) is not interrupted: the Worker stops when
+   * that call returns. Its exit code becomes -15.
    */
   terminate(): void {
     if (!this.#worker) throw new Error(`Cannot terminate ${this.#name}: it was not started`);
