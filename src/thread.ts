@@ -376,10 +376,9 @@ export class Thread {
       this.#unref();
     };
     worker.onerror = (e: ErrorEvent) => {
-      // An error the thread did not catch (in a callback after run(), or while loading): the
-      // Worker is done for. Say it here, as a process's stderr would.
+      // An error the thread did not catch (in a callback, a promise nobody awaited, or while
+      // loading): the Worker is done for, and Deno has printed the error with the thread's name.
       e.preventDefault();
-      console.error(`Thread ${this.#name}: ${e.message}`);
       const hint = /Requires read access/.test(e.message)
         ? " (a thread loads this library and its target's module in a Worker, and Deno checks what a Worker loads against --allow-read: grant read access to both)"
         : "";
@@ -478,6 +477,13 @@ export class Thread {
     };
     setBuiltin = (t, name) => void (t.#builtin = name);
     exitedOf = (t) => t.#exited!;
+  }
+
+  /** Terminates the thread if it still runs, and waits until it has ended. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.#worker) return;
+    if (this.#exitCode === null) this.terminate();
+    await this.#exited;
   }
 
   /** @internal Builds a thread object inside its own Worker. */

@@ -45,6 +45,7 @@ import {
   startsAThread,
   takesUnit,
   throws,
+  throwsLater,
   triesLock,
   waitsAtBarrier,
   waitsFor,
@@ -86,6 +87,36 @@ Deno.test({
     } finally {
       await stop(ok, bad);
     }
+  },
+});
+
+Deno.test({
+  name: "An error nobody catches in a thread ends it with exit code 1 and leaves this program running",
+  ...SPAWNS,
+  async fn() {
+    const t = await started(throwsLater);
+    try {
+      await t.join(30_000);
+      assert.equal(t.exitCode, 1);
+      assert.equal(t.isAlive(), false);
+    } finally {
+      await stop(t);
+    }
+  },
+});
+
+Deno.test({
+  name: "await using a Thread terminates it if it still runs and waits for it",
+  ...SPAWNS,
+  async fn() {
+    let kept: Thread;
+    {
+      await using t = await started(sleepsForever);
+      kept = t;
+      assert.equal(t.isAlive(), true);
+    }
+    assert.equal(kept.isAlive(), false);
+    assert.equal(kept.exitCode, -15);
   },
 });
 
