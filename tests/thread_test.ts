@@ -240,6 +240,20 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "A target module that throws while it loads fails start() with that error",
+  ...SPAWNS,
+  async fn() {
+    const t = new Thread({
+      target: returns,
+      module: new URL("./fixtures/throws_on_import.ts", import.meta.url),
+    });
+    await assert.rejects(() => t.start(), /broken on purpose/);
+    await t.join(30_000);
+    assert.equal(t.exitCode, 1);
+  },
+});
+
 /** A subclass that its module does not export. */
 class Hidden extends Thread {
   override run(): void {}
