@@ -20,7 +20,8 @@ import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { activeChildren } from "./process.ts";
-import { activeThreads, becomeThread, Thread, type ThreadInit, type ThreadReply } from "./thread.ts";
+import { becomeThread, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
+import { activeThreads, Thread } from "./thread.ts";
 
 type Module = Record<string, unknown>;
 

@@ -35,92 +35,11 @@ import { atExit, ExitPhase } from "./_exit.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
+import { IDENTS, NAMES, registry, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
 import type { ControlChannel, ProcessOptions } from "./process.ts";
-
-/** What the parent posts to a new thread (see `_thread_main.ts`). */
-export interface ThreadInit {
-  ident: number;
-  name: string;
-  daemon: boolean;
-  /** This process's state, which the thread's realm takes over. */
-  process: {
-    identity: number[];
-    name: string;
-    daemon: boolean;
-    parent: { pid: number; name: string } | null;
-    trackerFd: number | null;
-    mainModule: string | null;
-  };
-  counters: SharedArrayBuffer;
-  target: { name: string; source: string } | null;
-  className: string | null;
-  /** One of the library's own entry points (`"pool-worker"`), instead of `run()`. */
-  builtin: string | null;
-  /** The thread's end of its control socket, when it runs a builtin (this program closes it). */
-  controlFd: number | null;
-  module: string | null;
-  /** `serialize()`d `{ args, fields }`. */
-  body: Uint8Array;
-}
-
-/** What a thread posts to its parent. */
-export type ThreadReply =
-  | { type: "started" }
-  | { type: "failed"; error: unknown; revived: boolean }
-  | { type: "exit"; code: number };
-
-/** What a thread's own realm knows about the thread it runs. */
-interface Registry {
-  /** [0]: threads named so far, [1]: last ident given, [2]: the process's child counter. */
-  counters: Int32Array;
-  current: { name: string; ident: number; daemon: boolean };
-}
-
-const NAMES = 0;
-const IDENTS = 1;
-const CHILDREN = 2;
-const KEY = Symbol.for("multiprocessing.thread");
-
-function registry(): Registry {
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
-  return g[KEY] ??= makeRegistry(new SharedArrayBuffer(3 * 4), {
-    name: "MainThread",
-    ident: 1,
-    daemon: false,
-  });
-}
-
-function makeRegistry(buffer: SharedArrayBuffer, current: Registry["current"]): Registry {
-  const counters = new Int32Array(buffer);
-  Atomics.compareExchange(counters, IDENTS, 0, 1); // the main thread is 1
-  // The process's child counter lives in the shared block, so that children started by any
-  // thread get distinct numbers (and names).
-  const s = state();
-  Atomics.compareExchange(counters, CHILDREN, 0, s.childCounter);
-  Object.defineProperty(s, "childCounter", {
-    get: () => Atomics.load(counters, CHILDREN),
-    set: (v: number) => void Atomics.store(counters, CHILDREN, v),
-    enumerable: true,
-    configurable: true,
-  });
-  return { counters, current };
-}
-
-/** @internal Makes this realm the thread described by `init` (called first in a new thread). */
-export function becomeThread(init: ThreadInit): void {
-  const s = state();
-  Object.assign(s, init.process);
-  // deno-lint-ignore no-explicit-any
-  (globalThis as any)[KEY] = makeRegistry(init.counters, {
-    name: init.name,
-    ident: init.ident,
-    daemon: init.daemon,
-  });
-}
 
 // `any[]`: a typed target such as `(n: number) => void` must be accepted.
 // deno-lint-ignore no-explicit-any
