@@ -434,7 +434,7 @@ function threadEntry(module: string | undefined): string {
   const entry = new URL("./_thread_main.ts", import.meta.url).href;
   const load = module ? `() => import(${JSON.stringify(module)})` : "null";
   return `data:application/javascript,${
-    encodeURIComponent(`import { main } from ${JSON.stringify(entry)};\nawait main(${load});\n`)
+    encodeURIComponent(`import { main } from ${JSON.stringify(entry)};\nDeno.exit(await main(${load}));\n`)
   }`;
 }
 

@@ -21,7 +21,7 @@ import {
   Thread,
   Value,
 } from "../mod.ts";
-import { cleanup, runProgram, SPAWNS } from "./fixtures/helpers.ts";
+import { cleanup, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 import { describeFunction } from "../src/_caller.ts";
 import { deserialize, serialize } from "../src/_reduction.ts";
 import { controlChannel, runBuiltin, whenExited } from "../src/thread.ts";
@@ -117,6 +117,28 @@ Deno.test({
     }
     assert.equal(kept.isAlive(), false);
     assert.equal(kept.exitCode, -15);
+  },
+});
+
+Deno.test({
+  name: "Threads that start and end leave no fd behind (their own copies of passed fds included)",
+  ...SPAWNS,
+  async fn() {
+    const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+    const [a, b] = Pipe();
+    try {
+      const once = async () => await (await started(closesItsCopy, [b])).join(30_000);
+      await once(); // the first one starts what is started once (the tracker, node:net)
+      await new Promise((r) => setTimeout(r, 500)); // and its Worker's fds close a moment later
+      const before = fds();
+      for (let i = 0; i < 10; i++) await once();
+      // A Worker's own fds close a moment after its exit message arrived.
+      await waitUntil(() => fds() <= before, 10_000);
+      assert.ok(fds() <= before, `${fds() - before} more fds than before 10 threads`);
+    } finally {
+      a.close();
+      b.close();
+    }
   },
 });
 
