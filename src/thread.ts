@@ -184,7 +184,11 @@ export class Thread {
     return this.#ident;
   }
 
-  /** null until the thread ended; then 0 (run() returned), 1 (it threw), -15 after terminate(). */
+  /**
+   * null until the thread ended; then 0 (run() returned), 1 (it threw, or an error nobody caught
+   * ended it), n after `Deno.exit(n)` in the thread (which ends only the thread), -15 after
+   * `terminate()`.
+   */
   get exitCode(): number | null {
     return this.#exitCode;
   }

@@ -32,6 +32,7 @@ import {
   double,
   Doubler,
   echoesDouble,
+  exits,
   holdsLock,
   holdsRLockTwice,
   identifies,
@@ -86,6 +87,21 @@ Deno.test({
       assert.equal(bad.isAlive(), false);
     } finally {
       await stop(ok, bad);
+    }
+  },
+});
+
+Deno.test({
+  name: "Deno.exit(n) in a thread ends only that thread, with exit code n",
+  ...SPAWNS,
+  async fn() {
+    const t = await started(exits, [7]);
+    try {
+      await t.join(30_000);
+      assert.equal(t.exitCode, 7);
+      assert.equal(Deno.exitCode, 0);
+    } finally {
+      await stop(t);
     }
   },
 });
