@@ -27,6 +27,7 @@ export {
   Process,
   type ProcessOptions,
 } from "./src/process.ts";
+export { activeThreads, currentThread, Thread } from "./src/thread.ts";
 export {
   AuthenticationError,
   BrokenBarrierError,

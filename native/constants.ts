@@ -17,6 +17,7 @@ const LINUX = {
   F_SETFD: 2,
   F_GETFL: 3,
   F_SETFL: 4,
+  F_DUPFD_CLOEXEC: 1030,
   FD_CLOEXEC: 1,
   AF_UNIX: 1,
   SOCK_STREAM: 1,

@@ -189,6 +189,13 @@ export function setInheritable(fd: number, inheritable: boolean): void {
   if (libc().fcntl(fd, OS.F_SETFD, next) !== 0) throw osError("fcntl", errno(), `${fd}, F_SETFD`);
 }
 
+/** A new fd (close-on-exec) for the same open file as `fd`: closing one leaves the other open. */
+export function dupFd(fd: number): number {
+  const copy = libc().fcntl(fd, OS.F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) throw osError("fcntl", errno(), `${fd}, F_DUPFD_CLOEXEC`);
+  return copy;
+}
+
 /** Sets or clears O_NONBLOCK. */
 export function setNonBlocking(fd: number, nonBlocking: boolean): void {
   const flags = libc().fcntl(fd, OS.F_GETFL, 0);

@@ -43,3 +43,37 @@ export function moduleSpecifier(module: string | URL): string {
 export function describeFunction(fn: (...args: never[]) => unknown): { name: string; source: string } {
   return { name: fn.name, source: Function.prototype.toString.call(fn) };
 }
+
+/** The options of `Process` and `Thread`, checked, with `module` defaulting to the caller's. */
+export interface TargetOptions {
+  target: ((...args: never[]) => unknown) | undefined;
+  args: unknown[];
+  name: string | undefined;
+  daemon: boolean;
+  module: string | undefined;
+}
+
+/**
+ * Checks the options of a `Process` or a `Thread` (`kind`) and finds the module of its target:
+ * `module`, or the module that called the constructor.
+ */
+export function targetOptions(options: unknown, kind: string): TargetOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Invalid ${kind} options: expected an object like { target, args }`);
+  }
+  const { target, args = [], name, daemon = false, module } = options as Record<string, unknown>;
+  if (target !== undefined && typeof target !== "function") {
+    throw new TypeError(`Invalid target: expected a function, got ${typeof target}`);
+  }
+  if (!Array.isArray(args)) throw new TypeError("Invalid args: expected an array");
+  if (name !== undefined && typeof name !== "string") {
+    throw new TypeError("Invalid name: expected a string");
+  }
+  return {
+    target: target as TargetOptions["target"],
+    args,
+    name,
+    daemon: Boolean(daemon),
+    module: module !== undefined ? moduleSpecifier(module as string | URL) : callerModule(),
+  };
+}

@@ -50,7 +50,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
     const body = deserialize(header.body) as { args: unknown[]; fields?: Record<string, unknown> };
     args = body.args;
     const fields = body.fields;
-    const cls = header.className ? findClass(mod, header) : Process;
+    const cls = header.className ? findClass(mod, header, Process) : Process;
     const target = header.target ? findTarget(mod, header) : undefined;
     process = Process._forChild(cls, { header, target, args }, fields);
   } catch (error) {
@@ -92,6 +92,7 @@ export function findExport(
   { name, source }: { name: string; source: string },
   module: string | null,
   what: string,
+  importer = "the child process",
 ): (...args: unknown[]) => unknown {
   const byName = mod[name];
   if (typeof byName === "function" && (byName.toString() === source || !exportedWithSource(mod, source))) {
@@ -104,7 +105,7 @@ export function findExport(
     `${what}, ${fn}, is not exported from ${module}. ` +
       `Export it from that module (export function ${
         name || "work"
-      }(...) { ... }) so the child process can import it, ` +
+      }(...) { ... }) so ${importer} can import it, ` +
       `or pass { module } naming the module that exports it.`,
   );
 }
@@ -113,12 +114,23 @@ function exportedWithSource(mod: Module, source: string): boolean {
   return Object.values(mod).some((v) => typeof v === "function" && v.toString() === source);
 }
 
-function findClass(mod: Module, header: ChildHeader): typeof Process {
-  const cls = mod[header.className!];
-  if (typeof cls === "function" && cls.prototype instanceof Process) return cls as typeof Process;
+/**
+ * Finds an exported subclass of `base` (`Process`, or `Thread` for a thread) by its name; a
+ * TypeError that says what to export otherwise.
+ */
+export function findClass<C extends abstract new (...args: never[]) => object>(
+  mod: Module,
+  { name, className, module }: { name: string; className: string | null; module: string | null },
+  base: C = Process as unknown as C,
+): C {
+  const cls = mod[className!];
+  if (typeof cls === "function" && cls.prototype instanceof base) return cls as C;
+  const kind = base.name.toLowerCase();
   throw new TypeError(
-    `Cannot start process "${header.name}": its class ${header.className} is not exported from ${header.module}. ` +
-      `Export the class (export class ${header.className} extends Process { ... }) so the child process can import it, ` +
+    `Cannot start ${kind} "${name}": its class ${className} is not exported from ${module}. ` +
+      `Export the class (export class ${className} extends ${base.name} { ... }) so the ${
+        kind === "process" ? "child process" : kind
+      } can import it, ` +
       `or pass { module } naming the module that exports it.`,
   );
 }

@@ -9,6 +9,11 @@
  * 4. `names`: named semaphores and shared memory this process owns are unlinked (and untracked).
  * 5. `daemons`: daemon children get SIGTERM.
  * 6. `managerDirs`: a manager's temporary socket directory is removed.
+ * 7. `threadEnd`: a thread (a Web Worker, see `thread.ts`) tells its parent it has ended; last, so
+ *    that `join()` returns only once the thread's queues have handed their items over.
+ *
+ * A thread runs these hooks too when it ends (its exit ends only its Worker), for what it made
+ * or holds itself.
  *
  * A hook that throws is reported on stderr and the others still run. `unload` handlers are
  * synchronous: a hook that must wait blocks the thread (through `native/`), never the event loop.
@@ -24,6 +29,7 @@ export const ExitPhase = {
   names: 3,
   daemons: 4,
   managerDirs: 5,
+  threadEnd: 6,
 } as const;
 /** One of {@linkcode ExitPhase}'s values. */
 export type ExitPhase = typeof ExitPhase[keyof typeof ExitPhase];

@@ -7,6 +7,7 @@
  * @module
  */
 import { fileExists, readFileRaw } from "../native/mod.ts";
+import { state } from "./_state.ts";
 
 // Flags that take their value as the next argument when written without "=": those shown as
 // `--flag <VALUE>` by `deno run/test/bench/serve --help` (Deno 2.9). Flags shown as
@@ -119,8 +120,9 @@ function flagsFromPermissions(): string[] {
  */
 function discoveredConfig(flags: string[]): string[] {
   if (flags.some((f) => /^(-c|--config|--no-config)(=|$)/.test(f))) return [];
-  if (!Deno.mainModule.startsWith("file:")) return [];
-  let dir = new URL(".", Deno.mainModule);
+  const main = state().mainModule;
+  if (!main?.startsWith("file:")) return [];
+  let dir = new URL(".", main);
   for (;;) {
     for (const name of ["deno.json", "deno.jsonc"]) {
       const path = decodeURIComponent(new URL(name, dir).pathname);

@@ -14,10 +14,12 @@
 /** What a reducer may ask of the transport carrying the value. */
 export interface ReduceContext {
   /**
-   * Asks that `fd` reach the receiving process under the same number. Only a transport that can
-   * pass fds (spawning a child) provides it; elsewhere it throws.
+   * Asks that `fd` reach the receiver, and returns the number the receiver finds it under: the
+   * same number in a child process (inherited), a duplicate in a thread (so that the thread and
+   * this program close their copies independently, as two processes do). Only a transport that
+   * can pass fds (starting a process or a thread) provides it; elsewhere it throws.
    */
-  passFd(fd: number): void;
+  passFd(fd: number): number;
 }
 
 /** How instances of one library class travel. */

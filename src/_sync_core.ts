@@ -42,6 +42,7 @@ import {
   unlinkSharedMemory,
 } from "../native/mod.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
+import { holderId, PID_MASK } from "./_state.ts";
 import { track, uniqueName, untrack } from "./_tracker.ts";
 
 /** The longest a waiter sleeps before it looks at the state again (abort, dead holders). */
@@ -73,8 +74,8 @@ export const N_SLOTS = 32;
 export const COND_SLOTS = W.SLOTS + 2 * N_SLOTS;
 export const N_COND_SLOTS = (SHM_SIZE / 4 - COND_SLOTS) / 2 | 0;
 
-/** This process's pid, the value written into lock words. */
-export const PID: number = Deno.pid;
+/** This process's pid (plus, in a thread, its number: see `holderId`), written into lock words. */
+export const PID: number = holderId();
 
 /** Kinds of primitives, checked when a handle is revived. */
 export const KIND = { lock: 1, rlock: 2, semaphore: 3, event: 4, condition: 5, barrier: 6 } as const;
@@ -450,7 +451,8 @@ export function waitUntilSync(
 
 /** True when `pid` is a process that has ended (so whatever it held is abandoned). */
 export function isDead(pid: number): boolean {
-  return pid > 0 && pid !== PID && !processAlive(pid);
+  const p = pid & PID_MASK;
+  return p > 0 && p !== Deno.pid && !processAlive(p);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -528,8 +528,7 @@ registerReducer(Connection, {
   name: "mp.Connection",
   reduce(c: Connection, ctx) {
     if (c.closed) throw new Deno.errors.BadResource("Cannot pass a closed connection to another process");
-    const fd = c.fileno();
-    ctx.passFd(fd);
+    const fd = ctx.passFd(c.fileno());
     return { fd, readable: c.readable, writable: c.writable };
   },
   revive(s: { fd: number; readable: boolean; writable: boolean }) {

@@ -16,7 +16,7 @@
  */
 import type { Socket } from "node:net";
 import { close, kill as sendSignal, signalNumber, socketpair } from "../native/mod.ts";
-import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
+import { describeFunction, targetOptions } from "./_caller.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
@@ -152,21 +152,11 @@ export class Process {
       this.#identity = header.identity;
       return;
     }
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("Invalid Process options: expected an object like { target, args }");
-    }
-    const { target, args = [], name, daemon = false, module } = options;
-    if (target !== undefined && typeof target !== "function") {
-      throw new TypeError(`Invalid target: expected a function, got ${typeof target}`);
-    }
-    if (!Array.isArray(args)) throw new TypeError("Invalid args: expected an array");
-    if (name !== undefined && typeof name !== "string") {
-      throw new TypeError("Invalid name: expected a string");
-    }
-    this.#target = target;
+    const { target, args, name, daemon, module } = targetOptions(options, "Process");
+    this.#target = target as ((...args: unknown[]) => unknown) | undefined;
     this.#args = args;
-    this.#daemon = Boolean(daemon);
-    this.#module = module !== undefined ? moduleSpecifier(module) : callerModule();
+    this.#daemon = daemon;
+    this.#module = module;
     const s = state();
     this.#identity = [...s.identity, ++s.childCounter];
     this.#name = name ?? `Process-${this.#identity.join(":")}`;
@@ -236,7 +226,7 @@ export class Process {
     }
     // Serializing first: a value that cannot travel throws here, before anything is spawned.
     const fields = className ? { ...this } : undefined;
-    const body = serialize({ args: this.#args, fields }, { passFd: (fd) => void fds.push(fd) });
+    const body = serialize({ args: this.#args, fields }, { passFd: (fd) => (fds.push(fd), fd) });
     const tracker = trackerFd();
     const header: ChildHeader = {
       identity: this.#identity,

@@ -1005,11 +1005,9 @@ interface QueueState {
 
 function reduceQueue(q: Queue, ctx: ReduceContext): QueueState {
   const s = Queue._shared(q);
-  ctx.passFd(s.readFd);
-  ctx.passFd(s.writeFd);
   return {
-    readFd: s.readFd,
-    writeFd: s.writeFd,
+    readFd: ctx.passFd(s.readFd),
+    writeFd: ctx.passFd(s.writeFd),
     controlName: s.controlName,
     slotsName: s.slotsName,
     maxsize: s.maxsize,

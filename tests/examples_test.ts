@@ -16,6 +16,16 @@ const EXPECT: Record<string, (lines: string[]) => void> = {
     // Without a lock, every process starts before the first is done.
     assert.ok(lines.indexOf(running.at(-1)!) < lines.indexOf(done[0]), lines.join("\n"));
   },
+  "thread_target.ts"(lines) {
+    assert.deepEqual(lines, [
+      "greeter says hello 1 times",
+      "greeter ended with code 0, alive: false",
+      "back in MainThread",
+    ]);
+  },
+  "thread_subclass.ts"(lines) {
+    assert.deepEqual(lines, ["counter: 1", "counter: 2", "counter: 3", "counter exited with code 0"]);
+  },
   "pool_map.ts"(lines) {
     assert.deepEqual(lines, [`[${Array.from({ length: 100 }, (_, i) => i * i).join(", ")}]`]);
   },

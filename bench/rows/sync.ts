@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Barrier, Event, Lock, Process, Semaphore } from "../../mod.ts";
+import { Barrier, Event, Lock, Process, Semaphore, Thread } from "../../mod.ts";
 import type { CompareRow } from "../_row.ts";
 import { nsPerOp } from "../_measure.ts";
 import { barrierParty, pong, pongSync } from "./_sync_targets.ts";
@@ -42,11 +42,16 @@ export async function lockAsyncNs(minMs = 200): Promise<number> {
   return (elapsed * 1e6) / n;
 }
 
-/** µs per round trip of a hand-off between two processes through two semaphores. */
-export async function handOffUs(sync = false, rounds = 3000, warmup = 300): Promise<number> {
+/** µs per round trip of a hand-off through two semaphores, with a child process (or a thread). */
+export async function handOffUs(
+  sync = false,
+  rounds = 3000,
+  warmup = 300,
+  kind: typeof Process | typeof Thread = Process,
+): Promise<number> {
   using ping = new Semaphore(0);
   using back = new Semaphore(0);
-  const child = new Process({
+  const child = new kind({
     target: sync ? pongSync : pong,
     args: [ping, back, rounds + warmup],
     module: targets,
@@ -69,7 +74,7 @@ export async function handOffUs(sync = false, rounds = 3000, warmup = 300): Prom
     await child.join(10_000);
     return us;
   } finally {
-    if (child.isAlive()) child.kill();
+    if (child.isAlive()) child.terminate();
     await child.join(5000);
   }
 }

@@ -1,0 +1,134 @@
+/**
+ * The thread side of `Thread.start()`: the entry of the Web Worker, as `_child.ts` is a child
+ * process's. The Worker's main module is a data: URL that calls {@linkcode main} with a loader
+ * for the target's module.
+ *
+ * The thread ends through `Deno.exit(code)`, which in a Worker ends only the Worker, after its
+ * exit hooks (`_exit.ts`): its queues hand over their items, the library objects it was given
+ * are closed (its own handles and copies of fds, see `thread.ts`), and last it posts its exit code.
+ *
+ * A later pool worker loop runs here as well: after the handshake, instead of `run()`, a builtin
+ * loop reads tasks from the Worker's message channel (see the report of issue 13).
+ *
+ * @module
+ */
+// Every class of the library registers how it travels when its module loads: load them all, so
+// arguments revive even when the target's module imports the library for its types only.
+import "../mod.ts";
+import { findClass, findExport } from "./_child.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
+import { deserialize } from "./_reduction.ts";
+import { state } from "./_state.ts";
+import { activeChildren } from "./process.ts";
+import { becomeThread, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
+import { activeThreads, Thread } from "./thread.ts";
+
+type Module = Record<string, unknown>;
+
+declare const self: { postMessage(msg: ThreadReply): void; addEventListener: typeof addEventListener };
+
+/**
+ * Runs this thread: receives its init, finds its target, reports back, runs it. Resolves to the
+ * exit code, for the entry to pass to `Deno.exit()` at its top level: a Worker that ends itself
+ * from inside a function its top-level code awaits leaks its event loop's fds (an epoll and an
+ * eventfd, measured with Deno 2.9.6).
+ */
+export async function main(load: (() => Promise<Module>) | null): Promise<number> {
+  const init = await new Promise<ThreadInit>((resolve) =>
+    self.addEventListener("message", (e) => resolve((e as MessageEvent<ThreadInit>).data), { once: true })
+  );
+  becomeThread(init);
+  const s = state();
+  s.moduleUrl = init.module;
+  const reply = (msg: ThreadReply) => self.postMessage(msg);
+  let owned: unknown[] = [];
+  // Posted last at exit: the parent's join() returns once everything above has run.
+  atExit(ExitPhase.threadEnd, () => {
+    closeOwned(owned);
+    reply({ type: "exit", code: Number(Deno.exitCode) });
+  });
+
+  let thread: Thread;
+  let mod: Module = {};
+  let args: unknown[] = [];
+  let revived = false;
+  try {
+    s.bootstrapping = true;
+    try {
+      mod = load ? await load() : {};
+    } finally {
+      s.bootstrapping = false;
+    }
+    const body = deserialize(init.body) as { args: unknown[]; fields?: Record<string, unknown> };
+    owned = [body];
+    args = body.args;
+    revived = true;
+    const cls = init.className ? findClass(mod, init, Thread) : Thread;
+    const target = init.target
+      ? findExport(
+        mod,
+        init.target,
+        init.module,
+        `Cannot start thread "${init.name}": its target`,
+        "the thread",
+      )
+      : undefined;
+    thread = Thread._forThread(cls, { init, target, args: body.args }, body.fields);
+  } catch (error) {
+    console.error(`Thread ${init.name}: cannot start: ${error instanceof Error ? error.message : error}`);
+    reply({ type: "failed", error, revived });
+    closeOwned(owned);
+    owned = [];
+    return 1;
+  }
+  reply({ type: "started" });
+
+  let code = 0;
+  try {
+    if (init.builtin === "pool-worker") {
+      const { poolWorker } = await import("./_pool_worker.ts");
+      code = await poolWorker(init.controlFd!, mod, args, init.module);
+    } else {
+      await thread.run();
+    }
+  } catch (error) {
+    console.error(`Thread ${init.name}:`);
+    console.error(error instanceof Error ? error.stack ?? String(error) : Deno.inspect(error));
+    code = 1;
+  }
+  // As Python: the program (here: the thread) waits for its non-daemon threads and children.
+  await Promise.all([...activeChildren(), ...activeThreads()].filter((p) => !p.daemon).map((p) => p.join()));
+  return code;
+}
+
+/**
+ * Closes this thread's handles on the library objects it was given (its copies of fds, its
+ * mappings and semaphore handles), as a process's exit does: nothing else closes them, as a
+ * Worker's realm ends without running finalizers. Only handles: a revived object never unlinks
+ * names (its creator does), and close() is idempotent. Everything in the args with a class of
+ * its own is one of the library's objects (structured clone makes any other instance a plain
+ * object), so whatever has a close() method is closed.
+ */
+function closeOwned(values: unknown[]): void {
+  const seen = new Set<unknown>();
+  const visit = (v: unknown): void => {
+    if (typeof v !== "object" || v === null || seen.has(v)) return;
+    seen.add(v);
+    if (v instanceof Map) { for (const [k, x] of v) visit(k), visit(x); }
+    else if (v instanceof Set || Array.isArray(v)) { for (const x of v) visit(x); }
+    else if (isPlain(v)) { for (const x of Object.values(v)) visit(x); }
+    else if (typeof (v as { close?: unknown }).close === "function") {
+      try {
+        (v as { close(): void }).close();
+      } catch {
+        // ending anyway
+      }
+    }
+  };
+  values.forEach(visit);
+}
+
+function isPlain(v: object): boolean {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}

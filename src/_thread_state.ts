@@ -1,0 +1,94 @@
+/**
+ * What a thread's realm knows about itself and shares with the program's other threads: who it
+ * is, the process state it takes over from its parent, and three counters in shared memory
+ * (thread names, idents, and the process's child numbers). Kept on `globalThis`, as `_state.ts`
+ * keeps the process's, so that two copies of this module agree.
+ *
+ * @module
+ */
+import { state } from "./_state.ts";
+
+/** What the parent posts to a new thread (see `_thread_main.ts`). */
+export interface ThreadInit {
+  ident: number;
+  name: string;
+  daemon: boolean;
+  /** This process's state, which the thread's realm takes over. */
+  process: {
+    identity: number[];
+    name: string;
+    daemon: boolean;
+    parent: { pid: number; name: string } | null;
+    trackerFd: number | null;
+    mainModule: string | null;
+  };
+  counters: SharedArrayBuffer;
+  target: { name: string; source: string } | null;
+  className: string | null;
+  /** One of the library's own entry points (`"pool-worker"`), instead of `run()`. */
+  builtin: string | null;
+  /** The thread's end of its control socket, when it runs a builtin (this program closes it). */
+  controlFd: number | null;
+  module: string | null;
+  /** `serialize()`d `{ args, fields }`. */
+  body: Uint8Array;
+}
+
+/** What a thread posts to its parent. */
+export type ThreadReply =
+  | { type: "started" }
+  | { type: "failed"; error: unknown; revived: boolean }
+  | { type: "exit"; code: number };
+
+/** What a thread's own realm knows about the thread it runs. */
+export interface Registry {
+  /** [0]: threads named so far, [1]: last ident given, [2]: the process's child counter. */
+  counters: Int32Array;
+  current: { name: string; ident: number; daemon: boolean };
+}
+
+/** Index of the count of threads named so far. */
+export const NAMES = 0;
+/** Index of the last ident given. */
+export const IDENTS = 1;
+const CHILDREN = 2;
+const KEY = Symbol.for("multiprocessing.thread");
+
+/** This realm's registry (the main thread's, made on first use, unless this is a thread). */
+export function registry(): Registry {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  return g[KEY] ??= makeRegistry(new SharedArrayBuffer(3 * 4), {
+    name: "MainThread",
+    ident: 1,
+    daemon: false,
+  });
+}
+
+function makeRegistry(buffer: SharedArrayBuffer, current: Registry["current"]): Registry {
+  const counters = new Int32Array(buffer);
+  Atomics.compareExchange(counters, IDENTS, 0, 1); // the main thread is 1
+  // The process's child counter lives in the shared block, so that children started by any
+  // thread get distinct numbers (and names).
+  const s = state();
+  Atomics.compareExchange(counters, CHILDREN, 0, s.childCounter);
+  Object.defineProperty(s, "childCounter", {
+    get: () => Atomics.load(counters, CHILDREN),
+    set: (v: number) => void Atomics.store(counters, CHILDREN, v),
+    enumerable: true,
+    configurable: true,
+  });
+  return { counters, current };
+}
+
+/** @internal Makes this realm the thread described by `init` (called first in a new thread). */
+export function becomeThread(init: ThreadInit): void {
+  const s = state();
+  Object.assign(s, init.process);
+  // deno-lint-ignore no-explicit-any
+  (globalThis as any)[KEY] = makeRegistry(init.counters, {
+    name: init.name,
+    ident: init.ident,
+    daemon: init.daemon,
+  });
+}

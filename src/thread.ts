@@ -1,0 +1,463 @@
+/**
+ * Threads with the same API as processes (CPython: `threading.Thread`), on Deno Web Workers.
+ *
+ * `start()` creates a module Worker whose main module is a two-line data: URL, as a child
+ * process's is: it imports `_thread_main.ts`, then the target's module. The parent posts one
+ * message with who the thread is and what to run (target name and source, subclass name, args);
+ * the thread answers once it has found its target (`start()` settles then), and once more when it
+ * has ended (`join()` returns then). Nothing else runs on the message channel.
+ *
+ * What travels: the args (and a subclass's own enumerable fields) go through the library's
+ * `serialize()`, as for a child process, so its locks, queues, pipes and shared memory revive in
+ * the thread. A Worker shares this process's fds, but a thread gets its own copy (a `dup`) of
+ * every fd passed to it: the thread and this program close their copies independently, and a
+ * reader sees EOF once every copy of the write end is closed — this program's, each process's
+ * and each thread's (a thread's copies close when it ends), exactly as with child processes.
+ *
+ * A Worker has a realm of its own: the thread is told that it is a thread of this process (its
+ * `currentProcess()` is this process's, it writes to the same resource tracker) and shares three
+ * counters with every other thread of the program (thread names, idents, child numbers). It holds
+ * locks under an id of its own (`holderId` in `_state.ts`), so locks exclude threads of one
+ * process from each other. It ends through its own exit hooks (`_exit.ts`): what it created
+ * (named semaphores, queues, child processes, threads) ends or is unlinked when it ends, as a
+ * process's would; processes it started are joined first (non-daemon) or get SIGTERM (daemon).
+ *
+ * Permissions: a Worker has this program's permissions, but Deno checks every module it loads
+ * against `--allow-read` (a main module's static imports are not): a thread needs read access to
+ * this library's files and to its target's module, besides the `--allow-ffi` the library needs.
+ *
+ * @module
+ */
+import type { Socket } from "node:net";
+import { close, dupFd, socketpair } from "../native/mod.ts";
+import { describeFunction, targetOptions } from "./_caller.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
+import { encodeFrame, onFrames } from "./_frames.ts";
+import { serialize } from "./_reduction.ts";
+import { state } from "./_state.ts";
+import { IDENTS, NAMES, registry, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
+import { trackerFd } from "./_tracker.ts";
+import { raceTimeout, timeoutMs } from "./_wait.ts";
+import { ProcessError } from "./errors.ts";
+import type { ControlChannel, ProcessOptions } from "./process.ts";
+
+// `any[]`: a typed target such as `(n: number) => void` must be accepted.
+// deno-lint-ignore no-explicit-any
+type AnyArgs = any[];
+
+/** How a thread is built inside its Worker (see `_thread_main.ts`). */
+export interface ThreadBuild {
+  init: ThreadInit;
+  target: ((...args: unknown[]) => unknown) | undefined;
+  args: unknown[];
+}
+let building: ThreadBuild | null = null;
+
+/** The control socket of a started thread, for the library's own protocols (the Pool's). */
+export type { ControlChannel } from "./process.ts";
+let channelOf: (t: Thread, onMessage: (frame: Uint8Array) => void) => ControlChannel;
+let setBuiltin: (t: Thread, name: string) => void;
+let exitedOf: (t: Thread) => Promise<void>;
+
+/**
+ * @internal Makes the thread run one of the library's own entry points instead of `run()`, with
+ * a control socket as a child process has: `_pool_worker.ts`'s loop runs unchanged in a thread
+ * (its blocking reads block only the thread). The same three functions as `process.ts`'s, so a
+ * pool can start either kind of worker.
+ */
+export function runBuiltin(t: Thread, name: string): void {
+  setBuiltin(t, name);
+}
+
+/** @internal Takes over a started thread's control socket: frames it sends arrive in `onMessage`. */
+export function controlChannel(t: Thread, onMessage: (frame: Uint8Array) => void): ControlChannel {
+  return channelOf(t, onMessage);
+}
+
+/** @internal Settles when a started thread has ended, without keeping this program alive. */
+export function whenExited(t: Thread): Promise<void> {
+  return exitedOf(t);
+}
+
+const running = new Set<Thread>();
+let exitHookInstalled = false;
+
+// The Worker's own (unexported) ref/unref: `Worker.prototype[privateWorkerRef](false)` lets the
+// program end while the Worker runs (node:worker_threads' `unref()` is built on it). Found by
+// shape, as it has no public name; without it a daemon thread keeps the program alive until it
+// ends, as a non-daemon one does.
+const workerRef: ((this: Worker, ref: boolean) => void) | undefined = (() => {
+  const proto = Worker.prototype as unknown as Record<symbol, unknown>;
+  for (const sym of Object.getOwnPropertySymbols(proto)) {
+    const fn = proto[sym];
+    if (sym.description === undefined && typeof fn === "function" && /refCount/.test(String(fn))) {
+      return fn as (this: Worker, ref: boolean) => void;
+    }
+  }
+  return undefined;
+})();
+
+/**
+ * A thread running a function of yours in a Web Worker, as Python's `threading.Thread`, with the
+ * same options and members as {@linkcode Process}. The target must be exported from its module
+ * (the thread imports that module, as a child process does).
+ *
+ * @example Run a function in a thread
+ * ```ts
+ * import { Thread } from "@mp/multiprocessing";
+ *
+ * export function greet(who: string) {
+ *   console.log(`hello ${who}`);
+ * }
+ *
+ * if (import.meta.main) {
+ *   const t = new Thread({ target: greet, args: ["bob"] });
+ *   await t.start();
+ *   await t.join();
+ *   console.log(t.exitCode); // 0
+ * }
+ * ```
+ */
+export class Thread {
+  #target: ((...args: unknown[]) => unknown) | undefined;
+  #args: unknown[];
+  #name: string;
+  #daemon: boolean;
+  #module: string | undefined;
+  #ident: number | undefined;
+  #worker: Worker | undefined;
+  #exitCode: number | null = null;
+  #exited: Promise<void> | undefined;
+  #ended: (() => void) | undefined;
+  /** The fds duplicated for this thread, until it has taken them over. */
+  #fds: number[] = [];
+  #refs = 0;
+  #builtin: string | null = null;
+  /** Both ends of the control socket of a builtin (see `runBuiltin`); this program owns both. */
+  #controlFds: number[] = [];
+  #control: Socket | undefined;
+  #onMessage: ((frame: Uint8Array) => void) | undefined;
+  /** Frames that arrived before anyone took the channel. */
+  #early: Uint8Array[] = [];
+
+  /** Describes the thread; nothing runs until {@linkcode Thread.start}. */
+  constructor(options: ProcessOptions<AnyArgs> = {}) {
+    if (building) {
+      // Rebuilding this thread's own object inside its Worker (see `_thread_main.ts`).
+      const { init, target, args } = building;
+      this.#target = target;
+      this.#args = args;
+      this.#name = init.name;
+      this.#daemon = init.daemon;
+      this.#module = init.module ?? undefined;
+      this.#ident = init.ident;
+      return;
+    }
+    const { target, args, name, daemon, module } = targetOptions(options, "Thread");
+    this.#target = target as ((...args: unknown[]) => unknown) | undefined;
+    this.#args = args;
+    this.#daemon = daemon;
+    this.#module = module;
+    this.#name = name ?? `Thread-${Atomics.add(registry().counters, NAMES, 1) + 1}`;
+  }
+
+  /** The thread's name; only for display and `currentThread()`. */
+  get name(): string {
+    return this.#name;
+  }
+  set name(value: string) {
+    if (typeof value !== "string") throw new TypeError("Invalid name: expected a string");
+    this.#name = value;
+  }
+
+  /** Whether this is a daemon (it does not keep the program alive); settable only before `start()`. */
+  get daemon(): boolean {
+    return this.#daemon;
+  }
+  set daemon(value: boolean) {
+    if (this.#worker) throw new Error(`Cannot set daemon of ${this.#name}: it has already started`);
+    this.#daemon = Boolean(value);
+  }
+
+  /** A number unique among the threads of this program; undefined before `start()`. */
+  get ident(): number | undefined {
+    return this.#ident;
+  }
+
+  /**
+   * null until the thread ended; then 0 (run() returned), 1 (it threw, or an error nobody caught
+   * ended it), n after `Deno.exit(n)` in the thread (which ends only the thread), -15 after
+   * `terminate()`.
+   */
+  get exitCode(): number | null {
+    return this.#exitCode;
+  }
+
+  /** The work of the thread: calls `target(...args)`. Subclasses may override it. */
+  run(): unknown {
+    return this.#target?.(...this.#args);
+  }
+
+  /**
+   * Starts the Worker at once. The returned promise resolves when the thread has found its
+   * target (or rejects with a `TypeError` saying what to export); awaiting it is optional.
+   */
+  start(): Promise<void> {
+    if (this.#worker) throw new Error(`Cannot start ${this.#name}: a thread can be started only once`);
+    if (state().bootstrapping) {
+      throw new Error(
+        `Cannot start ${this.#name}: this program is still importing ${state().moduleUrl ?? "its module"}, ` +
+          "whose top-level code starts threads. Put that code under `if (import.meta.main) { ... }` " +
+          "so that it runs only in the main program.",
+      );
+    }
+    const target = this.#target;
+    const className = this.constructor === Thread ? null : this.constructor.name;
+    if ((target || className) && !this.#module) {
+      throw new TypeError(
+        `Cannot start ${this.#name}: cannot tell which module exports its ${
+          className ? "class" : "target"
+        }; pass { module: import.meta.url } from that module`,
+      );
+    }
+    const reg = registry();
+    // Serializing first: a value that cannot travel throws here, before anything starts. Each fd
+    // travels as a copy of its own (see the module comment).
+    const fields = className ? { ...this } : undefined;
+    const fds = this.#fds;
+    let body: Uint8Array;
+    try {
+      body = serialize({ args: this.#args, fields }, { passFd: (fd) => (fds.push(dupFd(fd)), fds.at(-1)!) });
+    } catch (e) {
+      this.#closeFds();
+      throw e;
+    }
+    const s = state();
+    const init: ThreadInit = {
+      ident: Atomics.add(reg.counters, IDENTS, 1) + 1,
+      name: this.#name,
+      daemon: this.#daemon,
+      process: {
+        identity: s.identity,
+        name: s.name,
+        daemon: s.daemon,
+        parent: s.parent,
+        // The tracker must be this program's (a process started from a Worker dies with it).
+        trackerFd: canRun() ? trackerFd() : s.trackerFd,
+        mainModule: s.mainModule,
+      },
+      counters: reg.counters.buffer as SharedArrayBuffer,
+      target: target ? describeFunction(target) : null,
+      className,
+      builtin: this.#builtin,
+      controlFd: null,
+      module: this.#module ?? null,
+      body,
+    };
+    let control: Promise<void> | undefined;
+    if (this.#builtin) {
+      this.#controlFds = socketpair();
+      init.controlFd = this.#controlFds[1];
+      control = this.#openControl(this.#controlFds[0]);
+    }
+    let worker: Worker;
+    try {
+      worker = new Worker(threadEntry(target || className || this.#builtin ? this.#module : undefined), {
+        type: "module",
+        // The ident in the Worker's name is known there before any module runs (see holderId).
+        name: `${this.#name} [mp-thread ${init.ident}]`,
+      });
+    } catch (e) {
+      this.#closeFds();
+      throw e;
+    }
+    this.#worker = worker;
+    this.#ident = init.ident;
+    running.add(this);
+    installExitHook();
+    this.#exited = new Promise<void>((resolve) => this.#ended = resolve);
+    let handshake: { resolve(): void; reject(e: unknown): void } | undefined;
+    const started = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
+    // Awaiting start() is optional: an unawaited failure must not crash the program.
+    started.catch(() => {});
+    // A Worker starts ref'd: until the thread answers, so that awaiting start() keeps this
+    // program running even for a daemon thread; after that only a non-daemon thread does.
+    this.#refs = 1;
+    worker.onmessage = (e: MessageEvent<ThreadReply>) => {
+      const msg = e.data;
+      if (msg.type === "started") {
+        this.#fds = []; // the thread owns them now
+        handshake?.resolve();
+      } else if (msg.type === "failed") {
+        if (msg.revived) this.#fds = [];
+        handshake?.reject(msg.error);
+      } else if (msg.type === "exit") {
+        this.#end(msg.code);
+        return;
+      }
+      handshake = undefined;
+      this.#unref();
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      // An error the thread did not catch (in a callback, a promise nobody awaited, or while
+      // loading): the Worker is done for, and Deno has printed the error with the thread's name.
+      e.preventDefault();
+      const hint = /Requires read access/.test(e.message)
+        ? " (a thread loads this library and its target's module in a Worker, and Deno checks what a Worker loads against --allow-read: grant read access to both)"
+        : "";
+      handshake?.reject(
+        new ProcessError(`${this.#name} failed before it could run its target: ${e.message}${hint}`),
+      );
+      handshake = undefined;
+      this.#end(1);
+    };
+    worker.postMessage(init);
+    if (!control) return started;
+    const both = Promise.all([started, control]).then(() => {});
+    both.catch(() => {});
+    return both;
+  }
+
+  #end(code: number): void {
+    if (this.#exitCode !== null) return;
+    this.#exitCode = code;
+    running.delete(this);
+    this.#worker!.terminate();
+    this.#closeFds();
+    this.#refs = 0;
+    // The Worker is gone or going: closing our end ends a blocking read of its end with EOF.
+    if (this.#control) this.#control.destroy();
+    else if (this.#controlFds.length) close(this.#controlFds[0]);
+    if (this.#controlFds.length) close(this.#controlFds[1]);
+    this.#controlFds = [];
+    this.#ended!();
+  }
+
+  #closeFds(): void {
+    for (const fd of this.#fds.splice(0)) close(fd);
+  }
+
+  #ref(): void {
+    if (this.#refs++ === 0 && this.#daemon) workerRef?.call(this.#worker!, true);
+  }
+
+  #unref(): void {
+    if (--this.#refs === 0 && this.#daemon && this.#exitCode === null) workerRef?.call(this.#worker!, false);
+  }
+
+  /** Waits until the thread ends, or until `timeout` ms have passed. */
+  async join(timeout?: number): Promise<void> {
+    const ms = timeoutMs(timeout, "join");
+    if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
+    if (this.#exitCode !== null || ms <= 0) return;
+    // A daemon thread does not keep the program alive, but someone waiting for it must.
+    this.#ref();
+    try {
+      await raceTimeout(this.#exited, ms);
+    } finally {
+      if (this.#exitCode === null) this.#unref();
+    }
+  }
+
+  /** True from `start()` until the thread has ended. */
+  isAlive(): boolean {
+    return this.#worker !== undefined && this.#exitCode === null;
+  }
+
+  /**
+   * Ends the Worker at once (Python's threads cannot be ended from outside; this is the Worker's
+   * `terminate()`). Nothing of the thread runs any more: its queues do not hand over items they
+   * had not written yet, and the fds passed to it stay open until the program ends (a reader
+   * waiting for EOF from a terminated thread's writer waits forever), and a lock it holds stays
+   * held. A blocking call (`acquireSync()`, a sync read) is not interrupted: the Worker stops when
+   * that call returns. Its exit code becomes -15.
+   */
+  terminate(): void {
+    if (!this.#worker) throw new Error(`Cannot terminate ${this.#name}: it was not started`);
+    if (this.#exitCode !== null) return;
+    this.#fds = []; // it may have closed some: never close an fd number twice
+    this.#end(-15);
+  }
+
+  async #openControl(fd: number): Promise<void> {
+    const { Socket } = await import("node:net");
+    if (this.#exitCode !== null) return; // #end closed the fd already
+    const socket = new Socket({ fd, readable: true, writable: true });
+    socket.on("error", () => {}); // the thread's exit code tells what went wrong
+    socket.unref(); // the Worker decides whether this program stays alive
+    this.#control = socket;
+    onFrames(socket, (frame) => this.#onMessage ? this.#onMessage(frame) : this.#early.push(frame));
+  }
+
+  static {
+    channelOf = (t, onMessage) => {
+      if (!t.#control) throw new Error(`Cannot talk to ${t.#name}: it runs no builtin, or has ended`);
+      t.#onMessage = onMessage;
+      const early = t.#early.splice(0);
+      if (early.length) queueMicrotask(() => early.forEach(onMessage));
+      const socket = t.#control;
+      return { send: (body) => void socket.write(encodeFrame(body)) };
+    };
+    setBuiltin = (t, name) => void (t.#builtin = name);
+    exitedOf = (t) => t.#exited!;
+  }
+
+  /** Terminates the thread if it still runs, and waits until it has ended. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.#worker) return;
+    if (this.#exitCode === null) this.terminate();
+    await this.#exited;
+  }
+
+  /** @internal Builds a thread object inside its own Worker. */
+  static _forThread(
+    cls: typeof Thread,
+    build: ThreadBuild,
+    fields: Record<string, unknown> | undefined,
+  ): Thread {
+    building = build;
+    try {
+      const t = Reflect.construct(Thread, [], cls) as Thread;
+      if (fields) Object.assign(t, fields);
+      return t;
+    } finally {
+      building = null;
+    }
+  }
+}
+
+function canRun(): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "run" }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+function threadEntry(module: string | undefined): string {
+  const entry = new URL("./_thread_main.ts", import.meta.url).href;
+  const load = module ? `() => import(${JSON.stringify(module)})` : "null";
+  return `data:application/javascript,${
+    encodeURIComponent(`import { main } from ${JSON.stringify(entry)};\nDeno.exit(await main(${load}));\n`)
+  }`;
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Daemon threads end with the program (or with the thread that started them).
+  atExit(ExitPhase.daemons, () => {
+    for (const t of running) if (t.daemon) t.terminate();
+  });
+}
+
+/** The threads started by this program (or by this thread) that are still running. */
+export function activeThreads(): Thread[] {
+  return [...running];
+}
+
+/** Who this thread is: `"MainThread"` (ident 1) in the main program. */
+export function currentThread(): { name: string; ident: number; daemon: boolean } {
+  const { name, ident, daemon } = registry().current;
+  return { name, ident, daemon };
+}
