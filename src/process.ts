@@ -15,11 +15,12 @@
  * @module
  */
 import type { Socket } from "node:net";
-import { close, kill as sendSignal, signalNumber, socketpair } from "../native/mod.ts";
+import { close, kill as sendSignal, signalNumber, socketpair, waitForChildExit } from "../native/mod.ts";
 import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
+import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
@@ -267,10 +268,12 @@ export class Process {
     running.add(this);
     installExitHook();
     if (this.#daemon) child.unref();
+    // The control socket is not destroyed here: the child's last frames (its "found the target"
+    // reply above all) may still be unread in it. It closes by itself at EOF, which comes once
+    // the child has ended (no other process holds the child's end: see `_child.ts`).
     this.#exited = child.status.then((status) => {
       this.#exitCode = status.signal ? -(signalNumber(status.signal) ?? 0) : status.code;
       running.delete(this);
-      this.#socket?.destroy();
     });
     const started = this.#handshake(mine, serialize(header));
     // Awaiting start() is optional: an unawaited failure must not crash the program.
@@ -283,7 +286,6 @@ export class Process {
     const socket = new Socket({ fd, readable: true, writable: true });
     this.#socket = socket;
     socket.on("error", () => {}); // a child that dies resets the socket; its exit code tells why
-    if (this.#exitCode !== null) socket.destroy();
     let handshake: { resolve(): void; reject(e: Error): void } | undefined;
     const done = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
     onFrames(socket, (frame) => {
@@ -297,7 +299,11 @@ export class Process {
       else handshake.reject(reply.error);
       handshake = undefined;
     });
-    this.#exited!.then(() =>
+    // A child that ended without answering: decide only once its socket is read to the end (the
+    // answer may be there, behind the exit status, which often arrives first) and its exit code
+    // is known.
+    const drained = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    Promise.all([drained, this.#exited!]).then(() =>
       handshake?.reject(
         new ProcessError(
           `${this.#name} exited with code ${this.#exitCode} before it could run its target (its stderr says why)`,
@@ -333,17 +339,15 @@ export class Process {
   /** Waits until the process ends, or until `timeout` ms have passed. */
   async join(timeout?: number): Promise<void> {
     this.#checkOpen("join");
+    const ms = timeoutMs(timeout, `${this.#name}.join()`);
     if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
-    if (this.#exitCode !== null || (timeout !== undefined && !(timeout > 0))) return;
+    if (this.#exitCode !== null || ms <= 0) return;
     // A daemon child does not keep the program alive, but someone waiting for it must.
     this.#joiners++;
     this.#child!.ref();
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      if (timeout === undefined) await this.#exited;
-      else await Promise.race([this.#exited, new Promise<void>((r) => timer = setTimeout(r, timeout))]);
+      await raceTimeout(this.#exited, ms);
     } finally {
-      clearTimeout(timer);
       if (--this.#joiners === 0 && this.#daemon) this.#child!.unref();
     }
   }
@@ -432,6 +436,17 @@ function childEntry(module: string | undefined): string {
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
+  // As Python at sys.exit() or after an uncaught exception: the program ends only once its
+  // non-daemon children have. At a normal end there are none left (each kept the event loop
+  // alive); after Deno.exit() or an uncaught error they may still run. The hook is synchronous,
+  // so it blocks the thread, leaving each exit status for Deno to collect. (Signals that end this
+  // process without running code, SIGKILL or an unhandled SIGTERM/SIGINT, end the children too:
+  // each asked for SIGKILL at its parent's death.)
+  atExit(ExitPhase.joinChildren, () => {
+    for (const p of running) {
+      if (!p.daemon && p.pid !== undefined) waitForChildExit(p.pid);
+    }
+  }, { needed: () => [...running].some((p) => !p.daemon) });
   // Daemon children end with their parent (non-daemon ones kept the parent alive until now).
   atExit(ExitPhase.daemons, () => {
     for (const p of running) {

@@ -4,7 +4,7 @@
  * ours is left behind.
  */
 import assert from "node:assert/strict";
-import { isRunning, runProgram, shmEntryExists, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+import { isRunning, runProgram, shmEntryExists, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
 
 const PROGRAM = new URL("./fixtures/parent_program.ts", import.meta.url).pathname;
 
@@ -85,6 +85,7 @@ Deno.test({
     try {
       const status = await finish(s);
       assert.equal(status.code, 1);
+      assert.equal((await s.stdout).trim(), "non-daemon child done");
       await assertNothingLeft(s);
     } finally {
       s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
@@ -141,3 +142,34 @@ Deno.test({
     });
   },
 });
+
+for (
+  const [mode, code, how] of [
+    ["throw", 1, "an uncaught error"],
+    ["reject", 1, "an unhandled rejection"],
+    ["exit", 3, "Deno.exit(3)"],
+  ] as const
+) {
+  Deno.test({
+    name: `A program that ends with ${how} first waits for its running non-daemon child`,
+    ...SPAWNS,
+    async fn() {
+      using result = tempFile();
+      const out = await runProgram(new URL("./fixtures/exit_waits_program.ts", import.meta.url), {
+        args: [mode, result.path],
+      });
+      const childPid = Number(out.stdout.trim());
+      try {
+        assert.equal(out.code, code, out.stderr);
+        assert.equal(
+          Deno.readTextFileSync(result.path),
+          "done",
+          "the child was killed before it wrote its result",
+        );
+        if (mode !== "exit") assert.match(out.stderr, /^error: Uncaught .*on purpose/m);
+      } finally {
+        if (childPid > 0 && isRunning(childPid)) Deno.kill(childPid, "SIGKILL");
+      }
+    },
+  });
+}
