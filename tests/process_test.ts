@@ -11,7 +11,7 @@ import {
 } from "../mod.ts";
 import { close, pipe, socketpair } from "../native/mod.ts";
 import * as fx from "./fixtures/process_fixtures.ts";
-import { cleanup, SPAWNS, tempFile } from "./fixtures/helpers.ts";
+import { cleanup, runProgram, SPAWNS, tempFile } from "./fixtures/helpers.ts";
 
 // The targets are exported from the fixtures module, not from this one (the default).
 const module = new URL("./fixtures/process_fixtures.ts", import.meta.url);
@@ -455,5 +455,20 @@ Deno.test({
     } finally {
       await cleanup(p);
     }
+  },
+});
+
+Deno.test({
+  name: "start() resolves for every one of 100 children that ran, even when each exits before its answer is read",
+  ...SPAWNS,
+  async fn() {
+    // The program keeps its own event loop busy, so that a child's answer and its exit status
+    // often arrive together (before the fix, 3 to 14 of 100 start() calls rejected).
+    const out = await runProgram(new URL("./fixtures/start_join_program.ts", import.meta.url), {
+      args: ["race", "100", "5"],
+      timeoutMs: 120_000,
+    });
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout), { started: 100, rejected: 0, errors: [] });
   },
 });
