@@ -4,6 +4,7 @@
  * ours is left behind.
  */
 import assert from "node:assert/strict";
+import { kill, NamedSemaphore, unlinkSharedMemory } from "../native/mod.ts";
 import { isRunning, runProgram, shmEntryExists, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
 
 const PROGRAM = new URL("./fixtures/parent_program.ts", import.meta.url).pathname;
@@ -76,6 +77,28 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
     },
   });
 }
+
+Deno.test({
+  name: "SIGKILL to the program's whole process group leaves no child running and nothing in /dev/shm",
+  ...SPAWNS,
+  async fn() {
+    // The program leads a process group of its own, so that the signal spares this test runner.
+    const s = await startProgram("group");
+    try {
+      assert.ok(s.info.names.every(shmEntryExists));
+      assert.ok(kill(-s.child.pid, "SIGKILL"), "the program's process group is gone already");
+      const status = await finish(s);
+      assert.equal(status.signal, "SIGKILL");
+      await assertNothingLeft(s);
+    } finally {
+      s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
+      for (const name of s.info.names) {
+        NamedSemaphore.unlink(name);
+        unlinkSharedMemory(name);
+      }
+    }
+  },
+});
 
 Deno.test({
   name: "A parent that dies of an uncaught error leaves no child running and nothing in /dev/shm",

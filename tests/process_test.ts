@@ -459,7 +459,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "start() resolves for every one of 100 children that ran, even when each exits before its answer is read",
+  name:
+    "start() resolves for every one of 100 children that ran, even when each exits before its answer is read",
   ...SPAWNS,
   async fn() {
     // The program keeps its own event loop busy, so that a child's answer and its exit status
