@@ -382,7 +382,8 @@ export class Process {
       throw new Error(`Cannot close ${this.#name}: it is still running; join() or terminate() it first`);
     }
     this.#closed = true;
-    this.#socket?.destroy();
+    // Not destroyed: the child has ended, so its socket reads EOF and closes by itself. Destroying
+    // it before that EOF is read kept it (with this Process and its args) reachable for good.
   }
 
   /** Kills the process if it still runs, then releases it. */

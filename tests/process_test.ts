@@ -475,15 +475,15 @@ Deno.test({
 });
 
 Deno.test({
-  name: "Nothing keeps a Process or its args reachable after its child has ended and been joined",
+  name: "Nothing keeps a Process or its args reachable after its child has ended and been joined (or closed)",
   ...SPAWNS,
   async fn() {
     // Before the fix, about one Process in ten (with its args) stayed reachable for good, and
-    // the heap grew ~1.1 KB per start/join cycle: its control socket was destroyed at the exit
-    // status, before its end of file was read.
+    // the heap grew ~1.1 KB per start/join cycle: its control socket was destroyed (at the exit
+    // status, or by close() right after join()) before its end of file was read.
     const out = await runProgram(new URL("./fixtures/start_join_program.ts", import.meta.url), {
       denoArgs: ["-A", "--v8-flags=--expose-gc"],
-      args: ["freed", "60"],
+      args: ["freed", "60", "close"],
       timeoutMs: 120_000,
     });
     assert.equal(out.code, 0, out.stderr);
