@@ -119,8 +119,10 @@ function flagsFromPermissions(): string[] {
  */
 function discoveredConfig(flags: string[]): string[] {
   if (flags.some((f) => /^(-c|--config|--no-config)(=|$)/.test(f))) return [];
-  if (!Deno.mainModule.startsWith("file:")) return [];
-  let dir = new URL(".", Deno.mainModule);
+  // Inside a Worker, Deno.mainModule is undefined: the worker's own module stands in for it.
+  const main: string | undefined = Deno.mainModule ?? (globalThis as { location?: Location }).location?.href;
+  if (!main?.startsWith("file:")) return [];
+  let dir = new URL(".", main);
   for (;;) {
     for (const name of ["deno.json", "deno.jsonc"]) {
       const path = decodeURIComponent(new URL(name, dir).pathname);

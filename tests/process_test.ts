@@ -490,3 +490,13 @@ Deno.test({
     assert.deepEqual(JSON.parse(out.stdout), { cycles: 60, kept: [] });
   },
 });
+
+Deno.test({
+  name: "A Worker can start and join a Process",
+  ...SPAWNS,
+  async fn() {
+    const out = await runProgram(new URL("./fixtures/worker_program.ts", import.meta.url));
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout), { exitCode: 5 });
+  },
+});
