@@ -15,7 +15,15 @@
  * @module
  */
 import type { Socket } from "node:net";
-import { close, kill as sendSignal, signalNumber, socketpair, waitForChildExit } from "../native/mod.ts";
+import {
+  close,
+  kill as sendSignal,
+  setNonBlocking,
+  signalNumber,
+  socketpair,
+  waitForChildExit,
+  write,
+} from "../native/mod.ts";
 import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
@@ -85,6 +93,7 @@ export interface ControlChannel {
 let channelOf: (p: Process, onMessage: (frame: Uint8Array) => void) => ControlChannel;
 let setBuiltin: (p: Process, name: string) => void;
 let exitedOf: (p: Process) => Promise<void>;
+let toldOf: (p: Process) => boolean;
 
 /** @internal Settles when a started child has ended, without keeping this program alive. */
 export function whenExited(p: Process): Promise<void> {
@@ -138,6 +147,8 @@ export class Process {
   #exitCode: number | null = null;
   #exited: Promise<void> | undefined;
   #joiners = 0;
+  /** Whether the child has received its whole header (until then it cannot run anything). */
+  #told = false;
   #closed = false;
 
   /** Describes the process; nothing runs until {@linkcode Process.start}. */
@@ -275,13 +286,21 @@ export class Process {
       this.#exitCode = status.signal ? -(signalNumber(status.signal) ?? 0) : status.code;
       running.delete(this);
     });
-    const started = this.#handshake(mine, serialize(header));
+    // The header goes out now, as far as the socket's buffer takes it (all of it, unless the args
+    // are large): a program that calls Deno.exit() right after start() still runs the child, as
+    // Python's does. The rest, if any, follows through the event loop.
+    const frame = encodeFrame(serialize(header)) as Uint8Array<ArrayBuffer>;
+    setNonBlocking(mine, true);
+    const sent = Math.max(0, write(mine, frame));
+    this.#told = sent === frame.length;
+    const started = this.#handshake(mine, frame.subarray(sent));
     // Awaiting start() is optional: an unawaited failure must not crash the program.
     started.catch(() => {});
     return started;
   }
 
-  async #handshake(fd: number, header: Uint8Array): Promise<void> {
+  /** `rest`: what the child has still to receive of its header. */
+  async #handshake(fd: number, rest: Uint8Array): Promise<void> {
     const { Socket } = await loadNet();
     const socket = new Socket({ fd, readable: true, writable: true });
     this.#socket = socket;
@@ -310,7 +329,7 @@ export class Process {
         ),
       )
     );
-    socket.write(encodeFrame(header));
+    if (rest.length > 0) socket.write(rest, () => void (this.#told = true));
     // Ref'd until the child answers, so that awaiting start() keeps this program running even
     // for a daemon child; after that only a non-daemon child does.
     try {
@@ -334,6 +353,7 @@ export class Process {
     };
     setBuiltin = (p, name) => void (p.#builtin = name);
     exitedOf = (p) => p.#exited!;
+    toldOf = (p) => p.#told;
   }
 
   /** Waits until the process ends, or until `timeout` ms have passed. */
@@ -445,7 +465,14 @@ function installExitHook(): void {
   // each asked for SIGKILL at its parent's death.)
   atExit(ExitPhase.joinChildren, () => {
     for (const p of running) {
-      if (!p.daemon && p.pid !== undefined) waitForChildExit(p.pid);
+      if (p.daemon || p.pid === undefined) continue;
+      if (!toldOf(p)) {
+        // It still waits for the rest of its header, which nothing will send now: it has run
+        // nothing, and would wait forever.
+        console.error(`${p.name} did not run: the program ended before its arguments were sent to it`);
+        sendSignal(p.pid, "SIGKILL");
+      }
+      waitForChildExit(p.pid);
     }
   }, { needed: () => [...running].some((p) => !p.daemon) });
   // Daemon children end with their parent (non-daemon ones kept the parent alive until now).

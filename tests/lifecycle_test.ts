@@ -171,6 +171,7 @@ for (
     ["throw", 1, "an uncaught error"],
     ["reject", 1, "an unhandled rejection"],
     ["exit", 3, "Deno.exit(3)"],
+    ["exit-at-once", 4, "Deno.exit(4) right after start() (not awaited)"],
   ] as const
 ) {
   Deno.test({
@@ -189,10 +190,33 @@ for (
           "done",
           "the child was killed before it wrote its result",
         );
-        if (mode !== "exit") assert.match(out.stderr, /^error: Uncaught .*on purpose/m);
+        if (code === 1) assert.match(out.stderr, /^error: Uncaught .*on purpose/m);
       } finally {
         if (childPid > 0 && isRunning(childPid)) Deno.kill(childPid, "SIGKILL");
       }
     },
   });
 }
+
+Deno.test({
+  name: "A program that exits before a child received its arguments ends, and says the child did not run",
+  ...SPAWNS,
+  async fn() {
+    using result = tempFile();
+    const out = await runProgram(new URL("./fixtures/exit_waits_program.ts", import.meta.url), {
+      args: ["exit-at-once-big", result.path],
+    });
+    const childPid = Number(out.stdout.trim());
+    try {
+      assert.equal(out.code, 4, out.stderr);
+      assert.match(
+        out.stderr,
+        /^Process-1 did not run: the program ended before its arguments were sent to it$/m,
+      );
+      assert.ok(await waitUntil(() => !isRunning(childPid), 5000), "the child still runs");
+      assert.equal(Deno.readTextFileSync(result.path), "");
+    } finally {
+      if (childPid > 0 && isRunning(childPid)) Deno.kill(childPid, "SIGKILL");
+    }
+  },
+});
