@@ -18,8 +18,9 @@
  * uncaught error or an unhandled rejection (Deno prints it and ends at once), nor at a signal
  * with no listener (SIGINT, SIGTERM, SIGKILL, ...). For an uncaught error, a hook registered with
  * `needed` that says it has work left (children still running) turns that ending into an orderly
- * one: the error is printed as Deno prints it, then `Deno.exit(1)` runs every hook. A listener of
- * the program's own that calls `preventDefault()` still keeps the program running.
+ * one: the error is printed (`error: Uncaught ...` and its stack, without Deno's source excerpt),
+ * then `Deno.exit(1)` runs every hook. A listener of the program's own that calls
+ * `preventDefault()` still keeps the program running.
  *
  * @module
  */
@@ -82,7 +83,7 @@ function onUncaught(event: ErrorEvent | PromiseRejectionEvent): void {
   // The other listeners run before this microtask.
   queueMicrotask(() => {
     if (preventedByProgram) return;
-    const error = event instanceof ErrorEvent ? event.error : event.reason;
+    const error = event instanceof ErrorEvent ? event.error ?? event.message : event.reason;
     const what = event instanceof ErrorEvent ? "Uncaught" : "Uncaught (in promise)";
     console.error(`error: ${what} ${error instanceof Error ? error.stack ?? error : Deno.inspect(error)}`);
     Deno.exit(1);
