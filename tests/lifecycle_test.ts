@@ -220,3 +220,22 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "An unhandled rejection that the program's own listener prevents does not end it",
+  ...SPAWNS,
+  async fn() {
+    using result = tempFile();
+    const out = await runProgram(new URL("./fixtures/exit_waits_program.ts", import.meta.url), {
+      args: ["reject-handled", result.path],
+    });
+    const [childPid, said] = out.stdout.trim().split("\n");
+    try {
+      assert.equal(out.code, 0, out.stderr);
+      assert.equal(said, "still running");
+      assert.equal(Deno.readTextFileSync(result.path), "done");
+    } finally {
+      if (Number(childPid) > 0 && isRunning(Number(childPid))) Deno.kill(Number(childPid), "SIGKILL");
+    }
+  },
+});
