@@ -24,7 +24,7 @@ const SYMBOLS = {
   setsid: { parameters: [], result: "i32" },
   /** int waitid(idtype_t idtype, id_t id, siginfo_t *infop, int options) (blocks the thread) */
   waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32" },
-  /** int close_range(unsigned int first, unsigned int last, int flags) (glibc 2.34, Linux 5.9) */
+  /** int close_range(unsigned int first, unsigned int last, int flags) (glibc 2.34; CLOEXEC: Linux 5.11) */
   close_range: { parameters: ["u32", "u32", "i32"], result: "i32", optional: true },
   /** int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5) */
   prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
