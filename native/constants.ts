@@ -34,6 +34,15 @@ const LINUX = {
   POLLHUP: 0x10,
   POLLNVAL: 0x20,
   PR_SET_PDEATHSIG: 1,
+  /** waitid(): idtype for one pid, and the options "has exited" and "leave it unreaped". */
+  P_PID: 1,
+  WEXITED: 4,
+  WNOWAIT: 0x0100_0000,
+  /** sizeof(siginfo_t) */
+  SIGINFO_SIZE: 128,
+  CLOSE_RANGE_CLOEXEC: 4,
+  /** The highest fd the close-on-exec fallback (no close_range) visits. */
+  maxFdFallback: 4096,
   /** Where named semaphores and shared memory show up in the file system. */
   shmDir: "/dev/shm",
   /** File name prefix the kernel gives a named semaphore inside `shmDir`. */
@@ -84,6 +93,7 @@ const LINUX = {
     EINTR: 4,
     EIO: 5,
     EBADF: 9,
+    ECHILD: 10,
     EAGAIN: 11,
     ENOMEM: 12,
     EACCES: 13,
@@ -94,6 +104,7 @@ const LINUX = {
     ENOSPC: 28,
     EPIPE: 32,
     ENAMETOOLONG: 36,
+    ENOSYS: 38,
     EOVERFLOW: 75,
     ECONNRESET: 104,
     ETIMEDOUT: 110,

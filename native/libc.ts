@@ -20,6 +20,12 @@ const SYMBOLS = {
   getppid: { parameters: [], result: "i32" },
   /** int kill(pid_t pid, int sig) */
   kill: { parameters: ["i32", "i32"], result: "i32" },
+  /** pid_t setsid(void) */
+  setsid: { parameters: [], result: "i32" },
+  /** int waitid(idtype_t idtype, id_t id, siginfo_t *infop, int options) (blocks the thread) */
+  waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32" },
+  /** int close_range(unsigned int first, unsigned int last, int flags) (glibc 2.34; CLOEXEC: Linux 5.11) */
+  close_range: { parameters: ["u32", "u32", "i32"], result: "i32", optional: true },
   /** int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5) */
   prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
   /** int pipe2(int pipefd[2], int flags) */

@@ -117,6 +117,33 @@ export function setParentDeathSignal(signal: string): void {
   }
 }
 
+/**
+ * Blocks the thread until child `pid` of this process has ended, without reaping it: Deno still
+ * collects its exit status as usual (`waitid(P_PID, pid, WEXITED | WNOWAIT)`). Returns at once
+ * for a pid that is not (or no longer) a child of this process.
+ */
+export function waitForChildExit(pid: number): void {
+  const info = new Uint8Array(OS.SIGINFO_SIZE);
+  for (;;) {
+    if (libc().waitid(OS.P_PID, pid, info, OS.WEXITED | OS.WNOWAIT) === 0) return;
+    const code = errno();
+    if (code === OS.errno.ECHILD) return;
+    if (code !== OS.errno.EINTR) throw osError("waitid", code, `${pid}`);
+  }
+}
+
+/**
+ * Makes this process the leader of a new session and process group (`setsid()`): signals sent
+ * to the group it came from (Ctrl-C, Ctrl-\, `kill -9 -PGID`) no longer reach it. False when it
+ * already leads a group (EPERM).
+ */
+export function newSession(): boolean {
+  if (libc().setsid() >= 0) return true;
+  const code = errno();
+  if (code === OS.errno.EPERM) return false;
+  throw osError("setsid", code);
+}
+
 /** The number of a signal name, e.g. `"SIGKILL"` → 9. */
 export function signalNumber(name: string): number | undefined {
   return OS.signals[name];
@@ -194,6 +221,20 @@ export function dupFd(fd: number): number {
   const copy = libc().fcntl(fd, OS.F_DUPFD_CLOEXEC, 0);
   if (copy < 0) throw osError("fcntl", errno(), `${fd}, F_DUPFD_CLOEXEC`);
   return copy;
+}
+
+/**
+ * Makes every fd from `first` up close-on-exec: what this process inherited then reaches no
+ * process it starts unless a spawn passes it on purpose. One `close_range(CLOSE_RANGE_CLOEXEC)`
+ * call where the kernel and libc have it; otherwise each fd below `OS.maxFdFallback`.
+ */
+export function closeOnExecFrom(first: number): void {
+  const closeRange = libc().close_range;
+  if (closeRange && closeRange(first, 0xffff_ffff, OS.CLOSE_RANGE_CLOEXEC) === 0) return;
+  for (let fd = first; fd < OS.maxFdFallback; fd++) {
+    const flags = libc().fcntl(fd, OS.F_GETFD, 0);
+    if (flags >= 0 && !(flags & OS.FD_CLOEXEC)) libc().fcntl(fd, OS.F_SETFD, flags | OS.FD_CLOEXEC);
+  }
 }
 
 /** Sets or clears O_NONBLOCK. */

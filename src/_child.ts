@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { getppid, setParentDeathSignal } from "../native/mod.ts";
+import { closeOnExecFrom, getppid, setParentDeathSignal } from "../native/mod.ts";
 // Every class of the library registers how it travels when its module loads: load them all, so
 // arguments revive even when the target's module imports the library for its types only.
 import "../mod.ts";
@@ -17,6 +17,12 @@ type Module = Record<string, unknown>;
 
 /** Runs this child: receives its header, finds its target, reports back, runs it, exits. */
 export async function main(load: (() => Promise<Module>) | null): Promise<never> {
+  // What this process inherited (its control socket, the tracker's pipe, the fds of its args)
+  // arrived without close-on-exec, since the parent cleared the flag for its spawn. Set it again
+  // before anything else runs: otherwise every process this one starts (a grandchild, a plain
+  // `Deno.Command`) holds copies, and a reader whose writer is gone never sees EOF. A spawn that
+  // passes an fd on purpose clears the flag around that spawn only (`_spawn.ts`).
+  closeOnExecFrom(3);
   // No child outlives its parent: the kernel kills us when the parent dies (checked below for
   // a parent that died before this line ran).
   setParentDeathSignal("SIGKILL");

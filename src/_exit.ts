@@ -18,6 +18,15 @@
  * A hook that throws is reported on stderr and the others still run. `unload` handlers are
  * synchronous: a hook that must wait blocks the thread (through `native/`), never the event loop.
  *
+ * Which endings run the hooks (Deno 2.9.6): `unload` fires when the event loop runs out, at
+ * `Deno.exit()`, and at a signal whose listener calls `Deno.exit()`. It does NOT fire after an
+ * uncaught error or an unhandled rejection (Deno prints it and ends at once), nor at a signal
+ * with no listener (SIGINT, SIGTERM, SIGKILL, ...). For an uncaught error, a hook registered with
+ * `needed` that says it has work left (children still running) turns that ending into an orderly
+ * one: the error is printed (`error: Uncaught ...` and its stack, without Deno's source excerpt),
+ * then `Deno.exit(1)` runs every hook. A listener of the program's own that calls
+ * `preventDefault()` still keeps the program running.
+ *
  * @module
  */
 
@@ -38,14 +47,53 @@ const PHASE_NAMES = Object.keys(ExitPhase);
 const hooks: Set<() => void>[] = PHASE_NAMES.map(() => new Set());
 let installed = false;
 
-/** Runs `fn` at exit in `phase`; the returned function removes it again. */
-export function atExit(phase: ExitPhase, fn: () => void): () => void {
+const needs = new Set<() => boolean>();
+
+/**
+ * Runs `fn` at exit in `phase`; the returned function removes it again. `needed`, when given,
+ * says whether `fn` has work that must not be skipped when the program dies of an uncaught error.
+ */
+export function atExit(phase: ExitPhase, fn: () => void, options?: { needed?: () => boolean }): () => void {
   if (!installed) {
     installed = true;
     globalThis.addEventListener("unload", runExitHooks);
+    globalThis.addEventListener("error", onUncaught);
+    globalThis.addEventListener("unhandledrejection", onUncaught);
   }
   hooks[phase].add(fn);
-  return () => void hooks[phase].delete(fn);
+  const needed = options?.needed;
+  if (needed) needs.add(needed);
+  return () => {
+    hooks[phase].delete(fn);
+    if (needed) needs.delete(needed);
+  };
+}
+
+/**
+ * An uncaught error or unhandled rejection: Deno would end the program without `unload`. When a
+ * hook has work left, take the ending over: keep the default from happening now, and unless a
+ * listener of the program's own also asked for that, report the error as Deno does and exit(1),
+ * which runs the hooks.
+ */
+function onUncaught(event: ErrorEvent | PromiseRejectionEvent): void {
+  if (event.defaultPrevented || ![...needs].some((needed) => needed())) return;
+  let preventedByProgram = false;
+  const preventDefault = event.preventDefault.bind(event);
+  Object.defineProperty(event, "preventDefault", {
+    value: () => {
+      preventedByProgram = true;
+      preventDefault();
+    },
+  });
+  preventDefault();
+  // The other listeners run before this microtask.
+  queueMicrotask(() => {
+    if (preventedByProgram) return;
+    const error = event instanceof ErrorEvent ? event.error ?? event.message : event.reason;
+    const what = event instanceof ErrorEvent ? "Uncaught" : "Uncaught (in promise)";
+    console.error(`error: ${what} ${error instanceof Error ? error.stack ?? error : Deno.inspect(error)}`);
+    Deno.exit(1);
+  });
 }
 
 function runExitHooks(): void {

@@ -4,11 +4,16 @@
  *
  * @module
  */
-import { read } from "../native/mod.ts";
+import { newSession, read } from "../native/mod.ts";
 import { type ResourceKind, unlinkResource } from "./_tracker.ts";
 
-// Ctrl-C reaches the whole foreground process group; the tracker must outlive the others to clean up.
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) Deno.addSignalListener(sig, () => {});
+// The tracker must outlive the processes it cleans up after. Signals sent to the program's whole
+// process group (Ctrl-C, Ctrl-\, a supervisor's `kill -9 -PGID`) would end it with the rest:
+// first of all, leave that group for a session of its own (a group signal in the few ms before
+// this line still reaches it). The listeners cover signals sent to the tracker by pid; a SIGKILL
+// of the tracker itself leaves its names in /dev/shm.
+newSession();
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const) Deno.addSignalListener(sig, () => {});
 
 const fd = Number(Deno.args[0]);
 const live = new Map<string, ResourceKind>();

@@ -15,11 +15,20 @@
  * @module
  */
 import type { Socket } from "node:net";
-import { close, kill as sendSignal, signalNumber, socketpair } from "../native/mod.ts";
+import {
+  close,
+  kill as sendSignal,
+  setNonBlocking,
+  signalNumber,
+  socketpair,
+  waitForChildExit,
+  write,
+} from "../native/mod.ts";
 import { describeFunction, targetOptions } from "./_caller.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
+import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
@@ -84,6 +93,7 @@ export interface ControlChannel {
 let channelOf: (p: Process, onMessage: (frame: Uint8Array) => void) => ControlChannel;
 let setBuiltin: (p: Process, name: string) => void;
 let exitedOf: (p: Process) => Promise<void>;
+let toldOf: (p: Process) => boolean;
 
 /** @internal Settles when a started child has ended, without keeping this program alive. */
 export function whenExited(p: Process): Promise<void> {
@@ -137,6 +147,8 @@ export class Process {
   #exitCode: number | null = null;
   #exited: Promise<void> | undefined;
   #joiners = 0;
+  /** Whether the child has received its whole header (until then it cannot run anything). */
+  #told = false;
   #closed = false;
 
   /** Describes the process; nothing runs until {@linkcode Process.start}. */
@@ -257,23 +269,32 @@ export class Process {
     running.add(this);
     installExitHook();
     if (this.#daemon) child.unref();
+    // The control socket is not destroyed here: the child's last frames (its "found the target"
+    // reply above all) may still be unread in it. It closes by itself at EOF, which comes once
+    // the child has ended (no other process holds the child's end: see `_child.ts`).
     this.#exited = child.status.then((status) => {
       this.#exitCode = status.signal ? -(signalNumber(status.signal) ?? 0) : status.code;
       running.delete(this);
-      this.#socket?.destroy();
     });
-    const started = this.#handshake(mine, serialize(header));
+    // The header goes out now, as far as the socket's buffer takes it (all of it, unless the args
+    // are large): a program that calls Deno.exit() right after start() still runs the child, as
+    // Python's does. The rest, if any, follows through the event loop.
+    const frame = encodeFrame(serialize(header)) as Uint8Array<ArrayBuffer>;
+    setNonBlocking(mine, true);
+    const sent = Math.max(0, write(mine, frame));
+    this.#told = sent === frame.length;
+    const started = this.#handshake(mine, frame.subarray(sent));
     // Awaiting start() is optional: an unawaited failure must not crash the program.
     started.catch(() => {});
     return started;
   }
 
-  async #handshake(fd: number, header: Uint8Array): Promise<void> {
+  /** `rest`: what the child has still to receive of its header. */
+  async #handshake(fd: number, rest: Uint8Array): Promise<void> {
     const { Socket } = await loadNet();
     const socket = new Socket({ fd, readable: true, writable: true });
     this.#socket = socket;
     socket.on("error", () => {}); // a child that dies resets the socket; its exit code tells why
-    if (this.#exitCode !== null) socket.destroy();
     let handshake: { resolve(): void; reject(e: Error): void } | undefined;
     const done = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
     onFrames(socket, (frame) => {
@@ -287,14 +308,18 @@ export class Process {
       else handshake.reject(reply.error);
       handshake = undefined;
     });
-    this.#exited!.then(() =>
+    // A child that ended without answering: decide only once its socket is read to the end (the
+    // answer may be there, behind the exit status, which often arrives first) and its exit code
+    // is known.
+    const drained = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    Promise.all([drained, this.#exited!]).then(() =>
       handshake?.reject(
         new ProcessError(
           `${this.#name} exited with code ${this.#exitCode} before it could run its target (its stderr says why)`,
         ),
       )
     );
-    socket.write(encodeFrame(header));
+    if (rest.length > 0) socket.write(rest, () => void (this.#told = true));
     // Ref'd until the child answers, so that awaiting start() keeps this program running even
     // for a daemon child; after that only a non-daemon child does.
     try {
@@ -318,22 +343,21 @@ export class Process {
     };
     setBuiltin = (p, name) => void (p.#builtin = name);
     exitedOf = (p) => p.#exited!;
+    toldOf = (p) => p.#told;
   }
 
   /** Waits until the process ends, or until `timeout` ms have passed. */
   async join(timeout?: number): Promise<void> {
     this.#checkOpen("join");
+    const ms = timeoutMs(timeout, `${this.#name}.join()`);
     if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
-    if (this.#exitCode !== null || (timeout !== undefined && !(timeout > 0))) return;
+    if (this.#exitCode !== null || ms <= 0) return;
     // A daemon child does not keep the program alive, but someone waiting for it must.
     this.#joiners++;
     this.#child!.ref();
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      if (timeout === undefined) await this.#exited;
-      else await Promise.race([this.#exited, new Promise<void>((r) => timer = setTimeout(r, timeout))]);
+      await raceTimeout(this.#exited, ms);
     } finally {
-      clearTimeout(timer);
       if (--this.#joiners === 0 && this.#daemon) this.#child!.unref();
     }
   }
@@ -368,7 +392,8 @@ export class Process {
       throw new Error(`Cannot close ${this.#name}: it is still running; join() or terminate() it first`);
     }
     this.#closed = true;
-    this.#socket?.destroy();
+    // Not destroyed: the child has ended, so its socket reads EOF and closes by itself. Destroying
+    // it before that EOF is read kept it (with this Process and its args) reachable for good.
   }
 
   /** Kills the process if it still runs, then releases it. */
@@ -422,6 +447,24 @@ function childEntry(module: string | undefined): string {
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
+  // As Python at sys.exit() or after an uncaught exception: the program ends only once its
+  // non-daemon children have. At a normal end there are none left (each kept the event loop
+  // alive); after Deno.exit() or an uncaught error they may still run. The hook is synchronous,
+  // so it blocks the thread, leaving each exit status for Deno to collect. (Signals that end this
+  // process without running code, SIGKILL or an unhandled SIGTERM/SIGINT, end the children too:
+  // each asked for SIGKILL at its parent's death.)
+  atExit(ExitPhase.joinChildren, () => {
+    for (const p of running) {
+      if (p.daemon || p.pid === undefined) continue;
+      if (!toldOf(p)) {
+        // It still waits for the rest of its header, which nothing will send now: it has run
+        // nothing, and would wait forever.
+        console.error(`${p.name} did not run: the program ended before its arguments were sent to it`);
+        sendSignal(p.pid, "SIGKILL");
+      }
+      waitForChildExit(p.pid);
+    }
+  }, { needed: () => [...running].some((p) => !p.daemon) });
   // Daemon children end with their parent (non-daemon ones kept the parent alive until now).
   atExit(ExitPhase.daemons, () => {
     for (const p of running) {

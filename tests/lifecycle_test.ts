@@ -4,7 +4,8 @@
  * ours is left behind.
  */
 import assert from "node:assert/strict";
-import { isRunning, runProgram, shmEntryExists, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+import { kill, NamedSemaphore, unlinkSharedMemory } from "../native/mod.ts";
+import { isRunning, runProgram, shmEntryExists, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
 
 const PROGRAM = new URL("./fixtures/parent_program.ts", import.meta.url).pathname;
 
@@ -78,6 +79,28 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
 }
 
 Deno.test({
+  name: "SIGKILL to the program's whole process group leaves no child running and nothing in /dev/shm",
+  ...SPAWNS,
+  async fn() {
+    // The program leads a process group of its own, so that the signal spares this test runner.
+    const s = await startProgram("group");
+    try {
+      assert.ok(s.info.names.every(shmEntryExists));
+      assert.ok(kill(-s.child.pid, "SIGKILL"), "the program's process group is gone already");
+      const status = await finish(s);
+      assert.equal(status.signal, "SIGKILL");
+      await assertNothingLeft(s);
+    } finally {
+      s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
+      for (const name of s.info.names) {
+        NamedSemaphore.unlink(name);
+        unlinkSharedMemory(name);
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "A parent that dies of an uncaught error leaves no child running and nothing in /dev/shm",
   ...SPAWNS,
   async fn() {
@@ -85,6 +108,7 @@ Deno.test({
     try {
       const status = await finish(s);
       assert.equal(status.code, 1);
+      assert.equal((await s.stdout).trim(), "non-daemon child done");
       await assertNothingLeft(s);
     } finally {
       s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
@@ -139,5 +163,79 @@ Deno.test({
       ffi: "granted",
       gc: true,
     });
+  },
+});
+
+for (
+  const [mode, code, how] of [
+    ["throw", 1, "an uncaught error"],
+    ["reject", 1, "an unhandled rejection"],
+    ["exit", 3, "Deno.exit(3)"],
+    ["exit-at-once", 4, "Deno.exit(4) right after start() (not awaited)"],
+  ] as const
+) {
+  Deno.test({
+    name: `A program that ends with ${how} first waits for its running non-daemon child`,
+    ...SPAWNS,
+    async fn() {
+      using result = tempFile();
+      const out = await runProgram(new URL("./fixtures/exit_waits_program.ts", import.meta.url), {
+        args: [mode, result.path],
+      });
+      const childPid = Number(out.stdout.trim());
+      try {
+        assert.equal(out.code, code, out.stderr);
+        assert.equal(
+          Deno.readTextFileSync(result.path),
+          "done",
+          "the child was killed before it wrote its result",
+        );
+        if (code === 1) assert.match(out.stderr, /^error: Uncaught .*on purpose/m);
+      } finally {
+        if (childPid > 0 && isRunning(childPid)) Deno.kill(childPid, "SIGKILL");
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "A program that exits before a child received its arguments ends, and says the child did not run",
+  ...SPAWNS,
+  async fn() {
+    using result = tempFile();
+    const out = await runProgram(new URL("./fixtures/exit_waits_program.ts", import.meta.url), {
+      args: ["exit-at-once-big", result.path],
+    });
+    const childPid = Number(out.stdout.trim());
+    try {
+      assert.equal(out.code, 4, out.stderr);
+      assert.match(
+        out.stderr,
+        /^Process-1 did not run: the program ended before its arguments were sent to it$/m,
+      );
+      assert.ok(await waitUntil(() => !isRunning(childPid), 5000), "the child still runs");
+      assert.equal(Deno.readTextFileSync(result.path), "");
+    } finally {
+      if (childPid > 0 && isRunning(childPid)) Deno.kill(childPid, "SIGKILL");
+    }
+  },
+});
+
+Deno.test({
+  name: "An unhandled rejection that the program's own listener prevents does not end it",
+  ...SPAWNS,
+  async fn() {
+    using result = tempFile();
+    const out = await runProgram(new URL("./fixtures/exit_waits_program.ts", import.meta.url), {
+      args: ["reject-handled", result.path],
+    });
+    const [childPid, said] = out.stdout.trim().split("\n");
+    try {
+      assert.equal(out.code, 0, out.stderr);
+      assert.equal(said, "still running");
+      assert.equal(Deno.readTextFileSync(result.path), "done");
+    } finally {
+      if (Number(childPid) > 0 && isRunning(Number(childPid))) Deno.kill(Number(childPid), "SIGKILL");
+    }
   },
 });
