@@ -301,8 +301,10 @@ export class Feeder {
       try {
         progress = this.#writeNow(false);
         if (this.#out.empty) return;
-        if (!progress && stalled) {
-          rlock.acquireSync();
+        // Never wait for the reader lock without a limit while holding the writer lock: a reader
+        // that holds it waits for data that only a writer can bring. A reader holds it long only
+        // when the pipe is empty, and then the next round writes.
+        if (!progress && stalled && rlock.acquireSync({ timeout: STALL_MS })) {
           try {
             const n = this.#out.count();
             this.#reader.spill(this.#out.all());
