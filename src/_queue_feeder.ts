@@ -19,7 +19,6 @@
 import { OS, pollFds, write as writeFd } from "../native/mod.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import {
-  CHUNK,
   claimProducer,
   crashPoint,
   givePlaces,
@@ -27,11 +26,12 @@ import {
   leaveProducer,
   MAX_INLINE,
   notePending,
+  PIPE_BUF,
   type Shared,
   TAG_ITEM,
   TAG_RAW,
   TAG_SEGMENT,
-  TRAILER,
+  tryTakePlace,
   W_UNFINISHED,
   wakePutters,
 } from "./_queue_shared.ts";
@@ -92,8 +92,8 @@ class Chunks {
     const i = this.#bufs.length - 1;
     let buf = this.#bufs[i];
     let at = this.#lens[i];
-    if (buf === undefined || TRAILER - at < size) {
-      buf = new Uint8Array(CHUNK);
+    if (buf === undefined || PIPE_BUF - at < size) {
+      buf = new Uint8Array(PIPE_BUF);
       this.#bufs.push(buf);
       this.#views.push(new DataView(buf.buffer));
       this.#lens.push(0);
@@ -105,14 +105,13 @@ class Chunks {
     buf[at + 4] = tag;
     buf.set(payload, at + HEAD);
     this.#lens[this.#lens.length - 1] = at + size;
-    view.setUint32(TRAILER, at + size, true);
     this.#counts[this.#counts.length - 1]++;
     this.#frames++;
   }
 
   /** The first chunk (written whole, or not at all). */
   first(): Uint8Array<ArrayBuffer> {
-    return this.#bufs[0];
+    return this.#bufs[0].subarray(0, this.#lens[0]);
   }
 
   /** How many frames the first chunk holds. */
@@ -128,9 +127,9 @@ class Chunks {
     this.#frames -= this.#counts.shift()!;
   }
 
-  /** All chunks, in order. */
+  /** All chunks' bytes, in order. */
   all(): Uint8Array[] {
-    return this.#bufs;
+    return this.#bufs.map((b, i) => b.subarray(0, this.#lens[i]));
   }
 }
 
@@ -184,12 +183,30 @@ export class Feeder {
     while (this.#flushing) await this.#flushing;
   }
 
-  /** The item's place is taken: record it, put the item in the buffer and start draining. */
-  accept(item: Encoded): void {
+  /**
+   * Takes a place for an item if the queue has one, recording it in this process's producer
+   * record first: a process killed between the two has a place given back that it never took
+   * (the count is one too low until the queue next runs empty), never one taken for good.
+   */
+  tryTake(): boolean {
     const w = this.#w;
     if (this.#producer === -2) this.#producer = claimProducer(w, this.#s);
     notePending(w, this.#producer, 1);
-    if (this.#joinable) Atomics.add(w, W_UNFINISHED, 1);
+    if (tryTakePlace(w, this.#s.maxsize)) return true;
+    notePending(w, this.#producer, -1);
+    return false;
+  }
+
+  /** Gives back a place taken with {@linkcode tryTake} for an item that is not added after all. */
+  untake(): void {
+    givePlaces(this.#w, 1);
+    notePending(this.#w, this.#producer, -1);
+    wakePutters(this.#s, this.#w);
+  }
+
+  /** The item's place is taken ({@linkcode tryTake}): put it in the buffer and start draining. */
+  accept(item: Encoded): void {
+    if (this.#joinable) Atomics.add(this.#w, W_UNFINISHED, 1);
     crashPoint("put");
     const chunks = this.#out.length;
     if (item.payload.length <= MAX_INLINE) {
@@ -253,14 +270,14 @@ export class Feeder {
     }
   }
 
-  /** Writes whole chunks while the pipe takes them (each write of one chunk is atomic). */
+  /** Writes whole chunks while the pipe takes them (each write ≤ PIPE_BUF is atomic). */
   #writeNow(completeOnly: boolean): boolean {
     let progress = false;
     while (this.#out.length > (completeOnly ? 1 : 0)) {
       const chunk = this.#out.first();
       const n = writeFd(this.#s.writeFd, chunk);
       if (n < 0) break;
-      if (n !== CHUNK) throw new Error(`Queue write was not atomic: ${n} of ${CHUNK} bytes`);
+      if (n !== chunk.length) throw new Error(`Queue write was not atomic: ${n} of ${chunk.length} bytes`);
       const count = this.#out.firstCount();
       this.#out.shift();
       crashPoint("write");

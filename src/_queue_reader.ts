@@ -11,11 +11,13 @@
  * current record: it copies it to the other one, changes that, and publishes it with one
  * compare-and-swap of the `STATE` word (which flips the record index and, for a take, gives the
  * item's place back in the same step). A reader SIGKILLed anywhere leaves either the old state or
- * the new one, never a mix. Reading the pipe is the one step that cannot be published with the
- * data: before `read()` the reader zeroes the chunk trailers and publishes `READING`; a reader
- * that finds `READING` set and trailers that are not zero knows its predecessor died after
- * `read()`, and the chunks with a trailer are exactly the ones it read (a chunk's trailer is
- * never 0, and the pipe holds whole chunks only).
+ * the new one, never a mix. Reading the pipe is the one step whose result cannot be published
+ * with the data, so it is made recoverable instead: the read-ahead is as large as the pipe (64
+ * KiB), so one `read()` takes everything in it, and the pipe holds whole frames only (every write
+ * is whole frames of at most `PIPE_BUF` bytes, which the kernel makes atomic); before reading, the
+ * reader zeroes the read-ahead and publishes `READING`. A reader that finds `READING` set knows
+ * its predecessor may have died after `read()`: the frames it read are the ones that parse from
+ * the start up to the first zero length (a frame's length is never 0).
  *
  * **Segments.** An item too big for a chunk travels in a shared memory segment of its own, and
  * the exit hand-over moves a backlog into one; the pipe (or the record) names it. Readers take
@@ -29,15 +31,13 @@ import { track, uniqueName, untrack } from "./_tracker.ts";
 import {
   B_FRONT,
   B_RECORDS,
-  CHUNK,
   crashPoint,
-  FRONT_CHUNKS,
+  FRONT_CAP,
   HEAD,
   R_SIZE,
   type Shared,
   TAG_RAW,
   TAG_SEGMENT,
-  TRAILER,
   W_STATE,
 } from "./_queue_shared.ts";
 
@@ -48,14 +48,15 @@ export const NOTHING: unique symbol = Symbol("nothing");
 const R_FLAGS = 0;
 const R_FRONT_LEN = 4;
 const R_FRONT_OFF = 8;
+/** How far the read-ahead may hold stale bytes (zeroed before the next read). */
+const R_DIRTY = 12;
 const R_SEG_LEN = 16;
 const R_SEG_OFF = 24;
 const R_SEG_NAME = 32;
 const NAME_MAX = 32;
-/** Flag: the trailers are zeroed and a reader may be inside read(). */
+/** Flag: the read-ahead is zeroed and a reader may be inside read(). */
 const READING = 1;
 
-const FRONT_CAP = FRONT_CHUNKS * CHUNK;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -63,12 +64,15 @@ export function decodeItem(tag: number, payload: Uint8Array): unknown {
   return tag === TAG_RAW ? payload.slice() : deserialize(payload);
 }
 
-/** The frame that starts at `off` in the chunks of `bytes`, and where the next one starts. */
-function nextFrame(view: DataView, off: number): number {
-  const size = view.getUint32(off, true);
-  const start = off - off % CHUNK;
-  const next = off + 4 + size;
-  return next - start >= view.getUint32(start + TRAILER, true) ? start + CHUNK : next;
+/** Where the whole frames at the start of `bytes` end (at the first zero length, or a cut frame). */
+function framesEnd(view: DataView, limit: number): number {
+  let at = 0;
+  while (limit - at >= HEAD) {
+    const size = view.getUint32(at, true);
+    if (size === 0 || limit - at < 4 + size) break;
+    at += 4 + size;
+  }
+  return at;
 }
 
 /**
@@ -156,20 +160,20 @@ export class Reader {
   }
 
   /**
-   * Finishes what a reader that died holding the lock left: if it died after `read()`, the chunks
-   * it read (those with a trailer) become the read-ahead. Call after taking the reader lock.
+   * Finishes what a reader that died holding the lock left: if it died after `read()`, the frames
+   * it read become the read-ahead. Call after taking the reader lock.
    */
   recover(): void {
     const v = this.#view;
     const cur = this.#cur();
     if ((v.getUint32(cur + R_FLAGS, true) & READING) === 0) return;
-    let k = 0;
-    while (k < FRONT_CHUNKS && this.#frontView.getUint32(k * CHUNK + TRAILER, true) !== 0) k++;
+    const k = framesEnd(this.#frontView, FRONT_CAP);
     if (k === 0) return; // nothing read: "reading" and "empty" are the same state
     const d = this.#draft();
     v.setUint32(d + R_FLAGS, 0, true);
-    v.setUint32(d + R_FRONT_LEN, k * CHUNK, true);
+    v.setUint32(d + R_FRONT_LEN, k, true);
     v.setUint32(d + R_FRONT_OFF, 0, true);
+    v.setUint32(d + R_DIRTY, k, true);
     this.#publish(0);
   }
 
@@ -191,7 +195,7 @@ export class Reader {
         const size = fv.getUint32(off, true);
         const tag = front[off + 4];
         const payload = front.subarray(off + HEAD, off + 4 + size);
-        const next = nextFrame(fv, off);
+        const next = off + 4 + size;
         if (tag === TAG_SEGMENT) {
           const d = this.#draft();
           v.setUint32(d + R_FRONT_OFF, next, true);
@@ -212,24 +216,26 @@ export class Reader {
         }
         return value;
       }
-      // The read-ahead is empty: read whole chunks from the pipe into it.
+      // The read-ahead is empty: read everything the pipe holds into it (one read does: the
+      // read-ahead is as large as the pipe, which holds whole frames only).
       if ((v.getUint32(cur + R_FLAGS, true) & READING) === 0) {
-        for (let k = 0; k < FRONT_CHUNKS; k++) fv.setUint32(k * CHUNK + TRAILER, 0, true);
+        front.fill(0, 0, v.getUint32(cur + R_DIRTY, true));
         const d = this.#draft();
         v.setUint32(d + R_FLAGS, READING, true);
         v.setUint32(d + R_FRONT_LEN, 0, true);
         v.setUint32(d + R_FRONT_OFF, 0, true);
+        v.setUint32(d + R_DIRTY, 0, true);
         this.#publish(0);
         crashPoint("read-begun");
       }
       const n = readFd(this.#s.readFd, front);
       if (n <= 0) return NOTHING;
       crashPoint("read-done");
-      if (n % CHUNK !== 0) throw new Error(`Queue read ${n} bytes, not whole chunks: the pipe is corrupt`);
       const d = this.#draft();
       v.setUint32(d + R_FLAGS, 0, true);
       v.setUint32(d + R_FRONT_LEN, n, true);
       v.setUint32(d + R_FRONT_OFF, 0, true);
+      v.setUint32(d + R_DIRTY, n, true);
       this.#publish(0);
     }
   }
@@ -316,50 +322,45 @@ export class Reader {
         parts.push(bytes.subarray(v.getFloat64(cur + R_SEG_OFF, true), segLen));
         drop.push(name);
       }
-      const chunks: Uint8Array[] = [];
+      const runs: Uint8Array[] = [];
       const len = v.getUint32(cur + R_FRONT_LEN, true);
       const off = v.getUint32(cur + R_FRONT_OFF, true);
-      if (off < len) chunks.push(this.#front.slice(off - off % CHUNK, len));
+      if (off < len) runs.push(this.#front.slice(off, len));
       for (;;) {
         const buf = new Uint8Array(FRONT_CAP);
         const n = readFd(this.#s.readFd, buf);
         if (n <= 0) break;
-        chunks.push(buf.subarray(0, n));
+        runs.push(buf.subarray(0, n));
       }
-      for (const c of more) chunks.push(c);
-      // The first chunk of the read-ahead starts at `off`, not at its start.
-      let skip = off < len ? off % CHUNK : 0;
-      for (const c of chunks) {
+      for (const c of more) runs.push(c);
+      for (const c of runs) {
         const cv = new DataView(c.buffer, c.byteOffset, c.byteLength);
-        for (let start = 0; start < c.length; start += CHUNK) {
-          const end = start + cv.getUint32(start + TRAILER, true);
-          let run = start + skip;
-          skip = 0;
-          for (let at = run; at < end;) {
-            const size = cv.getUint32(at, true);
-            if (c[at + 4] === TAG_SEGMENT) {
-              if (at > run) parts.push(c.subarray(run, at));
-              const pv = new DataView(c.buffer, c.byteOffset + at + HEAD, size - 1);
-              const name = decoder.decode(c.subarray(at + HEAD + 8, at + 4 + size));
-              const map = mapSharedMemory(name, false);
-              maps.push(map);
-              parts.push(new Uint8Array(map.buffer, 0, pv.getFloat64(0, true)));
-              drop.push(name);
-              run = at + 4 + size;
-            }
-            at += 4 + size;
+        let run = 0;
+        for (let at = 0; at < c.length;) {
+          const size = cv.getUint32(at, true);
+          if (c[at + 4] === TAG_SEGMENT) {
+            if (at > run) parts.push(c.subarray(run, at));
+            const name = decoder.decode(c.subarray(at + HEAD + 8, at + 4 + size));
+            const map = mapSharedMemory(name, false);
+            maps.push(map);
+            parts.push(new Uint8Array(map.buffer, 0, cv.getFloat64(at + HEAD, true)));
+            drop.push(name);
+            run = at + 4 + size;
           }
-          if (end > run) parts.push(c.subarray(run, end));
+          at += 4 + size;
         }
+        if (c.length > run) parts.push(c.subarray(run));
       }
       let total = 0;
       for (const p of parts) total += p.length;
       if (total === 0) return false;
       const seg = makeSegment(parts);
       const d = this.#draft();
+      // The read-ahead is empty now; its stale bytes are zeroed before the next read.
       v.setUint32(d + R_FLAGS, 0, true);
       v.setUint32(d + R_FRONT_LEN, 0, true);
       v.setUint32(d + R_FRONT_OFF, 0, true);
+      v.setUint32(d + R_DIRTY, Math.max(len, v.getUint32(cur + R_DIRTY, true)), true);
       this.#setSegmentName(d, encoder.encode(seg.name));
       v.setFloat64(d + R_SEG_OFF, 0, true);
       v.setFloat64(d + R_SEG_LEN, seg.size, true);

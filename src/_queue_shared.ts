@@ -2,12 +2,11 @@
  * The shared part of a queue: the pipe, the control block and its layout, the count of items,
  * and the producer records that let a SIGKILLed producer's places be given back.
  *
- * **The pipe carries chunks.** Every write is exactly one chunk of `PIPE_BUF` (4096) bytes, which
- * the kernel makes atomic: item frames `[u32 size][u8 tag][payload]` from its start, zero
- * padding, and in its last 4 bytes the number of frame bytes (never 0: a chunk holds at least one
- * frame). Readers read whole chunks only (the pipe only ever holds whole chunks), so a reader
- * that died inside `read()` can be accounted for: the chunks it read are exactly those whose
- * trailer is set (see `_queue_reader.ts`).
+ * **The pipe carries whole frames.** Each item is a frame `[u32 size][u8 tag][payload]`. Writers
+ * write whole frames in writes of at most `PIPE_BUF` (4096) bytes, which the kernel makes atomic:
+ * frames from different processes never interleave, a writer killed mid-way cannot leave half a
+ * frame behind, and so the pipe only ever holds whole frames. The shared read-ahead is as large
+ * as the pipe (64 KiB), so one `read()` empties it (see `_queue_reader.ts`).
  *
  * **The count is one word** (`STATE`): the number of items in the queue times 2, plus the parity
  * bit that says which of the two reader records is current. A producer takes a place with one
@@ -36,20 +35,18 @@ import { track, uniqueName, untrack } from "./_tracker.ts";
 import { Lock } from "./synchronize.ts";
 
 /** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF; 4096 on Linux). */
-export const CHUNK = 4096;
-/** Where a chunk's trailer (u32: bytes of frames in it) is. */
-export const TRAILER = CHUNK - 4;
+export const PIPE_BUF = 4096;
 /** Frame header: u32 size (of tag + payload), u8 tag. */
 export const HEAD = 5;
-/** The largest payload that travels inline in a chunk. */
-export const MAX_INLINE = TRAILER - HEAD;
+/** The largest payload that travels inline in the pipe. */
+export const MAX_INLINE = PIPE_BUF - HEAD;
 export const TAG_ITEM = 0;
 /** Payload: f64 length of the segment, then its name (UTF-8). The segment holds item frames. */
 export const TAG_SEGMENT = 1;
 /** Payload: the bytes of a plain `Uint8Array` item, sent as they are (no serialization). */
 export const TAG_RAW = 2;
-/** Chunks in the shared read-ahead (the size of one read). */
-export const FRONT_CHUNKS = 16;
+/** The shared read-ahead: as large as a pipe's capacity (16 pages), so one read empties the pipe. */
+export const FRONT_CAP = 16 * 4096;
 /** The most items a queue can count (30 bits: the count shares its word with a parity bit). */
 export const MAX_ITEMS = 2 ** 30 - 1;
 
@@ -72,7 +69,7 @@ export const W_PRODUCERS = 256 / 4;
 export const N_PRODUCERS = 64;
 /** The shared read-ahead. */
 export const B_FRONT = 1024;
-const CONTROL_SIZE = B_FRONT + FRONT_CHUNKS * CHUNK;
+const CONTROL_SIZE = B_FRONT + FRONT_CAP;
 
 /** The shared part of one queue, as this process sees it. */
 export interface Shared {

@@ -23,14 +23,12 @@ import { type Encoded, encodeItem, Feeder } from "./_queue_feeder.ts";
 import { NOTHING, Reader } from "./_queue_reader.ts";
 import {
   createShared,
-  givePlaces,
   itemCount,
   MAX_ITEMS,
   reclaimDeadProducers,
   releaseShared,
   reviveShared,
   type Shared,
-  tryTakePlace,
   W_JOIN_WAITERS,
   W_JOINABLE,
   W_PUT_WAITERS,
@@ -170,7 +168,7 @@ export class Queue<T = unknown> {
     const wait = checkWait(options, "Queue.put()");
     const bytes = encodeItem(item);
     if (wait.signal?.aborted) return Promise.reject(wait.signal.reason);
-    if (tryTakePlace(this.#w, this.#s.maxsize)) {
+    if (this.#feeder.tryTake()) {
       this.#feeder.accept(bytes);
       return RESOLVED;
     }
@@ -186,9 +184,9 @@ export class Queue<T = unknown> {
   putNowait(item: T): void {
     this.#check("putNowait");
     const bytes = encodeItem(item);
-    if (!tryTakePlace(this.#w, this.#s.maxsize)) {
+    if (!this.#feeder.tryTake()) {
       reclaimDeadProducers(this.#w, this.#s);
-      if (!tryTakePlace(this.#w, this.#s.maxsize)) {
+      if (!this.#feeder.tryTake()) {
         throw new QueueFullError(`Queue is full: it holds its maxsize of ${this.#s.maxsize} items`);
       }
     }
@@ -319,7 +317,7 @@ export class Queue<T = unknown> {
       signal?.throwIfAborted();
       if (this.#closed) throw new Deno.errors.BadResource("Cannot put: the queue was closed while waiting");
       reclaimDeadProducers(w, this.#s);
-      if (tryTakePlace(w, this.#s.maxsize)) break;
+      if (this.#feeder.tryTake()) break;
       const left = deadline.left();
       if (left <= 0) {
         throw new QueueFullError(`Queue is full: no room for ${timeout} ms (maxsize ${this.#s.maxsize})`);
@@ -328,7 +326,7 @@ export class Queue<T = unknown> {
       this.#inflight++;
       try {
         // Looked again after counting itself: a get() that freed a place meanwhile posts.
-        if (tryTakePlace(w, this.#s.maxsize)) break;
+        if (this.#feeder.tryTake()) break;
         await this.#s.wake.waitAsync(Math.min(left, SLICE_MS));
       } finally {
         this.#inflight--;
@@ -338,17 +336,11 @@ export class Queue<T = unknown> {
       }
     }
     if (signal?.aborted || this.#closed) {
-      this.#giveBack();
+      this.#feeder.untake();
       signal?.throwIfAborted();
       throw new Deno.errors.BadResource("Cannot put: the queue was closed while waiting");
     }
     this.#feeder.accept(bytes);
-  }
-
-  /** Gives back a place taken for an item that is not added after all. */
-  #giveBack(): void {
-    givePlaces(this.#w, 1);
-    wakePutters(this.#s, this.#w);
   }
 
   async #get({ block, timeout, signal }: CheckedWait): Promise<T> {

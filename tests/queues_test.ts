@@ -505,6 +505,8 @@ Deno.test({
     // Unbounded: 3 000 small items; full chunks went into the pipe at once, the last part did not.
     const q2 = new Queue<number>();
     const p2 = new Process({ target: qx.crashingProducer, args: [q2, "put", 3000, 3000], module: qmodule });
+    const q3 = new Queue<number>(100);
+    const p3 = new Process({ target: qx.crashingProducer, args: [q3, "write", 1, 100], module: qmodule });
     try {
       await p1.start();
       await p1.join(30_000);
@@ -523,10 +525,23 @@ Deno.test({
       for (let i = 0; i < inPipe; i++) assert.equal(await q2.get({ timeout: 5000 }), i);
       assert.throws(() => q2.getNowait(), QueueEmptyError);
       assert.equal(q2.qsize(), 0);
+
+      // Killed right after a chunk went into the pipe, before its record said so: the items are
+      // delivered, and once the queue has run empty its count is exact again.
+      await p3.start();
+      await p3.join(30_000);
+      assert.equal(p3.exitCode, -9);
+      for (let i = 0; i < 100; i++) assert.equal(await q3.get({ timeout: 5000 }), i);
+      assert.throws(() => q3.getNowait(), QueueEmptyError);
+      assert.equal(q3.qsize(), 0);
+      for (let i = 0; i < 100; i++) q3.putNowait(i);
+      assert.equal(q3.full(), true);
+      assert.throws(() => q3.putNowait(100), QueueFullError);
     } finally {
       q.close();
       q2.close();
-      await cleanup(p1, p2);
+      q3.close();
+      await cleanup(p1, p2, p3);
     }
   },
 });
