@@ -16,7 +16,13 @@
  *
  * **Producer records** (pid, pending): the places a process took for items still in its own
  * buffer. The buffer of a process killed before it reached the pipe is lost (nothing can save it),
- * but its places come back: whoever finds the record of a dead process gives them back.
+ * but its places come back: whoever finds the record of a dead process gives them back (a waiting
+ * `put()`, `qsize()`, `JoinableQueue.join()`). A record and the count are two words, and a write
+ * to the pipe is a system call, so two steps of a producer cannot be one store: a producer records
+ * a place before it takes it, and writes a chunk before it records that. Killed between the two,
+ * it has places given back that it did not hold (the count is low by at most one chunk's items,
+ * and a bounded queue may hold that many more) until the queue next runs empty, when the count is
+ * exact again; it never leaks a place, and no item is lost or repeated because of it.
  *
  * @module
  */

@@ -12,8 +12,10 @@
  *
  * What holds, SIGKILL included: an item whose `put()` resolved reaches the queue unless the
  * process that put it is killed before its buffer reached the pipe (then the item is lost, and
- * its place is given back); every item is delivered at most once, and exactly once unless the
- * process that took it is killed before `get()` returned it.
+ * its place is given back); at a normal exit, however it ends, a process hands its buffer over
+ * (waiting as long as live processes hold the queue's locks). Every item is delivered at most
+ * once, and exactly once unless the process that took it is killed before `get()` returned it. A
+ * reader killed at any step leaves the shared state as it was before or after that step.
  *
  * @module
  */
@@ -52,6 +54,9 @@ export interface QueueWaitOptions {
 
 /** How long a waiting put() sleeps in one slice before it looks at timeout, abort and dead producers. */
 const SLICE_MS = 50;
+
+/** qsize() looks for dead producers at most this often. */
+const RECLAIM_EVERY_MS = 20;
 
 /** A queue dropped without close() releases its handles when it is garbage collected. */
 const finalizer = new FinalizationRegistry<Shared>((s) => {
@@ -106,6 +111,8 @@ export class Queue<T = unknown> {
   #holdsReadLock = false;
   /** This process's waits on the wake-up semaphore still running on a worker thread. */
   #inflight = 0;
+  /** When #reclaimNow() last looked for dead producers. */
+  #lastReclaim = -Infinity;
   /** Aborted by close(): stops this process's waits. */
   #closeCtl = new AbortController();
 
@@ -143,7 +150,7 @@ export class Queue<T = unknown> {
    */
   qsize(): number {
     this.#check("qsize");
-    reclaimDeadProducers(this.#w, this.#s);
+    this.#reclaimNow();
     return itemCount(this.#w);
   }
 
@@ -185,7 +192,7 @@ export class Queue<T = unknown> {
     this.#check("putNowait");
     const bytes = encodeItem(item);
     if (!this.#feeder.tryTake()) {
-      reclaimDeadProducers(this.#w, this.#s);
+      this.#reclaimNow();
       if (!this.#feeder.tryTake()) {
         throw new QueueFullError(`Queue is full: it holds its maxsize of ${this.#s.maxsize} items`);
       }
@@ -305,6 +312,17 @@ export class Queue<T = unknown> {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /**
+   * Gives back the places of dead producers' lost items, looking at most every 20 ms (a look
+   * reads /proc for each producer with items in its buffer).
+   */
+  #reclaimNow(): void {
+    const now = performance.now();
+    if (now - this.#lastReclaim < RECLAIM_EVERY_MS) return;
+    this.#lastReclaim = now;
+    reclaimDeadProducers(this.#w, this.#s);
+  }
 
   #check(what: string): void {
     if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${what}: the queue is closed`);
