@@ -135,7 +135,13 @@ class Chunks {
 
 /** Feeders of this process with items not yet in the pipe: handed over at exit. */
 const exiting = new Set<Feeder>();
+/**
+ * Releases of reader locks that gets of this process hold across an await. At exit those gets
+ * are abandoned: their locks go first, so that no hand-over (of any queue) waits for them.
+ */
+export const heldReadLocks: Set<() => void> = new Set();
 atExit(ExitPhase.queueHandover, () => {
+  for (const release of [...heldReadLocks]) release();
   for (const f of [...exiting]) f.handOverAtExit();
 });
 
@@ -151,8 +157,6 @@ export class Feeder {
   #producer = -2;
   /** Called when the buffer is empty and nothing is in flight (the queue may release). */
   #onIdle: () => void;
-  /** Releases the reader lock if this process's abandoned get() holds it (at exit). */
-  #dropReadLock: () => void;
   /** Set once the queue released its handles: nothing more is written. */
   released = false;
   /** cancelJoinThread(): drop the buffer at exit instead of handing it over. */
@@ -163,14 +167,13 @@ export class Feeder {
     w: Int32Array,
     reader: Reader,
     joinable: boolean,
-    hooks: { onIdle: () => void; dropReadLock: () => void },
+    onIdle: () => void,
   ) {
     this.#s = s;
     this.#w = w;
     this.#reader = reader;
     this.#joinable = joinable;
-    this.#onIdle = hooks.onIdle;
-    this.#dropReadLock = hooks.dropReadLock;
+    this.#onIdle = onIdle;
   }
 
   /** True when nothing of this process waits to be written. */
@@ -294,7 +297,6 @@ export class Feeder {
     const count = this.#out.count();
     try {
       if (this.cancelled) return this.#dropAll();
-      this.#dropReadLock();
       this.#handOver();
       leaveProducer(this.#w, this.#producer);
     } catch (e) {

@@ -21,7 +21,7 @@
  */
 import { OS } from "../native/mod.ts";
 import { Waiter } from "./_fd_wait.ts";
-import { type Encoded, encodeItem, Feeder } from "./_queue_feeder.ts";
+import { type Encoded, encodeItem, Feeder, heldReadLocks } from "./_queue_feeder.ts";
 import { NOTHING, Reader } from "./_queue_reader.ts";
 import {
   createShared,
@@ -109,6 +109,13 @@ export class Queue<T = unknown> {
   #getsPending = 0;
   /** True while a get() of this process holds the reader lock (across an await). */
   #holdsReadLock = false;
+  /** Releases the reader lock a get() holds (at exit: the get is abandoned). */
+  #dropReadLock = () => {
+    if (!this.#holdsReadLock) return;
+    this.#holdsReadLock = false;
+    heldReadLocks.delete(this.#dropReadLock);
+    this.#s.rlock.release();
+  };
   /** This process's waits on the wake-up semaphore still running on a worker thread. */
   #inflight = 0;
   /** When #reclaimNow() last looked for dead producers. */
@@ -134,14 +141,13 @@ export class Queue<T = unknown> {
     this.#w = new Int32Array(this.#s.control.buffer, 0, 64 + 2 * 64);
     if (!shared && new.target === JoinableQueue) Atomics.store(this.#w, W_JOINABLE, 1);
     this.#reader = new Reader(this.#s, this.#w);
-    this.#feeder = new Feeder(this.#s, this.#w, this.#reader, new.target === JoinableQueue, {
-      onIdle: () => this.#maybeRelease(),
-      dropReadLock: () => {
-        if (!this.#holdsReadLock) return;
-        this.#holdsReadLock = false;
-        this.#s.rlock.release();
-      },
-    });
+    this.#feeder = new Feeder(
+      this.#s,
+      this.#w,
+      this.#reader,
+      new.target === JoinableQueue,
+      () => this.#maybeRelease(),
+    );
   }
 
   /**
@@ -390,6 +396,7 @@ export class Queue<T = unknown> {
           const left = deadline.left();
           if (left <= 0) break;
           stop ??= whenAborted(signal ? [signal, closing] : [closing]);
+          heldReadLocks.add(this.#dropReadLock);
           await this.#waiter.ready(
             readFd,
             OS.POLLIN,
@@ -399,10 +406,7 @@ export class Queue<T = unknown> {
         }
       } finally {
         stop?.dispose();
-        if (this.#holdsReadLock) {
-          this.#holdsReadLock = false;
-          rlock.release();
-        }
+        this.#dropReadLock();
       }
       if (got === NOTHING) {
         signal?.throwIfAborted();
