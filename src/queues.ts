@@ -38,6 +38,9 @@ import {
   wakePutters,
 } from "./_queue_shared.ts";
 import { deserialize, type ReduceContext, registerReducer, serialize } from "./_reduction.ts";
+// A waiting put() or join() sleeps in slices as a lock does: then it looks at abort, close and
+// dead producers.
+import { SLICE_MS } from "./_sync_core.ts";
 import { type CheckedWait, checkWait, Deadline, whenAborted } from "./_wait.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
 import type { Lock } from "./synchronize.ts";
@@ -52,8 +55,6 @@ export interface QueueWaitOptions {
   signal?: AbortSignal;
 }
 
-/** How long a waiting put() sleeps in one slice before it looks at timeout, abort and dead producers. */
-const SLICE_MS = 50;
 
 /** qsize() looks for dead producers at most this often. */
 const RECLAIM_EVERY_MS = 20;
@@ -393,16 +394,10 @@ export class Queue<T = unknown> {
           closing.throwIfAborted();
           got = this.#reader.take();
           if (got !== NOTHING || noWait) break;
-          const left = deadline.left();
-          if (left <= 0) break;
+          if (deadline.left() <= 0) break;
           stop ??= whenAborted(signal ? [signal, closing] : [closing]);
           heldReadLocks.add(this.#dropReadLock);
-          await this.#waiter.ready(
-            readFd,
-            OS.POLLIN,
-            stop.promise,
-            performance.now() + Math.min(left, SLICE_MS),
-          );
+          await this.#waiter.ready(readFd, OS.POLLIN, stop.promise, deadline.at);
         }
       } finally {
         stop?.dispose();
