@@ -410,18 +410,23 @@ Deno.test({
 
 Deno.test({
   name:
-    "Queue: a backlog of 1 000 000 items left at exit reaches a consumer that starts after the producer ended",
+    "Queue: a backlog of 1 000 000 items left at exit by two producers, one after the other, reaches a consumer that starts after both ended",
   ...SPAWNS,
   async fn() {
     const N = 1_000_000;
     const q = new Queue<number>();
     const out = new Queue<{ inOrder: number; emptyAfter: boolean }>();
-    const producer = new Process({ target: qx.putNumbers, args: [q, N], module: qmodule });
+    // The second producer's hand-over takes in the first one's 500 000 items, still unread.
+    const producers = [0, 1].map((k) =>
+      new Process({ target: qx.putNumbers, args: [q, N / 2, k * N / 2], module: qmodule })
+    );
     const consumer = new Process({ target: qx.getNumbers, args: [q, out, N], module: qmodule });
     try {
-      await producer.start();
-      await producer.join(120_000);
-      assert.equal(producer.exitCode, 0, "the producer did not end");
+      for (const p of producers) {
+        await p.start();
+        await p.join(120_000);
+        assert.equal(p.exitCode, 0, "a producer did not end");
+      }
       assert.equal(q.qsize(), N);
       await consumer.start();
       const report = await out.get({ timeout: 120_000 });
@@ -431,7 +436,7 @@ Deno.test({
     } finally {
       q.close();
       out.close();
-      await cleanup(producer, consumer);
+      await cleanup(...producers, consumer);
     }
   },
 });
