@@ -441,6 +441,30 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "Queue: a process that calls Deno.exit() while its own get() waits still hands over the items it put",
+  ...SPAWNS,
+  async fn() {
+    const N = 100_000;
+    const q = new Queue<number>();
+    const p = new Process({ target: qx.exitWhileGetting, args: [q, N], module: qmodule });
+    try {
+      await p.start();
+      await p.join(60_000);
+      assert.equal(p.exitCode, 0, "the process did not end by its Deno.exit(0)");
+      assert.equal(q.qsize(), N);
+      for (let i = 0; i < N; i++) {
+        const x = await q.get({ timeout: 10_000 });
+        if (x !== i) assert.equal(x, i, `item ${i}`);
+      }
+      assert.equal(q.empty(), true);
+    } finally {
+      q.close();
+      await cleanup(p);
+    }
+  },
+});
+
 /** The items of the reader fault-injection test: 200 of ~500 bytes (25 chunks), the 4th big. */
 function crashItems(): string[] {
   return Array.from({ length: 200 }, (_, i) => `${i}:`.padEnd(i === 3 ? 10_000 : 480, "x"));
