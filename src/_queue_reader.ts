@@ -141,11 +141,16 @@ export class Reader {
     return B_RECORDS + (Atomics.load(this.#w, W_STATE) & 1) * R_SIZE;
   }
 
-  /** Copies the current record to the other one and returns the other's offset, to change. */
-  #draft(): number {
+  /**
+   * Copies the current record to the other one and returns the other's offset, to change. The
+   * segment's name is copied only when asked: it means something only while a segment is current.
+   */
+  #draft(withName = false): number {
     const cur = this.#cur();
     const next = cur === B_RECORDS ? B_RECORDS + R_SIZE : B_RECORDS;
-    this.#bytes.copyWithin(next, cur, cur + R_SIZE);
+    const w = this.#w;
+    const words = (withName ? R_SIZE : R_SEG_NAME) >> 2;
+    for (let i = 0, from = cur >> 2, to = next >> 2; i < words; i++) w[to + i] = w[from + i];
     return next;
   }
 
@@ -284,7 +289,7 @@ export class Reader {
     try {
       value = decodeItem(bytes[off + 4], bytes.subarray(off + HEAD, off + 4 + size));
     } finally {
-      const d = this.#draft();
+      const d = this.#draft(true);
       if (next >= segLen) {
         v.setFloat64(d + R_SEG_LEN, 0, true);
         v.setFloat64(d + R_SEG_OFF, 0, true);

@@ -55,7 +55,6 @@ export interface QueueWaitOptions {
   signal?: AbortSignal;
 }
 
-
 /** qsize() looks for dead producers at most this often. */
 const RECLAIM_EVERY_MS = 20;
 
