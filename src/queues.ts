@@ -4,7 +4,7 @@
  * A queue is an OS pipe plus a little shared state, and every process holding the queue holds
  * both ends of the pipe (they travel to children as `Process` arguments). The parts:
  *
- * - `_queue_shared.ts`: the pipe's chunk format, the control block, the count of items (one word,
+ * - `_queue_shared.ts`: the frame format, the control block, the count of items (one word,
  *   so `qsize()` is exact once a `put()` resolved), and the producer records that give a killed
  *   producer's places back.
  * - `_queue_feeder.ts`: this process's buffer, its drain into the pipe, the hand-over at exit.
