@@ -13,13 +13,13 @@
  * item's place back in the same step). A reader SIGKILLed anywhere leaves either the old state or
  * the new one, never a mix. Reading the pipe is the one step whose result cannot be published
  * with the data, so it is made recoverable instead: the read-ahead is as large as the pipe (64
- * KiB), so one `read()` takes everything in it, and the pipe holds whole frames only (every write
- * is whole frames of at most `PIPE_BUF` bytes, which the kernel makes atomic); before reading, the
- * reader zeroes the read-ahead and publishes `READING`. A reader that finds `READING` set knows
- * its predecessor may have died after `read()`: the frames it read are the ones that parse from
- * the start up to the first zero length (a frame's length is never 0).
+ * KiB: 16 pages of 4 KiB), so one `read()` takes everything in it, and the pipe holds whole
+ * frames only (every write is whole frames of at most `PIPE_BUF` bytes, which the kernel makes
+ * atomic); before reading, the reader zeroes the read-ahead and publishes `READING`. A reader that
+ * finds `READING` set knows its predecessor may have died after `read()`: the frames it read are
+ * the ones that parse from the start up to the first zero length (a frame's length is never 0).
  *
- * **Segments.** An item too big for a chunk travels in a shared memory segment of its own, and
+ * **Segments.** An item too big for one pipe write travels in a shared memory segment of its own, and
  * the exit hand-over moves a backlog into one; the pipe (or the record) names it. Readers take
  * items from the current segment before anything else.
  *
@@ -73,6 +73,17 @@ function framesEnd(view: DataView, limit: number): number {
     at += 4 + size;
   }
   return at;
+}
+
+/**
+ * The read-ahead ends inside a frame: a read did not empty the pipe, which happens only where a
+ * pipe holds more than 64 KiB (pages larger than 4 KiB).
+ */
+function cutFrame(off: number, size: number, len: number): Error {
+  return new Error(
+    `Queue read-ahead holds a cut frame (${size} bytes at ${off} of ${len}): this system's pipes ` +
+      `hold more than the 64 KiB read-ahead (a page size above 4 KiB), which queues do not support`,
+  );
 }
 
 /**
@@ -198,6 +209,7 @@ export class Reader {
       const off = v.getUint32(cur + R_FRONT_OFF, true);
       if (off < len) {
         const size = fv.getUint32(off, true);
+        if (size === 0 || off + 4 + size > len) throw cutFrame(off, size, len);
         const tag = front[off + 4];
         const payload = front.subarray(off + HEAD, off + 4 + size);
         const next = off + 4 + size;
