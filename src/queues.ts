@@ -2,316 +2,61 @@
  * Queues between processes (CPython: `queues.py`).
  *
  * A queue is an OS pipe plus a little shared state, and every process holding the queue holds
- * both ends of the pipe (they travel to children as `Process` arguments):
+ * both ends of the pipe (they travel to children as `Process` arguments). The parts:
  *
- * - **Frames.** Each item is a frame `[u32 size][u8 tag][payload]` whose payload is the item's
- *   structured-clone bytes. Writers write whole frames in writes of at most `PIPE_BUF` (4096)
- *   bytes, which the kernel makes atomic: frames from different processes never interleave, and
- *   a writer killed mid-way cannot leave half a frame behind. An item too big for one such write
- *   travels in a shared memory segment of its own, and the pipe carries a small frame naming it.
- * - **Read-ahead shared by the readers.** A reader reads up to 64 KiB from the pipe at once, into
- *   a buffer in shared memory that every reading process sees, and takes one frame from it; the
- *   next `get()`, in any process, takes the next frame from there before reading the pipe again.
- *   A reader lock (a {@linkcode Lock}) is held around each take, so no frame is lost or taken twice.
- * - **Counting.** A named semaphore holds the free places (`maxsize`, or the largest semaphore
- *   value for an unbounded queue): `put()` takes one before the item exists anywhere, `get()` gives
- *   it back after. `qsize()` is `maxsize` minus its value: exact as soon as a `put()` resolved.
- * - **Buffering.** `put()` resolves once the item is accepted (serialized and counted, in this
- *   process's buffer); the buffer drains into the pipe in the background, under a writer lock,
- *   whenever the pipe has room. `joinThread()` waits until it has drained.
- * - **No deadlock at exit** (CPython's bpo-29797). A process that ends while its buffer cannot
- *   drain (a full pipe nobody reads) does not wait for a reader: it takes both locks, moves
- *   everything unread (the shared read-ahead, the pipe's content, its own buffer) into one shared
- *   memory segment in order, and leaves a single frame naming it in the now empty pipe. Readers
- *   then take items from that segment before anything written later. Nothing is lost, nothing
- *   reorders, and a parent that joins such a child before reading does not hang.
+ * - `_queue_shared.ts`: the frame format, the control block, the count of items (one word,
+ *   so `qsize()` is exact once a `put()` resolved), and the producer records that give a killed
+ *   producer's places back.
+ * - `_queue_feeder.ts`: this process's buffer, its drain into the pipe, the hand-over at exit.
+ * - `_queue_reader.ts`: the shared read-ahead and segments, updated crash-safely.
+ *
+ * What holds, SIGKILL included: an item whose `put()` resolved reaches the queue unless the
+ * process that put it is killed before its buffer reached the pipe (then the item is lost, and
+ * its place is given back); at a normal exit, however it ends, a process hands its buffer over
+ * (waiting as long as live processes hold the queue's locks). Every item is delivered at most
+ * once, and exactly once unless the process that took it is killed before `get()` returned it. A
+ * reader killed at any step leaves the shared state as it was before or after that step.
  *
  * @module
  */
-import {
-  close as closeFd,
-  mapSharedMemory,
-  NamedSemaphore,
-  OS,
-  pipe,
-  read as readFd,
-  setNonBlocking,
-  type SharedMapping,
-  unlinkSharedMemory,
-  write as writeFd,
-} from "../native/mod.ts";
-import { atExit, ExitPhase } from "./_exit.ts";
+import { OS } from "../native/mod.ts";
 import { Waiter } from "./_fd_wait.ts";
+import { type Encoded, encodeItem, Feeder, heldReadLocks } from "./_queue_feeder.ts";
+import { NOTHING, Reader } from "./_queue_reader.ts";
+import {
+  createShared,
+  itemCount,
+  MAX_ITEMS,
+  reclaimDeadProducers,
+  releaseShared,
+  reviveShared,
+  type Shared,
+  W_JOIN_WAITERS,
+  W_JOINABLE,
+  W_PUT_WAITERS,
+  W_UNFINISHED,
+  wakePutters,
+} from "./_queue_shared.ts";
 import { deserialize, type ReduceContext, registerReducer, serialize } from "./_reduction.ts";
-import { track, uniqueName, untrack } from "./_tracker.ts";
+// A waiting put() or join() sleeps in slices as a lock does: then it looks at abort, close and
+// dead producers.
+import { SLICE_MS } from "./_sync_core.ts";
+import { type CheckedWait, checkWait, Deadline, whenAborted } from "./_wait.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
-import { Lock } from "./synchronize.ts";
+import type { Lock } from "./synchronize.ts";
 
 /** Options of `put()` and `get()`. */
 export interface QueueWaitOptions {
   /** False: try once and never wait (wins over `timeout`). Default true. */
   block?: boolean;
-  /** Milliseconds to wait at most; undefined waits forever, 0 or less does not wait. */
+  /** Milliseconds to wait at most; undefined or `Infinity` waits forever, 0 or less does not wait. */
   timeout?: number;
   /** Aborting rejects the wait with `signal.reason`; no item is lost or added. */
   signal?: AbortSignal;
 }
 
-const SEM_VALUE_MAX = 2147483647;
-/** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF; 4096 on Linux). */
-const PIPE_BUF = 4096;
-/** Frame header: u32 size (of tag + payload), u8 tag. */
-const HEAD = 5;
-const MAX_INLINE = PIPE_BUF - HEAD;
-const TAG_ITEM = 0;
-/** Payload: f64 length of the segment, then its name (UTF-8). The segment holds item frames. */
-const TAG_SEGMENT = 1;
-/** Payload: the bytes of a plain `Uint8Array` item, sent as they are (no serialization). */
-const TAG_RAW = 2;
-/** Readers read at most this much ahead (and it is the size of the shared read-ahead buffer). */
-const FRONT_CAP = 64 * 1024;
-/** How long a waiting reader sleeps in one poll before it looks at timeout and abort again. */
-const SLICE_MS = 50;
-
-// The shared control block.
-const C_FRONT_LEN = 0; // u32 index: bytes in the read-ahead buffer
-const C_FRONT_OFF = 1; // u32 index: bytes of it already taken
-const C_UNFINISHED = 2; // i32 index: JoinableQueue's unfinished tasks
-const B_SEG_LEN = 16; // f64 byte offset: length of the current segment (0: none)
-const B_SEG_OFF = 24; // f64 byte offset: bytes of it already taken
-const B_SEG_NAME = 32; // 32 bytes: name of the current segment, NUL-padded
-const B_FRONT = 64;
-const CONTROL_SIZE = B_FRONT + FRONT_CAP;
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-/** The shared part of one queue, as this process sees it. */
-interface Shared {
-  readFd: number;
-  writeFd: number;
-  control: SharedMapping;
-  controlName: string;
-  slots: NamedSemaphore;
-  slotsName: string;
-  maxsize: number;
-  rlock: Lock;
-  wlock: Lock;
-  /** True in the process that created the queue: it removes the names at close. */
-  creator: boolean;
-}
-
-/** Frames waiting in this process to be written, packed in chunks of at most PIPE_BUF bytes. */
-class Chunks {
-  #bufs: Uint8Array<ArrayBuffer>[] = [];
-  #views: DataView[] = [];
-  #lens: number[] = [];
-  #counts: number[] = [];
-  #frames = 0;
-
-  get empty(): boolean {
-    return this.#bufs.length === 0;
-  }
-
-  /** How many chunks are waiting (all but the last are full). */
-  get length(): number {
-    return this.#bufs.length;
-  }
-
-  /** How many frames are waiting. */
-  count(): number {
-    return this.#frames;
-  }
-
-  /** Appends a frame of `tag` with `payload` (at most MAX_INLINE bytes). */
-  push(tag: number, payload: Uint8Array): void {
-    const size = HEAD + payload.length;
-    const i = this.#bufs.length - 1;
-    let buf = this.#bufs[i];
-    let at = this.#lens[i];
-    if (buf === undefined || PIPE_BUF - at < size) {
-      buf = new Uint8Array(PIPE_BUF);
-      this.#bufs.push(buf);
-      this.#views.push(new DataView(buf.buffer));
-      this.#lens.push(0);
-      this.#counts.push(0);
-      at = 0;
-    }
-    this.#views[this.#views.length - 1].setUint32(at, size - 4, true);
-    buf[at + 4] = tag;
-    buf.set(payload, at + HEAD);
-    this.#lens[this.#lens.length - 1] = at + size;
-    this.#counts[this.#counts.length - 1]++;
-    this.#frames++;
-  }
-
-  /** The first chunk (written whole, or not at all). */
-  first(): Uint8Array<ArrayBuffer> {
-    return this.#bufs[0].subarray(0, this.#lens[0]);
-  }
-
-  /** Drops the first chunk, once written. */
-  shift(): void {
-    this.#bufs.shift();
-    this.#views.shift();
-    this.#lens.shift();
-    this.#frames -= this.#counts.shift()!;
-  }
-
-  /** All chunks' bytes, in order. */
-  all(): Uint8Array[] {
-    return this.#bufs.map((b, i) => b.subarray(0, this.#lens[i]));
-  }
-}
-
-/** The frames in `bytes` (whole frames only). */
-function* frames(bytes: Uint8Array): Generator<{ tag: number; payload: Uint8Array }> {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let at = 0;
-  while (bytes.length - at >= HEAD) {
-    const size = view.getUint32(at, true);
-    if (bytes.length - at < 4 + size) break;
-    yield { tag: bytes[at + 4], payload: bytes.subarray(at + HEAD, at + 4 + size) };
-    at += 4 + size;
-  }
-}
-
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/** An item's bytes and how to read them back (TAG_ITEM or TAG_RAW). */
-interface Encoded {
-  tag: number;
-  payload: Uint8Array;
-}
-
-/**
- * Encodes an item. A plain `Uint8Array` that spans its whole buffer (the usual way to stream
- * bytes) goes as it is: same result as structured clone, without the serializer's two copies.
- */
-function encodeItem(item: unknown): Encoded {
-  if (
-    item instanceof Uint8Array && Object.getPrototypeOf(item) === Uint8Array.prototype &&
-    item.byteOffset === 0 && item.byteLength > 0 && item.buffer instanceof ArrayBuffer &&
-    item.byteLength === item.buffer.byteLength && !item.buffer.resizable
-  ) {
-    return { tag: TAG_RAW, payload: item };
-  }
-  return { tag: TAG_ITEM, payload: serialize(item) };
-}
-
-function decodeItem(tag: number, payload: Uint8Array): unknown {
-  return tag === TAG_RAW ? payload.slice() : deserialize(payload);
-}
-
-/** Writes item frames into a new shared memory segment; returns the payload of a frame naming it. */
-function makeSegment(items: Encoded[]): Uint8Array {
-  const size = items.reduce((n, x) => n + HEAD + x.payload.length, 0);
-  const name = uniqueName("b");
-  const map = mapSharedMemory(name, true, size);
-  try {
-    track("shm", name);
-    const bytes = new Uint8Array(map.buffer);
-    const view = new DataView(map.buffer);
-    let at = 0;
-    for (const { tag, payload } of items) {
-      view.setUint32(at, payload.length + 1, true);
-      bytes[at + 4] = tag;
-      bytes.set(payload, at + HEAD);
-      at += HEAD + payload.length;
-    }
-  } finally {
-    map.unmap();
-  }
-  const nameBytes = encoder.encode(name);
-  const payload = new Uint8Array(8 + nameBytes.length);
-  new DataView(payload.buffer).setFloat64(0, size, true);
-  payload.set(nameBytes, 8);
-  return payload;
-}
-
-/** The items of a segment named by a frame's payload (copied); removes the segment. */
-function segmentItems(payload: Uint8Array): Encoded[] {
-  const name = decoder.decode(payload.subarray(8));
-  const map = mapSharedMemory(name, false);
-  try {
-    return [...frames(new Uint8Array(map.buffer))].map((f) => ({ tag: f.tag, payload: f.payload.slice() }));
-  } finally {
-    map.unmap();
-    unlinkSharedMemory(name);
-    untrack("shm", name);
-  }
-}
-
-function createShared(maxsize: number): Shared {
-  const controlName = uniqueName("q");
-  const slotsName = controlName + "s";
-  const [readFd, writeFd] = pipe();
-  let control: SharedMapping | undefined;
-  let slots: NamedSemaphore | undefined;
-  try {
-    setNonBlocking(readFd, true);
-    setNonBlocking(writeFd, true);
-    control = mapSharedMemory(controlName, true, CONTROL_SIZE);
-    track("shm", controlName, { ownedByProcess: true });
-    slots = NamedSemaphore.create(slotsName, maxsize === 0 ? SEM_VALUE_MAX : maxsize);
-    track("sem", slotsName, { ownedByProcess: true });
-    return {
-      readFd,
-      writeFd,
-      control,
-      controlName,
-      slots,
-      slotsName,
-      maxsize: maxsize === 0 ? SEM_VALUE_MAX : maxsize,
-      rlock: new Lock(),
-      wlock: new Lock(),
-      creator: true,
-    };
-  } catch (e) {
-    closeFd(readFd);
-    closeFd(writeFd);
-    control?.unmap();
-    slots?.close();
-    for (const [kind, name] of [["shm", controlName], ["sem", slotsName]] as const) {
-      try {
-        if (kind === "shm") unlinkSharedMemory(name);
-        else NamedSemaphore.unlink(name);
-        untrack(kind, name);
-      } catch {
-        // never made
-      }
-    }
-    throw e;
-  }
-}
-
-/** Closes this process's handles on a queue's shared part; its creator also removes the names. */
-function releaseShared(s: Shared): void {
-  closeFd(s.readFd);
-  closeFd(s.writeFd);
-  s.control.unmap();
-  s.slots.close();
-  s.rlock.close();
-  s.wlock.close();
-  if (s.creator) {
-    for (const [kind, name] of [["shm", s.controlName], ["sem", s.slotsName]] as const) {
-      try {
-        if (kind === "shm") unlinkSharedMemory(name);
-        else NamedSemaphore.unlink(name);
-      } finally {
-        untrack(kind, name);
-      }
-    }
-  }
-}
+/** qsize() looks for dead producers at most this often. */
+const RECLAIM_EVERY_MS = 20;
 
 /** A queue dropped without close() releases its handles when it is garbage collected. */
 const finalizer = new FinalizationRegistry<Shared>((s) => {
@@ -325,42 +70,7 @@ const finalizer = new FinalizationRegistry<Shared>((s) => {
 /** Set by the reducer just before it calls a queue constructor: the state to adopt. */
 let reviving: Shared | null = null;
 
-/** Queues of this process with items not yet in the pipe: handled at exit. */
-const exiting = new Set<() => void>();
-atExit(ExitPhase.queueHandover, () => {
-  for (const f of [...exiting]) {
-    try {
-      f();
-    } catch (e) {
-      console.error(`Queue: could not hand over its items at exit: ${e instanceof Error ? e.message : e}`);
-    }
-  }
-});
-
-function warnLost(n: number): void {
-  console.error(
-    `Queue: ${n} item(s) put by this process were dropped at exit: the queue's locks stayed busy for 2 s`,
-  );
-}
-
 const RESOLVED = Promise.resolve();
-/** What #takeNow() returns when there is no item (any value, undefined included, is an item). */
-const NOTHING = Symbol("nothing");
-const NO_OPTIONS: QueueWaitOptions = Object.freeze({});
-
-/** A promise that resolves when any of `signals` aborts; dispose() removes the listeners. */
-function whenAborted(signals: AbortSignal[]): { promise: Promise<void>; dispose(): void } {
-  let onAbort!: () => void;
-  const promise = new Promise<void>((resolve) => onAbort = resolve);
-  for (const s of signals) {
-    if (s.aborted) onAbort();
-    else s.addEventListener("abort", onAbort, { once: true });
-  }
-  return { promise, dispose: () => signals.forEach((s) => s.removeEventListener("abort", onAbort)) };
-}
-
-/** Queues whose accepted items count as unfinished tasks (JoinableQueue). */
-const joinable = new WeakSet<object>();
 
 /**
  * A FIFO queue shared between processes, as Python's `multiprocessing.Queue`: any number of
@@ -388,26 +98,30 @@ const joinable = new WeakSet<object>();
  */
 export class Queue<T = unknown> {
   #s: Shared;
-  #u32: Uint32Array;
-  #i32: Int32Array;
-  #view: DataView;
-  #front: Uint8Array<ArrayBuffer>;
+  #w: Int32Array;
+  #reader: Reader;
+  #feeder: Feeder;
   #closed = false;
   #released = false;
-  #out = new Chunks();
-  #flushing: Promise<void> | null = null;
-  #cancelJoin = false;
   /** Serializes this process's gets, so only one at a time waits for the reader lock. */
   #getChain: Promise<unknown> = Promise.resolve();
   #waiter = new Waiter();
   #getsPending = 0;
-  /** This process's waits on the slots semaphore still running on a worker thread. */
+  /** True while a get() of this process holds the reader lock (across an await). */
+  #holdsReadLock = false;
+  /** Releases the reader lock a get() holds (at exit: the get is abandoned). */
+  #dropReadLock = () => {
+    if (!this.#holdsReadLock) return;
+    this.#holdsReadLock = false;
+    heldReadLocks.delete(this.#dropReadLock);
+    this.#s.rlock.release();
+  };
+  /** This process's waits on the wake-up semaphore still running on a worker thread. */
   #inflight = 0;
+  /** When #reclaimNow() last looked for dead producers. */
+  #lastReclaim = -Infinity;
   /** Aborted by close(): stops this process's waits. */
   #closeCtl = new AbortController();
-  /** This process's mapping of the current segment, if it has one. */
-  #segment: { name: string; map: SharedMapping } | null = null;
-  #onExit = () => this.#atExit();
 
   /** Makes a queue holding at most `maxsize` items (0 or omitted: unbounded). */
   constructor(maxsize = 0) {
@@ -416,27 +130,34 @@ export class Queue<T = unknown> {
     if (shared) {
       this.#s = shared;
     } else {
-      if (
-        typeof maxsize !== "number" || !Number.isInteger(maxsize) || maxsize < 0 || maxsize > SEM_VALUE_MAX
-      ) {
+      if (typeof maxsize !== "number" || !Number.isInteger(maxsize) || maxsize < 0 || maxsize > MAX_ITEMS) {
         throw new RangeError(
-          `Invalid maxsize: ${maxsize}: expected an integer from 0 (unbounded) to ${SEM_VALUE_MAX}`,
+          `Invalid maxsize: ${maxsize}: expected an integer from 0 (unbounded) to ${MAX_ITEMS}`,
         );
       }
       this.#s = createShared(maxsize);
     }
     finalizer.register(this, this.#s, this);
-    const buf = this.#s.control.buffer;
-    this.#u32 = new Uint32Array(buf, 0, 4);
-    this.#i32 = new Int32Array(buf, 0, 4);
-    this.#view = new DataView(buf, 0, B_FRONT);
-    this.#front = new Uint8Array(buf, B_FRONT, FRONT_CAP);
+    this.#w = new Int32Array(this.#s.control.buffer, 0, 64 + 2 * 64);
+    if (!shared && new.target === JoinableQueue) Atomics.store(this.#w, W_JOINABLE, 1);
+    this.#reader = new Reader(this.#s, this.#w);
+    this.#feeder = new Feeder(
+      this.#s,
+      this.#w,
+      this.#reader,
+      new.target === JoinableQueue,
+      () => this.#maybeRelease(),
+    );
   }
 
-  /** The number of items in the queue: exact once a `put()` has resolved. */
+  /**
+   * The number of items in the queue: exact once a `put()` has resolved. Places of items lost
+   * with a killed producer are given back first.
+   */
   qsize(): number {
     this.#check("qsize");
-    return this.#s.maxsize - this.#s.slots.value();
+    this.#reclaimNow();
+    return itemCount(this.#w);
   }
 
   /** True when the queue holds no item. */
@@ -452,44 +173,49 @@ export class Queue<T = unknown> {
   /**
    * Puts an item, waiting for room in a bounded queue; rejects with {@linkcode QueueFullError}
    * when there is none (with `block: false`, or after `timeout` ms). An item that cannot be
-   * serialized throws a `DataCloneError` from this call, synchronously.
+   * serialized throws a `DataCloneError` from this call, synchronously, and so do options that are
+   * not `{ block?: boolean, timeout?: number, signal?: AbortSignal }` (a `TypeError`).
    */
   put(item: T, options?: QueueWaitOptions): Promise<void> {
     this.#check("put");
+    const wait = checkWait(options, "Queue.put()");
     const bytes = encodeItem(item);
-    const { block = true, timeout, signal } = options ?? NO_OPTIONS;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#s.slots.tryWait()) {
-      this.#accept(bytes);
+    if (wait.signal?.aborted) return Promise.reject(wait.signal.reason);
+    if (this.#feeder.tryTake()) {
+      this.#feeder.accept(bytes);
       return RESOLVED;
     }
-    if (!block || (timeout !== undefined && !(timeout > 0))) {
+    if (!wait.block || !(wait.timeout > 0)) {
       return Promise.reject(
         new QueueFullError(`Queue is full: it holds its maxsize of ${this.#s.maxsize} items`),
       );
     }
-    return this.#putLater(bytes, timeout, signal);
+    return this.#putLater(bytes, wait);
   }
 
   /** Puts an item if there is room at once, else throws {@linkcode QueueFullError}. */
   putNowait(item: T): void {
     this.#check("putNowait");
     const bytes = encodeItem(item);
-    if (!this.#s.slots.tryWait()) {
-      throw new QueueFullError(`Queue is full: it holds its maxsize of ${this.#s.maxsize} items`);
+    if (!this.#feeder.tryTake()) {
+      this.#reclaimNow();
+      if (!this.#feeder.tryTake()) {
+        throw new QueueFullError(`Queue is full: it holds its maxsize of ${this.#s.maxsize} items`);
+      }
     }
-    this.#accept(bytes);
+    this.#feeder.accept(bytes);
   }
 
   /**
    * Takes the next item, waiting for one; rejects with {@linkcode QueueEmptyError} when there is
-   * none (with `block: false`, or after `timeout` ms).
+   * none (with `block: false`, or after `timeout` ms). Options that are not
+   * `{ block?: boolean, timeout?: number, signal?: AbortSignal }` throw a `TypeError`.
    */
   get(options?: QueueWaitOptions): Promise<T> {
     this.#check("get");
-    const opts = options ?? NO_OPTIONS;
+    const wait = checkWait(options, "Queue.get()");
     // Gets of this process go one at a time, in order; the first needs no queueing.
-    const run = () => this.#get(opts);
+    const run = () => this.#get(wait);
     const next = this.#getsPending++ === 0 ? run() : this.#getChain.then(run, run);
     this.#getChain = next;
     return next;
@@ -503,12 +229,13 @@ export class Queue<T = unknown> {
     if (!rlock.acquireSync({ block: false })) throw new QueueEmptyError();
     let got: unknown;
     try {
-      got = this.#takeNow();
+      this.#reader.recover();
+      got = this.#reader.take();
     } finally {
       rlock.release();
     }
     if (got === NOTHING) throw new QueueEmptyError();
-    this.#s.slots.post();
+    wakePutters(this.#s, this.#w);
     return got as T;
   }
 
@@ -526,16 +253,17 @@ export class Queue<T = unknown> {
   }
 
   /** Resolves once every item this process put has left its buffer (is in the pipe). */
-  async joinThread(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+  joinThread(): Promise<void> {
+    return this.#feeder.joinThread();
   }
 
   /**
    * At this process's exit, drop the items it put that are still in its buffer instead of handing
-   * them over (Python's `cancel_join_thread`). Rarely wanted: by default nothing is lost.
+   * them over (Python's `cancel_join_thread`); their places are given back. Rarely wanted: by
+   * default nothing is lost.
    */
   cancelJoinThread(): void {
-    this.#cancelJoin = true;
+    this.#feeder.cancelled = true;
   }
 
   /** Closes this process's handle (`using q = new Queue()`). */
@@ -551,16 +279,37 @@ export class Queue<T = unknown> {
 
   /** @internal Marks one task done; false when none is unfinished. */
   _taskDone(): boolean {
+    const w = this.#w;
     for (;;) {
-      const v = Atomics.load(this.#i32, C_UNFINISHED);
+      const v = Atomics.load(w, W_UNFINISHED);
       if (v <= 0) return false;
-      if (Atomics.compareExchange(this.#i32, C_UNFINISHED, v, v - 1) === v) return true;
+      if (Atomics.compareExchange(w, W_UNFINISHED, v, v - 1) === v) {
+        if (v === 1 && Atomics.load(w, W_JOIN_WAITERS) > 0) this.#s.wake.post();
+        return true;
+      }
     }
   }
 
-  /** @internal JoinableQueue's unfinished count. */
-  _unfinished(): number {
-    return Atomics.load(this.#i32, C_UNFINISHED);
+  /**
+   * @internal JoinableQueue.join(): sleeps on the wake-up semaphore until no task is unfinished
+   * (the last taskDone() posts it; slices bound the wait should a producer's post take it).
+   */
+  async _join(): Promise<void> {
+    const w = this.#w;
+    while (Atomics.load(w, W_UNFINISHED) > 0) {
+      this.#check("join");
+      Atomics.add(w, W_JOIN_WAITERS, 1);
+      this.#inflight++;
+      try {
+        if (Atomics.load(w, W_UNFINISHED) <= 0) break;
+        await this.#s.wake.waitAsync(SLICE_MS);
+      } finally {
+        this.#inflight--;
+        if (!this.#released) Atomics.sub(w, W_JOIN_WAITERS, 1);
+        if (this.#closed) queueMicrotask(() => this.#maybeRelease());
+      }
+      reclaimDeadProducers(w, this.#s);
+    }
   }
 
   /** @internal Throws BadResource after close(). */
@@ -570,162 +319,94 @@ export class Queue<T = unknown> {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * Gives back the places of dead producers' lost items, looking at most every 20 ms (a look
+   * reads /proc for each producer with items in its buffer).
+   */
+  #reclaimNow(): void {
+    const now = performance.now();
+    if (now - this.#lastReclaim < RECLAIM_EVERY_MS) return;
+    this.#lastReclaim = now;
+    reclaimDeadProducers(this.#w, this.#s);
+  }
+
   #check(what: string): void {
     if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${what}: the queue is closed`);
   }
 
-  async #putLater(
-    bytes: Encoded,
-    timeout: number | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
+  async #putLater(bytes: Encoded, { timeout, signal }: CheckedWait): Promise<void> {
+    const deadline = new Deadline(timeout);
+    const w = this.#w;
     for (;;) {
       signal?.throwIfAborted();
       if (this.#closed) throw new Deno.errors.BadResource("Cannot put: the queue was closed while waiting");
-      const left = deadline - Date.now();
+      reclaimDeadProducers(w, this.#s);
+      if (this.#feeder.tryTake()) break;
+      const left = deadline.left();
       if (left <= 0) {
         throw new QueueFullError(`Queue is full: no room for ${timeout} ms (maxsize ${this.#s.maxsize})`);
       }
+      Atomics.add(w, W_PUT_WAITERS, 1);
       this.#inflight++;
-      let took: boolean;
       try {
-        took = await this.#s.slots.waitAsync(Math.min(left, SLICE_MS));
+        // Looked again after counting itself: a get() that freed a place meanwhile posts.
+        if (this.#feeder.tryTake()) break;
+        await this.#s.wake.waitAsync(Math.min(left, SLICE_MS));
       } finally {
         this.#inflight--;
+        if (!this.#released) Atomics.sub(w, W_PUT_WAITERS, 1);
         // Closed meanwhile: this was the last use of the semaphore, perhaps.
         if (this.#closed) queueMicrotask(() => this.#maybeRelease());
       }
-      if (took) {
-        if (signal?.aborted || this.#closed) {
-          this.#s.slots.post(); // give the place back: nothing was added
-          this.#maybeRelease();
-          continue;
-        }
-        this.#accept(bytes);
-        return;
-      }
     }
-  }
-
-  /** The item is counted: put it in this process's buffer and start draining it. */
-  #accept(item: Encoded): void {
-    if (joinable.has(this)) Atomics.add(this.#i32, C_UNFINISHED, 1);
-    const chunks = this.#out.length;
-    if (item.payload.length <= MAX_INLINE) {
-      this.#out.push(item.tag, item.payload);
-    } else {
-      this.#out.push(TAG_SEGMENT, makeSegment([item]));
+    if (signal?.aborted || this.#closed) {
+      this.#feeder.untake();
+      signal?.throwIfAborted();
+      throw new Deno.errors.BadResource("Cannot put: the queue was closed while waiting");
     }
-    // A chunk that just filled up goes at once; the last, partial one on the next turn of the
-    // event loop, so that the puts of a burst share their writes.
-    if (this.#out.length > chunks && chunks > 0) this.#writeSync(true);
-    this.#schedule();
+    this.#feeder.accept(bytes);
   }
 
-  #schedule(): void {
-    if (this.#flushing || this.#out.empty) return;
-    exiting.add(this.#onExit);
-    // The global setImmediate, not node:timers': importing that costs every child ~3 ms at
-    // start-up; the global loads its machinery only when a queue first flushes.
-    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.#drain())
-      .finally(() => {
-        this.#flushing = null;
-        if (!this.#out.empty) this.#schedule();
-        else {
-          exiting.delete(this.#onExit);
-          this.#maybeRelease();
-        }
-      });
-  }
-
-  async #drain(): Promise<void> {
-    const { wlock } = this.#s;
-    while (!this.#out.empty && !this.#released) {
-      if (!wlock.acquireSync({ block: false })) await wlock.acquire();
-      let progress: boolean;
-      try {
-        progress = this.#writeNow(false);
-      } finally {
-        wlock.release();
-      }
-      if (!this.#out.empty && !progress) {
-        // The pipe is full. Look again soon, without keeping the program alive for it: a
-        // program that ends meanwhile hands its items over at exit (see #atExit).
-        await new Promise<void>((r) => Deno.unrefTimer(setTimeout(r, 1)));
-      }
-    }
-  }
-
-  /** Writes what it can now if the writer lock is free. */
-  #writeSync(completeOnly: boolean): boolean {
-    const { wlock } = this.#s;
-    if (!wlock.acquireSync({ block: false })) return false;
-    try {
-      return this.#writeNow(completeOnly);
-    } finally {
-      wlock.release();
-    }
-  }
-
-  /** Writes whole chunks while the pipe takes them (each write ≤ PIPE_BUF is atomic). */
-  #writeNow(completeOnly: boolean): boolean {
-    let progress = false;
-    while (this.#out.length > (completeOnly ? 1 : 0)) {
-      const chunk = this.#out.first();
-      const n = writeFd(this.#s.writeFd, chunk);
-      if (n < 0) break;
-      if (n !== chunk.length) throw new Error(`Queue write was not atomic: ${n} of ${chunk.length} bytes`);
-      this.#out.shift();
-      progress = true;
-    }
-    return progress;
-  }
-
-  async #get({ block = true, timeout, signal }: QueueWaitOptions): Promise<T> {
+  async #get({ block, timeout, signal }: CheckedWait): Promise<T> {
     try {
       this.#check("get");
       signal?.throwIfAborted();
-      const noWait = !block || (timeout !== undefined && !(timeout > 0));
-      const deadline = noWait || timeout === undefined ? Infinity : Date.now() + timeout;
+      const noWait = !block || !(timeout > 0);
+      const deadline = new Deadline(noWait ? 0 : timeout);
       const { rlock, readFd } = this.#s;
       const closing = this.#closeCtl.signal;
       const locked = rlock.acquireSync({ block: false }) || (!noWait &&
         await rlock.acquire({
-          timeout: timeout === undefined ? undefined : deadline - Date.now(),
+          timeout: timeout === Infinity ? undefined : deadline.left(),
           signal: signal ? AbortSignal.any([signal, closing]) : closing,
         }));
       if (!locked) {
         throw new QueueEmptyError(noWait ? "Queue is empty" : `Queue is empty: no item for ${timeout} ms`);
       }
-      let got: unknown;
+      this.#holdsReadLock = true;
+      let got: unknown = NOTHING;
       let stop: { promise: Promise<void>; dispose(): void } | undefined;
       try {
+        this.#reader.recover();
         for (;;) {
           signal?.throwIfAborted();
           closing.throwIfAborted();
-          got = this.#takeNow();
+          got = this.#reader.take();
           if (got !== NOTHING || noWait) break;
-          const left = deadline - Date.now();
-          if (left <= 0) break;
+          if (deadline.left() <= 0) break;
           stop ??= whenAborted(signal ? [signal, closing] : [closing]);
-          await this.#waiter.ready(
-            readFd,
-            OS.POLLIN,
-            stop.promise,
-            performance.now() + Math.min(left, SLICE_MS),
-          );
+          heldReadLocks.add(this.#dropReadLock);
+          await this.#waiter.ready(readFd, OS.POLLIN, stop.promise, deadline.at);
         }
       } finally {
         stop?.dispose();
-        rlock.release();
+        this.#dropReadLock();
       }
-      signal?.throwIfAborted();
       if (got === NOTHING) {
+        signal?.throwIfAborted();
         throw new QueueEmptyError(noWait ? "Queue is empty" : `Queue is empty: no item for ${timeout} ms`);
       }
-      this.#s.slots.post();
+      wakePutters(this.#s, this.#w);
       return got as T;
     } finally {
       this.#getsPending--;
@@ -733,150 +414,18 @@ export class Queue<T = unknown> {
     }
   }
 
-  /**
-   * Takes the next item if one can be had without waiting. The caller holds the reader lock.
-   * Order: the current segment, then the shared read-ahead, then the pipe.
-   */
-  #takeNow(): unknown {
-    const u32 = this.#u32;
-    const front = this.#front;
-    for (;;) {
-      const segLen = this.#view.getFloat64(B_SEG_LEN, true);
-      if (segLen > 0) return this.#takeFromSegment(segLen);
-      const len = u32[C_FRONT_LEN];
-      let off = u32[C_FRONT_OFF];
-      if (len - off >= HEAD) {
-        const size = new DataView(front.buffer, front.byteOffset + off).getUint32(0, true);
-        if (len - off >= 4 + size) {
-          const tag = front[off + 4];
-          const payload = front.subarray(off + HEAD, off + 4 + size);
-          off += 4 + size;
-          if (tag !== TAG_SEGMENT) {
-            const value = decodeItem(tag, payload);
-            u32[C_FRONT_OFF] = off;
-            return value;
-          }
-          this.#startSegment(payload);
-          u32[C_FRONT_OFF] = off;
-          continue;
-        }
-      }
-      // Read more: move what is left to the start, then read as much as fits.
-      if (off > 0) {
-        front.copyWithin(0, off, len);
-        u32[C_FRONT_LEN] = len - off;
-        u32[C_FRONT_OFF] = 0;
-      }
-      const have = u32[C_FRONT_LEN];
-      const n = readFd(this.#s.readFd, front.subarray(have));
-      if (n <= 0) return NOTHING;
-      u32[C_FRONT_LEN] = have + n;
-    }
-  }
-
-  #startSegment(payload: Uint8Array): void {
-    const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-    const len = view.getFloat64(0, true);
-    const nameBytes = payload.subarray(8);
-    const slot = new Uint8Array(this.#view.buffer, B_SEG_NAME, 32);
-    slot.fill(0);
-    slot.set(nameBytes);
-    this.#view.setFloat64(B_SEG_OFF, 0, true);
-    this.#view.setFloat64(B_SEG_LEN, len, true);
-  }
-
-  #takeFromSegment(segLen: number): unknown {
-    const slot = new Uint8Array(this.#view.buffer, B_SEG_NAME, 32);
-    const end = slot.indexOf(0);
-    const name = decoder.decode(slot.subarray(0, end < 0 ? 32 : end));
-    if (this.#segment?.name !== name) {
-      this.#segment?.map.unmap();
-      this.#segment = { name, map: mapSharedMemory(name, false) };
-    }
-    const bytes = new Uint8Array(this.#segment.map.buffer);
-    let off = this.#view.getFloat64(B_SEG_OFF, true);
-    const size = new DataView(bytes.buffer, off, 4).getUint32(0, true);
-    const value = decodeItem(bytes[off + 4], bytes.subarray(off + HEAD, off + 4 + size));
-    off += 4 + size;
-    if (off >= segLen) {
-      this.#view.setFloat64(B_SEG_LEN, 0, true);
-      this.#view.setFloat64(B_SEG_OFF, 0, true);
-      this.#segment.map.unmap();
-      this.#segment = null;
-      unlinkSharedMemory(name);
-      untrack("shm", name);
-    } else {
-      this.#view.setFloat64(B_SEG_OFF, off, true);
-    }
-    return value;
-  }
-
-  /**
-   * At exit, with items still in this process's buffer: write them if the pipe has room, else
-   * hand everything unread over in one segment (see the module notes). Synchronous.
-   */
-  #atExit(): void {
-    if (this.#out.empty || this.#released) return;
-    if (this.#cancelJoin) {
-      this.#out = new Chunks();
-      return;
-    }
-    const { wlock, rlock } = this.#s;
-    if (!wlock.acquireSync({ timeout: 2000 })) return warnLost(this.#out.count());
-    try {
-      if (this.#writeNow(false) && this.#out.empty) return;
-      if (this.#out.empty) return;
-      if (!rlock.acquireSync({ timeout: 2000 })) return warnLost(this.#out.count());
-      try {
-        this.#spill();
-      } finally {
-        rlock.release();
-      }
-    } finally {
-      wlock.release();
-    }
-  }
-
-  /** Moves the read-ahead, the pipe's content and this buffer into one segment (both locks held). */
-  #spill(): void {
-    const u32 = this.#u32;
-    const parts: Uint8Array[] = [this.#front.slice(u32[C_FRONT_OFF], u32[C_FRONT_LEN])];
-    u32[C_FRONT_LEN] = 0;
-    u32[C_FRONT_OFF] = 0;
-    for (;;) {
-      const buf = new Uint8Array(FRONT_CAP);
-      const n = readFd(this.#s.readFd, buf);
-      if (n <= 0) break;
-      parts.push(buf.subarray(0, n));
-    }
-    parts.push(...this.#out.all());
-    this.#out = new Chunks();
-    const items: Encoded[] = [];
-    for (const frame of frames(concatAll(parts))) {
-      if (frame.tag !== TAG_SEGMENT) items.push(frame);
-      else items.push(...segmentItems(frame.payload));
-    }
-    if (items.length === 0) return;
-    const ref = new Chunks();
-    ref.push(TAG_SEGMENT, makeSegment(items));
-    writeFd(this.#s.writeFd, ref.first());
-  }
-
   /** Releases this process's handles once closed and nothing of this process still uses them. */
   #maybeRelease(): void {
-    if (
-      this.#closed && this.#out.empty && this.#flushing === null && this.#getsPending === 0 &&
-      this.#inflight === 0
-    ) this.#release();
+    if (this.#closed && this.#feeder.idle && this.#getsPending === 0 && this.#inflight === 0) this.#release();
   }
 
   #release(): void {
     if (this.#released) return;
     this.#released = true;
-    exiting.delete(this.#onExit);
+    this.#feeder.released = true;
+    this.#feeder.leave();
     finalizer.unregister(this);
-    this.#segment?.map.unmap();
-    this.#segment = null;
+    this.#reader.close();
     releaseShared(this.#s);
   }
 }
@@ -912,7 +461,6 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   /** Makes a joinable queue holding at most `maxsize` items (0 or omitted: unbounded). */
   constructor(maxsize = 0) {
     super(maxsize);
-    joinable.add(this);
   }
 
   /**
@@ -929,11 +477,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   /** Resolves once every item put so far (in any process) has been marked done. */
   async join(): Promise<void> {
     this._check("join");
-    let pause = 1;
-    while (this._unfinished() > 0) {
-      await new Promise((r) => setTimeout(r, pause));
-      pause = Math.min(pause * 2, 20);
-    }
+    await this._join();
   }
 }
 
@@ -1009,33 +553,21 @@ function reduceQueue(q: Queue, ctx: ReduceContext): QueueState {
     readFd: ctx.passFd(s.readFd),
     writeFd: ctx.passFd(s.writeFd),
     controlName: s.controlName,
-    slotsName: s.slotsName,
+    slotsName: s.wakeName,
     maxsize: s.maxsize,
     locks: serialize({ rlock: s.rlock, wlock: s.wlock }),
   };
 }
 
-function reviveShared(st: QueueState): Shared {
-  const { rlock, wlock } = deserialize(st.locks) as { rlock: Lock; wlock: Lock };
-  return {
-    readFd: st.readFd,
-    writeFd: st.writeFd,
-    control: mapSharedMemory(st.controlName, false),
-    controlName: st.controlName,
-    slots: NamedSemaphore.open(st.slotsName),
-    slotsName: st.slotsName,
-    maxsize: st.maxsize,
-    rlock,
-    wlock,
-    creator: false,
-  };
+function revive(st: QueueState): Shared {
+  return reviveShared({ ...st, locks: deserialize(st.locks) as { rlock: Lock; wlock: Lock } });
 }
 
 registerReducer(Queue, {
   name: "mp.Queue",
   reduce: reduceQueue,
   revive(st: QueueState) {
-    reviving = reviveShared(st);
+    reviving = revive(st);
     return new Queue();
   },
 });
@@ -1043,7 +575,7 @@ registerReducer(JoinableQueue, {
   name: "mp.JoinableQueue",
   reduce: reduceQueue,
   revive(st: QueueState) {
-    reviving = reviveShared(st);
+    reviving = revive(st);
     return new JoinableQueue();
   },
 });
@@ -1051,7 +583,7 @@ registerReducer(SimpleQueue, {
   name: "mp.SimpleQueue",
   reduce: (q: SimpleQueue, ctx) => reduceQueue(SimpleQueue._queue(q), ctx),
   revive(st: QueueState) {
-    reviving = reviveShared(st);
+    reviving = revive(st);
     simpleReviving = new Queue();
     return new SimpleQueue();
   },

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { JoinableQueue, Process, Queue, QueueEmptyError, QueueFullError, SimpleQueue } from "../mod.ts";
 import * as fx from "./fixtures/ipc_fixtures.ts";
-import { cleanup, SPAWNS } from "./fixtures/helpers.ts";
+import * as qx from "./fixtures/queue_fixtures.ts";
+import { cleanup, SPAWNS, tempFile } from "./fixtures/helpers.ts";
+import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
 
 const module = new URL("./fixtures/ipc_fixtures.ts", import.meta.url);
+const qmodule = new URL("./fixtures/queue_fixtures.ts", import.meta.url);
 
 /**
  * This process's queue resources still in /dev/shm: control blocks and slot semaphores
@@ -322,6 +325,271 @@ Deno.test({
       q.close();
       out.close();
       await cleanup(consumer);
+    }
+  },
+});
+
+Deno.test("Queue.get() and put() options that are not { block, timeout, signal } are a TypeError at the call", async () => {
+  const q = new Queue<number>(1);
+  try {
+    // deno-lint-ignore no-explicit-any
+    const anyQ = q as any;
+    assert.throws(() => anyQ.get(5), TypeError);
+    assert.throws(() => anyQ.get({ timeout: "100" }), TypeError);
+    assert.throws(() => q.get({ timeout: NaN }), TypeError);
+    assert.throws(() => anyQ.get({ block: "no" }), TypeError);
+    assert.throws(() => anyQ.put(1, 5), TypeError);
+    assert.throws(() => anyQ.put(1, { timeout: "100" }), TypeError);
+    assert.equal(q.qsize(), 0, "a rejected put() added nothing");
+    await q.put(1);
+    assert.equal(await q.get({ timeout: 1000 }), 1);
+  } finally {
+    q.close();
+  }
+});
+
+Deno.test("Queue.get({ timeout: Infinity }) waits until an item comes, or until it is aborted", async () => {
+  const q = new Queue<string>(1);
+  try {
+    const waiting = q.get({ timeout: Infinity });
+    setTimeout(() => q.put("later"), 50);
+    assert.equal(await raceTimeout(waiting, 10_000), "later");
+    const ac = new AbortController();
+    const aborted = q.get({ timeout: Infinity, signal: ac.signal });
+    setTimeout(() => ac.abort(new Error("enough")), 50);
+    await assert.rejects(aborted, /enough/);
+    await q.put("full");
+    const putting = q.put("second", { timeout: Infinity });
+    setTimeout(() => q.get(), 50);
+    assert.notEqual(await raceTimeout(putting, 10_000), TIMED_OUT);
+    assert.equal(await q.get({ timeout: 1000 }), "second");
+  } finally {
+    q.close();
+  }
+});
+
+Deno.test({
+  name:
+    "Queue: 4 producers and 4 consumers across processes deliver 200 000 items exactly once, producers exiting at once",
+  ...SPAWNS,
+  async fn() {
+    const PER = 50_000;
+    const q = new Queue<[string, number] | null>();
+    const out = new Queue<Uint32Array>();
+    const producers = [0, 1, 2, 3].map((from) =>
+      new Process({ target: qx.produceIds, args: [q, from, PER], module: qmodule })
+    );
+    const consumers = [0, 1, 2, 3].map(() =>
+      new Process({ target: qx.consumeIds, args: [q, out], module: qmodule })
+    );
+    try {
+      await Promise.all([...consumers, ...producers].map((p) => p.start()));
+      await Promise.all(producers.map((p) => p.join(120_000)));
+      assert.deepEqual(producers.map((p) => p.exitCode), [0, 0, 0, 0]);
+      for (let i = 0; i < consumers.length; i++) await q.put(null);
+      const seen = new Uint8Array(4 * PER);
+      let total = 0;
+      for (let i = 0; i < consumers.length; i++) {
+        const ids = await out.get({ timeout: 120_000 });
+        for (const id of ids) seen[id]++;
+        total += ids.length;
+      }
+      assert.equal(total, 4 * PER, `${total} of ${4 * PER} items arrived`);
+      assert.equal(seen.indexOf(0), -1, "an item never arrived");
+      assert.ok(seen.every((n) => n === 1), "an item arrived twice");
+      await Promise.all(consumers.map((p) => p.join(10_000)));
+      assert.deepEqual(consumers.map((p) => p.exitCode), [0, 0, 0, 0]);
+      assert.equal(q.empty(), true);
+    } finally {
+      q.close();
+      out.close();
+      await cleanup(...producers, ...consumers);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Queue: a backlog of 1 000 000 items left at exit by two producers, one after the other, reaches a consumer that starts after both ended",
+  ...SPAWNS,
+  async fn() {
+    const N = 1_000_000;
+    const q = new Queue<number>();
+    const out = new Queue<{ inOrder: number; emptyAfter: boolean }>();
+    // The second producer's hand-over takes in the first one's 500 000 items, still unread.
+    const producers = [0, 1].map((k) =>
+      new Process({ target: qx.putNumbers, args: [q, N / 2, k * N / 2], module: qmodule })
+    );
+    const consumer = new Process({ target: qx.getNumbers, args: [q, out, N], module: qmodule });
+    try {
+      for (const p of producers) {
+        await p.start();
+        await p.join(120_000);
+        assert.equal(p.exitCode, 0, "a producer did not end");
+      }
+      assert.equal(q.qsize(), N);
+      await consumer.start();
+      const report = await out.get({ timeout: 120_000 });
+      assert.deepEqual(report, { inOrder: N, emptyAfter: true });
+      await consumer.join(10_000);
+      assert.equal(consumer.exitCode, 0);
+    } finally {
+      q.close();
+      out.close();
+      await cleanup(...producers, consumer);
+    }
+  },
+});
+
+Deno.test({
+  name: "Queue: a process that calls Deno.exit() while its own get() waits still hands over the items it put",
+  ...SPAWNS,
+  async fn() {
+    const N = 100_000;
+    const q = new Queue<number>();
+    const p = new Process({ target: qx.exitWhileGetting, args: [q, N], module: qmodule });
+    try {
+      await p.start();
+      await p.join(60_000);
+      assert.equal(p.exitCode, 0, "the process did not end by its Deno.exit(0)");
+      assert.equal(q.qsize(), N);
+      for (let i = 0; i < N; i++) {
+        const x = await q.get({ timeout: 10_000 });
+        if (x !== i) assert.equal(x, i, `item ${i}`);
+      }
+      assert.equal(q.empty(), true);
+    } finally {
+      q.close();
+      await cleanup(p);
+    }
+  },
+});
+
+/** The items of the reader fault-injection test: 200 of ~500 bytes (25 chunks), the 4th big. */
+function crashItems(): string[] {
+  return Array.from({ length: 200 }, (_, i) => `${i}:`.padEnd(i === 3 ? 10_000 : 480, "x"));
+}
+
+Deno.test({
+  name:
+    "Queue: a reader SIGKILLed at each step of get() loses nothing it had not taken, duplicates nothing, leaks no place, and later gets work",
+  ...SPAWNS,
+  async fn() {
+    const items = crashItems();
+    // [step, nth time the step is reached, the item the dying reader had taken (lost with it)]
+    const cases: [string, number, number | null][] = [
+      ["read-begun", 1, null],
+      ["read-done", 1, null],
+      ["read-begun", 2, null],
+      ["read-done", 2, null],
+      ["take", 1, 0],
+      ["take", 5, 5],
+      ["segment-begun", 1, null],
+      ["segment-take", 1, 3],
+    ];
+    for (const [step, nth, lost] of cases) {
+      const what = `killed at ${step} #${nth}`;
+      const q = new Queue<string>(items.length);
+      using log = tempFile();
+      const reader = new Process({
+        target: qx.crashingConsumer,
+        args: [q, log.path, step, nth],
+        module: qmodule,
+      });
+      try {
+        for (const x of items) q.putNowait(x);
+        await reader.start();
+        await reader.join(30_000);
+        assert.equal(reader.exitCode, -9, `${what}: the reader was not killed there`);
+        const got = Deno.readTextFileSync(log.path).split("\n").filter((x) => x !== "");
+        const taken = got.length + (lost === null ? 0 : 1);
+        assert.equal(q.qsize(), items.length - taken, `${what}: qsize() after the kill`);
+        while (got.length + (lost === null ? 0 : 1) < items.length) {
+          got.push(await q.get({ timeout: 10_000 }));
+        }
+        const want = items.filter((_, i) => i !== lost);
+        assert.equal(got.length, want.length, `${what}: item count`);
+        assert.ok(got.every((x, i) => x === want[i]), `${what}: items lost, repeated or out of order`);
+        assert.throws(() => q.getNowait(), QueueEmptyError, `${what}: an item was left`);
+        assert.equal(q.qsize(), 0, `${what}: a place leaked`);
+        for (let i = 0; i < items.length; i++) q.putNowait(`again ${i}`);
+        assert.equal(q.full(), true);
+        assert.equal(await q.get({ timeout: 5000 }), "again 0", `${what}: a later get()`);
+      } finally {
+        q.close();
+        await cleanup(reader);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Queue: a producer SIGKILLed with accepted items still in its buffer gives their places back, and what reached the pipe is delivered",
+  ...SPAWNS,
+  async fn() {
+    // Queue(5): two items accepted, the third's place taken, then SIGKILL before any flush.
+    const q = new Queue<number | string>(5);
+    const p1 = new Process({ target: qx.crashingProducer, args: [q, "put", 3, 5], module: qmodule });
+    // Unbounded: 3 000 small items; full chunks went into the pipe at once, the last part did not.
+    const q2 = new Queue<number>();
+    const p2 = new Process({ target: qx.crashingProducer, args: [q2, "put", 3000, 3000], module: qmodule });
+    const q3 = new Queue<number>(100);
+    const p3 = new Process({ target: qx.crashingProducer, args: [q3, "write", 1, 100], module: qmodule });
+    try {
+      await p1.start();
+      await p1.join(30_000);
+      assert.equal(p1.exitCode, -9);
+      assert.equal(q.qsize(), 0, "the dead producer's places were not given back");
+      assert.equal(q.full(), false);
+      for (let i = 0; i < 5; i++) q.putNowait(`mine ${i}`);
+      assert.throws(() => q.putNowait("sixth"), QueueFullError);
+      for (let i = 0; i < 5; i++) assert.equal(await q.get({ timeout: 5000 }), `mine ${i}`);
+
+      await p2.start();
+      await p2.join(30_000);
+      assert.equal(p2.exitCode, -9);
+      const inPipe = q2.qsize();
+      assert.ok(inPipe > 0 && inPipe < 3000, `${inPipe} items counted`);
+      for (let i = 0; i < inPipe; i++) assert.equal(await q2.get({ timeout: 5000 }), i);
+      assert.throws(() => q2.getNowait(), QueueEmptyError);
+      assert.equal(q2.qsize(), 0);
+
+      // Killed right after a chunk went into the pipe, before its record said so: the items are
+      // delivered, and once the queue has run empty its count is exact again.
+      await p3.start();
+      await p3.join(30_000);
+      assert.equal(p3.exitCode, -9);
+      for (let i = 0; i < 100; i++) assert.equal(await q3.get({ timeout: 5000 }), i);
+      assert.throws(() => q3.getNowait(), QueueEmptyError);
+      assert.equal(q3.qsize(), 0);
+      for (let i = 0; i < 100; i++) q3.putNowait(i);
+      assert.equal(q3.full(), true);
+      assert.throws(() => q3.putNowait(100), QueueFullError);
+    } finally {
+      q.close();
+      q2.close();
+      q3.close();
+      await cleanup(p1, p2, p3);
+    }
+  },
+});
+
+Deno.test({
+  name: "JoinableQueue.join() returns when the only unfinished tasks were lost with a SIGKILLed producer",
+  ...SPAWNS,
+  async fn() {
+    const q = new JoinableQueue<number>();
+    const p = new Process({ target: qx.crashingProducer, args: [q, "put", 3, 5], module: qmodule });
+    try {
+      await p.start();
+      await p.join(30_000);
+      assert.equal(p.exitCode, -9);
+      assert.notEqual(await raceTimeout(q.join(), 10_000), TIMED_OUT, "join() still waits for lost tasks");
+      assert.equal(q.qsize(), 0);
+    } finally {
+      q.close();
+      await cleanup(p);
     }
   },
 });
