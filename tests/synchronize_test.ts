@@ -11,6 +11,7 @@ import {
   Semaphore,
 } from "../mod.ts";
 import { deserialize, serialize } from "../src/_reduction.ts";
+import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
 import { _resourceNames } from "../src/synchronize.ts";
 import * as fx from "./fixtures/sync_fixtures.ts";
 import { cleanup, runProgram, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
@@ -169,13 +170,123 @@ Deno.test("Lock.close() is idempotent, removes the names, and later use throws B
   assert.deepEqual(filesOf(outer), []);
 });
 
-Deno.test("Invalid timeouts are refused with TypeError", () =>
+/** Settles as `p` does, or rejects after `ms`: a wait that should not hang cannot hang the test. */
+async function within<T>(p: Promise<T>, ms = 5000): Promise<T> {
+  const r = await raceTimeout(p, ms);
+  if (r === TIMED_OUT) throw new Error(`Still waiting after ${ms} ms`);
+  return r;
+}
+
+// deno-lint-ignore no-explicit-any
+const anyArg = (x: unknown): any => x;
+
+Deno.test("acquire() of Lock, RLock and Semaphore refuses a non-object, a non-number timeout and NaN with TypeError at the call", () =>
+  scoped(async (keep) => {
+    for (const make of [() => new Lock(), () => new RLock(), () => new Semaphore(1)]) {
+      const held = keep(make());
+      const free = keep(make());
+      assert.equal(await held.acquire(), true);
+      for (
+        const bad of [5, "100", null, { timeout: "100" }, { timeout: NaN }, { block: "no" }, { signal: {} }]
+      ) {
+        await assert.rejects(
+          within(held.acquire(anyArg(bad))),
+          TypeError,
+          `${held.constructor.name}.acquire(${JSON.stringify(bad)})`,
+        );
+        await assert.rejects(within(held.hold(anyArg(bad))), TypeError);
+        // On a free one the sync call would take it at once: it must refuse first.
+        assert.throws(
+          () => free.acquireSync(anyArg(bad)),
+          TypeError,
+          `${free.constructor.name}.acquireSync(${JSON.stringify(bad)})`,
+        );
+      }
+      if (!(free instanceof Semaphore)) assert.equal(free.locked(), false);
+      else assert.equal(free.getValue(), 1);
+      await assert.rejects(
+        held.acquire(anyArg(5)),
+        /Invalid options for \w+\.acquire\(\): expected an object/,
+      );
+      held.release();
+    }
+  }));
+
+Deno.test("A lock wait with timeout Infinity waits (until aborted), 0 or less does not wait", () =>
   scoped(async (keep) => {
     const lock = keep(new Lock());
-    await lock.acquire();
-    await assert.rejects(lock.acquire({ timeout: "soon" as unknown as number }), TypeError);
-    assert.throws(() => lock.acquireSync({ timeout: NaN }), TypeError);
+    assert.equal(await lock.acquire({ timeout: Infinity }), true);
+    assert.equal(await lock.acquire({ timeout: 0 }), false);
+    assert.equal(await lock.acquire({ timeout: -5 }), false);
+    assert.equal(lock.acquireSync({ timeout: -Infinity }), false);
+    const stop = new AbortController();
+    const waiting = lock.acquire({ timeout: Infinity, signal: stop.signal });
+    const state = await raceTimeout(waiting, 120);
+    assert.equal(state, TIMED_OUT, "a wait with timeout Infinity is still waiting after 120 ms");
+    stop.abort(new Error("stop"));
+    await assert.rejects(within(waiting), /stop/);
     lock.release();
+    assert.equal(lock.acquireSync({ timeout: Infinity }), true);
+    lock.release();
+  }));
+
+Deno.test("Event.wait() refuses a non-number timeout and NaN with TypeError; Infinity waits, 0 does not", () =>
+  scoped(async (keep) => {
+    const ev = keep(new Event());
+    for (const bad of ["100", NaN, null, {}]) {
+      await assert.rejects(within(ev.wait(anyArg(bad))), TypeError, `Event.wait(${String(bad)})`);
+    }
+    await assert.rejects(within(ev.wait(10, anyArg(5))), TypeError);
+    assert.equal(await ev.wait(0), false);
+    assert.equal(await ev.wait(-1), false);
+    const waiting = ev.wait(Infinity);
+    assert.equal(await raceTimeout(waiting, 120), TIMED_OUT, "a wait with timeout Infinity is still waiting");
+    ev.set();
+    assert.equal(await within(waiting), true);
+  }));
+
+Deno.test("Condition.wait(), waitFor() and notify() refuse invalid arguments with TypeError/RangeError and keep the lock", () =>
+  scoped(async (keep) => {
+    const cond = keep(new Condition());
+    await cond.acquire();
+    for (const bad of ["100", NaN, {}]) {
+      await assert.rejects(within(cond.wait(anyArg(bad))), TypeError, `Condition.wait(${String(bad)})`);
+      await assert.rejects(within(cond.waitFor(() => false, anyArg(bad))), TypeError);
+    }
+    await assert.rejects(within(cond.waitFor(anyArg(5))), TypeError);
+    assert.equal(cond.lock.locked(), true, "the lock is still held after a refused wait");
+    assert.equal(await within(cond.wait(0)), false);
+    assert.equal(await within(cond.waitFor(() => false, 0)), false);
+    assert.equal(await within(cond.waitFor(() => 7, Infinity)), true);
+    for (const bad of [NaN, "2", null]) {
+      assert.throws(() => cond.notify(anyArg(bad)), TypeError, `notify(${bad})`);
+    }
+    for (const bad of [-1, 1.5, -Infinity]) {
+      assert.throws(() => cond.notify(bad), RangeError, `notify(${bad})`);
+    }
+    cond.notify(0);
+    cond.notify(Infinity);
+    cond.release();
+  }));
+
+Deno.test("Barrier refuses a non-number timeout and NaN with TypeError, in the constructor and in wait(), without breaking", () =>
+  scoped(async (keep) => {
+    for (const bad of ["5", NaN, {}]) {
+      assert.throws(
+        () => new Barrier(2, { timeout: anyArg(bad) }),
+        TypeError,
+        `new Barrier(2, { timeout: ${bad} })`,
+      );
+    }
+    const barrier = keep(new Barrier(2));
+    for (const bad of ["5", NaN, {}]) {
+      await assert.rejects(within(barrier.wait(anyArg(bad))), TypeError, `Barrier.wait(${String(bad)})`);
+    }
+    assert.equal(barrier.broken, false);
+    assert.equal(barrier.nWaiting, 0);
+    const one = keep(new Barrier(1, { timeout: Infinity }));
+    assert.equal(await within(one.wait()), 0);
+    assert.equal(await within(one.wait(Infinity)), 0);
   }));
 
 Deno.test("RLock is re-entrant in its process and released after as many releases", () =>
