@@ -13,8 +13,12 @@ const EXPECT: Record<string, (lines: string[]) => void> = {
     assert.equal(done.length, 5);
     assert.deepEqual(new Set(running.map((l) => l.split(":")[0])), new Set(["0", "1", "2", "3", "4"]));
     assert.equal(new Set(running.map((l) => l.split(" ")[1])).size, 5, "five distinct pids");
-    // Without a lock, every process starts before the first is done.
+    // The children meet at a Barrier(5) between their lines: all run before the first is done.
     assert.ok(lines.indexOf(running.at(-1)!) < lines.indexOf(done[0]), lines.join("\n"));
+    for (const l of running) {
+      const [n, pid] = l.split(/:? /);
+      assert.ok(lines.indexOf(l) < lines.indexOf(`${n}: ${pid} is done`), `${n} runs before it is done`);
+    }
   },
   "pool_map.ts"(lines) {
     assert.deepEqual(lines, [`[${Array.from({ length: 100 }, (_, i) => i * i).join(", ")}]`]);
@@ -51,8 +55,16 @@ const EXPECT: Record<string, (lines: string[]) => void> = {
     assert.deepEqual(lines.filter((_, i) => i % 2 === 0).map((l) => l[0]).sort(), ["0", "1", "2", "3", "4"]);
   },
   "ticket_race.ts"(lines) {
-    const locked = lines.slice(lines.findIndex((l) => l.startsWith("With a Lock")));
-    assert.ok(lines.includes("=> 3 tickets sold (one existed)"), lines.join("\n"));
+    const split = lines.findIndex((l) => l.startsWith("With a Lock"));
+    const unlocked = lines.slice(0, split);
+    const locked = lines.slice(split);
+    // The unlocked buyers all read before any writes (a Barrier): each sees the one ticket.
+    assert.equal(
+      unlocked.filter((l) => l.endsWith("bought a ticket (saw 1 left)")).length,
+      3,
+      lines.join("\n"),
+    );
+    assert.ok(unlocked.includes("=> 3 tickets sold (one existed)"), lines.join("\n"));
     assert.equal(locked.filter((l) => l.includes("bought a ticket")).length, 1);
     assert.equal(locked.filter((l) => l.endsWith("sold out")).length, 2);
     assert.equal(lines.at(-1), "=> 1 ticket sold");
