@@ -59,7 +59,13 @@ export function osError(syscall: string, code = errno(), subject?: string): Erro
 }
 
 const encoder = new TextEncoder();
+/** `s` as a NUL-terminated C string; a NUL inside `s` would silently cut it short, so it is refused. */
 function cString(s: string): Uint8Array<ArrayBuffer> {
+  if (s.includes("\0")) {
+    throw new TypeError(
+      `Invalid argument ${JSON.stringify(s)}: it contains a NUL character, which C reads as its end`,
+    );
+  }
   return encoder.encode(s + "\0");
 }
 
@@ -373,6 +379,7 @@ export class NamedSemaphore {
 
   /** Removes the name; processes that have it open keep using it. False if it was already gone. */
   static unlink(name: string): boolean {
+    checkName(name);
     if (libc().sem_unlink(cString(name)) === 0) return true;
     const code = errno();
     if (code === OS.errno.ENOENT) return false;
@@ -509,13 +516,23 @@ export function mapSharedMemory(name: string, create: boolean, size = 0): Shared
 
 /** Removes a shared memory name. False if it was already gone. */
 export function unlinkSharedMemory(name: string): boolean {
+  checkName(name);
   if (libc().shm_unlink(cString(name)) === 0) return true;
   const code = errno();
   if (code === OS.errno.ENOENT) return false;
   throw osError("shm_unlink", code, name);
 }
 
+/** Checks a POSIX IPC name before it reaches libc (which would cut it at a NUL). */
 function checkName(name: string): void {
+  if (typeof name !== "string") throw new TypeError(`Invalid name: expected a string, got ${typeof name}`);
+  if (name.includes("\0")) {
+    throw new TypeError(
+      `Invalid name ${
+        JSON.stringify(name)
+      }: it contains a NUL character, which would cut it short; remove it`,
+    );
+  }
   if (!name.startsWith("/") || name.indexOf("/", 1) !== -1) {
     throw new TypeError(`Invalid name "${name}": it must start with "/" and contain no other "/"`);
   }

@@ -43,6 +43,7 @@ import {
 } from "../native/mod.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { holderId, PID_MASK } from "./_state.ts";
+import { type CheckedWait, checkWait, Deadline } from "./_wait.ts";
 import { track, uniqueName, untrack } from "./_tracker.ts";
 
 /** The longest a waiter sleeps before it looks at the state again (abort, dead holders). */
@@ -329,22 +330,6 @@ export function spin(spec: WaitSpec): boolean {
   }
 }
 
-/** Options of every wait. */
-export interface WaitOptions {
-  /** False: try once, never wait (wins over `timeout`). Default true. */
-  block?: boolean;
-  /** Milliseconds; undefined waits forever, 0 or less does not wait. */
-  timeout?: number;
-  /** Aborting rejects the wait with `signal.reason`; nothing stays taken. */
-  signal?: AbortSignal;
-}
-
-function checkTimeout(timeout: number | undefined): void {
-  if (timeout !== undefined && (typeof timeout !== "number" || Number.isNaN(timeout))) {
-    throw new TypeError(`Invalid timeout: expected a number of milliseconds, got ${String(timeout)}`);
-  }
-}
-
 /** What a wait needs to know about its primitive (made once per handle). */
 export interface WaitSpec {
   /** Names the primitive in errors, e.g. "lock". */
@@ -367,85 +352,106 @@ export interface WaitSpec {
 }
 
 /**
+ * The one wait loop, shared by the async and the sync driver. It counts itself among the
+ * channel's waiters, then alternates: try to take; give up at the deadline; otherwise yield how
+ * long to sleep (at most {@linkcode SLICE_MS}) and receive whether the sleep took a post. The
+ * driver does the sleeping (on a worker thread, or on the calling thread) and must call
+ * `return()` when it leaves early (an abort, a closed handle), so that the count is undone.
+ */
+function* waitSteps(core: Core, spec: WaitSpec, deadline: Deadline): Generator<number, boolean, boolean> {
+  const waiters = waitersWord(spec.channel ?? 0);
+  Atomics.add(core.words, waiters, 1);
+  let took = false;
+  try {
+    for (;;) {
+      if (spec.tryTake()) return true;
+      const left = deadline.left();
+      if (left <= 0) {
+        if (took) spec.passOn?.();
+        return false;
+      }
+      if (spec.beforeSleep && !spec.beforeSleep()) continue;
+      took = yield Math.min(SLICE_MS, Math.ceil(left));
+      if (took) {
+        if (spec.tryTake()) return true;
+        spec.stray?.();
+      } else spec.recover?.();
+    }
+  } finally {
+    if (!core.closed) Atomics.sub(core.words, waiters, 1);
+  }
+}
+
+/**
+ * What every wait does before it sleeps: true or false when it is already decided (taken at
+ * once or in a short spin; not taken and must not wait), undefined when it must sleep.
+ */
+function before(core: Core, spec: WaitSpec, wait: CheckedWait, spun: boolean): boolean | undefined {
+  core.check(spec.what);
+  if (spec.tryTake()) return true;
+  if (!wait.block || wait.timeout <= 0) return false;
+  if (!spun && spin(spec)) return true;
+  return undefined;
+}
+
+/**
  * Waits until `spec.tryTake()` succeeds: at once when it can, else spinning briefly, else
  * sleeping on the core's semaphore in slices of at most {@linkcode SLICE_MS}. Resolves false
- * on timeout or `block: false`; rejects with `signal.reason` when aborted.
+ * on timeout or `block: false`; rejects with `signal.reason` when aborted. `wait` comes from
+ * `checkWait()` (the caller validates its arguments, naming its call); `spun`: the caller has
+ * already spun.
  */
 export async function waitUntil(
   core: Core,
   spec: WaitSpec,
-  options: WaitOptions | undefined,
+  wait: CheckedWait,
   spun = false,
 ): Promise<boolean> {
-  const { block = true, timeout, signal } = options ?? {};
-  checkTimeout(timeout);
+  const signal = wait.signal;
   signal?.throwIfAborted();
-  core.check(spec.what);
-  if (spec.tryTake()) return true;
-  if (!block || (timeout !== undefined && timeout <= 0)) return false;
-  if (!spun && spin(spec)) return true;
-  const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
-  const words = core.words;
+  const now = before(core, spec, wait, spun);
+  if (now !== undefined) return now;
   const channel = spec.channel ?? 0;
-  const waiters = waitersWord(channel);
-  Atomics.add(words, waiters, 1);
-  let took = false;
+  const steps = waitSteps(core, spec, new Deadline(wait.timeout));
   try {
-    for (;;) {
-      if (spec.tryTake()) return true;
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        if (took) spec.passOn?.();
-        return false;
-      }
-      if (spec.beforeSleep && !spec.beforeSleep()) continue;
-      took = await core.sleep(Math.min(SLICE_MS, Math.ceil(left)), signal, channel);
-      core.check(spec.what);
-      if (took) {
-        if (spec.tryTake()) return true;
-        spec.stray?.();
-      } else spec.recover?.();
+    let step = steps.next();
+    while (!step.done) {
+      const took = await core.sleep(step.value, signal, channel);
+      core.check(spec.what); // closed meanwhile: its words may be unmapped, look no further
+      step = steps.next(took);
     }
+    return step.value;
   } finally {
-    if (!core.closed) Atomics.sub(words, waiters, 1);
+    steps.return(false);
   }
 }
 
-/** As {@linkcode waitUntil}, blocking the calling thread. */
-export function waitUntilSync(
-  core: Core,
-  spec: WaitSpec,
-  options: { block?: boolean; timeout?: number } | undefined,
-): boolean {
-  const { block = true, timeout } = options ?? {};
-  checkTimeout(timeout);
-  core.check(spec.what);
-  if (spec.tryTake()) return true;
-  if (!block || (timeout !== undefined && timeout <= 0)) return false;
-  if (spin(spec)) return true;
-  const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
-  const words = core.words;
-  const channel = spec.channel ?? 0;
-  const waiters = waitersWord(channel);
-  Atomics.add(words, waiters, 1);
-  let took = false;
+/**
+ * {@linkcode waitUntil} with the caller's raw options, checked here (`call` names the call in
+ * errors): an invalid one rejects with a `TypeError`.
+ */
+export function waitWith(core: Core, spec: WaitSpec, options: unknown, call: string): Promise<boolean> {
+  let wait: CheckedWait;
   try {
-    for (;;) {
-      if (spec.tryTake()) return true;
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        if (took) spec.passOn?.();
-        return false;
-      }
-      if (spec.beforeSleep && !spec.beforeSleep()) continue;
-      took = core.sleepSync(Math.min(SLICE_MS, Math.ceil(left)), channel);
-      if (took) {
-        if (spec.tryTake()) return true;
-        spec.stray?.();
-      } else spec.recover?.();
-    }
+    wait = checkWait(options, call);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return waitUntil(core, spec, wait);
+}
+
+/** As {@linkcode waitUntil}, blocking the calling thread (no signal: nothing could abort it). */
+export function waitUntilSync(core: Core, spec: WaitSpec, wait: CheckedWait): boolean {
+  const now = before(core, spec, wait, false);
+  if (now !== undefined) return now;
+  const channel = spec.channel ?? 0;
+  const steps = waitSteps(core, spec, new Deadline(wait.timeout));
+  try {
+    let step = steps.next();
+    while (!step.done) step = steps.next(core.sleepSync(step.value, channel));
+    return step.value;
   } finally {
-    Atomics.sub(words, waiters, 1);
+    steps.return(false);
   }
 }
 

@@ -198,6 +198,19 @@ class TypedBlock {
   }
 }
 
+/** Throws a `TypeError` unless `v` can be stored in an element of `type` (a bigint for "i64"/"u64",
+ * else a number): a typed array would store "a" as 0 without a word. */
+function checkElement(type: TypeCode, v: unknown, what: string): void {
+  const big = type === "i64" || type === "u64";
+  if (big ? typeof v !== "bigint" : typeof v !== "number") {
+    throw new TypeError(
+      `Invalid ${what} ${
+        typeof v === "string" ? JSON.stringify(v) : String(v)
+      }: a "${type}" element holds a ${big ? "bigint" : "number"}`,
+    );
+  }
+}
+
 function checkLockOption(lock: unknown): boolean | Lock | RLock {
   if (lock === undefined) return true;
   if (typeof lock === "boolean" || (typeof lock === "object" && lock !== null && "acquire" in lock)) {
@@ -260,7 +273,9 @@ export class Value<V extends number | bigint = number> {
       this.#block = reviving;
       return;
     }
-    this.#block = new TypedBlock(type, 1, checkLockOption(options?.lock));
+    const lock = checkLockOption(options?.lock);
+    if (initial !== undefined && type in ARRAYS) checkElement(type, initial, "initial value");
+    this.#block = new TypedBlock(type, 1, lock);
     if (initial !== undefined) this.value = initial as Widen<V>;
   }
 
@@ -269,12 +284,7 @@ export class Value<V extends number | bigint = number> {
     return this.#block.array[0] as Widen<V>;
   }
   set value(v: Widen<V>) {
-    const big = this.#block.type === "i64" || this.#block.type === "u64";
-    if (big ? typeof v !== "bigint" : typeof v !== "number") {
-      throw new TypeError(
-        `Invalid value ${String(v)}: a "${this.#block.type}" Value holds a ${big ? "bigint" : "number"}`,
-      );
-    }
+    checkElement(this.#block.type, v, "value");
     (this.#block.array as unknown as (number | bigint)[])[0] = v;
   }
 
@@ -335,14 +345,17 @@ export class SharedArray {
       }
       this.#block = new TypedBlock(type, sizeOrItems, lock);
     } else {
-      const items = [...sizeOrItems];
-      this.#block = new TypedBlock(type, items.length, lock);
-      try {
-        (this.#block.array as unknown as { set(a: ArrayLike<number | bigint>): void }).set(items);
-      } catch (e) {
-        this.#block.close();
-        throw new TypeError(`Invalid items for a "${type}" SharedArray: ${(e as Error).message}`);
+      if (typeof (sizeOrItems as Iterable<unknown> | null)?.[Symbol.iterator] !== "function") {
+        throw new TypeError(
+          `Invalid SharedArray size or items: expected a number of elements or an iterable of numbers, got ${
+            sizeOrItems === null ? "null" : typeof sizeOrItems
+          }`,
+        );
       }
+      const items = [...sizeOrItems];
+      if (type in ARRAYS) items.forEach((item, i) => checkElement(type, item, `item ${i}`));
+      this.#block = new TypedBlock(type, items.length, lock);
+      (this.#block.array as unknown as { set(a: ArrayLike<number | bigint>): void }).set(items);
     }
   }
 

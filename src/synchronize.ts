@@ -50,7 +50,9 @@ import {
   type WaitSpec,
   waitUntil,
   waitUntilSync,
+  waitWith,
 } from "./_sync_core.ts";
+import { type CheckedWait, checkWait, Deadline, timeoutMs } from "./_wait.ts";
 import { BrokenBarrierError } from "./errors.ts";
 
 /** Options of `acquire()` and `hold()`. */
@@ -72,6 +74,17 @@ export interface AcquireSyncOptions {
 }
 
 const TRUE = Promise.resolve(true);
+/** No options: wait forever, no signal. */
+const FOREVER: CheckedWait = checkWait(undefined, "");
+
+/**
+ * The checked form of the `(timeout?, { signal? })` arguments of `Event.wait()`,
+ * `Condition.wait()` and `Barrier.wait()`; `call` names the call in errors.
+ */
+function timedWait(timeout: unknown, options: unknown, call: string): CheckedWait {
+  const { signal } = checkWait(options, call);
+  return { block: true, timeout: timeoutMs(timeout, call), signal };
+}
 
 /** The cores behind each public object, for {@linkcode _resourceNames}. */
 const coresOf = new WeakMap<object, Core[]>();
@@ -231,7 +244,7 @@ export class Lock {
       owned: () => (core.check("lock"), (Atomics.load(w, W.A) & OWNER) === PID),
       releaseSave: () => (this.release(), 1),
       restore: () => {},
-      reacquire: () => waitUntil(core, this.#spec, undefined),
+      reacquire: () => waitUntil(core, this.#spec, FOREVER),
       acquire: (o) => this.acquire(o),
       acquireSync: (o) => this.acquireSync(o),
       release: () => this.release(),
@@ -247,15 +260,15 @@ export class Lock {
       // Taken at once, or within a short spin: no promise machinery beyond the one returned.
       if (Atomics.compareExchange(this.#w, W.A, 0, PID) === 0) return TRUE;
       if (!this.#core.closed && spin(this.#spec)) return TRUE;
-      return waitUntil(this.#core, this.#spec, options, true);
+      return waitUntil(this.#core, this.#spec, FOREVER, true);
     }
-    return waitUntil(this.#core, this.#spec, options);
+    return waitWith(this.#core, this.#spec, options, "Lock.acquire()");
   }
 
   /** Acquires the lock, blocking the calling thread (and the event loop) while it waits. */
   acquireSync(options?: AcquireSyncOptions): boolean {
     if (options === undefined && Atomics.compareExchange(this.#w, W.A, 0, PID) === 0) return true;
-    return waitUntilSync(this.#core, this.#spec, options);
+    return waitUntilSync(this.#core, this.#spec, checkWait(options, "Lock.acquireSync()"));
   }
 
   /** Releases the lock (any process may). Throws `RangeError` if it is not held. */
@@ -357,7 +370,7 @@ export class RLock {
       restore: (count) => {
         w[W.B] = count;
       },
-      reacquire: () => waitUntil(core, this.#spec, undefined),
+      reacquire: () => waitUntil(core, this.#spec, FOREVER),
       acquire: (o) => this.acquire(o),
       acquireSync: (o) => this.acquireSync(o),
       release: () => this.release(),
@@ -369,15 +382,15 @@ export class RLock {
     if (options === undefined) {
       if (this.#fast()) return TRUE;
       if (!this.#core.closed && spin(this.#spec)) return TRUE;
-      return waitUntil(this.#core, this.#spec, options, true);
+      return waitUntil(this.#core, this.#spec, FOREVER, true);
     }
-    return waitUntil(this.#core, this.#spec, options);
+    return waitWith(this.#core, this.#spec, options, "RLock.acquire()");
   }
 
   /** As {@linkcode Lock.acquireSync}. */
   acquireSync(options?: AcquireSyncOptions): boolean {
     if (options === undefined && this.#fast()) return true;
-    return waitUntilSync(this.#core, this.#spec, options);
+    return waitUntilSync(this.#core, this.#spec, checkWait(options, "RLock.acquireSync()"));
   }
 
   #fast(): boolean {
@@ -535,15 +548,15 @@ export class Semaphore {
   acquire(options?: AcquireOptions): Promise<boolean> {
     if (options === undefined && !this.#core.closed) {
       if (this.#spec.tryTake() || spin(this.#spec)) return TRUE;
-      return waitUntil(this.#core, this.#spec, options, true);
+      return waitUntil(this.#core, this.#spec, FOREVER, true);
     }
-    return waitUntil(this.#core, this.#spec, options);
+    return waitWith(this.#core, this.#spec, options, "Semaphore.acquire()");
   }
 
   /** Takes one unit, blocking the calling thread while it waits. */
   acquireSync(options?: AcquireSyncOptions): boolean {
     if (options === undefined && !this.#core.closed && this.#spec.tryTake()) return true;
-    return waitUntilSync(this.#core, this.#spec, options);
+    return waitUntilSync(this.#core, this.#spec, checkWait(options, "Semaphore.acquireSync()"));
   }
 
   /**
@@ -674,15 +687,16 @@ export class Event {
    * Waits until the flag is set: resolves true when it is (or was set while waiting), false
    * after `timeout` ms.
    */
-  wait(timeout?: number, options?: { signal?: AbortSignal }): Promise<boolean> {
+  async wait(timeout?: number, options?: { signal?: AbortSignal }): Promise<boolean> {
+    const wait = timedWait(timeout, options, "Event.wait()");
     const w = this.#w;
     this.#core.check("event");
     const generation = Atomics.load(w, W.B);
-    return waitUntil(this.#core, {
+    return await waitUntil(this.#core, {
       what: "event",
       channel: generation & 1,
       tryTake: () => Atomics.load(w, W.A) === 1 || Atomics.load(w, W.B) !== generation,
-    }, { timeout, signal: options?.signal });
+    }, wait);
   }
 
   /** Closes this handle (idempotent); the creating process also removes the names. */
@@ -779,6 +793,7 @@ export class Condition {
    * process does not hold the lock.
    */
   async wait(timeout?: number, options?: { signal?: AbortSignal }): Promise<boolean> {
+    const wait = timedWait(timeout, options, "Condition.wait()");
     const core = this.#core;
     core.check("condition");
     const ops = this.#ops;
@@ -798,7 +813,7 @@ export class Condition {
           // We took a post meant for a notified waiter that still sleeps: pass it on.
           if (this.#pending() > 0) core.post(1);
         },
-      }, { timeout, signal: options?.signal });
+      }, wait);
     } catch (error) {
       failure = { error };
     }
@@ -869,12 +884,17 @@ export class Condition {
     timeout?: number,
     options?: { signal?: AbortSignal },
   ): Promise<boolean> {
+    if (typeof predicate !== "function") {
+      throw new TypeError(
+        `Invalid predicate for Condition.waitFor(): expected a function, got ${typeof predicate}`,
+      );
+    }
+    const deadline = new Deadline(timedWait(timeout, options, "Condition.waitFor()").timeout);
     let result = predicate();
-    const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
     while (!result) {
-      const left = deadline - performance.now();
+      const left = deadline.left();
       if (left <= 0) break;
-      await this.wait(left === Infinity ? undefined : left, options);
+      await this.wait(left, options);
       result = predicate();
     }
     return Boolean(result);
@@ -882,6 +902,16 @@ export class Condition {
 
   /** Wakes up to `n` (default 1) waiting processes, longest-waiting first. Must hold the lock. */
   notify(n = 1): void {
+    if (typeof n !== "number" || Number.isNaN(n)) {
+      throw new TypeError(
+        `Invalid count for Condition.notify(): expected a number of waiters, got ${String(n)}`,
+      );
+    }
+    if (n < 0 || (!Number.isInteger(n) && n !== Infinity)) {
+      throw new RangeError(
+        `Invalid count for Condition.notify(): expected a whole number of waiters (0 or more, or Infinity), got ${n}`,
+      );
+    }
     const core = this.#core;
     core.check("condition");
     if (!this.#ops.owned()) {
@@ -979,9 +1009,7 @@ export class Barrier {
       if (action !== undefined && typeof action !== "function") {
         throw new TypeError(`Invalid action: expected a function, got ${typeof action}`);
       }
-      if (timeout !== undefined && (typeof timeout !== "number" || Number.isNaN(timeout))) {
-        throw new TypeError(`Invalid timeout: expected a number of milliseconds, got ${String(timeout)}`);
-      }
+      timeoutMs(timeout, "new Barrier()");
       this.#parties = parties;
       this.#timeout = timeout;
       this.#action = action;
@@ -1024,10 +1052,9 @@ export class Barrier {
    * times out or is aborted (the other parties cannot pass without this one any more).
    */
   async wait(timeout?: number, options?: { signal?: AbortSignal }): Promise<number> {
+    const { timeout: ms, signal } = timedWait(timeout ?? this.#timeout, options, "Barrier.wait()");
     const core = this.#core;
     core.check("barrier");
-    timeout ??= this.#timeout;
-    const signal = options?.signal;
     signal?.throwIfAborted();
     const w = this.#w;
     const parties = this.#parties;
@@ -1042,7 +1069,7 @@ export class Barrier {
           what: "barrier",
           channel: gen & 1,
           tryTake: () => Atomics.load(w, PASS) !== v || Atomics.load(w, BROKEN) !== 0,
-        }, { signal });
+        }, { block: true, timeout: Infinity, signal });
         continue;
       }
       if (Atomics.compareExchange(w, PASS, v, v + 1) !== v) continue;
@@ -1071,7 +1098,7 @@ export class Barrier {
           // arrivals cannot take the posts that wake this one.
           channel: gen & 1,
           tryTake: () => ((Atomics.load(w, PASS) >>> 16) & GEN_MASK) !== gen || Atomics.load(w, BROKEN) !== 0,
-        }, { timeout, signal });
+        }, { block: true, timeout: ms, signal });
       } catch (error) {
         this.#breakIfStill(gen);
         throw error;
@@ -1082,7 +1109,7 @@ export class Barrier {
       if (now !== gen) throw new BrokenBarrierError("Barrier is broken: it was reset while waiting");
       if (!passed) {
         this.#breakIfStill(gen);
-        throw new BrokenBarrierError(`Barrier is broken: wait timed out after ${timeout} ms`);
+        throw new BrokenBarrierError(`Barrier is broken: wait timed out after ${ms} ms`);
       }
       throw new BrokenBarrierError();
     }

@@ -123,25 +123,6 @@ Deno.test("native errors name the syscall and errno, and map to Deno.errors", ()
   assert.equal(unlinkSharedMemory(name), false);
 });
 
-Deno.test("only native/ touches Deno.dlopen and Deno.Unsafe*", async () => {
-  const root = new URL("../", import.meta.url);
-  const offenders: string[] = [];
-  async function scan(dir: URL, rel: string) {
-    for await (const e of Deno.readDir(dir)) {
-      const path = rel + e.name;
-      if (e.isDirectory && ![".git", "native"].includes(e.name)) {
-        await scan(new URL(e.name + "/", dir), path + "/");
-      }
-      if (e.isFile && e.name.endsWith(".ts") && path !== "tests/foundation_test.ts") {
-        const text = await Deno.readTextFile(new URL(e.name, dir));
-        if (/Deno\s*\.\s*(dlopen|Unsafe\w*)/.test(text)) offenders.push(path);
-      }
-    }
-  }
-  await scan(root, "");
-  assert.deepEqual(offenders, []);
-});
-
 Deno.test("serialize() sends arrays of numbers exactly, holes and all", () => {
   const dense = Array.from({ length: 100 }, (_, i) => i * 1.5 - 7);
   dense[3] = -0;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Lock, Process, RLock, SharedArray, SharedMemory, Value } from "../mod.ts";
+import { NamedSemaphore, unlinkSharedMemory } from "../native/mod.ts";
 import * as fx from "./fixtures/shm_fixtures.ts";
 import { cleanup, shmEntryExists, SPAWNS } from "./fixtures/helpers.ts";
 
@@ -75,6 +76,67 @@ Deno.test("SharedArray is zeros of a length, or holds the given items", () => {
   assert.equal(empty.length, 0);
   assert.throws(() => new SharedArray("i32", -1), RangeError);
   assert.throws(() => new SharedArray("i64", [1, 2]), TypeError);
+});
+
+/** Names in /dev/shm of Value/SharedArray blocks made by this process. */
+function typedBlocksHere(): string[] {
+  const prefix = `mp${Deno.pid.toString(36)}v`;
+  return [...Deno.readDirSync("/dev/shm")].map((e) => e.name).filter((n) => n.startsWith(prefix)).sort();
+}
+
+Deno.test("A name with a NUL character is a TypeError: nothing is created, attached to or removed under the cut name", () => {
+  const victim = `mp-victim-${Deno.pid}`;
+  using other = new SharedMemory({ name: victim, create: true, size: 8 });
+  try {
+    other.buf[0] = 42;
+    const cut = `${victim}\0cd`;
+    assert.throws(() => new SharedMemory({ name: cut, create: true, size: 8 }), TypeError);
+    assert.throws(() => new SharedMemory({ name: cut }), /NUL character/);
+    assert.throws(() => unlinkSharedMemory(`/${cut}`), TypeError);
+    assert.throws(() => NamedSemaphore.unlink(`/${cut}`), TypeError);
+    assert.throws(() => NamedSemaphore.create(`/${cut}`, 0), TypeError);
+    assert.ok(shmEntryExists(`/${victim}`), "the other program's segment is still there");
+    assert.equal(other.buf[0], 42);
+  } finally {
+    other.unlink();
+  }
+  assert.ok(!shmEntryExists(`/${victim}`));
+});
+
+Deno.test("SharedArray refuses items that are not numbers of its type with TypeError, and leaves no block behind", () => {
+  const before = typedBlocksHere();
+  for (
+    const [type, items] of [["i32", ["a"]], ["f64", [1, "2"]], ["u8", [null]], ["i32", [1n]], ["i64", [
+      1,
+    ]]] as const
+  ) {
+    assert.throws(() => new SharedArray(type, items as never), TypeError, `${type} ${String(items)}`);
+  }
+  assert.throws(() => new SharedArray("i32", ["a"] as never), /item 0 "a": a "i32" element holds a number/);
+  assert.throws(() => new SharedArray("i32", null as never), TypeError);
+  assert.throws(() => new SharedArray("i32", {} as never), TypeError);
+  assert.deepEqual(typedBlocksHere(), before);
+});
+
+Deno.test("SharedArray refuses a negative, fractional or non-finite size with RangeError", () => {
+  const before = typedBlocksHere();
+  for (const size of [-1, 1.5, NaN, Infinity, 2 ** 53]) {
+    assert.throws(() => new SharedArray("i32", size), RangeError, String(size));
+  }
+  assert.deepEqual(typedBlocksHere(), before);
+});
+
+Deno.test("Value refuses an initial value that is not a number of its type with TypeError, and leaves no block behind", () => {
+  const before = typedBlocksHere();
+  for (
+    const [type, initial] of [["i32", "5"], ["f64", null], ["i64", 5], ["u32", 5n], ["f32", {}]] as const
+  ) {
+    assert.throws(() => new Value(type, initial as never), TypeError, `${type} ${String(initial)}`);
+  }
+  assert.deepEqual(typedBlocksHere(), before);
+  using v = new Value("i32", 3);
+  assert.throws(() => (v.value = "4" as never), TypeError);
+  assert.equal(v.value, 3);
 });
 
 Deno.test("Value.close() in the process that made it removes its block's name", () => {

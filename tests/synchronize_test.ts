@@ -11,6 +11,7 @@ import {
   Semaphore,
 } from "../mod.ts";
 import { deserialize, serialize } from "../src/_reduction.ts";
+import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
 import { _resourceNames } from "../src/synchronize.ts";
 import * as fx from "./fixtures/sync_fixtures.ts";
 import { cleanup, runProgram, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
@@ -169,13 +170,123 @@ Deno.test("Lock.close() is idempotent, removes the names, and later use throws B
   assert.deepEqual(filesOf(outer), []);
 });
 
-Deno.test("Invalid timeouts are refused with TypeError", () =>
+/** Settles as `p` does, or rejects after `ms`: a wait that should not hang cannot hang the test. */
+async function within<T>(p: Promise<T>, ms = 5000): Promise<T> {
+  const r = await raceTimeout(p, ms);
+  if (r === TIMED_OUT) throw new Error(`Still waiting after ${ms} ms`);
+  return r;
+}
+
+// deno-lint-ignore no-explicit-any
+const anyArg = (x: unknown): any => x;
+
+Deno.test("acquire() of Lock, RLock and Semaphore refuses a non-object, a non-number timeout and NaN with TypeError at the call", () =>
+  scoped(async (keep) => {
+    for (const make of [() => new Lock(), () => new RLock(), () => new Semaphore(1)]) {
+      const held = keep(make());
+      const free = keep(make());
+      assert.equal(await held.acquire(), true);
+      for (
+        const bad of [5, "100", null, { timeout: "100" }, { timeout: NaN }, { block: "no" }, { signal: {} }]
+      ) {
+        await assert.rejects(
+          within(held.acquire(anyArg(bad))),
+          TypeError,
+          `${held.constructor.name}.acquire(${JSON.stringify(bad)})`,
+        );
+        await assert.rejects(within(held.hold(anyArg(bad))), TypeError);
+        // On a free one the sync call would take it at once: it must refuse first.
+        assert.throws(
+          () => free.acquireSync(anyArg(bad)),
+          TypeError,
+          `${free.constructor.name}.acquireSync(${JSON.stringify(bad)})`,
+        );
+      }
+      if (!(free instanceof Semaphore)) assert.equal(free.locked(), false);
+      else assert.equal(free.getValue(), 1);
+      await assert.rejects(
+        held.acquire(anyArg(5)),
+        /Invalid options for \w+\.acquire\(\): expected an object/,
+      );
+      held.release();
+    }
+  }));
+
+Deno.test("A lock wait with timeout Infinity waits (until aborted), 0 or less does not wait", () =>
   scoped(async (keep) => {
     const lock = keep(new Lock());
-    await lock.acquire();
-    await assert.rejects(lock.acquire({ timeout: "soon" as unknown as number }), TypeError);
-    assert.throws(() => lock.acquireSync({ timeout: NaN }), TypeError);
+    assert.equal(await lock.acquire({ timeout: Infinity }), true);
+    assert.equal(await lock.acquire({ timeout: 0 }), false);
+    assert.equal(await lock.acquire({ timeout: -5 }), false);
+    assert.equal(lock.acquireSync({ timeout: -Infinity }), false);
+    const stop = new AbortController();
+    const waiting = lock.acquire({ timeout: Infinity, signal: stop.signal });
+    const state = await raceTimeout(waiting, 120);
+    assert.equal(state, TIMED_OUT, "a wait with timeout Infinity is still waiting after 120 ms");
+    stop.abort(new Error("stop"));
+    await assert.rejects(within(waiting), /stop/);
     lock.release();
+    assert.equal(lock.acquireSync({ timeout: Infinity }), true);
+    lock.release();
+  }));
+
+Deno.test("Event.wait() refuses a non-number timeout and NaN with TypeError; Infinity waits, 0 does not", () =>
+  scoped(async (keep) => {
+    const ev = keep(new Event());
+    for (const bad of ["100", NaN, null, {}]) {
+      await assert.rejects(within(ev.wait(anyArg(bad))), TypeError, `Event.wait(${String(bad)})`);
+    }
+    await assert.rejects(within(ev.wait(10, anyArg(5))), TypeError);
+    assert.equal(await ev.wait(0), false);
+    assert.equal(await ev.wait(-1), false);
+    const waiting = ev.wait(Infinity);
+    assert.equal(await raceTimeout(waiting, 120), TIMED_OUT, "a wait with timeout Infinity is still waiting");
+    ev.set();
+    assert.equal(await within(waiting), true);
+  }));
+
+Deno.test("Condition.wait(), waitFor() and notify() refuse invalid arguments with TypeError/RangeError and keep the lock", () =>
+  scoped(async (keep) => {
+    const cond = keep(new Condition());
+    await cond.acquire();
+    for (const bad of ["100", NaN, {}]) {
+      await assert.rejects(within(cond.wait(anyArg(bad))), TypeError, `Condition.wait(${String(bad)})`);
+      await assert.rejects(within(cond.waitFor(() => false, anyArg(bad))), TypeError);
+    }
+    await assert.rejects(within(cond.waitFor(anyArg(5))), TypeError);
+    assert.equal(cond.lock.locked(), true, "the lock is still held after a refused wait");
+    assert.equal(await within(cond.wait(0)), false);
+    assert.equal(await within(cond.waitFor(() => false, 0)), false);
+    assert.equal(await within(cond.waitFor(() => 7, Infinity)), true);
+    for (const bad of [NaN, "2", null]) {
+      assert.throws(() => cond.notify(anyArg(bad)), TypeError, `notify(${bad})`);
+    }
+    for (const bad of [-1, 1.5, -Infinity]) {
+      assert.throws(() => cond.notify(bad), RangeError, `notify(${bad})`);
+    }
+    cond.notify(0);
+    cond.notify(Infinity);
+    cond.release();
+  }));
+
+Deno.test("Barrier refuses a non-number timeout and NaN with TypeError, in the constructor and in wait(), without breaking", () =>
+  scoped(async (keep) => {
+    for (const bad of ["5", NaN, {}]) {
+      assert.throws(
+        () => new Barrier(2, { timeout: anyArg(bad) }),
+        TypeError,
+        `new Barrier(2, { timeout: ${bad} })`,
+      );
+    }
+    const barrier = keep(new Barrier(2));
+    for (const bad of ["5", NaN, {}]) {
+      await assert.rejects(within(barrier.wait(anyArg(bad))), TypeError, `Barrier.wait(${String(bad)})`);
+    }
+    assert.equal(barrier.broken, false);
+    assert.equal(barrier.nWaiting, 0);
+    const one = keep(new Barrier(1, { timeout: Infinity }));
+    assert.equal(await within(one.wait()), 0);
+    assert.equal(await within(one.wait(Infinity)), 0);
   }));
 
 Deno.test("RLock is re-entrant in its process and released after as many releases", () =>
@@ -277,10 +388,12 @@ Deno.test("Condition.notify(n) wakes n waiters; a timed-out waiter does not take
     const lock = keep(new Lock());
     const cond = keep(new Condition(lock));
     const woke: string[] = [];
+    let entered = 0;
     const waiter = (id: string, timeout?: number) =>
       (async () => {
         await cond.acquire();
         try {
+          entered++; // in the same turn as wait() releases the lock: whoever takes it next sees us waiting
           const r = await cond.wait(timeout);
           woke.push(`${id}:${r}`);
           assert.equal(lock.locked(), true);
@@ -290,13 +403,13 @@ Deno.test("Condition.notify(n) wakes n waiters; a timed-out waiter does not take
       })();
     const all = [waiter("a"), waiter("b"), waiter("c")];
     const quitter = waiter("q", 40);
-    await sleep(80); // q timed out meanwhile
+    assert.ok(await waitUntil(() => entered === 4 && woke.length === 1, 10_000), "all wait, q timed out");
     assert.deepEqual(woke, ["q:false"]);
     {
       using _ = await cond.hold();
       cond.notify(2);
     }
-    await waitUntil(() => woke.length === 3, 3000);
+    assert.ok(await waitUntil(() => woke.length === 3, 10_000), "two waiters woke");
     await sleep(30);
     assert.equal(woke.length, 3, "exactly two more woke");
     {
@@ -312,9 +425,11 @@ Deno.test("An aborted Condition.wait() rejects holding the lock again, and passe
     const cond = keep(new Condition(keep(new Lock())));
     const ac = new AbortController();
     const results: string[] = [];
+    let entered = 0;
     const aborted = (async () => {
       await cond.acquire();
       try {
+        entered++; // in the same turn as wait() releases the lock
         await cond.wait(undefined, { signal: ac.signal });
         results.push("aborted:notified");
       } catch (e) {
@@ -323,16 +438,17 @@ Deno.test("An aborted Condition.wait() rejects holding the lock again, and passe
         cond.release();
       }
     })();
-    await sleep(10);
+    assert.ok(await waitUntil(() => entered === 1, 10_000), "the first waiter waits");
     const patient = (async () => {
       await cond.acquire();
       try {
-        results.push(`patient:${await cond.wait(5000)}`);
+        entered++;
+        results.push(`patient:${await cond.wait(10_000)}`);
       } finally {
         cond.release();
       }
     })();
-    await sleep(10);
+    assert.ok(await waitUntil(() => entered === 2, 10_000), "the second waiter waits");
     // Notify one (the oldest: the one about to abort), and abort it before it can run.
     await cond.acquire();
     cond.notify(1);
@@ -532,12 +648,11 @@ Deno.test({
         assert.equal(sem.getValue(), 0);
         p.kill();
         await p.join(5000);
-        const t0 = performance.now();
-        // A waiter sees the holder is gone after at most one slice (50 ms) and takes over.
-        assert.equal(await lock.acquire({ timeout: 3000 }), true);
-        assert.equal(rlock.acquireSync({ timeout: 3000 }), true);
-        assert.equal(await sem.acquire({ timeout: 3000 }), true);
-        assert.ok(performance.now() - t0 < 2000);
+        // A waiter sees the holder is gone after one slice (50 ms) and takes over; the bounds
+        // are generous (no timing is asserted), a waiter that never recovers fails.
+        assert.equal(await lock.acquire({ timeout: 10_000 }), true);
+        assert.equal(rlock.acquireSync({ timeout: 10_000 }), true);
+        assert.equal(await sem.acquire({ timeout: 10_000 }), true);
         lock.release();
         rlock.release();
         assert.equal(rlock.locked(), false, "the dead holder's two levels are gone");
@@ -665,9 +780,9 @@ Deno.test({
       let text = "";
       const deadline = Date.now() + 15_000;
       while (!text.includes("\n") && Date.now() < deadline) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += value;
+        const read = await raceTimeout(reader.read(), deadline - Date.now());
+        if (read === TIMED_OUT || read.done) break;
+        text += read.value;
       }
       reader.releaseLock();
       pids = JSON.parse(text).pids;

@@ -4,18 +4,23 @@
  *
  *     def f(n): print(n, os.getpid(), "is running"); time.sleep(0.1); print(n, "is done")
  *
+ * Python's sleep only makes the interleaving likely: on a busy machine one process may finish
+ * before the next has started. Here the five meet at a Barrier instead, so every run shows all
+ * five running before any is done.
+ *
  * Run: deno task example:no_lock
  */
-import { Process } from "@mp/multiprocessing";
+import { Barrier, Process } from "@mp/multiprocessing";
 
-export async function work(n: number): Promise<void> {
+export async function work(n: number, allRunning: Barrier): Promise<void> {
   console.log(`${n}: ${Deno.pid} is running`);
-  await new Promise((r) => setTimeout(r, 100));
+  await allRunning.wait(); // the "work": nobody is done until all five are running
   console.log(`${n}: ${Deno.pid} is done`);
 }
 
 if (import.meta.main) {
-  const processes = [0, 1, 2, 3, 4].map((n) => new Process({ target: work, args: [n] }));
+  using allRunning = new Barrier(5);
+  const processes = [0, 1, 2, 3, 4].map((n) => new Process({ target: work, args: [n, allRunning] }));
   for (const p of processes) p.start();
   for (const p of processes) await p.join();
 }

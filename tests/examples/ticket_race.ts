@@ -4,15 +4,19 @@
  * Without a lock all three see a ticket and all three "succeed"; with the lock around the
  * read-modify-write exactly one does.
  *
+ * A pause between the read and the write makes the race likely, not certain: on a busy machine
+ * one buyer may write before another has read. So the unlocked buyers wait at a Barrier until
+ * all three have read; that is the race a missing lock allows, made to happen on every run.
+ *
  * Run: deno task example:ticket_race
  */
-import { Event, Lock, Process, Semaphore } from "@mp/multiprocessing";
+import { Barrier, Event, Lock, Process, Semaphore } from "@mp/multiprocessing";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function tryToBuy(path: string, name: string): Promise<boolean> {
+async function tryToBuy(path: string, name: string, think: () => Promise<unknown>): Promise<boolean> {
   const { count } = JSON.parse(await Deno.readTextFile(path));
-  await sleep(50); // think about it: the race window
+  await think(); // the race window
   if (count < 1) {
     console.log(`  ${name}: sold out`);
     return false;
@@ -22,10 +26,12 @@ async function tryToBuy(path: string, name: string): Promise<boolean> {
   return true;
 }
 
-/** Buys without a lock once `go` is set; records a success by releasing `bought` once. */
-export async function buy(go: Event, path: string, name: string, bought: Semaphore): Promise<void> {
-  await go.wait();
-  if (await tryToBuy(path, name)) bought.release();
+/**
+ * Buys without a lock, thinking until all three buyers have read the count; records a success
+ * by releasing `bought` once.
+ */
+export async function buy(allRead: Barrier, path: string, name: string, bought: Semaphore): Promise<void> {
+  if (await tryToBuy(path, name, () => allRead.wait())) bought.release();
 }
 
 /** Buys holding `lock` for the whole read-modify-write. */
@@ -38,7 +44,7 @@ export async function buyWithLock(
 ): Promise<void> {
   await go.wait();
   using _ = await lock.hold();
-  if (await tryToBuy(path, name)) bought.release();
+  if (await tryToBuy(path, name, () => sleep(50))) bought.release();
 }
 
 async function race(withLock: boolean): Promise<number> {
@@ -49,10 +55,11 @@ async function race(withLock: boolean): Promise<number> {
     using bought = new Semaphore(0);
     using lock = new Lock();
     using go = new Event(); // start all three together, so that they really race
+    using allRead = new Barrier(3);
     const buyers = ["alice", "bob", "carol"].map((name) =>
       withLock
         ? new Process({ target: buyWithLock, args: [go, lock, path, name, bought] })
-        : new Process({ target: buy, args: [go, path, name, bought] })
+        : new Process({ target: buy, args: [allRead, path, name, bought] })
     );
     await Promise.all(buyers.map((p) => p.start()));
     go.set();
