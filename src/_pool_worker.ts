@@ -1,9 +1,14 @@
 /**
  * The child side of a Pool worker (CPython: `pool.worker`). After the usual start-up it runs the
- * initializer, says it is ready, then answers task frames on its control fd one at a time:
+ * initializer, says it is ready, then runs the tasks it is sent on its control fd:
  *
- *   parent → worker: { id, fn: { name, source }, star, items }   (items: a serialized chunk of inputs)
- *   worker → parent: { id, ok: true, results } | { id, ok: false, error }   (results: serialized)
+ *   parent → worker: one frame per batch: [[id, fn: { name, source }, star, items], ...]
+ *   worker → parent: { ready: true } | { ready: false, error }, then one frame per task, in order:
+ *                    [id, true, results, ms] | [id, false, error, ms]
+ *
+ * `items` is the task's serialized chunk of inputs; `results` an array, or its serialized bytes
+ * when it is long; `ms` the time the task took in the worker (the scheduler's estimate of how
+ * long such tasks run, to batch only short ones).
  *
  * It reads with blocking calls: it has nothing else to do between tasks, and a task that is
  * async still runs on the event loop while it is being awaited. A closed pool ends an idle
@@ -44,6 +49,99 @@ export function packError(e: unknown): PackedError {
   return { error: e, name: e.name, stack: e.stack, props };
 }
 
+/** One task as it travels to a worker: `[id, fn, star, items]` (items: a serialized chunk). */
+export type TaskFrame = [id: number, fn: FnDesc, star: boolean, items: Uint8Array];
+/** A task's answer: `[id, true, results, ms]` or `[id, false, error, ms]`; `ms`: the time it took. */
+export type ReplyFrame = [id: number, ok: boolean, payload: unknown, ms: number];
+/** How a task function is found in the worker: its export name and source text. */
+export type FnDesc = { name: string; source: string };
+
+/** Results of at least this many values travel serialized on their own (dense numbers go raw). */
+const OWN_FRAME = 64;
+
+/**
+ * Runs a worker: after its initializer, it says it is ready, then reads frames, each a batch of
+ * tasks, and answers each task as soon as it is done (before it starts the next: that is how the
+ * parent knows which task a dead worker was running). `read` returns null at the end.
+ * Resolves to the exit code. The same loop serves any transport (a process's control fd here).
+ */
+export async function serveTasks(
+  read: () => Uint8Array | null,
+  write: (body: Uint8Array) => void,
+  mod: Record<string, unknown>,
+  args: WorkerArgs,
+  module: string | null,
+): Promise<number> {
+  const { initializer, initargs, maxTasks } = args;
+  try {
+    if (initializer) {
+      await findExport(mod, initializer, module, "Cannot start pool worker: its initializer")(...initargs);
+    }
+  } catch (e) {
+    write(serialize({ ready: false, error: packError(e) }));
+    return 1;
+  }
+  write(serialize({ ready: true }));
+
+  // Tasks of one batch share their FnDesc object (the serializer sends it once).
+  let lastDesc: FnDesc | undefined;
+  let lastFn: Fn | undefined;
+  const cache = new Map<string, Fn>();
+  const lookup = (fn: FnDesc): Fn => {
+    if (fn === lastDesc) return lastFn!;
+    const key = `${fn.name}\0${fn.source}`;
+    let f = cache.get(key);
+    if (!f) cache.set(key, f = findExport(mod, fn, module, "Cannot run task: its function"));
+    lastDesc = fn;
+    return lastFn = f;
+  };
+  let done = 0;
+  for (;;) {
+    const frame = read();
+    if (!frame) return 0;
+    const batch = deserialize(frame) as TaskFrame[];
+    let mark = performance.now();
+    for (const [id, fn, star, bytes] of batch) {
+      let ok = true;
+      let payload: unknown;
+      try {
+        const f = lookup(fn);
+        const items = deserialize(bytes) as unknown[];
+        const results = new Array(items.length);
+        for (let i = 0; i < items.length; i++) {
+          const item = items[i];
+          const r = star ? f(...(item as unknown[])) : f(item);
+          results[i] = r instanceof Promise ? await r : r;
+        }
+        payload = results.length >= OWN_FRAME ? serializeResults(results, fn.name) : results;
+      } catch (e) {
+        ok = false;
+        payload = packError(e);
+      }
+      const now = performance.now();
+      write(reply(id, ok, payload, now - mark, fn.name));
+      mark = now;
+      if (maxTasks !== null && ++done >= maxTasks) return 0;
+    }
+  }
+}
+
+/** Runs the worker loop on a process's control fd; resolves to the exit code. */
+export function poolWorker(
+  control: number,
+  mod: Record<string, unknown>,
+  args: unknown[],
+  module: string | null,
+): Promise<number> {
+  return serveTasks(
+    () => readFrameSync(control),
+    (body) => writeFrameSync(control, body),
+    mod,
+    args[0] as WorkerArgs,
+    module,
+  );
+}
+
 /**
  * Serializes a task's results on their own (an array of numbers then takes the fast path); a
  * result that cannot travel fails its task, not the worker.
@@ -52,72 +150,23 @@ function serializeResults(results: unknown[], name: string): Uint8Array {
   try {
     return serialize(results);
   } catch (e) {
-    throw new TypeError(
-      `Cannot send the result of task ${name || "(anonymous)"} back: ${(e as Error).message}`,
-    );
+    throw cannotSend("result", name, e);
   }
 }
 
-/** Runs the worker loop; resolves to the exit code. */
-export async function poolWorker(
-  control: number,
-  mod: Record<string, unknown>,
-  args: unknown[],
-  module: string | null,
-): Promise<number> {
-  const { initializer, initargs, maxTasks } = args[0] as WorkerArgs;
-  const send = (msg: unknown) => writeFrameSync(control, serialize(msg));
+function reply(id: number, ok: boolean, payload: unknown, ms: number, name: string): Uint8Array {
   try {
-    if (initializer) {
-      await findExport(mod, initializer, module, "Cannot start pool worker: its initializer")(...initargs);
-    }
+    return serialize([id, ok, payload, ms] satisfies ReplyFrame);
   } catch (e) {
-    send({ ready: false, error: packError(e) });
-    return 1;
+    // A small result that cannot travel, or an error that cannot (packError dropped its odd
+    // fields already, so only its own value is left to blame).
+    const error = cannotSend(ok ? "result" : "error", name, e);
+    return serialize([id, false, packError(error), ms] satisfies ReplyFrame);
   }
-  send({ ready: true });
+}
 
-  const cache = new Map<string, Fn>();
-  const lookup = (fn: { name: string; source: string }): Fn => {
-    const key = `${fn.name}\0${fn.source}`;
-    let f = cache.get(key);
-    if (!f) cache.set(key, f = findExport(mod, fn, module, "Cannot run task: its function"));
-    return f;
-  };
-  for (let done = 0; maxTasks === null || done < maxTasks; done++) {
-    const frame = readFrameSync(control);
-    if (!frame) break;
-    const task = deserialize(frame) as {
-      id: number;
-      fn: { name: string; source: string };
-      star: boolean;
-      items: Uint8Array;
-    };
-    let reply: unknown;
-    try {
-      const f = lookup(task.fn);
-      const items = deserialize(task.items) as unknown[];
-      const results = new Array(items.length);
-      for (let i = 0; i < items.length; i++) {
-        const item = items[i];
-        const r = task.star ? f(...(item as unknown[])) : f(item);
-        results[i] = r instanceof Promise ? await r : r;
-      }
-      reply = { id: task.id, ok: true, results: serializeResults(results, task.fn.name) };
-    } catch (e) {
-      reply = { id: task.id, ok: false, error: packError(e) };
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = serialize(reply);
-    } catch (e) {
-      // Only an error that cannot travel gets here (packError dropped its odd fields already).
-      const error = new TypeError(
-        `Cannot send the error of task ${task.fn.name || "(anonymous)"} back: ${(e as Error).message}`,
-      );
-      bytes = serialize({ id: task.id, ok: false, error: packError(error) });
-    }
-    writeFrameSync(control, bytes);
-  }
-  return 0;
+function cannotSend(what: string, name: string, e: unknown): TypeError {
+  return new TypeError(
+    `Cannot send the ${what} of task ${name || "(anonymous)"} back: ${(e as Error).message}`,
+  );
 }
