@@ -35,8 +35,16 @@
  * @module
  */
 import { describeFunction } from "./_caller.ts";
-import type { FnDesc, PackedError, ReplyFrame, TaskFrame, WorkerArgs } from "./_pool_worker.ts";
-import type { SlotFactory, WorkerSlot } from "./_pool_slot.ts";
+import {
+  FLUSH_MS,
+  type FnDesc,
+  ID_MASK,
+  type PackedError,
+  type ReplyFrame,
+  type TaskFrame,
+  type WorkerArgs,
+} from "./_pool_worker.ts";
+import type { ProgressBlock, WorkerKind, WorkerSlot } from "./_pool_slot.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { sleep } from "./_wait.ts";
 import { WorkerDiedError } from "./errors.ts";
@@ -48,6 +56,8 @@ export const PIPE_MS = 8;
 /** At most this many chunks per frame, and (beyond the first) this many input bytes. */
 const MAX_BATCH = 1024;
 const MAX_BATCH_BYTES = 1 << 20;
+/** Inputs of fewer items than this, all primitives, travel in the batch as they are. */
+const PLAIN_ITEMS = 64;
 /** Workers dying in a row while starting before the pool gives up. */
 const MAX_START_DEATHS = 3;
 /** Weight of the newest sample in a function's running estimate. */
@@ -73,8 +83,13 @@ export interface Chunk {
   id: number;
   fn: FnInfo;
   star: boolean;
-  /** The serialized inputs: serialized once, when the task is made, so bad input fails there. */
-  items: Uint8Array;
+  /**
+   * The inputs: a few primitives as they are (they cannot fail to travel), anything else
+   * serialized when the task is made, so that bad input fails at the call that gave it.
+   */
+  items: unknown[] | Uint8Array;
+  /** About how many bytes they take. */
+  bytes: number;
   count: number;
   state: number;
   /** Called once, with the results or the error. */
@@ -91,6 +106,8 @@ export interface Chunk {
 
 interface Slot {
   io: WorkerSlot;
+  /** Its progress word (-1: none, when all were taken). */
+  lane: number;
   ready: boolean;
   dead: boolean;
   /** Sent SIGTERM by a closed, idle pool: given no more work. */
@@ -110,15 +127,19 @@ interface Slot {
 export interface SchedulerOptions {
   size: number;
   module: string;
-  args: WorkerArgs;
-  slots: SlotFactory;
+  args: Omit<WorkerArgs, "progress" | "lane">;
+  kind: WorkerKind;
 }
 
 /** The pool's engine: queue, workers, dispatch. `Pool` is its public face. */
 export class Scheduler {
   #size: number;
-  #spec: { module: string; args: WorkerArgs };
-  #factory: SlotFactory;
+  #module: string;
+  #args: Omit<WorkerArgs, "progress" | "lane">;
+  #kind: WorkerKind;
+  #progress: ProgressBlock | undefined;
+  /** Progress words not in use: enough for every worker plus those retiring meanwhile. */
+  #lanes: number[] = [];
   #slots = new Set<Slot>();
   #queue = new Ring<Chunk>();
   /** Chunks in the queue that were not canceled. */
@@ -137,18 +158,23 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.#size = options.size;
-    this.#spec = { module: options.module, args: options.args };
-    this.#factory = options.slots;
+    this.#module = options.module;
+    this.#args = options.args;
+    this.#kind = options.kind;
   }
 
   /** Starts the workers; if one cannot be started, stops those that were and throws. */
   start(): void {
     try {
+      const lanes = 2 * this.#size + 1;
+      this.#progress = this.#kind.progress(lanes);
+      for (let i = lanes - 1; i >= 0; i--) this.#lanes.push(i);
       for (let i = 0; i < this.#size; i++) this.#spawn();
     } catch (error) {
       this.state = "terminated";
       const started = this.#slots.size;
       for (const s of this.#slots) s.io.kill();
+      this.dispose();
       if (started === 0) throw error;
       throw new Error(
         `Cannot start the pool: started ${started} of ${this.#size} worker processes, then: ${
@@ -177,11 +203,14 @@ export class Scheduler {
       }
       fnInfos.set(fn, info = { desc: describeFunction(fn), perItem: NaN });
     }
+    const plain = items.length < PLAIN_ITEMS && isPlain(items, star);
+    const data = plain ? items : serialize(items);
     return {
       id: this.#nextId++,
       fn: info,
       star,
-      items: serialize(items),
+      items: data,
+      bytes: plain ? 16 * items.length : (data as Uint8Array).length,
       count: items.length,
       state: QUEUED,
       settle,
@@ -230,13 +259,23 @@ export class Scheduler {
   /** Waits for every worker to end (including replacements started meanwhile). */
   async join(): Promise<void> {
     while (this.#slots.size > 0) await Promise.all([...this.#slots].map((s) => s.io.join()));
+    if (this.state !== "running") this.dispose();
+  }
+
+  /** Frees the progress words (once no worker is left; workers started later go without). */
+  dispose(): void {
+    this.#progress?.dispose();
+    this.#progress = undefined;
   }
 
   // ---------------------------------------------------------------------------------------------
 
   #spawn(): void {
+    const lane = this.#progress ? this.#lanes.pop() ?? -1 : -1;
+    if (lane >= 0) Atomics.store(this.#progress!.words, lane, 0);
     const slot: Slot = {
       io: undefined as unknown as WorkerSlot,
+      lane,
       ready: false,
       dead: false,
       retiring: false,
@@ -244,17 +283,23 @@ export class Scheduler {
       est: 0,
       unknown: 0,
       since: 0,
-      left: this.#spec.args.maxTasks ?? Infinity,
+      left: this.#args.maxTasks ?? Infinity,
     };
-    slot.io = this.#factory(this.#spec, {
-      frame: (body) => this.#onFrame(slot, body),
-      startFailed: (error, transient) => {
-        // One killed while starting is replaced like any dead worker, unless starting keeps
-        // failing (e.g. a module that does not parse).
-        if (!transient || ++this.#startDeaths >= MAX_START_DEATHS) this.#startFailed(error);
-      },
-      exited: () => this.#onExit(slot),
-    });
+    const args: WorkerArgs = { ...this.#args, progress: lane >= 0 ? this.#progress!.handle : null, lane };
+    try {
+      slot.io = this.#kind.spawn({ module: this.#module, args }, {
+        frame: (body) => this.#onFrame(slot, body),
+        startFailed: (error, transient) => {
+          // One killed while starting is replaced like any dead worker, unless starting keeps
+          // failing (e.g. a module that does not parse).
+          if (!transient || ++this.#startDeaths >= MAX_START_DEATHS) this.#startFailed(error);
+        },
+        exited: () => this.#onExit(slot),
+      });
+    } catch (error) {
+      if (lane >= 0) this.#lanes.push(lane);
+      throw error;
+    }
     this.#slots.add(slot);
   }
 
@@ -286,7 +331,7 @@ export class Scheduler {
 
   #onFrame(slot: Slot, body: Uint8Array): void {
     if (slot.dead || this.state === "terminated") return;
-    const msg = deserialize(body) as ReplyFrame | { ready: true } | { ready: false; error: PackedError };
+    const msg = deserialize(body) as ReplyFrame[] | { ready: true } | { ready: false; error: PackedError };
     if (!Array.isArray(msg)) {
       if (!msg.ready) return this.#startFailed(unpackError(msg.error));
       slot.ready = true;
@@ -295,7 +340,15 @@ export class Scheduler {
       this.#schedule();
       return;
     }
-    const [id, ok, payload, ms] = msg;
+    this.#schedule();
+    for (const answer of msg) {
+      // A callback may have terminated the pool meanwhile.
+      if (slot.dead || (this.state as string) === "terminated") return;
+      this.#onAnswer(slot, answer);
+    }
+  }
+
+  #onAnswer(slot: Slot, [id, ok, payload, ms]: ReplyFrame): void {
     const chunk = slot.inflight.peek();
     if (chunk?.id !== id) {
       // Cannot happen unless the worker is broken: replace it (its chunks go back to the queue).
@@ -314,23 +367,32 @@ export class Scheduler {
     const value = ok
       ? (payload instanceof Uint8Array ? deserialize(payload) : payload)
       : unpackError(payload);
-    this.#schedule();
     this.#finish(chunk, ok, value);
   }
 
   #onExit(slot: Slot): void {
     slot.dead = true;
     this.#slots.delete(slot);
-    const running = slot.inflight.shift();
-    if (running) {
-      this.#inflight--;
-      const { pid, exitCode } = slot.io;
-      this.#finish(running, false, running.killedFor ?? new WorkerDiedError(pid!, exitCode));
+    const sent: Chunk[] = [];
+    for (let c = slot.inflight.shift(); c; c = slot.inflight.shift()) sent.push(c);
+    this.#inflight -= sent.length;
+    // Which one was running: the one whose id is in its progress word (none, if its answer came);
+    // without a word, the oldest unanswered. Those before it had finished, but their answers
+    // died with the worker: they run again. Those after it never started.
+    let running = sent.length > 0 ? 0 : -1;
+    if (slot.lane >= 0 && this.#progress) {
+      const id = Atomics.load(this.#progress.words, slot.lane);
+      running = sent.findIndex((c) => (c.id & ID_MASK) === id);
+      this.#lanes.push(slot.lane);
     }
-    // The chunks sent behind it never started: back to the front of the queue, in order.
     const rest: Chunk[] = [];
-    for (let c = slot.inflight.shift(); c; c = slot.inflight.shift()) rest.push(c);
-    this.#inflight -= rest.length;
+    for (let i = 0; i < sent.length; i++) {
+      const c = sent[i];
+      if (i === running || c.killedFor !== undefined) {
+        const { pid, exitCode } = slot.io;
+        this.#finish(c, false, c.killedFor ?? new WorkerDiedError(pid!, exitCode));
+      } else rest.push(c);
+    }
     for (let i = rest.length - 1; i >= 0; i--) {
       rest[i].state = QUEUED;
       rest[i].slot = undefined;
@@ -379,7 +441,7 @@ export class Scheduler {
           const head = s.inflight.peek();
           if (head?.deadline) continue;
           // A chunk running well past its estimate is long: queue nothing behind it.
-          if (head && now - s.since > 2 * head.est + 1) continue;
+          if (head && now - s.since > FLUSH_MS + 2 * head.est + 1) continue;
           if (s.est >= PIPE_MS) continue;
           if (!best || s.est < best.est) best = s;
         }
@@ -414,7 +476,7 @@ export class Scheduler {
         if (!first) break;
       } else if (!first) {
         const e = c.fn.perItem * c.count;
-        if (!(e + est <= budget) || bytes + c.items.length > MAX_BATCH_BYTES) break;
+        if (!(e + est <= budget) || bytes + c.bytes > MAX_BATCH_BYTES) break;
       }
       this.#queue.shift();
       this.#queued--;
@@ -429,7 +491,7 @@ export class Scheduler {
       }
       slot.inflight.push(c);
       slot.left--;
-      bytes += c.items.length;
+      bytes += c.bytes;
       batch.push([c.id, c.fn.desc, c.star, c.items]);
       if (c.deadline) {
         this.#startTimer(c);
@@ -561,6 +623,23 @@ class Ring<T> {
     this.#buf = buf;
     this.#head = 0;
   }
+}
+
+/** True when every item (every argument, for `star`) is a primitive that structured clone takes. */
+function isPlain(items: unknown[], star: boolean): boolean {
+  for (let i = 0; i < items.length; i++) {
+    const x = items[i];
+    if (star && Array.isArray(x)) {
+      for (let j = 0; j < x.length; j++) if (!isPrimitive(x[j])) return false;
+    } else if (star || !isPrimitive(x)) return false;
+  }
+  return true;
+}
+
+function isPrimitive(x: unknown): boolean {
+  const t = typeof x;
+  return x === null || t === "number" || t === "string" || t === "boolean" || t === "undefined" ||
+    t === "bigint";
 }
 
 export function terminatedError(): Error {

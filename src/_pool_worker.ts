@@ -3,12 +3,13 @@
  * initializer, says it is ready, then runs the tasks it is sent on its control fd:
  *
  *   parent → worker: one frame per batch: [[id, fn: { name, source }, star, items], ...]
- *   worker → parent: { ready: true } | { ready: false, error }, then one frame per task, in order:
- *                    [id, true, results, ms] | [id, false, error, ms]
+ *   worker → parent: { ready: true } | { ready: false, error }, then frames of answers, in order:
+ *                    [[id, true, results, ms] | [id, false, error, ms], ...]
  *
- * `items` is the task's serialized chunk of inputs; `results` an array, or its serialized bytes
- * when it is long; `ms` the time the task took in the worker (the scheduler's estimate of how
- * long such tasks run, to batch only short ones).
+ * `items` is the task's chunk of inputs: as they are when they are a few primitives, else
+ * serialized when the task was made; `results` likewise an array, or its serialized bytes when
+ * it is long; `ms` the time the task took in the worker (the scheduler's estimate of how long
+ * such tasks run, to batch only short ones).
  *
  * It reads with blocking calls: it has nothing else to do between tasks, and a task that is
  * async still runs on the event loop while it is being awaited. A closed pool ends an idle
@@ -16,9 +17,11 @@
  *
  * @module
  */
-import { readFrameSync, writeFrameSync } from "./_frames.ts";
+import { writeAll } from "../native/mod.ts";
+import { encodeFrame, readFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { findExport } from "./_child.ts";
+import { SharedMemory } from "./shared_memory.ts";
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -27,7 +30,21 @@ export interface WorkerArgs {
   initializer: { name: string; source: string } | null;
   initargs: unknown[];
   maxTasks: number | null;
+  /**
+   * Words shared with the parent (a process pool's SharedMemory; a thread pool can pass an
+   * Int32Array on a SharedArrayBuffer): the worker stores each task's id before running it.
+   */
+  progress: SharedMemory | Int32Array | null;
+  /** This worker's word in `progress`. */
+  lane: number;
 }
+
+/** Task ids as stored in a progress word. */
+export const ID_MASK = 0x7fff_ffff;
+/** A worker holds answers at most this long (ms) before it writes them. */
+export const FLUSH_MS = 1;
+/** ... and at most this many. */
+const FLUSH_COUNT = 1024;
 
 /** An error as it travels back: structured clone keeps only built-in error names and no fields. */
 export interface PackedError {
@@ -49,8 +66,8 @@ export function packError(e: unknown): PackedError {
   return { error: e, name: e.name, stack: e.stack, props };
 }
 
-/** One task as it travels to a worker: `[id, fn, star, items]` (items: a serialized chunk). */
-export type TaskFrame = [id: number, fn: FnDesc, star: boolean, items: Uint8Array];
+/** One task as it travels to a worker: `[id, fn, star, items]` (items: an array, or serialized). */
+export type TaskFrame = [id: number, fn: FnDesc, star: boolean, items: unknown[] | Uint8Array];
 /** A task's answer: `[id, true, results, ms]` or `[id, false, error, ms]`; `ms`: the time it took. */
 export type ReplyFrame = [id: number, ok: boolean, payload: unknown, ms: number];
 /** How a task function is found in the worker: its export name and source text. */
@@ -61,18 +78,19 @@ const OWN_FRAME = 64;
 
 /**
  * Runs a worker: after its initializer, it says it is ready, then reads frames, each a batch of
- * tasks, and answers each task as soon as it is done (before it starts the next: that is how the
- * parent knows which task a dead worker was running). `read` returns null at the end.
- * Resolves to the exit code. The same loop serves any transport (a process's control fd here).
+ * tasks, and answers each task in order. `read` returns one frame's body, null at the end;
+ * `writeRaw` writes whole frames (header included). Resolves to the exit code. The same loop
+ * serves any transport (a process's control fd here).
  */
 export async function serveTasks(
   read: () => Uint8Array | null,
-  write: (body: Uint8Array) => void,
+  writeRaw: (frames: Uint8Array) => void,
   mod: Record<string, unknown>,
   args: WorkerArgs,
   module: string | null,
 ): Promise<number> {
   const { initializer, initargs, maxTasks } = args;
+  const write = (body: Uint8Array) => writeRaw(encodeFrame(body));
   try {
     if (initializer) {
       await findExport(mod, initializer, module, "Cannot start pool worker: its initializer")(...initargs);
@@ -95,18 +113,35 @@ export async function serveTasks(
     lastDesc = fn;
     return lastFn = f;
   };
+  // Answers are held briefly and written together: a write per task wakes the parent per task,
+  // which costs far more than the task (~100 µs of context switches on a busy machine). Before
+  // each task its id goes into this worker's progress word, so if the worker dies the parent
+  // knows which task was running even when answers were still held here.
+  const { lane } = args;
+  const progress = progressWords(args.progress);
+  const held: ReplyFrame[] = [];
+  const names: string[] = [];
+  let heldSince = 0;
+  const flush = () => {
+    if (held.length === 0) return;
+    write(serializeAnswers(held, names));
+    held.length = 0;
+    names.length = 0;
+  };
   let done = 0;
   for (;;) {
     const frame = read();
     if (!frame) return 0;
     const batch = deserialize(frame) as TaskFrame[];
     let mark = performance.now();
-    for (const [id, fn, star, bytes] of batch) {
+    for (let t = 0; t < batch.length; t++) {
+      const [id, fn, star, input] = batch[t];
+      if (progress) Atomics.store(progress, lane, id & ID_MASK);
       let ok = true;
       let payload: unknown;
       try {
         const f = lookup(fn);
-        const items = deserialize(bytes) as unknown[];
+        const items = input instanceof Uint8Array ? deserialize(input) as unknown[] : input;
         const results = new Array(items.length);
         for (let i = 0; i < items.length; i++) {
           const item = items[i];
@@ -119,9 +154,16 @@ export async function serveTasks(
         payload = packError(e);
       }
       const now = performance.now();
-      write(reply(id, ok, payload, now - mark, fn.name));
+      if (held.length === 0) heldSince = now;
+      held.push([id, ok, payload, now - mark]);
+      names.push(fn.name);
       mark = now;
-      if (maxTasks !== null && ++done >= maxTasks) return 0;
+      const last = maxTasks !== null && ++done >= maxTasks;
+      // The end of a batch (a long task always ends its batch), or held long enough.
+      if (last || t === batch.length - 1 || now - heldSince >= FLUSH_MS || held.length >= FLUSH_COUNT) {
+        flush();
+      }
+      if (last) return 0;
     }
   }
 }
@@ -135,11 +177,17 @@ export function poolWorker(
 ): Promise<number> {
   return serveTasks(
     () => readFrameSync(control),
-    (body) => writeFrameSync(control, body),
+    (frames) => writeAll(control, frames as Uint8Array<ArrayBuffer>),
     mod,
     args[0] as WorkerArgs,
     module,
   );
+}
+
+/** The Int32 words over a progress block. */
+export function progressWords(p: SharedMemory | Int32Array | null): Int32Array | null {
+  if (!(p instanceof SharedMemory)) return p;
+  return new Int32Array(p.buf.buffer, p.buf.byteOffset, p.size >> 2);
 }
 
 /**
@@ -154,14 +202,22 @@ function serializeResults(results: unknown[], name: string): Uint8Array {
   }
 }
 
-function reply(id: number, ok: boolean, payload: unknown, ms: number, name: string): Uint8Array {
+/** Serializes answers together; one that cannot travel fails its own task only. */
+function serializeAnswers(answers: ReplyFrame[], names: string[]): Uint8Array {
   try {
-    return serialize([id, ok, payload, ms] satisfies ReplyFrame);
-  } catch (e) {
-    // A small result that cannot travel, or an error that cannot (packError dropped its odd
-    // fields already, so only its own value is left to blame).
-    const error = cannotSend(ok ? "result" : "error", name, e);
-    return serialize([id, false, packError(error), ms] satisfies ReplyFrame);
+    return serialize(answers);
+  } catch {
+    return serialize(answers.map((a, i) => {
+      try {
+        serialize(a);
+        return a;
+      } catch (e) {
+        // A small result that cannot travel, or an error that cannot (packError dropped its odd
+        // fields already, so only its own value is left to blame).
+        const error = cannotSend(a[1] ? "result" : "error", names[i], e);
+        return [a[0], false, packError(error), a[3]] satisfies ReplyFrame;
+      }
+    }));
   }
 }
 

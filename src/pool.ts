@@ -9,8 +9,7 @@
  * @module
  */
 import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
-import { type WorkerArgs } from "./_pool_worker.ts";
-import { processSlots } from "./_pool_slot.ts";
+import { processWorkers } from "./_pool_slot.ts";
 import { Scheduler } from "./_pool_scheduler.ts";
 import { isSyncIterable, poolStream } from "./_pool_stream.ts";
 import { timeoutMs } from "./_wait.ts";
@@ -109,12 +108,12 @@ export class Pool {
     if (!where) {
       throw new TypeError("Cannot tell which module exports the tasks: pass { module: import.meta.url }");
     }
-    const args: WorkerArgs = {
+    const args = {
       initializer: initializer ? describeFunction(initializer) : null,
       initargs,
       maxTasks: maxTasksPerChild ?? null,
     };
-    this.#scheduler = new Scheduler({ size: processes, module: where, args, slots: processSlots });
+    this.#scheduler = new Scheduler({ size: processes, module: where, args, kind: processWorkers });
     this.#scheduler.start();
   }
 
