@@ -2,11 +2,13 @@
  * The pool's scheduler: which task runs on which worker, and when.
  *
  * CPython's workers share one task queue, so when a worker dies nobody knows which task it held
- * and the pool waits forever. Here the parent hands each chunk of work to one chosen worker, and
- * a worker answers its chunks in order, one answer written before the next chunk starts. When it
- * dies, the oldest unanswered chunk is the one it was running: that chunk fails with
- * `WorkerDiedError`; the chunks sent behind it never started and go back to the front of the
- * queue; a new worker takes the dead one's place.
+ * and the pool waits forever. Here the parent hands each chunk of work to one chosen worker. A
+ * worker runs its chunks in order, stores each chunk's id in its progress word (shared memory)
+ * before running it, and writes its answers in groups (at the end of each batch, or every
+ * {@linkcode FLUSH_MS}). When it dies, the word names the chunk it was running: that chunk fails
+ * with `WorkerDiedError`; those before it finished but their answers died with the worker, so
+ * they run again; those after it never started and go back to the front of the queue; a new
+ * worker takes the dead one's place.
  *
  * The rules, in order:
  * 1. **Idle workers first.** A ready worker with nothing to do takes the chunk at the head of the
@@ -34,10 +36,8 @@
  *
  * @module
  */
-import { describeFunction } from "./_caller.ts";
 import {
   FLUSH_MS,
-  type FnDesc,
   ID_MASK,
   type PackedError,
   type ReplyFrame,
@@ -46,6 +46,17 @@ import {
 } from "./_pool_worker.ts";
 import type { ProgressBlock, WorkerKind, WorkerSlot } from "./_pool_slot.ts";
 import { deserialize, serialize } from "./_reduction.ts";
+import {
+  type Chunk,
+  DONE,
+  errorText,
+  makeChunk,
+  QUEUED,
+  Ring,
+  SENT,
+  terminatedError,
+  unpackError,
+} from "./_pool_task.ts";
 import { sleep } from "./_wait.ts";
 import { WorkerDiedError } from "./errors.ts";
 
@@ -56,55 +67,16 @@ export const PIPE_MS = 8;
 /** At most this many chunks per frame, and (beyond the first) this many input bytes. */
 const MAX_BATCH = 1024;
 const MAX_BATCH_BYTES = 1 << 20;
-/** Inputs of fewer items than this, all primitives, travel in the batch as they are. */
-const PLAIN_ITEMS = 64;
+// deno-lint-ignore no-explicit-any
+type AnyFn = (...args: any[]) => unknown;
+
 /** Workers dying in a row while starting before the pool gives up. */
 const MAX_START_DEATHS = 3;
 /** Weight of the newest sample in a function's running estimate. */
 const EWMA = 0.25;
 
-// deno-lint-ignore no-explicit-any
-type AnyFn = (...args: any[]) => unknown;
-
-/** A task function as the scheduler knows it: how to find it, and how long it takes per item. */
-interface FnInfo {
-  desc: FnDesc;
-  /** Estimated ms per item (NaN until one chunk of it has run). */
-  perItem: number;
-}
-const fnInfos = new WeakMap<AnyFn, FnInfo>();
-
-const QUEUED = 0;
-const SENT = 1;
-const DONE = 2;
-
-/** A chunk of work: one call of `applyAsync`, or `chunksize` items of a map. */
-export interface Chunk {
-  id: number;
-  fn: FnInfo;
-  star: boolean;
-  /**
-   * The inputs: a few primitives as they are (they cannot fail to travel), anything else
-   * serialized when the task is made, so that bad input fails at the call that gave it.
-   */
-  items: unknown[] | Uint8Array;
-  /** About how many bytes they take. */
-  bytes: number;
-  count: number;
-  state: number;
-  /** Called once, with the results or the error. */
-  settle: (ok: boolean, value: unknown) => void;
-  /** The worker it was sent to. */
-  slot?: Slot;
-  /** Its estimate when sent (NaN: unknown). */
-  est: number;
-  /** A task with its own deadline: runs alone on a worker. */
-  deadline?: { timeout: number; signal?: AbortSignal; stop?: AbortController };
-  /** Why its worker was killed on purpose. */
-  killedFor?: unknown;
-}
-
-interface Slot {
+/** One worker, as the scheduler keeps track of it. */
+export interface Slot {
   io: WorkerSlot;
   /** Its progress word (-1: none, when all were taken). */
   lane: number;
@@ -190,32 +162,8 @@ export class Scheduler {
   }
 
   /** Makes a chunk; a value that cannot travel throws here, at the call that sent it. */
-  chunk(
-    fn: AnyFn,
-    items: unknown[],
-    star: boolean,
-    settle: (ok: boolean, value: unknown) => void,
-  ): Chunk {
-    let info = fnInfos.get(fn);
-    if (!info) {
-      if (typeof fn !== "function") {
-        throw new TypeError(`Invalid task: expected a function, got ${typeof fn}`);
-      }
-      fnInfos.set(fn, info = { desc: describeFunction(fn), perItem: NaN });
-    }
-    const plain = items.length < PLAIN_ITEMS && isPlain(items, star);
-    const data = plain ? items : serialize(items);
-    return {
-      id: this.#nextId++,
-      fn: info,
-      star,
-      items: data,
-      bytes: plain ? 16 * items.length : (data as Uint8Array).length,
-      count: items.length,
-      state: QUEUED,
-      settle,
-      est: NaN,
-    };
+  chunk(fn: AnyFn, items: unknown[], star: boolean, settle: (ok: boolean, value: unknown) => void): Chunk {
+    return makeChunk(this.#nextId++, fn, items, star, settle);
   }
 
   /** Queues a chunk (or fails it at once when the pool is terminated or broken). */
@@ -455,8 +403,9 @@ export class Scheduler {
 
   /**
    * Sends `slot` up to `share` chunks from the head of the queue in one frame: the first one
-   * whatever it is when the slot is idle, then only chunks with a known estimate, while the
-   * estimated total stays within `budget` ms. Returns how many were sent.
+   * whatever it is when the slot is idle, then only chunks with a known estimate, each only while
+   * the estimated work sent before it in this frame is under `budget` ms. Returns how many were
+   * sent.
    */
   #send(slot: Slot, share: number, budget: number): number {
     const idle = slot.inflight.size === 0;
@@ -475,8 +424,8 @@ export class Scheduler {
       if (c.deadline) {
         if (!first) break;
       } else if (!first) {
-        const e = c.fn.perItem * c.count;
-        if (!(e + est <= budget) || bytes + c.bytes > MAX_BATCH_BYTES) break;
+        // It would wait for the work sent before it: that must be known and short.
+        if (Number.isNaN(c.fn.perItem) || est >= budget || bytes + c.bytes > MAX_BATCH_BYTES) break;
       }
       this.#queue.shift();
       this.#queued--;
@@ -582,82 +531,4 @@ export class Scheduler {
       }
     }
   }
-}
-
-/** A growable ring buffer: O(1) push, shift and unshift. */
-class Ring<T> {
-  #buf: (T | undefined)[] = new Array(8);
-  #head = 0;
-  size = 0;
-
-  push(x: T): void {
-    if (this.size === this.#buf.length) this.#grow();
-    this.#buf[(this.#head + this.size) & (this.#buf.length - 1)] = x;
-    this.size++;
-  }
-
-  unshift(x: T): void {
-    if (this.size === this.#buf.length) this.#grow();
-    this.#head = (this.#head - 1) & (this.#buf.length - 1);
-    this.#buf[this.#head] = x;
-    this.size++;
-  }
-
-  shift(): T | undefined {
-    if (this.size === 0) return undefined;
-    const x = this.#buf[this.#head];
-    this.#buf[this.#head] = undefined;
-    this.#head = (this.#head + 1) & (this.#buf.length - 1);
-    this.size--;
-    return x;
-  }
-
-  peek(): T | undefined {
-    return this.size === 0 ? undefined : this.#buf[this.#head];
-  }
-
-  #grow(): void {
-    const old = this.#buf;
-    const buf = new Array<T | undefined>(old.length * 2);
-    for (let i = 0; i < this.size; i++) buf[i] = old[(this.#head + i) & (old.length - 1)];
-    this.#buf = buf;
-    this.#head = 0;
-  }
-}
-
-/** True when every item (every argument, for `star`) is a primitive that structured clone takes. */
-function isPlain(items: unknown[], star: boolean): boolean {
-  for (let i = 0; i < items.length; i++) {
-    const x = items[i];
-    if (star && Array.isArray(x)) {
-      for (let j = 0; j < x.length; j++) if (!isPrimitive(x[j])) return false;
-    } else if (star || !isPrimitive(x)) return false;
-  }
-  return true;
-}
-
-function isPrimitive(x: unknown): boolean {
-  const t = typeof x;
-  return x === null || t === "number" || t === "string" || t === "boolean" || t === "undefined" ||
-    t === "bigint";
-}
-
-export function terminatedError(): Error {
-  return new Error("Cannot complete task: the pool was terminated");
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Rebuilds a task's error: same name and message, the remote stack, its own fields. */
-function unpackError(p: unknown): unknown {
-  const { error: e, name, stack, props } = p as PackedError;
-  if (!(e instanceof Error)) return e;
-  if (name !== undefined && e.name !== name) {
-    Object.defineProperty(e, "name", { value: name, configurable: true, writable: true, enumerable: false });
-  }
-  if (stack !== undefined) e.stack = stack;
-  if (props) Object.assign(e, props);
-  return e;
 }

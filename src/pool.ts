@@ -311,10 +311,10 @@ export class Pool {
       const all: unknown[] = [];
       try {
         for await (const x of items) all.push(x);
+        submitAll(all); // before the pool may think it is idle
       } finally {
         scheduler.feeding(-1);
       }
-      submitAll(all);
     })().catch(fail);
     return result;
   }
