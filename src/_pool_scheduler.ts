@@ -63,7 +63,7 @@ import { WorkerDiedError } from "./errors.ts";
 /** Estimated ms of work sent to a worker in one frame, beyond its first chunk. */
 export const BATCH_MS = 2;
 /** Estimated ms of outstanding work above which nothing more is sent to a busy worker. */
-export const PIPE_MS = 8;
+export const PIPE_MS = 16;
 /** At most this many chunks per frame, and (beyond the first) this many input bytes. */
 const MAX_BATCH = 1024;
 const MAX_BATCH_BYTES = 1 << 20;
@@ -73,7 +73,7 @@ type AnyFn = (...args: any[]) => unknown;
 /** Workers dying in a row while starting before the pool gives up. */
 const MAX_START_DEATHS = 3;
 /** Weight of the newest sample in a function's running estimate. */
-const EWMA = 0.25;
+const EWMA = 0.5;
 
 /** One worker, as the scheduler keeps track of it. */
 export interface Slot {
