@@ -83,7 +83,7 @@ const OWN_FRAME = 64;
  * serves any transport (a process's control fd here).
  */
 export async function serveTasks(
-  read: () => Uint8Array | null,
+  read: () => Uint8Array | null | Promise<Uint8Array | null>,
   writeRaw: (frames: Uint8Array) => void,
   mod: Record<string, unknown>,
   args: WorkerArgs,
@@ -130,7 +130,8 @@ export async function serveTasks(
   };
   let done = 0;
   for (;;) {
-    const frame = read();
+    const next = read(); // a thread's transport may have to wait asynchronously
+    const frame = next instanceof Promise ? await next : next;
     if (!frame) return 0;
     const batch = deserialize(frame) as TaskFrame[];
     let mark = performance.now();
