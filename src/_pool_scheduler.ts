@@ -12,16 +12,16 @@
  *
  * The rules, in order:
  * 1. **Idle workers first.** A ready worker with nothing to do takes the chunk at the head of the
- *    queue, whatever it is. Workers still starting count as idle-to-be: their share of the queue
- *    waits for them, so `N` long tasks on `N` workers run at once.
- * 2. **Batching and pipelining only of short work.** Each reply says how long its chunk ran; the
- *    scheduler keeps a per-function estimate. A worker is sent more than one chunk at a time (in
- *    one frame) only when the estimates say the whole send runs in about {@linkcode BATCH_MS}, and
- *    work is sent to a busy worker (behind its current chunk) only when no worker is idle or
- *    starting and its outstanding work is estimated under {@linkcode PIPE_MS}. A function never
- *    seen, or a chunk running past its estimate, is long: nothing is queued behind it. So an idle
- *    worker waits for work sent elsewhere only as long as the estimates are wrong about a short
- *    task, and many tiny tasks travel in few frames.
+ *    queue, whatever it is, and at most its share of the queue (workers still starting count).
+ * 2. **Batching and pipelining only of short work.** Each answer says how long its chunk ran;
+ *    the scheduler keeps a per-function estimate. A chunk is sent behind other work (in the same
+ *    frame, or to a busy worker) only when its function's estimate is known and the work before
+ *    it is estimated under {@linkcode BATCH_MS} (same frame) or {@linkcode PIPE_MS} (busy
+ *    worker), and only up to a fair share of the queue, so workers still starting get theirs. A
+ *    function never seen, or a chunk running past its estimate, is long: nothing is queued behind
+ *    it, so `N` long tasks on `N` workers run at once. An idle worker waits for work sent
+ *    elsewhere only as long as the estimates are wrong about a short task, and many tiny tasks
+ *    travel in few frames.
  * 3. **A task with a deadline runs alone** on an idle worker, and its `timeout` counts from the
  *    moment it is sent there (it starts at once): killing the worker when it runs late harms no
  *    other task.
@@ -366,11 +366,9 @@ export class Scheduler {
     if (this.#broken) this.#failQueue(this.#broken);
     if (this.#queued === 0 && this.#queue.size > 0) this.#queue = new Ring(); // only canceled ones
     let usable = 0;
-    let starting = false;
     for (const s of this.#slots) {
       if (s.dead || s.retiring || s.left <= 0) continue;
       usable++;
-      if (!s.ready) starting = true;
     }
     // 1. Idle workers first.
     for (const s of this.#slots) {
@@ -379,8 +377,9 @@ export class Scheduler {
         this.#send(s, Math.ceil(this.#queued / usable), BATCH_MS);
       }
     }
-    // 2. Pipelining onto busy workers: only when none is idle or starting, and only short work.
-    if (this.#queued > 0 && !starting) {
+    // 2. Pipelining onto busy workers: only short work, at most a fair share of the queue (the
+    //    share of workers still starting waits for them).
+    if (this.#queued > 0) {
       const now = performance.now();
       for (;;) {
         let best: Slot | undefined;
