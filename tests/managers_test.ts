@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import {
   AuthenticationError,
+  BrokenBarrierError,
   EOFError,
-  Event,
+  EventProxy,
   JoinableQueueProxy,
   ListProxy,
-  Lock,
+  LockProxy,
   Manager,
   Process,
   QueueEmptyError,
@@ -26,6 +27,16 @@ function shmEntriesOf(pid: number): string[] {
   const prefix = `mp${pid.toString(36)}`;
   return [...Deno.readDirSync("/dev/shm")].map((e) => e.name)
     .filter((n) => n.startsWith(prefix) || n.startsWith(`sem.${prefix}`));
+}
+
+/** Polls the async `cond` every 20 ms until it is true or `ms` passed; returns its last answer. */
+async function waitUntilAsync(cond: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
 }
 
 function exists(path: string): boolean {
@@ -250,14 +261,16 @@ Deno.test({
 });
 
 Deno.test({
-  name: "A lock and an event made by a manager are shared with a child",
+  name:
+    "A lock and an event made by a manager are shared with a child; semaphore, barrier and condition work through the server",
   ...SPAWNS,
   async fn() {
     await using manager = await Manager.start();
     const lock = await manager.lock();
     const event = await manager.event();
-    assert.ok(lock instanceof Lock && event instanceof Event);
+    assert.ok(lock instanceof LockProxy && event instanceof EventProxy);
     assert.equal(await lock.acquire(), true);
+    assert.equal(await lock.locked(), true);
     const p = new Process({ target: fx.seesLockAndSetsEvent, args: [lock, event], module });
     try {
       await p.start();
@@ -265,17 +278,67 @@ Deno.test({
       await p.join(20_000);
       assert.equal(p.exitCode, 0);
     } finally {
-      lock.release();
+      await lock.release();
       await cleanup(p);
     }
+    assert.equal(await lock.locked(), false);
+    await assert.rejects(lock.release(), RangeError);
     const sem = await manager.boundedSemaphore(2);
-    assert.equal(sem.getValue(), 2);
+    assert.equal(await sem.getValue(), 2);
+    assert.equal(await sem.acquire(), true);
+    assert.equal(await sem.getValue(), 1);
+    await sem.release();
+    await assert.rejects(sem.release(), RangeError);
     const barrier = await manager.barrier(1);
+    assert.equal(barrier.parties, 1);
     assert.equal(await barrier.wait(1000), 0);
+    const two = await manager.barrier(2);
+    await assert.rejects(two.wait(20), BrokenBarrierError);
+    assert.equal(await two.broken, true);
+    await two.reset();
+    assert.equal(await two.broken, false);
     const cond = await manager.condition();
+    await assert.rejects(cond.wait(10), /not held/);
     await cond.acquire();
     assert.equal(await cond.wait(10), false);
-    cond.release();
+    await cond.release();
+    const rlock = await manager.rlock();
+    {
+      await using _ = await rlock.hold();
+      assert.equal(await rlock.acquire({ timeout: 0 }), true, "reentrant in the process that holds it");
+      await rlock.release();
+    }
+    assert.equal(await rlock.locked(), false);
+  },
+});
+
+Deno.test({
+  name: "A condition of a manager wakes a waiter in a child when the parent notifies",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start();
+    const cond = await manager.condition(await manager.lock());
+    const ns = await manager.namespace({ ready: false, waiting: false, woken: false });
+    const p = new Process({ target: fx.waitsOnCondition, args: [cond, ns], module });
+    try {
+      await p.start();
+      // The child sets "waiting" while it holds the lock, then waits (releasing it): once we
+      // can take the lock and see "waiting", the child is inside wait().
+      assert.ok(
+        await waitUntilAsync(async () => {
+          await using _ = await cond.hold({ timeout: 1000 });
+          if (!(await ns.get("waiting"))) return false;
+          await ns.set("ready", true);
+          await cond.notifyAll();
+          return true;
+        }),
+      );
+      await p.join(20_000);
+      assert.equal(p.exitCode, 0);
+      assert.equal(await ns.get("woken"), true);
+    } finally {
+      await cleanup(p);
+    }
   },
 });
 
@@ -292,7 +355,11 @@ Deno.test({
       await manager.lock();
       await manager.event();
       assert.ok(exists(path));
-      assert.ok(shmEntriesOf(pid).length > 0, "the server made named resources");
+      assert.deepEqual(
+        shmEntriesOf(pid),
+        [],
+        "a manager's lock and event live in the server, not in /dev/shm",
+      );
       await manager.shutdown();
       await manager.shutdown(); // idempotent
       assert.equal(isRunning(pid), false);
