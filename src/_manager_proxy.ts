@@ -129,7 +129,9 @@ export class ObjectProxy extends BaseProxy {
     super(token, ref, counted);
     const exposed = (ref.extra?.exposed ?? []) as string[];
     for (const name of exposed) {
-      if (name in this) continue; // close() and dispose stay the proxy's
+      // close() and dispose stay the proxy's; a `then` would make the proxy a thenable, which
+      // `await` would call instead of returning the proxy.
+      if (name in this || name === "then") continue;
       Object.defineProperty(this, name, {
         value: (...args: unknown[]) => call(this, name, args),
         enumerable: true,
