@@ -924,3 +924,34 @@ Deno.test({
     );
   },
 });
+
+Deno.test("Every built-in proxy class has exactly the methods its server type allows", async () => {
+  const { TYPES } = await import("../src/_manager_types.ts");
+  const mod = await import("../mod.ts");
+  const classes: Record<string, { prototype: object }> = {
+    dict: mod.DictProxy,
+    list: mod.ListProxy,
+    namespace: mod.NamespaceProxy,
+    value: mod.ValueProxy,
+    queue: mod.QueueProxy,
+    joinableQueue: mod.JoinableQueueProxy,
+    lock: mod.LockProxy,
+    rlock: mod.RLockProxy,
+    semaphore: mod.SemaphoreProxy,
+    boundedSemaphore: mod.BoundedSemaphoreProxy,
+    condition: mod.ConditionProxy,
+    event: mod.EventProxy,
+    barrier: mod.BarrierProxy,
+  };
+  // Methods that are the proxy's own (no round trip) or built on the server's.
+  const local = new Set(["constructor", "close", "hold", "waitFor", "joinThread", "cancelJoinThread"]);
+  assert.deepEqual(Object.keys(classes).sort(), Object.keys(TYPES).sort());
+  for (const [type, cls] of Object.entries(classes)) {
+    const names = new Set<string>();
+    for (let p = cls.prototype; p !== mod.BaseProxy.prototype; p = Object.getPrototypeOf(p)) {
+      for (const n of Object.getOwnPropertyNames(p)) if (!local.has(n)) names.add(n);
+    }
+    if (type === "barrier") names.delete("parties"); // known at creation: a local getter
+    assert.deepEqual([...names].sort(), [...TYPES[type].methods].filter((m) => m !== "parties").sort(), type);
+  }
+});
