@@ -31,6 +31,7 @@ import {
   kill,
   mapSharedMemory,
   NamedSemaphore,
+  OS,
   pipe,
   processAlive,
   setNonBlocking,
@@ -40,8 +41,8 @@ import {
 import { track, uniqueName, untrack } from "./_tracker.ts";
 import { Lock } from "./synchronize.ts";
 
-/** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF; 4096 on Linux). */
-export const PIPE_BUF = 4096;
+/** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF, in native/constants.ts). */
+export const PIPE_BUF: number = OS.PIPE_BUF;
 /** Frame header: u32 size (of tag + payload), u8 tag. */
 export const HEAD = 5;
 /** The largest payload that travels inline in the pipe. */

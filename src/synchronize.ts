@@ -31,6 +31,7 @@
  *
  * @module
  */
+import { OS } from "../native/mod.ts";
 import { callerModule } from "./_caller.ts";
 import { registerReducer } from "./_reduction.ts";
 import {
@@ -493,8 +494,8 @@ export class Semaphore {
       if (typeof value !== "number" || !Number.isInteger(value)) {
         throw new TypeError(`Invalid ${what} value: expected an integer, got ${String(value)}`);
       }
-      if (value < 0 || value > 0x7fff_ffff) {
-        throw new RangeError(`Invalid ${what} value: expected 0 to 2147483647, got ${value}`);
+      if (value < 0 || value > OS.SEM_VALUE_MAX) {
+        throw new RangeError(`Invalid ${what} value: expected 0 to ${OS.SEM_VALUE_MAX}, got ${value}`);
       }
     }
     const core = adopted ?? Core.create(KIND.semaphore);
