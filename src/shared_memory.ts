@@ -15,6 +15,7 @@
  * @module
  */
 import { mapSharedMemory, type SharedMapping, unlinkSharedMemory } from "../native/mod.ts";
+import { adopted, construct } from "./_adopt.ts";
 import { deserialize, registerReducer, serialize } from "./_reduction.ts";
 import { track, uniqueName, untrack } from "./_tracker.ts";
 import { type Lock, RLock } from "./synchronize.ts";
@@ -148,13 +149,16 @@ export class SharedMemory {
   [Symbol.dispose](): void {
     this.close();
   }
-}
 
-registerReducer(SharedMemory, {
-  name: "multiprocessing.SharedMemory",
-  reduce: (shm) => shm.name,
-  revive: (name: string) => new SharedMemory({ name }),
-});
+  static {
+    // Only the name travels: the receiver attaches to the same block.
+    registerReducer(SharedMemory, {
+      name: "multiprocessing.SharedMemory",
+      reduce: (shm) => shm.name,
+      revive: (name: string) => new SharedMemory({ name }),
+    });
+  }
+}
 
 /** Options of {@linkcode Value} and {@linkcode SharedArray}. */
 export interface SharedValueOptions {
@@ -239,18 +243,6 @@ function reviveBlock(s: ReturnType<typeof reduceBlock>): TypedBlock {
   return new TypedBlock(s.type, s.length, lock, s.name);
 }
 
-/** Set while a Value or SharedArray is being revived from a handle: its constructor adopts it. */
-let reviving: TypedBlock | null = null;
-
-function revive<T>(make: () => T, block: TypedBlock): T {
-  reviving = block;
-  try {
-    return make();
-  } finally {
-    reviving = null;
-  }
-}
-
 /**
  * A single number in shared memory, as Python's `multiprocessing.Value`. Reads and writes of
  * `value` go straight to the shared bytes; hold `getLock()` for read-modify-write updates.
@@ -269,8 +261,9 @@ export class Value<V extends number | bigint = number> {
 
   /** A new shared number of the given type, set to `initial` (default 0). */
   constructor(type: TypeCode, initial?: V, options: SharedValueOptions = {}) {
-    if (reviving) {
-      this.#block = reviving;
+    const revived = adopted<TypedBlock>(new.target);
+    if (revived) {
+      this.#block = revived;
       return;
     }
     const lock = checkLockOption(options?.lock);
@@ -307,7 +300,7 @@ export class Value<V extends number | bigint = number> {
     registerReducer(Value, {
       name: "multiprocessing.Value",
       reduce: (v) => reduceBlock(v.#block),
-      revive: (s: ReturnType<typeof reduceBlock>) => revive(() => new Value(s.type), reviveBlock(s)),
+      revive: (s: ReturnType<typeof reduceBlock>) => construct(Value, reviveBlock(s)),
     });
   }
 }
@@ -334,8 +327,9 @@ export class SharedArray {
     sizeOrItems: number | Iterable<number | bigint>,
     options: SharedValueOptions = {},
   ) {
-    if (reviving) {
-      this.#block = reviving;
+    const revived = adopted<TypedBlock>(new.target);
+    if (revived) {
+      this.#block = revived;
       return;
     }
     const lock = checkLockOption(options?.lock);
@@ -388,7 +382,7 @@ export class SharedArray {
     registerReducer(SharedArray, {
       name: "multiprocessing.SharedArray",
       reduce: (a) => reduceBlock(a.#block),
-      revive: (s: ReturnType<typeof reduceBlock>) => revive(() => new SharedArray(s.type, 0), reviveBlock(s)),
+      revive: (s: ReturnType<typeof reduceBlock>) => construct(SharedArray, reviveBlock(s)),
     });
   }
 }

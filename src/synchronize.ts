@@ -32,6 +32,7 @@
  * @module
  */
 import { OS } from "../native/mod.ts";
+import { adopted, construct } from "./_adopt.ts";
 import { callerModule } from "./_caller.ts";
 import { registerReducer } from "./_reduction.ts";
 import {
@@ -104,22 +105,6 @@ export function _resourceNames(obj: object): { sem: string[]; shm: string[] } {
   };
 }
 
-// Revival: a reducer sets this, then calls the public constructor, which adopts the core.
-let reviving: Core | null = null;
-function adopt(): Core | null {
-  const c = reviving;
-  reviving = null;
-  return c;
-}
-function revive<T>(core: Core, make: () => T): T {
-  reviving = core;
-  try {
-    return make();
-  } finally {
-    reviving = null;
-  }
-}
-
 async function holdWith(
   what: string,
   acquire: (o?: AcquireOptions) => Promise<boolean>,
@@ -157,7 +142,15 @@ interface LockOps {
   acquireSync(o?: AcquireSyncOptions): boolean;
   release(): void;
 }
-const lockOps = new WeakMap<Lock | RLock, LockOps>();
+// Each filled in by its class's static block, which can read `#ops`.
+let opsOfLock: (lock: object) => LockOps | undefined;
+let opsOfRLock: (lock: object) => LockOps | undefined;
+
+/** The {@linkcode LockOps} of a Lock or an RLock of this module; undefined for anything else. */
+function lockOps(lock: unknown): LockOps | undefined {
+  if (typeof lock !== "object" || lock === null) return undefined;
+  return opsOfLock(lock) ?? opsOfRLock(lock);
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -230,16 +223,17 @@ export class Lock {
   #core: Core;
   #w: Int32Array;
   #spec: WaitSpec;
+  #ops: LockOps;
 
   /** Creates a new, unlocked lock. */
   constructor() {
-    const core = adopt() ?? Core.create(KIND.lock);
+    const core = adopted<Core>(new.target) ?? Core.create(KIND.lock);
     const w = core.words;
     this.#core = core;
     this.#w = w;
     this.#spec = lockSpec(core, () => {});
     coresOf.set(this, [core]);
-    lockOps.set(this, {
+    this.#ops = {
       kind: "lock",
       core,
       owned: () => (core.check("lock"), (Atomics.load(w, W.A) & OWNER) === PID),
@@ -249,7 +243,7 @@ export class Lock {
       acquire: (o) => this.acquire(o),
       acquireSync: (o) => this.acquireSync(o),
       release: () => this.release(),
-    });
+    };
   }
 
   /**
@@ -315,6 +309,15 @@ export class Lock {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  static {
+    opsOfLock = (lock) => #ops in lock ? lock.#ops : undefined;
+    registerReducer(Lock, {
+      name: "mp.Lock",
+      reduce: (lock: Lock): LockState => reduceLock(lock.#ops),
+      revive: (s: LockState) => reviveLock(s) as Lock,
+    });
+  }
 }
 
 /**
@@ -337,10 +340,11 @@ export class RLock {
   #core: Core;
   #w: Int32Array;
   #spec: WaitSpec;
+  #ops: LockOps;
 
   /** Creates a new, unlocked re-entrant lock. */
   constructor() {
-    const core = adopt() ?? Core.create(KIND.rlock);
+    const core = adopted<Core>(new.target) ?? Core.create(KIND.rlock);
     const w = core.words;
     this.#core = core;
     this.#w = w;
@@ -358,7 +362,7 @@ export class RLock {
         return inner.tryTake();
       },
     };
-    lockOps.set(this, {
+    this.#ops = {
       kind: "rlock",
       core,
       owned: () => (core.check("lock"), (Atomics.load(w, W.A) & OWNER) === PID),
@@ -375,7 +379,7 @@ export class RLock {
       acquire: (o) => this.acquire(o),
       acquireSync: (o) => this.acquireSync(o),
       release: () => this.release(),
-    });
+    };
   }
 
   /** As {@linkcode Lock.acquire}; resolves true at once when this process already holds it. */
@@ -456,12 +460,21 @@ export class RLock {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  static {
+    opsOfRLock = (lock) => #ops in lock ? lock.#ops : undefined;
+    registerReducer(RLock, {
+      name: "mp.RLock",
+      reduce: (lock: RLock): LockState => reduceLock(lock.#ops),
+      revive: (s: LockState) => reviveLock(s) as RLock,
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 
-let nextBounded = false;
-const semCores = new WeakMap<Semaphore, Core>();
+/** The name a Semaphore travels as (filled in by its static block, which can read `#core`). */
+let semaphoreName: (s: Semaphore) => string;
 
 /**
  * A counting semaphore shared between processes, as Python's `multiprocessing.Semaphore`.
@@ -486,10 +499,9 @@ export class Semaphore {
 
   /** Creates a semaphore holding `value` units (default 1). */
   constructor(value = 1) {
-    const bounded = nextBounded;
-    nextBounded = false;
-    const adopted = adopt();
-    if (!adopted) {
+    const bounded = this instanceof BoundedSemaphore;
+    const revived = adopted<Core>(new.target);
+    if (!revived) {
       const what = bounded ? "BoundedSemaphore" : "Semaphore";
       if (typeof value !== "number" || !Number.isInteger(value)) {
         throw new TypeError(`Invalid ${what} value: expected an integer, got ${String(value)}`);
@@ -498,15 +510,14 @@ export class Semaphore {
         throw new RangeError(`Invalid ${what} value: expected 0 to ${OS.SEM_VALUE_MAX}, got ${value}`);
       }
     }
-    const core = adopted ?? Core.create(KIND.semaphore);
+    const core = revived ?? Core.create(KIND.semaphore);
     const w = core.words;
-    if (!adopted) {
+    if (!revived) {
       w[W.B] = bounded ? value : -1;
       Atomics.store(w, W.A, value);
     }
     this.#core = core;
     this.#w = w;
-    semCores.set(this, core);
     coresOf.set(this, [core]);
     this.#spec = {
       what: "semaphore",
@@ -608,6 +619,15 @@ export class Semaphore {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  static {
+    semaphoreName = (s) => (s.#core.check("semaphore"), s.#core.name);
+    registerReducer(Semaphore, {
+      name: "mp.Semaphore",
+      reduce: semaphoreName,
+      revive: (name: string) => construct(Semaphore, Core.open(name, KIND.semaphore, "Semaphore")),
+    });
+  }
 }
 
 /**
@@ -629,8 +649,16 @@ export class Semaphore {
 export class BoundedSemaphore extends Semaphore {
   /** Creates a bounded semaphore holding `value` units (default 1), at most `value`. */
   constructor(value = 1) {
-    nextBounded = true;
     super(value);
+  }
+
+  static {
+    registerReducer(BoundedSemaphore, {
+      name: "mp.BoundedSemaphore",
+      reduce: semaphoreName,
+      revive: (name: string) =>
+        construct(BoundedSemaphore, Core.open(name, KIND.semaphore, "BoundedSemaphore")),
+    });
   }
 }
 
@@ -655,9 +683,8 @@ export class Event {
 
   /** Creates a new event, not set. */
   constructor() {
-    this.#core = adopt() ?? Core.create(KIND.event);
+    this.#core = adopted<Core>(new.target) ?? Core.create(KIND.event);
     this.#w = this.#core.words;
-    eventCores.set(this, this.#core);
     coresOf.set(this, [this.#core]);
   }
 
@@ -709,11 +736,18 @@ export class Event {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  static {
+    registerReducer(Event, {
+      name: "mp.Event",
+      reduce: (e: Event) => (e.#core.check("event"), e.#core.name),
+      revive: (name: string) => construct(Event, Core.open(name, KIND.event, "Event")),
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 
-const condCores = new WeakMap<Condition, Core>();
 // Condition words: the next ticket, and how many waiter slots have ever been used.
 const SEQ = W.A;
 const HIGH = W.B;
@@ -722,7 +756,6 @@ const FREE = 0;
 const WAITING = 1;
 const NOTIFIED = 2;
 const TAKEN = 3;
-const eventCores = new WeakMap<Event, Core>();
 
 /**
  * A condition variable shared between processes, as Python's `multiprocessing.Condition`:
@@ -751,15 +784,15 @@ export class Condition {
 
   /** Creates a condition over `lock` (default: a new `RLock`). */
   constructor(lock?: Lock | RLock) {
-    const adopted = adopt();
-    if (lock !== undefined && !lockOps.has(lock)) {
+    const revived = adopted<{ core: Core; lock: Lock | RLock }>(new.target);
+    if (revived) lock = revived.lock;
+    if (lock !== undefined && !lockOps(lock)) {
       throw new TypeError("Invalid lock: expected a Lock or an RLock from this module");
     }
     this.#ownsLock = lock === undefined;
     this.#lock = lock ?? new RLock();
-    this.#ops = lockOps.get(this.#lock)!;
-    this.#core = adopted ?? Core.create(KIND.condition);
-    condCores.set(this, this.#core);
+    this.#ops = lockOps(this.#lock)!;
+    this.#core = revived?.core ?? Core.create(KIND.condition);
     coresOf.set(this, [this.#core, ...(this.#ownsLock ? coresOf.get(this.#lock)! : [])]);
   }
 
@@ -936,6 +969,20 @@ export class Condition {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  static {
+    registerReducer(Condition, {
+      name: "mp.Condition",
+      reduce: (c: Condition): ConditionState => {
+        c.#core.check("condition");
+        return { name: c.#core.name, lock: reduceLock(c.#ops) };
+      },
+      revive: (s: ConditionState) => {
+        const lock = reviveLock(s.lock);
+        return construct(Condition, { core: Core.open(s.name, KIND.condition, "Condition"), lock });
+      },
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -992,8 +1039,7 @@ export class Barrier {
 
   /** Creates a barrier for `parties` parties. */
   constructor(parties: number, options: BarrierOptions = {}) {
-    const revived = reviveBarrier;
-    reviveBarrier = null;
+    const revived = adopted<BarrierState>(new.target);
     if (revived) {
       this.#core = revived.core;
       this.#parties = revived.core.words[PARTIES];
@@ -1021,11 +1067,6 @@ export class Barrier {
     }
     this.#w = this.#core.words;
     coresOf.set(this, [this.#core]);
-    barrierParts.set(this, {
-      core: this.#core,
-      timeout: this.#timeout,
-      action: this.#actionRef,
-    });
   }
 
   /** The number of parties needed to pass. */
@@ -1175,6 +1216,22 @@ export class Barrier {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  static {
+    registerReducer(Barrier, {
+      name: "mp.Barrier",
+      reduce: (b: Barrier): BarrierWire => {
+        b.#core.check("barrier");
+        return { name: b.#core.name, timeout: b.#timeout, action: b.#actionRef };
+      },
+      revive: (s: BarrierWire) =>
+        construct(Barrier, {
+          core: Core.open(s.name, KIND.barrier, "Barrier"),
+          timeout: s.timeout,
+          action: s.action,
+        }),
+    });
+  }
 }
 
 interface BarrierState {
@@ -1182,89 +1239,34 @@ interface BarrierState {
   timeout: number | undefined;
   action: ActionRef | null;
 }
-let reviveBarrier: BarrierState | null = null;
-const barrierParts = new WeakMap<Barrier, BarrierState>();
-
-// ---------------------------------------------------------------------------------------------
-// Travelling to other processes: only the name goes; the receiver opens the same resources.
-
-interface LockState {
-  kind: "lock" | "rlock";
-  name: string;
-}
-
-function reduceLock(lock: Lock | RLock): LockState {
-  const ops = lockOps.get(lock)!;
-  ops.core.check("lock");
-  return { kind: ops.kind, name: ops.core.name };
-}
-
-function reviveLock(state: LockState): Lock | RLock {
-  const core = Core.open(state.name, KIND[state.kind], state.kind === "lock" ? "Lock" : "RLock");
-  return revive(core, () => state.kind === "lock" ? new Lock() : new RLock());
-}
-
-registerReducer(Lock, { name: "mp.Lock", reduce: reduceLock, revive: reviveLock as (s: LockState) => Lock });
-registerReducer(RLock, {
-  name: "mp.RLock",
-  reduce: reduceLock,
-  revive: reviveLock as (s: LockState) => RLock,
-});
-registerReducer(Semaphore, {
-  name: "mp.Semaphore",
-  reduce: (s: Semaphore) => semCores.get(s)!.name,
-  revive: (name: string) => revive(Core.open(name, KIND.semaphore, "Semaphore"), () => new Semaphore()),
-});
-registerReducer(BoundedSemaphore, {
-  name: "mp.BoundedSemaphore",
-  reduce: (s: BoundedSemaphore) => semCores.get(s)!.name,
-  revive: (name: string) =>
-    revive(Core.open(name, KIND.semaphore, "BoundedSemaphore"), () => new BoundedSemaphore()),
-});
-registerReducer(Event, {
-  name: "mp.Event",
-  reduce: (e: Event) => eventCores.get(e)!.name,
-  revive: (name: string) => revive(Core.open(name, KIND.event, "Event"), () => new Event()),
-});
-
-interface ConditionState {
-  name: string;
-  lock: LockState;
-}
-function reduceCondition(c: Condition): ConditionState {
-  const core = condCores.get(c)!;
-  core.check("condition");
-  return { name: core.name, lock: reduceLock(c.lock) };
-}
-function reviveCondition(s: ConditionState): Condition {
-  const lock = reviveLock(s.lock);
-  const core = Core.open(s.name, KIND.condition, "Condition");
-  return revive(core, () => new Condition(lock));
-}
-registerReducer(Condition, { name: "mp.Condition", reduce: reduceCondition, revive: reviveCondition });
 
 interface BarrierWire {
   name: string;
   timeout: number | undefined;
   action: ActionRef | null;
 }
-registerReducer(Barrier, {
-  name: "mp.Barrier",
-  reduce: (b: Barrier): BarrierWire => {
-    const p = barrierParts.get(b)!;
-    p.core.check("barrier");
-    return { name: p.core.name, timeout: p.timeout, action: p.action };
-  },
-  revive: (s: BarrierWire) => {
-    reviveBarrier = {
-      core: Core.open(s.name, KIND.barrier, "Barrier"),
-      timeout: s.timeout,
-      action: s.action,
-    };
-    try {
-      return new Barrier(1);
-    } finally {
-      reviveBarrier = null;
-    }
-  },
-});
+
+// ---------------------------------------------------------------------------------------------
+// Travelling to other processes: only the name goes; the receiver opens the same resources.
+// Each class registers its reducer in its own `static {}` block; these are the lock helpers the
+// Lock, RLock and Condition reducers share.
+
+interface LockState {
+  kind: "lock" | "rlock";
+  name: string;
+}
+
+interface ConditionState {
+  name: string;
+  lock: LockState;
+}
+
+function reduceLock(ops: LockOps): LockState {
+  ops.core.check("lock");
+  return { kind: ops.kind, name: ops.core.name };
+}
+
+function reviveLock(state: LockState): Lock | RLock {
+  const core = Core.open(state.name, KIND[state.kind], state.kind === "lock" ? "Lock" : "RLock");
+  return state.kind === "lock" ? construct(Lock, core) : construct(RLock, core);
+}
