@@ -48,18 +48,11 @@ export {
   Pool,
   type PoolOptions,
 } from "./src/pool.ts";
-export {
-  type AcquireOptions,
-  type AcquireSyncOptions,
-  Barrier,
-  type BarrierOptions,
-  BoundedSemaphore,
-  Condition,
-  Event,
-  Lock,
-  RLock,
-  Semaphore,
-} from "./src/synchronize.ts";
+export { type AcquireOptions, type AcquireSyncOptions, Lock, RLock } from "./src/lock.ts";
+export { BoundedSemaphore, Semaphore } from "./src/semaphore.ts";
+export { Event } from "./src/event.ts";
+export { Condition } from "./src/condition.ts";
+export { Barrier, type BarrierOptions } from "./src/barrier.ts";
 export { JoinableQueue, Queue, type QueueWaitOptions, SimpleQueue } from "./src/queues.ts";
 export {
   SharedArray,

@@ -30,7 +30,11 @@ import {
 } from "./_manager_wire.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
 import { checkWait, Deadline, sleep, whenAborted } from "./_wait.ts";
-import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from "./synchronize.ts";
+import { Barrier } from "./barrier.ts";
+import { Condition } from "./condition.ts";
+import { Event } from "./event.ts";
+import { Lock, RLock } from "./lock.ts";
+import { BoundedSemaphore, Semaphore } from "./semaphore.ts";
 // Proxies stored inside shared objects revive here (as handles; the server never calls them).
 import "./managers.ts";
 

@@ -39,7 +39,7 @@ import {
   unlinkSharedMemory,
 } from "../native/mod.ts";
 import { track, uniqueName, untrack } from "./_tracker.ts";
-import { Lock } from "./synchronize.ts";
+import { Lock } from "./lock.ts";
 
 /** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF, in native/constants.ts). */
 export const PIPE_BUF: number = OS.PIPE_BUF;

@@ -14,7 +14,11 @@
  *
  * @module
  */
-import type { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from "./synchronize.ts";
+import type { Barrier } from "./barrier.ts";
+import type { Condition } from "./condition.ts";
+import type { Event } from "./event.ts";
+import type { Lock, RLock } from "./lock.ts";
+import type { BoundedSemaphore, Semaphore } from "./semaphore.ts";
 import type { QueueWaitOptions } from "./queues.ts";
 import { Pipe } from "./connection.ts";
 import { Process } from "./process.ts";

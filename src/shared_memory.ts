@@ -18,7 +18,7 @@ import { mapSharedMemory, type SharedMapping, unlinkSharedMemory } from "../nati
 import { adopted, construct } from "./_adopt.ts";
 import { deserialize, registerReducer, serialize } from "./_reduction.ts";
 import { track, uniqueName, untrack } from "./_tracker.ts";
-import { type Lock, RLock } from "./synchronize.ts";
+import { type Lock, RLock } from "./lock.ts";
 
 /** Element types of {@linkcode Value} and {@linkcode SharedArray}. */
 export type TypeCode = "i8" | "u8" | "i16" | "u16" | "i32" | "u32" | "i64" | "u64" | "f32" | "f64";

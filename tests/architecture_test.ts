@@ -33,13 +33,11 @@ const ALLOWED_CYCLES: Record<string, string[]> = {
 const ALLOWED_BIG_FILES = [
   "src/_manager_server.ts",
   "src/_queue_reader.ts",
-  "src/_sync_core.ts",
   "src/connection.ts",
   "src/managers.ts",
   "src/pool.ts",
   "src/process.ts",
   "src/queues.ts",
-  "src/synchronize.ts",
   "src/thread.ts",
 ];
 

@@ -12,7 +12,7 @@ import {
 } from "../mod.ts";
 import { deserialize, serialize } from "../src/_reduction.ts";
 import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
-import { _resourceNames } from "../src/synchronize.ts";
+import { _resourceNames } from "../src/_sync_block.ts";
 import * as fx from "./fixtures/sync_fixtures.ts";
 import { cleanup, runProgram, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
 
