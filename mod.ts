@@ -54,16 +54,15 @@ export { Event } from "./src/event.ts";
 export { Condition } from "./src/condition.ts";
 export { Barrier, type BarrierOptions } from "./src/barrier.ts";
 export { JoinableQueue, Queue, type QueueWaitOptions, SimpleQueue } from "./src/queues.ts";
+export { SharedMemory, type SharedMemoryOptions } from "./src/shared_memory.ts";
 export {
   SharedArray,
-  SharedMemory,
-  type SharedMemoryOptions,
   type SharedTypedArray,
   type SharedValueOptions,
   type TypeCode,
   Value,
   type Widen,
-} from "./src/shared_memory.ts";
+} from "./src/shared_value.ts";
 export {
   DictProxy,
   JoinableQueueProxy,

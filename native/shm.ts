@@ -8,7 +8,7 @@
  * @module
  */
 import { OS } from "./constants.ts";
-import { cString, errno, isFailedPointer, libc, viewMemory } from "./libc.ts";
+import { cString, errno, isFailedPointer, libc, type Pointer, viewMemory } from "./libc.ts";
 import { osError } from "./errors.ts";
 
 /** A mapping of a POSIX shared memory object into this process. */
@@ -18,6 +18,29 @@ export interface SharedMapping {
   readonly size: number;
   /** Unmaps; the buffer is detached first, so views of it read as empty afterwards. */
   unmap(): void;
+  /**
+   * Unmaps without detaching, for a finalizer once `buffer` is unreachable: this function does
+   * not refer to `buffer`, so registering it does not keep the buffer alive. Idempotent, and
+   * shared with {@linkcode SharedMapping.unmap}.
+   */
+  readonly release: () => void;
+}
+
+/** The munmap of one mapping, made apart from its buffer (so that it does not keep it alive). */
+function unmapper(
+  ptr: NonNullable<Pointer>,
+  length: number,
+  name: string,
+): { mapped: boolean; release(): void } {
+  const state = {
+    mapped: true,
+    release() {
+      if (!state.mapped) return;
+      state.mapped = false;
+      if (libc().munmap(ptr, BigInt(length)) !== 0) throw osError("munmap", errno(), name);
+    },
+  };
+  return state;
 }
 
 /**
@@ -48,18 +71,19 @@ export function mapSharedMemory(name: string, create: boolean, size = 0): Shared
       if (create) libc().shm_unlink(cString(name));
       throw err;
     }
-    let mapped = true;
+    const state = unmapper(ptr!, length, name);
     const buffer = viewMemory(ptr!, size);
     return {
       buffer,
       size,
       unmap() {
-        if (!mapped) return;
-        mapped = false;
+        if (!state.mapped) return;
         // Detach first: a view someone kept then reads as empty instead of touching freed memory.
         buffer.transfer(0);
-        if (libc().munmap(ptr, BigInt(length)) !== 0) throw osError("munmap", errno(), name);
+        state.release();
       },
+      // Not an arrow made here: it would share this scope, which holds `buffer`.
+      release: state.release,
     };
   } finally {
     libc().close(fd);

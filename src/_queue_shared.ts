@@ -36,9 +36,9 @@ import {
   processAlive,
   setNonBlocking,
   type SharedMapping,
-  unlinkSharedMemory,
 } from "../native/mod.ts";
-import { track, uniqueName, untrack } from "./_tracker.ts";
+import { createNamed, type Named, releaseNamed } from "./_resource.ts";
+import { track } from "./_tracker.ts";
 import { Lock } from "./lock.ts";
 
 /** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF, in native/constants.ts). */
@@ -105,17 +105,23 @@ export interface SharedState {
 }
 
 export function createShared(maxsize: number): Shared {
-  const controlName = uniqueName("q");
+  return createNamed("q", (controlName) => makeShared(controlName, maxsize));
+}
+
+function makeShared(controlName: string, maxsize: number): Shared {
   const wakeName = controlName + "s";
   const [readFd, writeFd] = pipe();
   let control: SharedMapping | undefined;
   let wake: NamedSemaphore | undefined;
+  const made: Named[] = [];
   try {
     setNonBlocking(readFd, true);
     setNonBlocking(writeFd, true);
     control = mapSharedMemory(controlName, true, CONTROL_SIZE);
+    made.push({ kind: "shm", name: controlName });
     track("shm", controlName, { ownedByProcess: true });
     wake = NamedSemaphore.create(wakeName, 0);
+    made.push({ kind: "sem", name: wakeName });
     track("sem", wakeName, { ownedByProcess: true });
     return {
       readFd,
@@ -134,15 +140,7 @@ export function createShared(maxsize: number): Shared {
     closeFd(writeFd);
     control?.unmap();
     wake?.close();
-    for (const [kind, name] of [["shm", controlName], ["sem", wakeName]] as const) {
-      try {
-        if (kind === "shm") unlinkSharedMemory(name);
-        else NamedSemaphore.unlink(name);
-        untrack(kind, name);
-      } catch {
-        // never made
-      }
-    }
+    releaseNamed(made); // only what we made: a name that was taken is someone else's
     throw e;
   }
 }
@@ -170,16 +168,7 @@ export function releaseShared(s: Shared): void {
   s.wake.close();
   s.rlock.close();
   s.wlock.close();
-  if (s.creator) {
-    for (const [kind, name] of [["shm", s.controlName], ["sem", s.wakeName]] as const) {
-      try {
-        if (kind === "shm") unlinkSharedMemory(name);
-        else NamedSemaphore.unlink(name);
-      } finally {
-        untrack(kind, name);
-      }
-    }
-  }
+  if (s.creator) releaseNamed([{ kind: "shm", name: s.controlName }, { kind: "sem", name: s.wakeName }]);
 }
 
 // ---------------------------------------------------------------------------------------------

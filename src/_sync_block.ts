@@ -31,9 +31,10 @@
  *
  * @module
  */
-import { mapSharedMemory, NamedSemaphore, type SharedMapping, unlinkSharedMemory } from "../native/mod.ts";
+import { mapSharedMemory, NamedSemaphore, type SharedMapping } from "../native/mod.ts";
 import { holderId } from "./_state.ts";
-import { track, uniqueName, untrack } from "./_tracker.ts";
+import { createNamed, forgetCollected, type Named, onCollected, releaseNamed } from "./_resource.ts";
+import { track } from "./_tracker.ts";
 
 /** Size of each primitive's shared block (one page): header words, then slots. */
 const SHM_SIZE = 4096;
@@ -67,10 +68,6 @@ export const PID: number = holderId();
 /** Kinds of primitives, checked when a handle is revived. */
 export const KIND = { lock: 1, rlock: 2, semaphore: 3, event: 4, condition: 5, barrier: 6 } as const;
 
-function newName(): string {
-  return uniqueName("-y");
-}
-
 /** The shared block's name: the semaphore's plus "m" (the tracker keys resources by name). */
 function shmName(name: string): string {
   return name + "m";
@@ -99,7 +96,7 @@ interface Handles {
 }
 
 function releaseHandles(h: Handles): void {
-  if (h.creator) unlinkNames(h.name, h.sems.length);
+  if (h.creator) releaseNamed(namesOf(h.name, h.sems.length));
   for (const sem of h.sems) {
     try {
       sem.close();
@@ -110,24 +107,21 @@ function releaseHandles(h: Handles): void {
   } catch { /* already gone */ }
 }
 
-function unlinkNames(name: string, channels: number): void {
-  for (let i = 0; i < channels; i++) {
-    try {
-      NamedSemaphore.unlink(semName(name, i));
-    } catch { /* the tracker retries */ }
-  }
-  try {
-    unlinkSharedMemory(shmName(name));
-  } catch { /* the tracker retries */ }
-  try {
-    for (let i = 0; i < channels; i++) untrack("sem", semName(name, i));
-    untrack("shm", shmName(name));
-  } catch { /* exiting */ }
+/** The named resources of a primitive: its wake-up semaphores, then its shared block. */
+function namesOf(name: string, channels: number): Named[] {
+  const names: Named[] = [];
+  for (let i = 0; i < channels; i++) names.push({ kind: "sem", name: semName(name, i) });
+  names.push({ kind: "shm", name: shmName(name) });
+  return names;
 }
 
-// Collected without close(): unlink what we created, unmap what we mapped. The target is the
-// SyncBlock (reachable from every pending wait), so handles are never freed under a running wait.
-const finalizer = new FinalizationRegistry<Handles>(releaseHandles);
+/** What runs when a block is collected without close(): unlink what we created, unmap what we
+ * mapped. Made here, where the block itself is out of reach (a cleanup that reaches its target
+ * keeps it alive). The target is the SyncBlock (reachable from every pending wait), so handles
+ * are never freed under a running wait. */
+function releaser(h: Handles): () => void {
+  return () => releaseHandles(h);
+}
 
 /** One process's handle on a primitive's shared block and wake-up semaphore. */
 export class SyncBlock {
@@ -148,21 +142,23 @@ export class SyncBlock {
     this.kind = kind;
     this.#h = h;
     this.words = new Int32Array(h.mapping.buffer, 0, SHM_SIZE / 4);
-    finalizer.register(this, h, this);
+    onCollected(this, releaser(h));
   }
 
   /** Creates fresh named resources for a primitive of `kind`. */
   static create(kind: number): SyncBlock {
     const channels = channelsOf(kind);
-    for (let attempt = 0;; attempt++) {
-      const name = newName();
+    return createNamed("-y", (name) => {
       const sems: NamedSemaphore[] = [];
+      const made: Named[] = [];
       try {
         for (let i = 0; i < channels; i++) {
           sems.push(NamedSemaphore.create(semName(name, i), 0));
+          made.push({ kind: "sem", name: semName(name, i) });
           track("sem", semName(name, i), { ownedByProcess: true });
         }
         const mapping = mapSharedMemory(shmName(name), true, SHM_SIZE);
+        made.push({ kind: "shm", name: shmName(name) });
         track("shm", shmName(name), { ownedByProcess: true });
         const words = new Int32Array(mapping.buffer, 0, SHM_SIZE / 4);
         words[W.KIND] = kind;
@@ -170,11 +166,10 @@ export class SyncBlock {
         return new SyncBlock({ name, creator: true, sems, mapping }, kind);
       } catch (e) {
         for (const sem of sems) sem.close();
-        if (sems.length) unlinkNames(name, channels);
-        if (e instanceof Deno.errors.AlreadyExists && attempt < 5) continue;
+        releaseNamed(made); // only what we made: a name that was taken is someone else's
         throw e;
       }
-    }
+    });
   }
 
   /** Opens the resources of an existing primitive (a revived handle). */
@@ -226,10 +221,10 @@ export class SyncBlock {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    finalizer.unregister(this);
+    forgetCollected(this);
     if (this.#inflight === 0) releaseHandles(this.#h);
     else {
-      if (this.#h.creator) unlinkNames(this.name, this.#h.sems.length);
+      if (this.#h.creator) releaseNamed(namesOf(this.name, this.#h.sems.length));
       this.#h.creator = false;
       this.#freeWhenIdle = true;
     }

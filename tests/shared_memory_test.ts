@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { Lock, Process, RLock, SharedArray, SharedMemory, Value } from "../mod.ts";
 import { NamedSemaphore, unlinkSharedMemory } from "../native/mod.ts";
+import { _resourceNames } from "../src/_sync_block.ts";
 import * as fx from "./fixtures/shm_fixtures.ts";
-import { cleanup, shmEntryExists, SPAWNS } from "./fixtures/helpers.ts";
+import { cleanup, runProgram, shmEntryExists, SPAWNS } from "./fixtures/helpers.ts";
 
 const module = new URL("./fixtures/shm_fixtures.ts", import.meta.url);
 
@@ -188,4 +189,44 @@ Deno.test({
     }
     assert.equal(counter.value, 600);
   },
+});
+
+Deno.test({
+  name:
+    "Shared memory collected without close() is unmapped, and the Value and SharedArray blocks and their locks are unlinked; a kept view stays readable",
+  ...SPAWNS,
+  async fn() {
+    const out = await runProgram(new URL("./fixtures/shm_gc_program.ts", import.meta.url), {
+      denoArgs: ["-A", "--v8-flags=--expose-gc"],
+    });
+    assert.equal(out.code, 0, out.stderr);
+    const { made, left, mapped, shm, viewed } = JSON.parse(out.stdout);
+    assert.equal(made.length, 10, "SharedMemory 1, Value 1, SharedArray 2, and 3 RLocks of 2 each");
+    // Only the kept view's block is still mapped; SharedMemory keeps its name until unlink(), as
+    // in Python; everything else is gone.
+    assert.equal(mapped.length, 1);
+    assert.ok(made.includes(mapped[0]) && mapped[0] !== shm);
+    assert.deepEqual(left, [shm, mapped[0]].sort());
+    assert.deepEqual(viewed, [1.5, 2.5]);
+  },
+});
+
+Deno.test("Value.close() and SharedArray.close() close the lock they made, and leave a lock they were given open", () => {
+  const lock = new Lock();
+  try {
+    const value = new Value("i32", 1);
+    const own = value.getLock();
+    const array = new SharedArray("u8", 2, { lock });
+    const files = _resourceNames(own);
+    assert.ok([...files.sem, ...files.shm].every(shmEntryExists));
+    value.close();
+    array.close();
+    assert.throws(() => own.locked(), Deno.errors.BadResource);
+    assert.ok(![...files.sem, ...files.shm].some(shmEntryExists));
+    assert.equal(lock.locked(), false);
+    assert.equal(lock.acquireSync(), true);
+    lock.release();
+  } finally {
+    lock.close();
+  }
 });
