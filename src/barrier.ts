@@ -12,6 +12,7 @@
  * @module
  */
 import { adopted, construct } from "./_adopt.ts";
+import { described, inspect } from "./_inspect.ts";
 import { callerModule } from "./_caller.ts";
 import { registerReducer } from "./_reduction.ts";
 import { KIND, registerBlocks, SyncBlock, W, waitersWord } from "./_sync_block.ts";
@@ -251,6 +252,15 @@ export class Barrier {
   /** Same as {@linkcode Barrier.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** How it prints: `Barrier(parties=3, waiting=1, broken=false)`, `Barrier(closed)`. */
+  [inspect](): string {
+    return described("Barrier", this.#core.closed, () => [
+      `parties=${this.#parties}`,
+      `waiting=${this.nWaiting}`,
+      `broken=${this.broken}`,
+    ]);
   }
 
   static {

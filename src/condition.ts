@@ -12,6 +12,7 @@
  * @module
  */
 import { adopted, construct } from "./_adopt.ts";
+import { described, inspect } from "./_inspect.ts";
 import { registerReducer } from "./_reduction.ts";
 import { blocksBehind, COND_SLOTS, KIND, N_COND_SLOTS, registerBlocks, SyncBlock, W } from "./_sync_block.ts";
 import {
@@ -244,6 +245,18 @@ export class Condition {
   /** Same as {@linkcode Condition.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** How it prints: `Condition(RLock(unlocked), waiting=0)`: its lock, and how many wait. */
+  [inspect](): string {
+    return described("Condition", this.#core.closed, () => {
+      const w = this.#core.words;
+      let waiting = 0;
+      for (let i = 0; i < Atomics.load(w, HIGH); i++) {
+        if (Atomics.load(w, COND_SLOTS + 2 * i) === WAITING) waiting++;
+      }
+      return [this.#lock[inspect](), `waiting=${waiting}`];
+    });
   }
 
   static {

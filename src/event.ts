@@ -10,6 +10,7 @@
  */
 import { adopted, construct } from "./_adopt.ts";
 import { registerReducer } from "./_reduction.ts";
+import { described, inspect } from "./_inspect.ts";
 import { KIND, registerBlocks, SyncBlock, W, waitersWord } from "./_sync_block.ts";
 import { timedWait, waitUntil } from "./_sync_wait.ts";
 
@@ -84,6 +85,11 @@ export class Event {
   /** Same as {@linkcode Event.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** How it prints: `Event(set)`, `Event(unset)`, `Event(closed)`. */
+  [inspect](): string {
+    return described("Event", this.#core.closed, () => [Atomics.load(this.#w, W.A) === 1 ? "set" : "unset"]);
   }
 
   static {

@@ -16,7 +16,8 @@
 import { adopted, construct } from "./_adopt.ts";
 import { registerReducer } from "./_reduction.ts";
 import { KIND, PID, registerBlocks, SyncBlock, W } from "./_sync_block.ts";
-import { isDead } from "./_sync_holders.ts";
+import { described, inspect } from "./_inspect.ts";
+import { CLOSED_WORDS, FLAG, lockSpec, lockWordParts, OWNER } from "./_lock_word.ts";
 import {
   type AcquireOptions,
   type AcquireSyncOptions,
@@ -56,48 +57,6 @@ let opsOfRLock: (lock: object) => LockOps | undefined;
 export function lockOps(lock: unknown): LockOps | undefined {
   if (typeof lock !== "object" || lock === null) return undefined;
   return opsOfLock(lock) ?? opsOfRLock(lock);
-}
-
-// The lock word of Lock and RLock: the holder's pid, plus FLAG when a waiter may sleep (then
-// the release must post). Taking and releasing a lock nobody waits for is one compare-and-swap each.
-const FLAG = 0x4000_0000;
-const OWNER = FLAG - 1;
-/** What a closed handle looks at: a lock word no compare-and-swap matches, so every fast path
- * falls through to the slow path, which reports the handle closed. */
-const CLOSED_WORDS = new Int32Array(W.E + 1).fill(-1);
-
-/** The wait spec shared by Lock and RLock; `took` runs once the lock word is ours. */
-function lockSpec(core: SyncBlock, took: () => void): WaitSpec {
-  const w = core.words;
-  return {
-    what: "lock",
-    tryTake() {
-      // A waiter that gets the lock while others still wait keeps FLAG set, so its release wakes them.
-      if (Atomics.compareExchange(w, W.A, 0, Atomics.load(w, W.WAITERS) > 1 ? PID | FLAG : PID) !== 0) {
-        return false;
-      }
-      took();
-      return true;
-    },
-    beforeSleep() {
-      // Make sure the holder's release posts: set FLAG in its lock word.
-      const c = Atomics.load(w, W.A);
-      if (c === 0) return false;
-      return (c & FLAG) !== 0 || Atomics.compareExchange(w, W.A, c, c | FLAG) === c;
-    },
-    recover() {
-      // The holder is gone (SIGKILL, crash, exit while holding): free the lock for the waiters.
-      for (let i = 0; i < 3; i++) {
-        const c = Atomics.load(w, W.A);
-        if (c === 0 || !isDead(c & OWNER)) return;
-        if (Atomics.compareExchange(w, W.A, c, 0) === c) return;
-      }
-    },
-    passOn() {
-      // We took a release's post but give up: hand it to another waiter.
-      if (Atomics.load(w, W.WAITERS) > 1) core.post(1);
-    },
-  };
 }
 
 /**
@@ -212,6 +171,11 @@ export class Lock {
   /** Same as {@linkcode Lock.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** How it prints: `Lock(unlocked)`, `Lock(locked, owner=1234)` (the holder's pid), `Lock(closed)`. */
+  [inspect](): string {
+    return described("Lock", this.#core.closed, () => lockWordParts(Atomics.load(this.#w, W.A)));
   }
 
   static {
@@ -363,6 +327,14 @@ export class RLock {
   /** Same as {@linkcode RLock.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** How it prints: `RLock(unlocked)`, `RLock(locked, owner=1234, count=2)`, `RLock(closed)`. */
+  [inspect](): string {
+    return described("RLock", this.#core.closed, () => {
+      const word = Atomics.load(this.#w, W.A);
+      return word === 0 ? lockWordParts(word) : [...lockWordParts(word), `count=${this.#w[W.B]}`];
+    });
   }
 
   static {

@@ -12,6 +12,7 @@
 import { OS } from "../native/mod.ts";
 import { adopted, construct } from "./_adopt.ts";
 import { registerReducer } from "./_reduction.ts";
+import { described, inspect } from "./_inspect.ts";
 import { KIND, registerBlocks, SyncBlock, W } from "./_sync_block.ts";
 import { noteGiven, noteTaken, reclaimDeadSlots, undoGiven } from "./_sync_holders.ts";
 import {
@@ -173,6 +174,15 @@ export class Semaphore {
   /** Same as {@linkcode Semaphore.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** How it prints: `Semaphore(value=2)`, `BoundedSemaphore(value=1, max=2)`, `Semaphore(closed)`. */
+  [inspect](): string {
+    const bound = this.#w[W.B];
+    return described(this.constructor.name, this.#core.closed, () => [
+      `value=${Atomics.load(this.#w, W.A)}`,
+      ...(bound >= 0 ? [`max=${bound}`] : []),
+    ]);
   }
 
   static {

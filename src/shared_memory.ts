@@ -11,6 +11,7 @@
  * @module
  */
 import { mapSharedMemory, type SharedMapping, unlinkSharedMemory } from "../native/mod.ts";
+import { described, inspect } from "./_inspect.ts";
 import { registerReducer } from "./_reduction.ts";
 import { createNamed, forgetCollected, onCollected } from "./_resource.ts";
 import { track, untrack } from "./_tracker.ts";
@@ -114,6 +115,14 @@ export class SharedMemory {
   /** `close()`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** How it prints: `SharedMemory(name="mp1a2b3", size=100)`, `SharedMemory(closed)`. */
+  [inspect](): string {
+    return described("SharedMemory", this.#mapping === null, () => [
+      `name=${JSON.stringify(this.name)}`,
+      `size=${this.size}`,
+    ]);
   }
 
   static {

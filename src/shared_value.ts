@@ -15,6 +15,7 @@
  */
 import { mapSharedMemory, type SharedMapping } from "../native/mod.ts";
 import { adopted, construct } from "./_adopt.ts";
+import { described, inspect } from "./_inspect.ts";
 import { deserialize, registerReducer, serialize } from "./_reduction.ts";
 import { createNamed, forgetCollected, onCollected, releaseNamed } from "./_resource.ts";
 import { track } from "./_tracker.ts";
@@ -42,18 +43,21 @@ const ARRAYS = {
  */
 export type Widen<V> = V extends number ? number : V extends bigint ? bigint : V;
 
-/** The typed array a {@linkcode SharedArray} of each type code exposes. */
-export type SharedTypedArray =
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array
-  | Float32Array
-  | Float64Array;
+/**
+ * The typed array a {@linkcode SharedArray} of type code `T` exposes: `SharedTypedArray<"f64">`
+ * is `Float64Array`; without `T`, any of the ten.
+ */
+export type SharedTypedArray<T extends TypeCode = TypeCode> = T extends "i8" ? Int8Array
+  : T extends "u8" ? Uint8Array
+  : T extends "i16" ? Int16Array
+  : T extends "u16" ? Uint16Array
+  : T extends "i32" ? Int32Array
+  : T extends "u32" ? Uint32Array
+  : T extends "i64" ? BigInt64Array
+  : T extends "u64" ? BigUint64Array
+  : T extends "f32" ? Float32Array
+  : T extends "f64" ? Float64Array
+  : never;
 
 /** Options of {@linkcode Value} and {@linkcode SharedArray}. */
 export interface SharedValueOptions {
@@ -113,6 +117,10 @@ class TypedBlock {
     this.lock = lock === true ? new RLock() : lock === false ? null : lock;
   }
 
+  get closed(): boolean {
+    return this.#mapping === null;
+  }
+
   close(): void {
     if (!this.#mapping) return;
     forgetCollected(this);
@@ -142,6 +150,11 @@ function checkLockOption(lock: unknown): boolean | Lock | RLock {
     return lock as boolean | Lock | RLock;
   }
   throw new TypeError("Invalid lock option: expected true, false, a Lock or an RLock");
+}
+
+/** An element as it prints: a bigint with its `n`. */
+function show(v: number | bigint): string {
+  return typeof v === "bigint" ? `${v}n` : String(v);
 }
 
 function lockOf(block: TypedBlock, what: string): Lock | RLock {
@@ -217,6 +230,11 @@ export class Value<V extends number | bigint = number> {
     this.close();
   }
 
+  /** How it prints: `Value("i32", 3)`, `Value("i64", 3n)`, `Value(closed)`. */
+  [inspect](): string {
+    return described("Value", this.#block.closed, () => [JSON.stringify(this.#block.type), show(this.value)]);
+  }
+
   static {
     registerReducer(Value, {
       name: "multiprocessing.Value",
@@ -239,12 +257,12 @@ export class Value<V extends number | bigint = number> {
  * console.log(squares.length, squares.array[3]); // 10 9
  * ```
  */
-export class SharedArray {
+export class SharedArray<T extends TypeCode = TypeCode> {
   #block: TypedBlock;
 
   /** A new shared array: of `length` zeros, or holding the given items. */
   constructor(
-    type: TypeCode,
+    type: T,
     sizeOrItems: number | Iterable<number | bigint>,
     options: SharedValueOptions = {},
   ) {
@@ -274,9 +292,9 @@ export class SharedArray {
     }
   }
 
-  /** The shared elements. */
-  get array(): SharedTypedArray {
-    return this.#block.array;
+  /** The shared elements, as the typed array of its type code (`"f64"`: a `Float64Array`). */
+  get array(): SharedTypedArray<T> {
+    return this.#block.array as SharedTypedArray<T>;
   }
 
   /** Number of elements. */
@@ -297,6 +315,16 @@ export class SharedArray {
   /** `close()`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** How it prints: `SharedArray("f64", [1.5, 2.5])` (the first 10 items), `SharedArray(closed)`. */
+  [inspect](): string {
+    return described("SharedArray", this.#block.closed, () => {
+      const a = this.#block.array;
+      const items = Array.from(a.subarray(0, 10) as ArrayLike<number | bigint>, show);
+      if (a.length > 10) items.push(`... ${a.length - 10} more`);
+      return [JSON.stringify(this.#block.type), `[${items.join(", ")}]`];
+    });
   }
 
   static {

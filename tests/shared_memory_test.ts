@@ -230,3 +230,27 @@ Deno.test("Value.close() and SharedArray.close() close the lock they made, and l
     lock.close();
   }
 });
+
+Deno.test("SharedMemory, Value and SharedArray print their name and size, type and value, type and items", () => {
+  const shm = new SharedMemory({ create: true, size: 100 });
+  try {
+    assert.equal(Deno.inspect(shm), `SharedMemory(name="${shm.name}", size=100)`);
+    shm.close();
+    assert.equal(Deno.inspect(shm), "SharedMemory(closed)");
+  } finally {
+    shm.unlink();
+  }
+  using value = new Value("i32", 3);
+  using big = new Value<bigint>("i64", 5n);
+  using floats = new SharedArray("f64", [1.5, 2.5]);
+  using many = new SharedArray("u8", 12);
+  assert.equal(Deno.inspect(value), 'Value("i32", 3)');
+  assert.equal(Deno.inspect(big), 'Value("i64", 5n)');
+  assert.equal(Deno.inspect(floats), 'SharedArray("f64", [1.5, 2.5])');
+  assert.equal(Deno.inspect(many), 'SharedArray("u8", [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ... 2 more])');
+  // The type code picks the array type: no cast needed for arithmetic.
+  const sum: number = floats.array.reduce((a, b) => a + b, 0);
+  assert.equal(sum, 4);
+  value.close();
+  assert.equal(Deno.inspect(value), "Value(closed)");
+});

@@ -811,3 +811,42 @@ Deno.test({
     assert.deepEqual(left, []);
   },
 });
+
+Deno.test("Each primitive prints its state: holder, count, value, flag, waiters, parties", async () => {
+  using lock = new Lock();
+  using rlock = new RLock();
+  using sem = new Semaphore(2);
+  using bounded = new BoundedSemaphore(1);
+  using event = new Event();
+  using cond = new Condition(lock);
+  using barrier = new Barrier(3);
+  assert.equal(Deno.inspect(lock), "Lock(unlocked)");
+  assert.equal(Deno.inspect(rlock), "RLock(unlocked)");
+  lock.acquireSync();
+  rlock.acquireSync();
+  rlock.acquireSync();
+  assert.equal(Deno.inspect(lock), `Lock(locked, owner=${Deno.pid})`);
+  assert.equal(Deno.inspect(rlock), `RLock(locked, owner=${Deno.pid}, count=2)`);
+  assert.equal(Deno.inspect(cond), `Condition(Lock(locked, owner=${Deno.pid}), waiting=0)`);
+  const waiting = cond.wait(5000);
+  assert.equal(Deno.inspect(cond), "Condition(Lock(unlocked), waiting=1)");
+  assert.equal(await lock.acquire({ timeout: 5000 }), true);
+  cond.notify();
+  lock.release();
+  assert.equal(await waiting, true); // wait() returns holding the lock again
+  lock.release();
+  assert.equal(Deno.inspect(sem), "Semaphore(value=2)");
+  bounded.acquireSync();
+  assert.equal(Deno.inspect(bounded), "BoundedSemaphore(value=0, max=1)");
+  assert.equal(Deno.inspect(event), "Event(unset)");
+  event.set();
+  assert.equal(Deno.inspect(event), "Event(set)");
+  const party = barrier.wait(5000).catch((e) => e);
+  assert.equal(Deno.inspect(barrier), "Barrier(parties=3, waiting=1, broken=false)");
+  barrier.abort();
+  assert.ok((await party) instanceof Error);
+  assert.equal(Deno.inspect(barrier), "Barrier(parties=3, waiting=0, broken=true)");
+  assert.equal(Deno.inspect({ lock }), "{ lock: Lock(unlocked) }");
+  lock.close();
+  assert.equal(Deno.inspect(lock), "Lock(closed)");
+});
