@@ -193,8 +193,18 @@ function reviveBlock(s: ReturnType<typeof reduceBlock>): TypedBlock {
 export class Value<V extends number | bigint = number> {
   #block: TypedBlock;
 
-  /** A new shared number of the given type, set to `initial` (default 0). */
-  constructor(type: TypeCode, initial?: V, options: SharedValueOptions = {}) {
+  /**
+   * A new shared number of the given type, set to `initial` (default 0). A 64-bit type holds a
+   * bigint, so `new Value("i64")` does not compile: write `new Value<bigint>("i64")` or give a
+   * bigint `initial`, and `value` is typed `bigint`.
+   */
+  constructor(
+    type: [V] extends [bigint] ? "i64" | "u64"
+      : [V] extends [number] ? Exclude<TypeCode, "i64" | "u64">
+      : TypeCode,
+    initial?: V,
+    options: SharedValueOptions = {},
+  ) {
     const revived = adopted<TypedBlock>(new.target);
     if (revived) {
       this.#block = revived;

@@ -132,7 +132,11 @@ Deno.test("Value refuses an initial value that is not a number of its type with 
   for (
     const [type, initial] of [["i32", "5"], ["f64", null], ["i64", 5], ["u32", 5n], ["f32", {}]] as const
   ) {
-    assert.throws(() => new Value(type, initial as never), TypeError, `${type} ${String(initial)}`);
+    assert.throws(
+      () => new Value<number | bigint>(type, initial as never),
+      TypeError,
+      `${type} ${String(initial)}`,
+    );
   }
   assert.deepEqual(typedBlocksHere(), before);
   using v = new Value("i32", 3);
@@ -253,4 +257,22 @@ Deno.test("SharedMemory, Value and SharedArray print their name and size, type a
   assert.equal(sum, 4);
   value.close();
   assert.equal(Deno.inspect(value), "Value(closed)");
+});
+
+Deno.test("The type code types the contents: a 64-bit Value holds a bigint, a SharedArray's array is its typed array", () => {
+  using big = new Value("i64", 1n);
+  using declared = new Value<bigint>("u64");
+  using floats = new SharedArray("f64", [0.5]);
+  const b: bigint = big.value + declared.value;
+  const f: Float64Array = floats.array;
+  assert.equal(b, 1n);
+  assert.ok(f instanceof Float64Array);
+  // Checked by the compiler (deno check fails when one of these compiles):
+  // @ts-expect-error: an "i64" Value holds a bigint: write new Value<bigint>("i64") or give a bigint
+  const untyped = () => new Value("i64");
+  // @ts-expect-error: a "f64" array is not an Int32Array
+  const wrongArray = (): Int32Array => floats.array;
+  // @ts-expect-error: an "i32" Value holds a number
+  const wrongInitial = () => new Value("i32", 5n);
+  assert.equal(typeof untyped + typeof wrongArray + typeof wrongInitial, "functionfunctionfunction");
 });
