@@ -37,8 +37,7 @@ import {
   setNonBlocking,
   type SharedMapping,
 } from "../native/mod.ts";
-import { createNamed, type Named, releaseNamed } from "./_resource.ts";
-import { track } from "./_tracker.ts";
+import { createNamed, type Named, own, releaseNamed } from "./_resource.ts";
 import { Lock } from "./lock.ts";
 
 /** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF, in native/constants.ts). */
@@ -119,10 +118,10 @@ function makeShared(controlName: string, maxsize: number): Shared {
     setNonBlocking(writeFd, true);
     control = mapSharedMemory(controlName, true, CONTROL_SIZE);
     made.push({ kind: "shm", name: controlName });
-    track("shm", controlName, { ownedByProcess: true });
+    own({ kind: "shm", name: controlName });
     wake = NamedSemaphore.create(wakeName, 0);
     made.push({ kind: "sem", name: wakeName });
-    track("sem", wakeName, { ownedByProcess: true });
+    own({ kind: "sem", name: wakeName });
     return {
       readFd,
       writeFd,

@@ -8,6 +8,9 @@
  *   another one when the name turns out to be taken (`AlreadyExists`: another process, or a
  *   leftover of a process with a recycled pid, got there first). `make` undoes its own partial
  *   work before it throws.
+ * - {@linkcode own}: tracks a name this process made and that lives as long as this process
+ *   does (a primitive's semaphores and block, a Value's block, a queue's shared part, as in
+ *   CPython): the `names` phase of `_exit.ts` releases what is still owned at a normal exit.
  * - {@linkcode releaseNamed}: the teardown of names this process made: unlink, then untrack (the
  *   resource tracker then forgets them). Errors are swallowed: the name may be gone already, and
  *   the tracker unlinks whatever is left once the process tree has ended.
@@ -17,7 +20,8 @@
  *
  * @module
  */
-import { type ResourceKind, uniqueName, unlinkResource, untrack } from "./_tracker.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
+import { type ResourceKind, track, uniqueName, unlinkResource, untrack } from "./_tracker.ts";
 
 /** A named resource, as the tracker knows it. */
 export interface Named {
@@ -42,9 +46,19 @@ export function createNamed<T>(tag: string, make: (name: string) => T): T {
   }
 }
 
+/** Names this process owns, released at its normal exit unless released before. */
+const owned = new Map<string, Named>();
+
+/** Tracks `resource` as owned by this process: it is released when this process exits normally. */
+export function own(resource: Named): void {
+  track(resource.kind, resource.name);
+  owned.set(resource.name, resource);
+}
+
 /** Unlinks and untracks each of `resources`; never throws (the tracker retries what is left). */
 export function releaseNamed(resources: Iterable<Named>): void {
   for (const { kind, name } of resources) {
+    owned.delete(name);
     try {
       unlinkResource(kind, name);
     } catch { /* gone already, or the tracker retries */ }
@@ -72,3 +86,5 @@ export function onCollected(target: object, cleanup: () => void, token: object =
 export function forgetCollected(token: object): void {
   registry.unregister(token);
 }
+
+atExit(ExitPhase.names, () => releaseNamed([...owned.values()]));

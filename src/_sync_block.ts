@@ -24,7 +24,7 @@
  * word itself, which is what makes dead holders recoverable (`_sync_holders.ts`).
  *
  * Lifetime: the creating process registers the names with the resource tracker
- * (`ownedByProcess`), unlinks them on `close()` or when the object is garbage collected, and the
+ * (`own()` in `_resource.ts`), unlinks them on `close()` or when the object is garbage collected, and the
  * tracker unlinks them if the whole process tree ends first (SIGKILL included). Other processes
  * open the names when they revive a handle (only the name travels), and only close their own
  * mappings.
@@ -33,8 +33,7 @@
  */
 import { mapSharedMemory, NamedSemaphore, type SharedMapping } from "../native/mod.ts";
 import { holderId } from "./_state.ts";
-import { createNamed, forgetCollected, type Named, onCollected, releaseNamed } from "./_resource.ts";
-import { track } from "./_tracker.ts";
+import { createNamed, forgetCollected, type Named, onCollected, own, releaseNamed } from "./_resource.ts";
 
 /** Size of each primitive's shared block (one page): header words, then slots. */
 const SHM_SIZE = 4096;
@@ -155,11 +154,11 @@ export class SyncBlock {
         for (let i = 0; i < channels; i++) {
           sems.push(NamedSemaphore.create(semName(name, i), 0));
           made.push({ kind: "sem", name: semName(name, i) });
-          track("sem", semName(name, i), { ownedByProcess: true });
+          own({ kind: "sem", name: semName(name, i) });
         }
         const mapping = mapSharedMemory(shmName(name), true, SHM_SIZE);
         made.push({ kind: "shm", name: shmName(name) });
-        track("shm", shmName(name), { ownedByProcess: true });
+        own({ kind: "shm", name: shmName(name) });
         const words = new Int32Array(mapping.buffer, 0, SHM_SIZE / 4);
         words[W.KIND] = kind;
         Atomics.store(words, W.MAGIC, MAGIC);

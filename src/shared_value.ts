@@ -17,8 +17,7 @@ import { mapSharedMemory, type SharedMapping } from "../native/mod.ts";
 import { adopted, construct } from "./_adopt.ts";
 import { described, inspect } from "./_inspect.ts";
 import { deserialize, registerReducer, serialize } from "./_reduction.ts";
-import { createNamed, forgetCollected, onCollected, releaseNamed } from "./_resource.ts";
-import { track } from "./_tracker.ts";
+import { createNamed, forgetCollected, onCollected, own, releaseNamed } from "./_resource.ts";
 import { type Lock, RLock } from "./lock.ts";
 
 /** Element types of {@linkcode Value} and {@linkcode SharedArray}. */
@@ -108,7 +107,7 @@ class TypedBlock {
     const [name, mapping] = revived
       ? [revived.name, mapSharedMemory(revived.name, false)] as const
       : createNamed("v", (fresh) => [fresh, mapSharedMemory(fresh, true, bytes)] as const);
-    if (this.#owner) track("shm", name, { ownedByProcess: true });
+    if (this.#owner) own({ kind: "shm", name });
     this.name = name;
     this.#mapping = mapping;
     this.array = new Typed(mapping.buffer, 0, length);
