@@ -3,7 +3,8 @@
  * process's handle on a kernel semaphore that every process opening the same name shares; the
  * name lives in `/dev/shm/sem.<name>` until `sem_unlink`. `waitAsync` runs `sem_timedwait` on a
  * worker thread (the event loop keeps running) with an absolute CLOCK_REALTIME deadline, as
- * `sem_timedwait` wants.
+ * `sem_timedwait` wants. While such waits are in flight, `close()` only marks the handle closed;
+ * the last wait to end frees it (a worker thread must never wait on a freed `sem_t`).
  *
  * @module
  */
@@ -28,6 +29,9 @@ export class NamedSemaphore {
   #ptr: NonNullable<Pointer> | null;
   readonly name: string;
   #value = new Int32Array(1);
+  /** `waitAsync` calls still running on worker threads, and whether close() waits for them. */
+  #inflight = 0;
+  #closing = false;
 
   private constructor(name: string, ptr: NonNullable<Pointer>) {
     this.name = name;
@@ -61,7 +65,9 @@ export class NamedSemaphore {
   }
 
   #handle(): NonNullable<Pointer> {
-    if (this.#ptr === null) throw new Deno.errors.BadResource(`Semaphore ${this.name} is closed`);
+    if (this.#closing || this.#ptr === null) {
+      throw new Deno.errors.BadResource(`Semaphore ${this.name} is closed`);
+    }
     return this.#ptr;
   }
 
@@ -97,12 +103,45 @@ export class NamedSemaphore {
 
   /**
    * Waits up to `timeoutMs` on a worker thread; the event loop keeps running. Resolves false on
-   * timeout (or an interrupted wait: callers re-check and loop).
+   * timeout (or an interrupted wait: callers re-check and loop). With `signal`, rejects with
+   * `signal.reason` at once when it aborts; the abandoned wait goes on on its thread, and a post
+   * it takes then is posted again, so that none is lost. {@linkcode NamedSemaphore.close} waits
+   * for the waits in flight before it frees the handle they use.
    */
-  async waitAsync(timeoutMs: number): Promise<boolean> {
+  waitAsync(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     const ptr = this.#handle();
-    return (await libc().sem_timedwait_async(ptr, timespecAfter(timeoutMs))) === 0;
+    this.#inflight++;
+    const done = libc().sem_timedwait_async(ptr, timespecAfter(timeoutMs)).then((r) => r === 0);
+    if (!signal) return done.finally(this.#leave);
+    return new Promise<boolean>((resolve, reject) => {
+      let settled = false;
+      const onAbort = () => {
+        if (settled) return;
+        settled = true;
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      if (signal.aborted) onAbort();
+      done.then((took) => {
+        signal.removeEventListener("abort", onAbort);
+        if (!settled) {
+          settled = true;
+          resolve(took);
+        } else if (took) libc().sem_post(ptr); // still open: this wait is in flight
+      }, (e) => {
+        signal.removeEventListener("abort", onAbort);
+        if (!settled) {
+          settled = true;
+          reject(e);
+        }
+      }).finally(this.#leave);
+    });
   }
+
+  /** A wait in flight ended: the last one frees the handle of a semaphore closed meanwhile. */
+  #leave = (): void => {
+    if (--this.#inflight === 0 && this.#closing) this.#free();
+  };
 
   /** Increments the value, waking one waiter. */
   post(): void {
@@ -117,15 +156,25 @@ export class NamedSemaphore {
     return this.#value[0];
   }
 
-  /** Closes this process's handle (idempotent). */
+  /**
+   * Closes this process's handle (idempotent): at once, or, while `waitAsync` calls are in flight
+   * on worker threads (they use the handle), when the last of them ends. Either way no new call
+   * can use it.
+   */
   close(): void {
-    if (this.#ptr === null) return;
-    const ptr = this.#ptr;
-    this.#ptr = null;
-    if (libc().sem_close(ptr) !== 0) throw osError("sem_close", errno(), this.name);
+    if (this.#closing) return;
+    this.#closing = true;
+    if (this.#inflight === 0) this.#free();
   }
 
+  #free(): void {
+    const ptr = this.#ptr;
+    this.#ptr = null;
+    if (ptr !== null && libc().sem_close(ptr) !== 0) throw osError("sem_close", errno(), this.name);
+  }
+
+  /** True once {@linkcode NamedSemaphore.close} was called. */
   get closed(): boolean {
-    return this.#ptr === null;
+    return this.#closing;
   }
 }

@@ -130,9 +130,6 @@ export class SyncBlock {
   readonly words: Int32Array;
   #h: Handles;
   #closed = false;
-  /** Worker-thread waits still running (they use the semaphore: free it only after them). */
-  #inflight = 0;
-  #freeWhenIdle = false;
   /** Index of this process's holder slot (semaphores), -1 until claimed, -2 when full. */
   slot = -1;
 
@@ -221,12 +218,9 @@ export class SyncBlock {
     if (this.#closed) return;
     this.#closed = true;
     forgetCollected(this);
-    if (this.#inflight === 0) releaseHandles(this.#h);
-    else {
-      if (this.#h.creator) releaseNamed(namesOf(this.name, this.#h.sems.length));
-      this.#h.creator = false;
-      this.#freeWhenIdle = true;
-    }
+    // A sleep still in flight keeps its semaphore open until it ends (NamedSemaphore.close());
+    // the words are unmapped now, and every wait re-checks `closed` before it looks at them.
+    releaseHandles(this.#h);
   }
 
   /** Wakes one sleeper (if anyone sleeps). */
@@ -247,48 +241,11 @@ export class SyncBlock {
 
   /**
    * Sleeps on the semaphore up to `ms` on a worker thread. Rejects with `signal.reason` at once
-   * when aborted; the abandoned sleep passes on any post it takes later, so none is lost.
+   * when aborted; the abandoned sleep passes on any post it takes later, so none is lost (and
+   * the semaphore stays open for it: `NamedSemaphore.waitAsync`).
    */
   sleep(ms: number, signal?: AbortSignal, channel = 0): Promise<boolean> {
-    const sem = this.#h.sems[channel];
-    this.#inflight++;
-    const done = sem.waitAsync(ms).finally(() => {
-      if (--this.#inflight === 0 && this.#freeWhenIdle) {
-        this.#freeWhenIdle = false;
-        releaseHandles(this.#h);
-      }
-    });
-    if (!signal) return done;
-    return new Promise<boolean>((resolve, reject) => {
-      let settled = false;
-      const onAbort = () => {
-        if (settled) return;
-        settled = true;
-        reject(signal.reason);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#inflight++; // keep the semaphore open until a late post is passed on
-      done.then((took) => {
-        signal.removeEventListener("abort", onAbort);
-        if (settled) {
-          if (took) sem.post();
-        } else {
-          settled = true;
-          resolve(took);
-        }
-      }, (e) => {
-        signal.removeEventListener("abort", onAbort);
-        if (!settled) {
-          settled = true;
-          reject(e);
-        }
-      }).finally(() => {
-        if (--this.#inflight === 0 && this.#freeWhenIdle) {
-          this.#freeWhenIdle = false;
-          releaseHandles(this.#h);
-        }
-      });
-    });
+    return this.#h.sems[channel].waitAsync(ms, signal);
   }
 }
 

@@ -220,6 +220,7 @@ export class Barrier {
   }
 
   #breakIfStill(gen: number): void {
+    if (this.#core.closed) return; // closed while waiting: its words are unmapped
     if (((Atomics.load(this.#w, PASS) >>> 16) & GEN_MASK) === gen) this.#break();
   }
 
