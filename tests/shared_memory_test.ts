@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Lock, Process, RLock, SharedArray, SharedMemory, Value } from "../mod.ts";
+import { Lock, Process, RLock, SharedArray, SharedMemory, Thread, Value } from "../mod.ts";
 import { NamedSemaphore, unlinkSharedMemory } from "../native/mod.ts";
 import { _resourceNames } from "../src/_sync_block.ts";
 import * as fx from "./fixtures/shm_fixtures.ts";
@@ -275,4 +275,20 @@ Deno.test("The type code types the contents: a 64-bit Value holds a bigint, a Sh
   // @ts-expect-error: an "i32" Value holds a number
   const wrongInitial = () => new Value("i32", 5n);
   assert.equal(typeof untyped + typeof wrongArray + typeof wrongInitial, "functionfunctionfunction");
+});
+
+/** How many mappings of /dev/shm files this process has. */
+function shmMappings(): number {
+  return Deno.readTextFileSync("/proc/self/maps").split("\n").filter((l) => l.includes("/dev/shm/")).length;
+}
+
+Deno.test("A Value closed in a thread leaves no mapping behind, of its block or of the lock it came with", async () => {
+  using value = new Value("i32", 1);
+  const before = shmMappings();
+  const thread = new Thread({ target: fx.incrementsAndCloses, args: [value], module });
+  await thread.start();
+  await thread.join(30_000);
+  assert.equal(thread.exitCode, 0);
+  assert.equal(value.value, 2);
+  assert.equal(shmMappings(), before);
 });
