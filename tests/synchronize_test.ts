@@ -14,31 +14,24 @@ import { deserialize, serialize } from "../src/_reduction.ts";
 import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
 import { _resourceNames } from "../src/_sync_block.ts";
 import * as fx from "./fixtures/sync_fixtures.ts";
-import { cleanup, runProgram, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
+import {
+  cleanup,
+  existingShmFiles,
+  runProgram,
+  shmFilesOf,
+  SPAWNS,
+  tempFile,
+  waitUntil,
+} from "./fixtures/helpers.ts";
 
 const module = new URL("./fixtures/sync_fixtures.ts", import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Our names in /dev/shm made by process `pid` (semaphores and shared blocks). */
-function shmEntriesOf(pid: number): string[] {
-  const prefix = `mp${pid.toString(36)}-y`;
-  return [...Deno.readDirSync("/dev/shm")].map((e) => e.name)
-    .filter((n) => n.startsWith(prefix) || n.startsWith(`sem.${prefix}`));
-}
+/** Our sync primitives' names in /dev/shm made by process `pid`. */
+const shmEntriesOf = (pid: number) => shmFilesOf(pid, "-y");
 
 /** The /dev/shm files behind `obj` that exist now. */
-function filesOf(obj: object): string[] {
-  const { sem, shm } = _resourceNames(obj);
-  const files = [...sem.map((n) => `sem.${n.slice(1)}`), ...shm.map((n) => n.slice(1))];
-  return files.filter((f) => {
-    try {
-      Deno.statSync(`/dev/shm/${f}`);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
+const filesOf = (obj: object) => existingShmFiles(_resourceNames(obj));
 
 /** Every primitive made in `fn` is closed afterwards, and none of their names stays in /dev/shm. */
 async function scoped(fn: (keep: <T extends { close(): void }>(x: T) => T) => Promise<void>): Promise<void> {
