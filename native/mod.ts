@@ -9,6 +9,14 @@ import { OS } from "./constants.ts";
 import { errno, isFailedPointer, libc, type Pointer, strerror, viewMemory } from "./libc.ts";
 
 export { OS };
+export {
+  acceptOne,
+  connectAbstract,
+  CONNECTION_REFUSED,
+  listenAbstract,
+  recvWithFd,
+  sendWithFd,
+} from "./scm.ts";
 
 const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(OS.errno).map(([name, code]) => [code, name]),

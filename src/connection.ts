@@ -37,7 +37,7 @@ import {
 } from "../native/mod.ts";
 import { SLICE_MS, Waiter } from "./_fd_wait.ts";
 import { Deadline, sleep, timeoutMs } from "./_wait.ts";
-import { deserialize, registerReducer, serialize } from "./_reduction.ts";
+import { deserialize, receivedFd, registerReducer, serialize } from "./_reduction.ts";
 import { BufferTooShortError, EOFError } from "./errors.ts";
 import type { Process } from "./process.ts";
 
@@ -532,7 +532,7 @@ registerReducer(Connection, {
     return { fd, readable: c.readable, writable: c.writable };
   },
   revive(s: { fd: number; readable: boolean; writable: boolean }) {
-    return new Connection(INTERNAL, s.fd, s.readable, s.writable);
+    return new Connection(INTERNAL, receivedFd(s.fd), s.readable, s.writable);
   },
 });
 
