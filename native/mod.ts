@@ -16,6 +16,7 @@ export {
   listenAbstract,
   recvWithFd,
   sendWithFd,
+  stopListening,
 } from "./scm.ts";
 
 const ERRNO_NAMES: Record<number, string> = Object.fromEntries(

@@ -38,6 +38,7 @@ const SCM = {
   MSG_NOSIGNAL: 0x4000,
   MSG_CMSG_CLOEXEC: 0x4000_0000,
   ECONNREFUSED: 111,
+  SHUT_RDWR: 2,
   SUN_PATH: 108,
   MSGHDR_SIZE: 56,
   CMSG_HEADER: 16,
@@ -58,6 +59,8 @@ const SYMBOLS = {
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   /** ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) */
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  /** int shutdown(int fd, int how) */
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
   /** ssize_t recvmsg(int fd, struct msghdr *msg, int flags) */
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -70,6 +73,14 @@ function sym(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
 
 /** The errno value of a connect() to a name nobody listens on (the sender is gone). */
 export const CONNECTION_REFUSED = SCM.ECONNREFUSED;
+
+/**
+ * Stops a listening socket: a thread blocked in poll() on it wakes up (Linux reports it hung
+ * up), and connections still waiting in its backlog are reset once it is closed.
+ */
+export function stopListening(listener: number): void {
+  sym().shutdown(listener, SCM.SHUT_RDWR);
+}
 
 function abstractAddress(name: string): [Uint8Array<ArrayBuffer>, number] {
   const bytes = new TextEncoder().encode(name);

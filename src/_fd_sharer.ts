@@ -16,7 +16,9 @@
  * once, so this wait is one round trip.
  *
  * Who holds an end in flight, which decides when the other end sees EOF: the sending process,
- * from the send until a receiver asks for it with the token, or until the sending process ends.
+ * from the send until a receiver asks for it with the token, or until the sending process ends
+ * (a thread: until the thread ends; its exit step `fdSharer` stops the socket's thread and closes
+ * what it held, since the process goes on).
  * A token is good once: the sender closes its duplicate as soon as it has handed the fd over (or
  * tried to: a receiver that died meanwhile spent the message). A message that is never received
  * keeps its ends open until the sender ends; a message received after the sender ended has lost
@@ -33,11 +35,14 @@ import {
   dupFd,
   getpid,
   listenAbstract,
+  OS,
   osError,
   recvWithFd,
+  stopListening,
   writeAll,
 } from "../native/mod.ts";
-import { claim, heldRows, newTable, put, release, ROWS } from "./_fd_sharer_table.ts";
+import { atExit, ExitPhase } from "./_exit.ts";
+import { claim, drain, heldRows, newTable, put, release, ROWS, STOP, STOPPED } from "./_fd_sharer_table.ts";
 import { workerRef } from "./_worker_ref.ts";
 
 /** What travels inside a message in place of an fd. */
@@ -77,7 +82,31 @@ function start(): Int32Array {
   worker.postMessage({ listener, table: t.buffer });
   table = t;
   name = at;
+  atExit(ExitPhase.fdSharer, () => stop(listener, t));
   return t;
+}
+
+/** How long an ending sender waits for its sharer's thread to stop, in ms. */
+const STOP_WAIT_MS = 1000;
+
+/**
+ * The sender ends: its ends in flight end with it (in a thread as in a process, where the OS
+ * would close them anyway). Receivers still waiting get "ended before it was received".
+ */
+function stop(listener: number, t: Int32Array): void {
+  // A process's end closes all of this by itself, and at once; only a thread's end leaves the
+  // process running (a Worker's global scope is a WorkerGlobalScope).
+  if (!("WorkerGlobalScope" in globalThis)) return;
+  Atomics.store(t, STOP, 1);
+  stopListening(listener);
+  try {
+    Atomics.wait(t, STOPPED, 0, STOP_WAIT_MS);
+  } catch {
+    // Atomics.wait not allowed on this thread: the thread checks STOP as soon as it wakes anyway
+  }
+  drain(t, closeFd);
+  closeFd(listener);
+  if (table === t) table = null;
 }
 
 /** Keeps a duplicate of `fd` until a receiver takes it (or this process ends). */
@@ -112,7 +141,7 @@ export function heldCount(): number {
 
 function gone(h: FdHandle): Error {
   return new Deno.errors.NotFound(
-    `A connection or queue in this message was sent by process ${h.pid}, which ended before the message was received: its file descriptors ended with it. Keep the sending process alive until the receiver has the object (for example, wait for its answer)`,
+    `A connection or queue in this message was sent by process ${h.pid} (or a thread of it), which ended before the message was received: its file descriptors ended with it. Keep the sending process alive until the receiver has the object (for example, wait for its answer)`,
   );
 }
 
@@ -139,6 +168,7 @@ export function take(h: FdHandle): number {
     writeAll(sock, new Uint8Array(new Int32Array([h.row, ...h.token]).buffer));
     const status = new Uint8Array(1);
     const { bytes, fd } = recvWithFd(sock, status);
+    if (-bytes === OS.errno.ECONNRESET) throw gone(h);
     if (bytes < 0) throw osError("recvmsg", -bytes, h.at);
     if (bytes === 0) throw gone(h);
     if (status[0] !== 1 || fd < 0) {

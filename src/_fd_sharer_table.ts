@@ -9,6 +9,9 @@
 
 export const ROWS = 4096;
 const WORDS = 6;
+/** After the rows: set to 1 to stop the sharer's thread; set to 1 by it when it has stopped. */
+export const STOP = ROWS * WORDS;
+export const STOPPED = STOP + 1;
 const FREE = 0;
 const HELD = 1;
 const TAKING = 2;
@@ -16,7 +19,7 @@ const TAKING = 2;
 export const REQUEST_BYTES = 20;
 
 export function newTable(): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(ROWS * WORDS * 4));
+  return new Int32Array(new SharedArrayBuffer((ROWS * WORDS + 2) * 4));
 }
 
 /** Fills a free row with `fd` and a fresh token; returns the row, or -1 when all are in use. */
@@ -48,6 +51,16 @@ export function claim(table: Int32Array, row: number, token: Int32Array): number
 /** Frees a row taken by {@linkcode claim}. */
 export function release(table: Int32Array, row: number): void {
   Atomics.store(table, row * WORDS, FREE);
+}
+
+/** Takes every fd still held (the sender is ending) and passes each to `close`. */
+export function drain(table: Int32Array, close: (fd: number) => void): void {
+  for (let row = 0; row < ROWS; row++) {
+    const at = row * WORDS;
+    if (Atomics.compareExchange(table, at, HELD, TAKING) !== HELD) continue;
+    close(table[at + 1]);
+    release(table, row);
+  }
 }
 
 /** How many rows hold an fd. */

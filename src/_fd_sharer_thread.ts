@@ -7,7 +7,7 @@
  * @module
  */
 import { acceptOne, close as closeFd, OS, pollFds, read as readFd, sendWithFd } from "../native/mod.ts";
-import { claim, release, REQUEST_BYTES } from "./_fd_sharer_table.ts";
+import { claim, release, REQUEST_BYTES, STOP, STOPPED } from "./_fd_sharer_table.ts";
 
 /** How long to wait for a request from a client that connected, in ms. */
 const REQUEST_WAIT_MS = 1000;
@@ -41,6 +41,13 @@ scope.onmessage = (e: MessageEvent<{ listener: number; table: SharedArrayBuffer 
   const table = new Int32Array(e.data.table);
   for (;;) {
     pollFds([listener], OS.POLLIN, -1);
+    if (Atomics.load(table, STOP) !== 0) {
+      // The sender is ending (see stop() in _fd_sharer.ts): it closes the socket and the fds.
+      Atomics.store(table, STOPPED, 1);
+      Atomics.notify(table, STOPPED);
+      self.close();
+      return;
+    }
     for (;;) {
       const client = acceptOne(listener);
       if (client < 0) break; // none left (EAGAIN), or one that gave up meanwhile

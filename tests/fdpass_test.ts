@@ -14,6 +14,7 @@ import {
   Process,
   Queue,
   SimpleQueue,
+  Thread,
 } from "../mod.ts";
 import { heldCount } from "../src/_fd_sharer.ts";
 import * as fx from "./fixtures/fdpass_fixtures.ts";
@@ -261,4 +262,32 @@ Deno.test("A message that fails to serialize after a Connection in it keeps no c
   } finally {
     for (const x of [a, b, c, d]) x.close();
   }
+});
+
+Deno.test({
+  name:
+    "A thread hands a Connection to this program through a Queue; one that ended before it was received says the end was lost",
+  ...SPAWNS,
+  async fn() {
+    const q = new Queue<Connection>();
+    const taken = new Event();
+    const waits = new Thread({ target: fx.putPeerAndEnd, args: [q, "from a thread", taken, true], module });
+    const quits = new Thread({ target: fx.putPeerAndEnd, args: [q, "lost", taken, false], module });
+    try {
+      await waits.start();
+      const c = await q.get({ timeout: 20_000 });
+      taken.set();
+      assert.equal(await c.recv(), "from a thread");
+      await assert.rejects(c.recv(), EOFError);
+      c.close();
+      await waits.join(20_000);
+      assert.equal(waits.exitCode, 0);
+      await quits.start();
+      await quits.join(20_000);
+      assert.equal(quits.exitCode, 0);
+      await assert.rejects(q.get({ timeout: 20_000 }), Deno.errors.NotFound);
+    } finally {
+      q.close();
+    }
+  },
 });
