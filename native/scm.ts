@@ -8,8 +8,14 @@
  * The message carries the socket's name and a random 128-bit token. The receiver connects, writes
  * the token, and gets back one status byte with the fd attached as `SCM_RIGHTS` ancillary data
  * (received with `MSG_CMSG_CLOEXEC`, so it is close-on-exec from the start). The sender then
- * closes its duplicate. Every fd made here is close-on-exec, so `Deno.Command` children inherit
- * none of them.
+ * closes its duplicate. A thread of the sender (a Worker blocked in poll()) answers, so a sender
+ * whose own thread is busy still hands over. Every fd made here is close-on-exec, so
+ * `Deno.Command` children inherit none of them.
+ *
+ * The EOF rule that follows: an end inside a message is open (the sender's duplicate) until a
+ * receiver takes it or the sender ends; the kernel drops an fd in flight on a socket whose
+ * receiver dies before `recvmsg()`. So once sender and receiver are gone, nothing holds a copy.
+ * The socket's name is random and each fd needs its 128-bit token, which only the message holds.
  *
  * Failures come back as `-errno` (the caller turns them into errors with `osError`), so that this
  * file needs nothing from `mod.ts`.

@@ -8,9 +8,11 @@
  * `sendBytes()` frames raw bytes; an empty message is a message.
  *
  * Who holds which end, and what end-of-stream means: the fds are close-on-exec, so a child gets
- * an end only when it is passed as a `Process` argument (it then inherits that fd, under the same
- * number). `recv()` reports the end of the stream ({@linkcode EOFError}) once every copy of the
- * other end is closed, in every process. A stream that ends in the middle of a message is a
+ * an end when it is passed as a `Process` argument (it then inherits that fd, under the same
+ * number), and any process gets one that arrives inside a message (a queue item, a `send()`, a
+ * pool task or result: see `_fd_sharer.ts`; until it is received, the sending process holds it).
+ * `recv()` reports the end of the stream ({@linkcode EOFError}) once every copy of the other end
+ * is closed, in every process. A stream that ends in the middle of a message is a
  * different error (`Deno.errors.UnexpectedEof`): the writer died while it was sending.
  *
  * Reads and writes are non-blocking `read()`/`write()` calls through FFI, and reads are exact
