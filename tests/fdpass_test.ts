@@ -17,6 +17,7 @@ import {
   Thread,
 } from "../mod.ts";
 import { heldCount } from "../src/_fd_sharer.ts";
+import { deserialize, serialize } from "../src/_reduction.ts";
 import * as fx from "./fixtures/fdpass_fixtures.ts";
 import { cleanup, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 
@@ -290,4 +291,41 @@ Deno.test({
       q.close();
     }
   },
+});
+
+Deno.test({
+  name: "A Connection in a Pool's initargs reaches every worker's initializer",
+  ...SPAWNS,
+  async fn() {
+    const [a, b] = Pipe<string>();
+    const pool = new Pool({ processes: 1, initializer: fx.keepConnection, initargs: [b], module });
+    try {
+      assert.equal(await pool.apply(fx.sendOnKept, ["from the initializer's connection"]), true);
+      assert.equal(await a.recv(), "from the initializer's connection");
+    } finally {
+      pool.terminate();
+      await pool.join();
+      b.close();
+      a.close();
+    }
+  },
+});
+
+Deno.test("A message holding a Connection can be received once: reviving the same bytes again says it was already received", async () => {
+  const [a, b] = Pipe();
+  try {
+    const bytes = serialize({ conn: b });
+    const first = deserialize(bytes) as { conn: Connection };
+    assert.throws(
+      () => deserialize(bytes),
+      (e: Error) => e instanceof Deno.errors.NotFound && /already received/.test(e.message),
+    );
+    await a.send("to the revived end");
+    assert.equal(await first.conn.recv(), "to the revived end");
+    first.conn.close();
+    assert.equal(heldCount(), 0);
+  } finally {
+    a.close();
+    b.close();
+  }
 });
