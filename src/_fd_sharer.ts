@@ -37,6 +37,7 @@ import {
   listenAbstract,
   OS,
   osError,
+  pollFds,
   recvWithFd,
   stopListening,
   writeAll,
@@ -60,6 +61,11 @@ export interface FdHandle {
 let table: Int32Array | null = null;
 let name = "";
 let next = 0;
+/** Why the sharer's thread failed, if it did: nothing can be handed over then. */
+let broken: string | null = null;
+
+/** How long a receiver waits for the sender's answer, in ms (the receiver's thread is blocked). */
+const ANSWER_WAIT_MS = 30_000;
 
 function hex(bytes: number): string {
   const b = crypto.getRandomValues(new Uint8Array(bytes));
@@ -79,6 +85,10 @@ function start(): Int32Array {
   const t = newTable();
   const worker = new Worker(new URL("./_fd_sharer_thread.ts", import.meta.url), { type: "module" });
   workerRef?.call(worker, false);
+  worker.onerror = (e) => {
+    e.preventDefault();
+    broken = e.message;
+  };
   worker.postMessage({ listener, table: t.buffer });
   table = t;
   name = at;
@@ -111,6 +121,11 @@ function stop(listener: number, t: Int32Array): void {
 
 /** Keeps a duplicate of `fd` until a receiver takes it (or this process ends). */
 export function share(fd: number): FdHandle {
+  if (broken !== null) {
+    throw new Deno.errors.Interrupted(
+      `Cannot send a connection or queue inside a message: this process's fd sharer thread failed (${broken})`,
+    );
+  }
   const t = start();
   const token = crypto.getRandomValues(new Int32Array(4));
   const copy = dupFd(fd);
@@ -166,6 +181,11 @@ export function take(h: FdHandle): number {
   }
   try {
     writeAll(sock, new Uint8Array(new Int32Array([h.row, ...h.token]).buffer));
+    if (pollFds([sock], OS.POLLIN, ANSWER_WAIT_MS).length === 0) {
+      throw new Deno.errors.TimedOut(
+        `Process ${h.pid} did not hand over the connection or queue in this message within ${ANSWER_WAIT_MS} ms (is it stopped?)`,
+      );
+    }
     const status = new Uint8Array(1);
     const { bytes, fd } = recvWithFd(sock, status);
     if (-bytes === OS.errno.ECONNRESET) throw gone(h);
