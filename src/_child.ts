@@ -11,7 +11,7 @@ import "../mod.ts";
 import { readFrameSync, writeFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
-import { activeChildren, type ChildHeader, Process } from "./process.ts";
+import { activeChildren, type ChildHeader, Process, processForChild } from "./process.ts";
 
 type Module = Record<string, unknown>;
 
@@ -58,7 +58,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
     const fields = body.fields;
     const cls = header.className ? findClass(mod, header, Process) : Process;
     const target = header.target ? findTarget(mod, header) : undefined;
-    process = Process._forChild(cls, { header, target, args }, fields);
+    process = processForChild(cls, { header, target, args }, fields);
   } catch (error) {
     // Said here too: the parent may not be awaiting start().
     console.error(`Process ${s.name}: cannot start: ${error instanceof Error ? error.message : error}`);

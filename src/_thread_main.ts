@@ -21,7 +21,7 @@ import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { activeChildren } from "./process.ts";
 import { becomeThread, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
-import { activeThreads, Thread } from "./thread.ts";
+import { activeThreads, Thread, threadForWorker } from "./thread.ts";
 
 type Module = Record<string, unknown>;
 
@@ -73,7 +73,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
         "the thread",
       )
       : undefined;
-    thread = Thread._forThread(cls, { init, target, args: body.args }, body.fields);
+    thread = threadForWorker(cls, { init, target, args: body.args }, body.fields);
   } catch (error) {
     console.error(`Thread ${init.name}: cannot start: ${error instanceof Error ? error.message : error}`);
     reply({ type: "failed", error, revived });

@@ -34,19 +34,64 @@ import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { ProcessError } from "./errors.ts";
 
-/** Options of {@linkcode Process}. */
-export interface ProcessOptions<A extends unknown[] = unknown[]> {
-  /** The function the child runs, sync or async. It must be exported from `module`. */
+// `any[]`: a typed target such as `(n: number) => void` must be accepted (`unknown[]` would
+// reject it under strictFunctionTypes).
+// deno-lint-ignore no-explicit-any
+export type AnyArgs = any[];
+
+/**
+ * Options of {@linkcode Process} and {@linkcode Thread}. `args` is typed by the target's
+ * parameters: a missing, extra or mistyped argument is a compile error, and `args` may be left
+ * out only when the target needs none.
+ *
+ * @typeParam A The target's parameter types.
+ *
+ * @example Options that type-check against the target
+ * ```ts
+ * import { Process, type ProcessOptions } from "@mp/multiprocessing";
+ *
+ * export function add(a: number, b: number) {
+ *   console.log(a + b);
+ * }
+ *
+ * if (import.meta.main) {
+ *   const options: ProcessOptions<[number, number]> = { target: add, args: [1, 2], name: "adder" };
+ *   const p = new Process(options);
+ *   await p.start();
+ *   await p.join();
+ * }
+ * ```
+ */
+export type ProcessOptions<A extends unknown[] = AnyArgs> = TargetOptionsBase<A> & ArgsOption<NoInfer<A>>;
+
+/** The options of {@linkcode ProcessOptions} other than `args`. */
+export interface TargetOptionsBase<A extends unknown[] = AnyArgs> {
+  /**
+   * The function the child runs, sync or async. It must be exported from `module` under a name
+   * (not a bound method, a closure or an inline arrow: the child imports it by name).
+   */
   target?: (...args: A) => unknown;
-  /** Arguments for `target` (structured-clone data and this library's objects). */
-  args?: A;
-  /** Default `"Process-<n>"`. */
+  /** Default `"Process-<n>"` (`"Thread-<n>"` for a thread). */
   name?: string;
   /** A daemon child is terminated when its parent exits. Default false. */
   daemon?: boolean;
   /** The module that exports `target` (default: the module that called `new Process`). */
   module?: string | URL;
 }
+
+/**
+ * The `args` option: required when the target has required parameters, optional otherwise.
+ *
+ * @typeParam A The target's parameter types.
+ */
+export type ArgsOption<A extends unknown[]> = [] extends A ? {
+    /** Arguments for `target` (structured-clone data and this library's objects). */
+    args?: A;
+  }
+  : {
+    /** Arguments for `target` (structured-clone data and this library's objects). */
+    args: A;
+  };
 
 /** What the parent sends the child first (plain data). */
 export interface ChildHeader {
@@ -72,11 +117,6 @@ export interface ChildInit {
   target: ((...args: unknown[]) => unknown) | undefined;
   args: unknown[];
 }
-
-// `any[]`: a typed target such as `(n: number) => void` must be accepted (`unknown[]` would
-// reject it under strictFunctionTypes).
-// deno-lint-ignore no-explicit-any
-type AnyArgs = any[];
 
 let childInit: ChildInit | null = null;
 
@@ -134,7 +174,7 @@ let exitHookInstalled = false;
  * }
  * ```
  */
-export class Process {
+export class Process<A extends unknown[] = AnyArgs> {
   #target: ((...args: unknown[]) => unknown) | undefined;
   #args: unknown[];
   #name: string;
@@ -152,7 +192,7 @@ export class Process {
   #closed = false;
 
   /** Describes the process; nothing runs until {@linkcode Process.start}. */
-  constructor(options: ProcessOptions<AnyArgs> = {}) {
+  constructor(options: ProcessOptions<A> = {} as ProcessOptions<A>) {
     if (childInit) {
       // Rebuilding this process's own object inside the child (see `_child.ts`).
       const { header, target, args } = childInit;
@@ -418,21 +458,21 @@ export class Process {
   #checkOpen(what: string): void {
     if (this.#closed) throw new Error(`Cannot ${what} ${this.#name}: the process object is closed`);
   }
+}
 
-  /** @internal Builds a process object inside its own child. */
-  static _forChild(
-    cls: typeof Process,
-    init: ChildInit,
-    fields: Record<string, unknown> | undefined,
-  ): Process {
-    childInit = init;
-    try {
-      const p = Reflect.construct(Process, [], cls) as Process;
-      if (fields) Object.assign(p, fields);
-      return p;
-    } finally {
-      childInit = null;
-    }
+/** @internal Builds a process object inside its own child (see `_child.ts`). */
+export function processForChild(
+  cls: abstract new (...args: never[]) => Process,
+  init: ChildInit,
+  fields: Record<string, unknown> | undefined,
+): Process {
+  childInit = init;
+  try {
+    const p = Reflect.construct(Process, [], cls) as Process;
+    if (fields) Object.assign(p, fields);
+    return p;
+  } finally {
+    childInit = null;
   }
 }
 

@@ -39,11 +39,7 @@ import { IDENTS, NAMES, registry, type ThreadInit, type ThreadReply } from "./_t
 import { trackerFd } from "./_tracker.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
-import type { ControlChannel, ProcessOptions } from "./process.ts";
-
-// `any[]`: a typed target such as `(n: number) => void` must be accepted.
-// deno-lint-ignore no-explicit-any
-type AnyArgs = any[];
+import type { AnyArgs, ControlChannel, ProcessOptions } from "./process.ts";
 
 /** How a thread is built inside its Worker (see `_thread_main.ts`). */
 export interface ThreadBuild {
@@ -118,7 +114,7 @@ const workerRef: ((this: Worker, ref: boolean) => void) | undefined = (() => {
  * }
  * ```
  */
-export class Thread {
+export class Thread<A extends unknown[] = AnyArgs> {
   #target: ((...args: unknown[]) => unknown) | undefined;
   #args: unknown[];
   #name: string;
@@ -141,7 +137,7 @@ export class Thread {
   #early: Uint8Array[] = [];
 
   /** Describes the thread; nothing runs until {@linkcode Thread.start}. */
-  constructor(options: ProcessOptions<AnyArgs> = {}) {
+  constructor(options: ProcessOptions<A> = {} as ProcessOptions<A>) {
     if (building) {
       // Rebuilding this thread's own object inside its Worker (see `_thread_main.ts`).
       const { init, target, args } = building;
@@ -408,21 +404,21 @@ export class Thread {
     if (this.#exitCode === null) this.terminate();
     await this.#exited;
   }
+}
 
-  /** @internal Builds a thread object inside its own Worker. */
-  static _forThread(
-    cls: typeof Thread,
-    build: ThreadBuild,
-    fields: Record<string, unknown> | undefined,
-  ): Thread {
-    building = build;
-    try {
-      const t = Reflect.construct(Thread, [], cls) as Thread;
-      if (fields) Object.assign(t, fields);
-      return t;
-    } finally {
-      building = null;
-    }
+/** @internal Builds a thread object inside its own Worker (see `_thread_main.ts`). */
+export function threadForWorker(
+  cls: abstract new (...args: never[]) => Thread,
+  build: ThreadBuild,
+  fields: Record<string, unknown> | undefined,
+): Thread {
+  building = build;
+  try {
+    const t = Reflect.construct(Thread, [], cls) as Thread;
+    if (fields) Object.assign(t, fields);
+    return t;
+  } finally {
+    building = null;
   }
 }
 
