@@ -24,7 +24,7 @@ import {
   waitForChildExit,
   write,
 } from "../native/mod.ts";
-import { describeFunction, targetOptions } from "./_caller.ts";
+import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
@@ -324,8 +324,8 @@ export class Process<A extends unknown[] = AnyArgs> {
     const sent = Math.max(0, write(mine, frame));
     this.#told = sent === frame.length;
     const started = this.#handshake(mine, frame.subarray(sent));
-    // Awaiting start() is optional: an unawaited failure must not crash the program.
-    started.catch(() => {});
+    // Awaiting start() is optional: an unawaited failure is printed, and does not end the program.
+    reportUnhandledStart(started);
     return started;
   }
 
@@ -335,7 +335,7 @@ export class Process<A extends unknown[] = AnyArgs> {
     const socket = new Socket({ fd, readable: true, writable: true });
     this.#socket = socket;
     socket.on("error", () => {}); // a child that dies resets the socket; its exit code tells why
-    let handshake: { resolve(): void; reject(e: Error): void } | undefined;
+    let handshake: { resolve(): void; reject(e: unknown): void } | undefined;
     const done = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
     onFrames(socket, (frame) => {
       if (!handshake) {
@@ -343,9 +343,9 @@ export class Process<A extends unknown[] = AnyArgs> {
         else this.#early.push(frame);
         return;
       }
-      const reply = deserialize(frame) as { ok: true } | { ok: false; error: Error };
+      const reply = deserialize(frame) as { ok: true } | { ok: false; error: unknown; name?: string };
       if (reply.ok) handshake.resolve();
-      else handshake.reject(reply.error);
+      else handshake.reject(withName(reply.error, reply.name));
       handshake = undefined;
     });
     // A child that ended without answering: decide only once its socket is read to the end (the
@@ -474,6 +474,17 @@ export function processForChild(
   } finally {
     childInit = null;
   }
+}
+
+/**
+ * `error` with the class name it had in the child (structured clone keeps only the standard ones:
+ * a `ConfigError` or Deno's `AddrInUse` would arrive as `Error`).
+ */
+export function withName(error: unknown, name: string | undefined): unknown {
+  if (error instanceof Error && name && error.name !== name) {
+    Object.defineProperty(error, "name", { value: name, writable: true, configurable: true });
+  }
+  return error;
 }
 
 function childEntry(module: string | undefined): string {

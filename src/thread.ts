@@ -30,7 +30,7 @@
  */
 import type { Socket } from "node:net";
 import { close, dupFd, socketpair } from "../native/mod.ts";
-import { describeFunction, targetOptions } from "./_caller.ts";
+import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { serialize } from "./_reduction.ts";
@@ -39,7 +39,7 @@ import { IDENTS, NAMES, registry, type ThreadInit, type ThreadReply } from "./_t
 import { trackerFd } from "./_tracker.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
-import type { AnyArgs, ControlChannel, ProcessOptions } from "./process.ts";
+import { type AnyArgs, type ControlChannel, type ProcessOptions, withName } from "./process.ts";
 
 /** How a thread is built inside its Worker (see `_thread_main.ts`). */
 export interface ThreadBuild {
@@ -274,8 +274,6 @@ export class Thread<A extends unknown[] = AnyArgs> {
     this.#exited = new Promise<void>((resolve) => this.#ended = resolve);
     let handshake: { resolve(): void; reject(e: unknown): void } | undefined;
     const started = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
-    // Awaiting start() is optional: an unawaited failure must not crash the program.
-    started.catch(() => {});
     // A Worker starts ref'd: until the thread answers, so that awaiting start() keeps this
     // program running even for a daemon thread; after that only a non-daemon thread does.
     this.#refs = 1;
@@ -286,7 +284,7 @@ export class Thread<A extends unknown[] = AnyArgs> {
         handshake?.resolve();
       } else if (msg.type === "failed") {
         if (msg.revived) this.#fds = [];
-        handshake?.reject(msg.error);
+        handshake?.reject(withName(msg.error, msg.name));
       } else if (msg.type === "exit") {
         this.#end(msg.code);
         return;
@@ -308,10 +306,10 @@ export class Thread<A extends unknown[] = AnyArgs> {
       this.#end(1);
     };
     worker.postMessage(init);
-    if (!control) return started;
-    const both = Promise.all([started, control]).then(() => {});
-    both.catch(() => {});
-    return both;
+    const result = control ? Promise.all([started, control]).then(() => {}) : started;
+    // Awaiting start() is optional: an unawaited failure is printed, and does not end the program.
+    reportUnhandledStart(result);
+    return result;
   }
 
   #end(code: number): void {

@@ -271,7 +271,8 @@ Deno.test({
       (e: Error) =>
         e instanceof TypeError && /Cannot start thread "lost"/.test(e.message) &&
         /is not exported from .*thread_fixtures\.ts/.test(e.message) &&
-        /so the thread can import it/.test(e.message),
+        /The thread imports its function by name, so bound methods, closures and inline functions cannot be used/
+          .test(e.message),
     );
     await t.join(30_000);
     assert.equal(t.exitCode, 1);
@@ -286,7 +287,13 @@ Deno.test({
       target: returns,
       module: new URL("./fixtures/throws_on_import.ts", import.meta.url),
     });
-    await assert.rejects(() => t.start(), /broken on purpose/);
+    await assert.rejects(
+      () => t.start(),
+      (e: Error) =>
+        e.name === "BrokenModuleError" &&
+        /^the thread was importing file:.*throws_on_import\.ts \(to find its target\) when it failed: broken on purpose\. .*import\.meta\.main/
+          .test(e.message),
+    );
     await t.join(30_000);
     assert.equal(t.exitCode, 1);
   },
