@@ -33,6 +33,7 @@ import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { ProcessError } from "./errors.ts";
+import { describe, withInspect } from "./_inspect.ts";
 
 // `any[]`: a typed target such as `(n: number) => void` must be accepted (`unknown[]` would
 // reject it under strictFunctionTypes).
@@ -181,6 +182,10 @@ export class Process<A extends unknown[] = AnyArgs> {
   #daemon: boolean;
   #module: string | undefined;
   #identity: number[];
+  /** The pid of the process that made this object: the parent of the child it starts. */
+  #parentPid: number;
+  /** Whether this is the object of the running process itself (inside its child). */
+  #current = false;
   #child: Deno.ChildProcess | undefined;
   #socket: Socket | undefined;
   #builtin: string | null = null;
@@ -202,6 +207,8 @@ export class Process<A extends unknown[] = AnyArgs> {
       this.#daemon = header.daemon;
       this.#module = header.module ?? undefined;
       this.#identity = header.identity;
+      this.#parentPid = header.parent.pid;
+      this.#current = true;
       return;
     }
     const { target, args, name, daemon, module } = targetOptions(options, "Process");
@@ -211,6 +218,7 @@ export class Process<A extends unknown[] = AnyArgs> {
     this.#module = module;
     const s = state();
     this.#identity = [...s.identity, ++s.childCounter];
+    this.#parentPid = Deno.pid;
     this.#name = name ?? `Process-${this.#identity.join(":")}`;
   }
 
@@ -232,9 +240,9 @@ export class Process<A extends unknown[] = AnyArgs> {
     this.#daemon = Boolean(value);
   }
 
-  /** The OS process id; undefined before `start()`. */
+  /** The OS process id; undefined before `start()` (inside the child: its own pid). */
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#current ? Deno.pid : this.#child?.pid;
   }
 
   /** null until the process ended; then its exit code, or -N when signal N ended it. */
@@ -296,7 +304,12 @@ export class Process<A extends unknown[] = AnyArgs> {
     let child: Deno.ChildProcess;
     try {
       child = spawnDeno({
-        args: [childEntry(target || className || this.#builtin ? this.#module : undefined), String(theirs)],
+        // The name last, for `ps` and /proc/<pid>/cmdline to say which process this is.
+        args: [
+          childEntry(target || className || this.#builtin ? this.#module : undefined),
+          String(theirs),
+          this.#name,
+        ],
         fds: [theirs, tracker, ...fds],
       });
     } catch (e) {
@@ -455,6 +468,32 @@ export class Process<A extends unknown[] = AnyArgs> {
     this.close();
   }
 
+  /**
+   * How the process prints (`console.log`, `Deno.inspect`), in Python's terms: its name, pid, its
+   * parent's pid, and one of `initial` (not started), `started`, `stopped` with its exit code;
+   * then `daemon` and `closed` when they apply. A subclass prints its own class name.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(p); // Process(name="Process-2", pid=4312, parent=4300, started, daemon)
+   * ```
+   */
+  [Symbol.for("Deno.customInspect")](): string {
+    const stopped = this.#exitCode !== null;
+    return describe(this.constructor.name, {
+      name: this.#name,
+      pid: this.pid,
+      parent: this.#parentPid,
+      exitCode: stopped ? this.#exitCode : undefined,
+    }, {
+      initial: !this.#child && !this.#current,
+      started: (!!this.#child || this.#current) && !stopped,
+      stopped,
+      daemon: this.#daemon,
+      closed: this.#closed,
+    });
+  }
+
   #checkOpen(what: string): void {
     if (this.#closed) throw new Error(`Cannot ${what} ${this.#name}: the process object is closed`);
   }
@@ -489,10 +528,10 @@ export function withName(error: unknown, name: string | undefined): unknown {
 
 function childEntry(module: string | undefined): string {
   const child = new URL("./_child.ts", import.meta.url).href;
-  const load = module ? `() => import(${JSON.stringify(module)})` : "null";
-  return `data:application/javascript,${
-    encodeURIComponent(`import { main } from ${JSON.stringify(child)};\nawait main(${load});\n`)
-  }`;
+  const load = module ? `()=>import(${JSON.stringify(module)})` : "null";
+  // Escaped only where a URL needs it (not every "/"), so that `ps` shows a readable line.
+  const source = `import{main}from${JSON.stringify(child)};await main(${load});`;
+  return `data:application/javascript,${source.replace(/[^\x21-\x7e]|[%#?]/g, encodeURIComponent)}`;
 }
 
 function installExitHook(): void {
@@ -535,10 +574,46 @@ export function activeChildren(): Process[] {
   return [...running];
 }
 
-/** Who this process is. */
-export function currentProcess(): { name: string; pid: number; daemon: boolean } {
+/** Who this process is: what {@linkcode currentProcess} returns. */
+export interface CurrentProcess {
+  /** `"MainProcess"` in the main program, the {@linkcode Process}'s name in a child; settable. */
+  name: string;
+  /** This process's OS pid. */
+  readonly pid: number;
+  /** Whether this process is a daemon child. */
+  readonly daemon: boolean;
+}
+
+/** The process that started this one: what {@linkcode parentProcess} returns. */
+export interface ParentProcess {
+  /** The parent's name (`"MainProcess"` for the main program). */
+  readonly name: string;
+  /** The parent's OS pid. */
+  readonly pid: number;
+  /** Whether the parent still runs. */
+  isAlive(): boolean;
+}
+
+/**
+ * Who this process is, as Python's `multiprocessing.current_process()`: its name, pid and whether
+ * it is a daemon. It prints as `Process(name="MainProcess", pid=4300, current)`.
+ *
+ * @returns This process's name (settable), pid and daemon flag.
+ *
+ * @example Name the process a function runs in
+ * ```ts
+ * import { currentProcess } from "@mp/multiprocessing";
+ *
+ * export function work() {
+ *   console.log(`${currentProcess().name} (pid ${currentProcess().pid}) at work`);
+ * }
+ *
+ * if (import.meta.main) work(); // MainProcess (pid ...) at work
+ * ```
+ */
+export function currentProcess(): CurrentProcess {
   const s = state();
-  return {
+  const me: CurrentProcess = {
     get name() {
       return s.name;
     },
@@ -550,17 +625,37 @@ export function currentProcess(): { name: string; pid: number; daemon: boolean }
       return s.daemon;
     },
   };
+  return withInspect(
+    me,
+    () =>
+      describe("Process", { name: s.name, pid: Deno.pid, parent: s.parent?.pid }, {
+        current: true,
+        daemon: s.daemon,
+      }),
+  );
 }
 
-/** The process that started this one, or null in the main process. */
-export function parentProcess(): { name: string; pid: number; isAlive(): boolean } | null {
+/**
+ * The process that started this one, or null in the main program (Python's
+ * `multiprocessing.parent_process()`). It prints as `Process(name="MainProcess", pid=4300, parent)`.
+ *
+ * @returns The parent's name and pid, and whether it still runs; null in the main program.
+ *
+ * @example Tell whether this runs in a child
+ * ```ts
+ * import { parentProcess } from "@mp/multiprocessing";
+ *
+ * const parent = parentProcess();
+ * console.log(parent ? `started by ${parent.name} (pid ${parent.pid})` : "the main program");
+ * ```
+ */
+export function parentProcess(): ParentProcess | null {
   const parent = state().parent;
   if (!parent) return null;
-  return {
-    name: parent.name,
-    pid: parent.pid,
-    isAlive: () => Deno.ppid === parent.pid,
-  };
+  return withInspect(
+    { name: parent.name, pid: parent.pid, isAlive: () => Deno.ppid === parent.pid },
+    () => describe("Process", { name: parent.name, pid: parent.pid }, { parent: true }),
+  );
 }
 
 /** The number of CPUs of this machine. */

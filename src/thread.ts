@@ -39,6 +39,7 @@ import { IDENTS, NAMES, registry, type ThreadInit, type ThreadReply } from "./_t
 import { trackerFd } from "./_tracker.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
+import { describe, withInspect } from "./_inspect.ts";
 import { type AnyArgs, type ControlChannel, type ProcessOptions, withName } from "./process.ts";
 
 /** How a thread is built inside its Worker (see `_thread_main.ts`). */
@@ -164,6 +165,31 @@ export class Thread<A extends unknown[] = AnyArgs> {
   set name(value: string) {
     if (typeof value !== "string") throw new TypeError("Invalid name: expected a string");
     this.#name = value;
+  }
+
+  /**
+   * How the thread prints (`console.log`, `Deno.inspect`): its name, ident, and one of `initial`
+   * (not started), `started`, `stopped` with its exit code; then `daemon` when it is one. A
+   * subclass prints its own class name.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(t); // Thread(name="Thread-1", ident=2, started, daemon)
+   * ```
+   */
+  [Symbol.for("Deno.customInspect")](): string {
+    const current = building === null && this.#ident !== undefined && !this.#worker;
+    const stopped = this.#exitCode !== null;
+    return describe(this.constructor.name, {
+      name: this.#name,
+      ident: this.#ident,
+      exitCode: stopped ? this.#exitCode : undefined,
+    }, {
+      initial: this.#ident === undefined,
+      started: (!!this.#worker || current) && !stopped,
+      stopped,
+      daemon: this.#daemon,
+    });
   }
 
   /** Whether this is a daemon (it does not keep the program alive); settable only before `start()`. */
@@ -450,8 +476,37 @@ export function activeThreads(): Thread[] {
   return [...running];
 }
 
-/** Who this thread is: `"MainThread"` (ident 1) in the main program. */
-export function currentThread(): { name: string; ident: number; daemon: boolean } {
+/** Who this thread is: what {@linkcode currentThread} returns. */
+export interface CurrentThread {
+  /** `"MainThread"` in the main program, the {@linkcode Thread}'s name in a thread. */
+  readonly name: string;
+  /** A number unique among the threads of this program; 1 for the main thread. */
+  readonly ident: number;
+  /** Whether this is a daemon thread. */
+  readonly daemon: boolean;
+}
+
+/**
+ * Who this thread is, as Python's `threading.current_thread()`: `"MainThread"` (ident 1) in the
+ * main program. It prints as `Thread(name="MainThread", ident=1, current)`.
+ *
+ * @returns This thread's name, ident and daemon flag.
+ *
+ * @example Name the thread a function runs in
+ * ```ts
+ * import { currentThread } from "@mp/multiprocessing";
+ *
+ * export function work() {
+ *   console.log(`${currentThread().name} at work`);
+ * }
+ *
+ * if (import.meta.main) work(); // MainThread at work
+ * ```
+ */
+export function currentThread(): CurrentThread {
   const { name, ident, daemon } = registry().current;
-  return { name, ident, daemon };
+  return withInspect(
+    { name, ident, daemon },
+    () => describe("Thread", { name, ident }, { current: true, daemon }),
+  );
 }

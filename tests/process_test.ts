@@ -583,3 +583,69 @@ Deno.test({
     assert.deepEqual(JSON.parse(out.stdout), { exitCode: 5 });
   },
 });
+
+Deno.test({
+  name: "A Process prints its name, pid, parent and state, as Python's repr does",
+  ...SPAWNS,
+  async fn() {
+    const p = new Process({ target: fx.returnsNothing, name: "printed", module });
+    let closed = false;
+    try {
+      assert.equal(Deno.inspect(p), `Process(name="printed", parent=${Deno.pid}, initial)`);
+      p.daemon = true;
+      await p.start();
+      const started = Deno.inspect(p);
+      await p.join(10_000);
+      assert.equal(p.exitCode, 0);
+      // Started, the child may have ended already: both lines are right then.
+      assert.ok(
+        [
+          `Process(name="printed", pid=${p.pid}, parent=${Deno.pid}, started, daemon)`,
+          `Process(name="printed", pid=${p.pid}, parent=${Deno.pid}, exitCode=0, stopped, daemon)`,
+        ].includes(started),
+        started,
+      );
+      p.close();
+      closed = true;
+      assert.equal(
+        Deno.inspect(p),
+        `Process(name="printed", pid=${p.pid}, parent=${Deno.pid}, exitCode=0, stopped, daemon, closed)`,
+      );
+      const sub = new fx.Reporter("unused", 1);
+      assert.equal(Deno.inspect(sub), `Reporter(name="${sub.name}", parent=${Deno.pid}, initial)`);
+    } finally {
+      if (!closed) await cleanup(p);
+    }
+  },
+});
+
+Deno.test("currentProcess() prints as the main process here, and parentProcess() is null", () => {
+  assert.equal(Deno.inspect(currentProcess()), `Process(name="MainProcess", pid=${Deno.pid}, current)`);
+  assert.equal(parentProcess(), null);
+});
+
+Deno.test({
+  name: "A child's command line ends with its name, and it prints itself and its parent",
+  ...SPAWNS,
+  async fn() {
+    using out = tempFile();
+    const p = new Process({ target: fx.describesItself, args: [out.path], name: "Shown-in-ps", module });
+    try {
+      await p.start();
+      await p.join(10_000);
+      assert.equal(p.exitCode, 0);
+      const seen = fx.readReport(out.path) as { current: string; parent: string; cmdline: string[] };
+      assert.equal(seen.current, `Process(name="Shown-in-ps", pid=${p.pid}, parent=${Deno.pid}, current)`);
+      assert.equal(seen.parent, `Process(name="MainProcess", pid=${Deno.pid}, parent)`);
+      // deno run <flags> data:... <control fd> <name>, and a trailing NUL.
+      assert.equal(seen.cmdline.at(-1), "");
+      assert.equal(seen.cmdline.at(-2), "Shown-in-ps");
+      assert.match(
+        seen.cmdline.at(-4)!,
+        /^data:application\/javascript,import\{main\}from"file:.*\/src\/_child\.ts"/,
+      );
+    } finally {
+      await cleanup(p);
+    }
+  },
+});

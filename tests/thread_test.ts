@@ -29,6 +29,7 @@ import {
   closesItsCopy,
   consumes,
   countsUnderLock,
+  describesItself,
   double,
   Doubler,
   echoesDouble,
@@ -631,5 +632,26 @@ Deno.test({
     const nonDaemon = await runProgram(program, { env: { THREAD_DAEMON: "0" } });
     assert.equal(nonDaemon.code, 0, nonDaemon.stderr);
     assert.equal(nonDaemon.stdout, "main done\nthread done\n");
+  },
+});
+
+Deno.test({
+  name: "A Thread prints its name, ident and state; currentThread() prints itself, here and in a thread",
+  ...SPAWNS,
+  async fn() {
+    assert.equal(Deno.inspect(currentThread()), `Thread(name="MainThread", ident=1, current)`);
+    const q = new Queue<string>();
+    const t = new Thread({ target: describesItself, args: [q], name: "printed", module: FIXTURES });
+    try {
+      assert.equal(Deno.inspect(t), `Thread(name="printed", initial)`);
+      await t.start();
+      const inThread = await q.get({ timeout: 30_000 });
+      assert.equal(inThread, `Thread(name="printed", ident=${t.ident}, current)`);
+      await t.join(30_000);
+      assert.equal(Deno.inspect(t), `Thread(name="printed", ident=${t.ident}, exitCode=0, stopped)`);
+    } finally {
+      await t.join(30_000);
+      q.close();
+    }
   },
 });
