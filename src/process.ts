@@ -35,17 +35,13 @@ import { trackerFd } from "./_tracker.ts";
 import { ProcessError } from "./errors.ts";
 import { describe, withInspect } from "./_inspect.ts";
 
-// `any[]`: a typed target such as `(n: number) => void` must be accepted (`unknown[]` would
-// reject it under strictFunctionTypes).
-// deno-lint-ignore no-explicit-any
-export type AnyArgs = any[];
-
 /**
  * Options of {@linkcode Process} and {@linkcode Thread}. `args` is typed by the target's
  * parameters: a missing, extra or mistyped argument is a compile error, and `args` may be left
  * out only when the target needs none.
  *
- * @typeParam A The target's parameter types.
+ * @typeParam A The target's parameter types (`any[]` by default, so that a typed target such as
+ * `(n: number) => void` fits where the target is not known).
  *
  * @example Options that type-check against the target
  * ```ts
@@ -63,36 +59,30 @@ export type AnyArgs = any[];
  * }
  * ```
  */
-export type ProcessOptions<A extends unknown[] = AnyArgs> = TargetOptionsBase<A> & ArgsOption<NoInfer<A>>;
-
-/** The options of {@linkcode ProcessOptions} other than `args`. */
-export interface TargetOptionsBase<A extends unknown[] = AnyArgs> {
-  /**
-   * The function the child runs, sync or async. It must be exported from `module` under a name
-   * (not a bound method, a closure or an inline arrow: the child imports it by name).
-   */
-  target?: (...args: A) => unknown;
-  /** Default `"Process-<n>"` (`"Thread-<n>"` for a thread). */
-  name?: string;
-  /** A daemon child is terminated when its parent exits. Default false. */
-  daemon?: boolean;
-  /** The module that exports `target` (default: the module that called `new Process`). */
-  module?: string | URL;
-}
-
-/**
- * The `args` option: required when the target has required parameters, optional otherwise.
- *
- * @typeParam A The target's parameter types.
- */
-export type ArgsOption<A extends unknown[]> = [] extends A ? {
-    /** Arguments for `target` (structured-clone data and this library's objects). */
-    args?: A;
+// deno-lint-ignore no-explicit-any
+export type ProcessOptions<A extends unknown[] = any[]> =
+  & {
+    /**
+     * The function the child runs, sync or async. It must be exported from `module` under a
+     * name (not a bound method, a closure or an inline arrow: the child imports it by name).
+     */
+    target?: (...args: A) => unknown;
+    /** Default `"Process-<n>"` (`"Thread-<n>"` for a thread). */
+    name?: string;
+    /** A daemon child is terminated when its parent exits. Default false. */
+    daemon?: boolean;
+    /** The module that exports `target` (default: the module that called `new Process`). */
+    module?: string | URL;
   }
-  : {
-    /** Arguments for `target` (structured-clone data and this library's objects). */
-    args: A;
-  };
+  // `args` is required when the target has required parameters; it is not used to infer `A`.
+  & ([] extends NoInfer<A> ? {
+      /** Arguments for `target` (structured-clone data and this library's objects). */
+      args?: NoInfer<A>;
+    }
+    : {
+      /** Arguments for `target` (structured-clone data and this library's objects). */
+      args: NoInfer<A>;
+    });
 
 /** What the parent sends the child first (plain data). */
 export interface ChildHeader {
@@ -175,7 +165,8 @@ let exitHookInstalled = false;
  * }
  * ```
  */
-export class Process<A extends unknown[] = AnyArgs> {
+// deno-lint-ignore no-explicit-any
+export class Process<A extends unknown[] = any[]> {
   #target: ((...args: unknown[]) => unknown) | undefined;
   #args: unknown[];
   #name: string;
@@ -258,7 +249,15 @@ export class Process<A extends unknown[] = AnyArgs> {
 
   /**
    * Spawns the child at once. The returned promise resolves when the child has found its target
-   * (or rejects with a `TypeError` saying what to export); awaiting it is optional.
+   * (or rejects with a `TypeError` saying what to export); awaiting it is optional: a failure
+   * nobody handles is printed once, and the program goes on.
+   *
+   * @returns A promise that settles once the child has found its target.
+   * @throws {Error} When the process was already started, or is closed, or when this child is
+   * still importing its module (top-level code that starts processes).
+   * @throws {TypeError} When the module of the target or subclass cannot be told.
+   * @throws {DOMException} (`DataCloneError`) When an argument cannot travel to another process.
+   * @throws {Deno.errors.NotCapable} Without `--allow-run`.
    */
   start(): Promise<void> {
     this.#checkOpen("start");
@@ -399,7 +398,14 @@ export class Process<A extends unknown[] = AnyArgs> {
     toldOf = (p) => p.#told;
   }
 
-  /** Waits until the process ends, or until `timeout` ms have passed. */
+  /**
+   * Waits until the process ends, or until `timeout` ms have passed (then check
+   * {@linkcode Process.exitCode}: null while it runs).
+   *
+   * @param timeout Milliseconds; undefined or `Infinity` waits for as long as it takes.
+   * @throws {Error} When the process was not started, or is closed.
+   * @throws {TypeError} When `timeout` is not a number.
+   */
   async join(timeout?: number): Promise<void> {
     this.#checkOpen("join");
     const ms = timeoutMs(timeout, `${this.#name}.join()`);
@@ -421,12 +427,20 @@ export class Process<A extends unknown[] = AnyArgs> {
     return this.#child !== undefined && this.#exitCode === null;
   }
 
-  /** Sends SIGTERM. */
+  /**
+   * Sends SIGTERM (nothing when it has ended already).
+   *
+   * @throws {Error} When the process was not started, or is closed.
+   */
   terminate(): void {
     this.#signal("SIGTERM");
   }
 
-  /** Sends SIGKILL. */
+  /**
+   * Sends SIGKILL (nothing when it has ended already).
+   *
+   * @throws {Error} When the process was not started, or is closed.
+   */
   kill(): void {
     this.#signal("SIGKILL");
   }
@@ -438,7 +452,11 @@ export class Process<A extends unknown[] = AnyArgs> {
     sendSignal(this.#child.pid, signal);
   }
 
-  /** Releases the process's resources; an error while it still runs. Idempotent. */
+  /**
+   * Releases the process's resources. Idempotent.
+   *
+   * @throws {Error} While the process still runs.
+   */
   close(): void {
     if (this.#closed) return;
     if (this.#child && this.#exitCode === null) {
@@ -569,12 +587,41 @@ function installExitHook(): void {
   });
 }
 
-/** The children of this process that are still running. */
+/**
+ * The children of this process that are still running (Python's `active_children()`, which also
+ * reaps the ended ones; here each reaps itself).
+ *
+ * @returns The started, not yet ended {@linkcode Process} objects of this process.
+ *
+ * @example Wait for every child
+ * ```ts
+ * import { activeChildren, Process } from "@mp/multiprocessing";
+ *
+ * export function work(n: number) {
+ *   console.log(n);
+ * }
+ *
+ * if (import.meta.main) {
+ *   for (const n of [1, 2, 3]) await new Process({ target: work, args: [n] }).start();
+ *   await Promise.all(activeChildren().map((p) => p.join()));
+ * }
+ * ```
+ */
 export function activeChildren(): Process[] {
   return [...running];
 }
 
-/** Who this process is: what {@linkcode currentProcess} returns. */
+/**
+ * Who this process is: what {@linkcode currentProcess} returns.
+ *
+ * @example
+ * ```ts
+ * import { type CurrentProcess, currentProcess } from "@mp/multiprocessing";
+ *
+ * const me: CurrentProcess = currentProcess();
+ * console.log(me.name, me.pid, me.daemon); // MainProcess ... false
+ * ```
+ */
 export interface CurrentProcess {
   /** `"MainProcess"` in the main program, the {@linkcode Process}'s name in a child; settable. */
   name: string;
@@ -584,7 +631,17 @@ export interface CurrentProcess {
   readonly daemon: boolean;
 }
 
-/** The process that started this one: what {@linkcode parentProcess} returns. */
+/**
+ * The process that started this one: what {@linkcode parentProcess} returns.
+ *
+ * @example
+ * ```ts
+ * import { type ParentProcess, parentProcess } from "@mp/multiprocessing";
+ *
+ * const parent: ParentProcess | null = parentProcess();
+ * if (parent && !parent.isAlive()) console.log(`${parent.name} has ended`);
+ * ```
+ */
 export interface ParentProcess {
   /** The parent's name (`"MainProcess"` for the main program). */
   readonly name: string;
@@ -658,7 +715,20 @@ export function parentProcess(): ParentProcess | null {
   );
 }
 
-/** The number of CPUs of this machine. */
+/**
+ * The number of CPUs of this machine (Python's `cpu_count()`): the default size of a
+ * {@linkcode Pool}.
+ *
+ * @returns `navigator.hardwareConcurrency`.
+ *
+ * @example Size a pool by hand
+ * ```ts
+ * import { cpuCount } from "@mp/multiprocessing";
+ *
+ * const workers = Math.max(1, cpuCount() - 1);
+ * console.log(`${workers} workers`);
+ * ```
+ */
 export function cpuCount(): number {
   return navigator.hardwareConcurrency;
 }

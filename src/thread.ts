@@ -40,7 +40,7 @@ import { trackerFd } from "./_tracker.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
 import { describe, withInspect } from "./_inspect.ts";
-import { type AnyArgs, type ControlChannel, type ProcessOptions, withName } from "./process.ts";
+import { type ControlChannel, type ProcessOptions, withName } from "./process.ts";
 
 /** How a thread is built inside its Worker (see `_thread_main.ts`). */
 export interface ThreadBuild {
@@ -115,7 +115,8 @@ const workerRef: ((this: Worker, ref: boolean) => void) | undefined = (() => {
  * }
  * ```
  */
-export class Thread<A extends unknown[] = AnyArgs> {
+// deno-lint-ignore no-explicit-any
+export class Thread<A extends unknown[] = any[]> {
   #target: ((...args: unknown[]) => unknown) | undefined;
   #args: unknown[];
   #name: string;
@@ -222,7 +223,14 @@ export class Thread<A extends unknown[] = AnyArgs> {
 
   /**
    * Starts the Worker at once. The returned promise resolves when the thread has found its
-   * target (or rejects with a `TypeError` saying what to export); awaiting it is optional.
+   * target (or rejects with a `TypeError` saying what to export); awaiting it is optional: a
+   * failure nobody handles is printed once, and the program goes on.
+   *
+   * @returns A promise that settles once the thread has found its target.
+   * @throws {Error} When the thread was already started, or when this program is still importing
+   * its module (top-level code that starts threads).
+   * @throws {TypeError} When the module of the target or subclass cannot be told.
+   * @throws {DOMException} (`DataCloneError`) When an argument cannot travel to a thread.
    */
   start(): Promise<void> {
     if (this.#worker) throw new Error(`Cannot start ${this.#name}: a thread can be started only once`);
@@ -365,7 +373,14 @@ export class Thread<A extends unknown[] = AnyArgs> {
     if (--this.#refs === 0 && this.#daemon && this.#exitCode === null) workerRef?.call(this.#worker!, false);
   }
 
-  /** Waits until the thread ends, or until `timeout` ms have passed. */
+  /**
+   * Waits until the thread ends, or until `timeout` ms have passed (then check
+   * {@linkcode Thread.exitCode}: null while it runs).
+   *
+   * @param timeout Milliseconds; undefined or `Infinity` waits for as long as it takes.
+   * @throws {Error} When the thread was not started.
+   * @throws {TypeError} When `timeout` is not a number.
+   */
   async join(timeout?: number): Promise<void> {
     const ms = timeoutMs(timeout, "join");
     if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
@@ -391,6 +406,8 @@ export class Thread<A extends unknown[] = AnyArgs> {
    * waiting for EOF from a terminated thread's writer waits forever), and a lock it holds stays
    * held. A blocking call (`acquireSync()`, a sync read) is not interrupted: the Worker stops when
    * that call returns. Its exit code becomes -15.
+   *
+   * @throws {Error} When the thread was not started.
    */
   terminate(): void {
     if (!this.#worker) throw new Error(`Cannot terminate ${this.#name}: it was not started`);
@@ -471,12 +488,40 @@ function installExitHook(): void {
   });
 }
 
-/** The threads started by this program (or by this thread) that are still running. */
+/**
+ * The threads started by this program (or by this thread) that are still running.
+ *
+ * @returns The started, not yet ended {@linkcode Thread} objects.
+ *
+ * @example Wait for every thread
+ * ```ts
+ * import { activeThreads, Thread } from "@mp/multiprocessing";
+ *
+ * export function work(n: number) {
+ *   console.log(n);
+ * }
+ *
+ * if (import.meta.main) {
+ *   for (const n of [1, 2, 3]) await new Thread({ target: work, args: [n] }).start();
+ *   await Promise.all(activeThreads().map((t) => t.join()));
+ * }
+ * ```
+ */
 export function activeThreads(): Thread[] {
   return [...running];
 }
 
-/** Who this thread is: what {@linkcode currentThread} returns. */
+/**
+ * Who this thread is: what {@linkcode currentThread} returns.
+ *
+ * @example
+ * ```ts
+ * import { type CurrentThread, currentThread } from "@mp/multiprocessing";
+ *
+ * const me: CurrentThread = currentThread();
+ * console.log(me.name, me.ident); // MainThread 1
+ * ```
+ */
 export interface CurrentThread {
   /** `"MainThread"` in the main program, the {@linkcode Thread}'s name in a thread. */
   readonly name: string;
