@@ -1,9 +1,15 @@
 /**
  * The child side of a Pool worker (CPython: `pool.worker`). After the usual start-up it runs the
- * initializer, says it is ready, then answers task frames on its control fd one at a time:
+ * initializer, says it is ready, then runs the tasks it is sent on its control fd:
  *
- *   parent → worker: { id, fn: { name, source }, star, items }   (items: a serialized chunk of inputs)
- *   worker → parent: { id, ok: true, results } | { id, ok: false, error }   (results: serialized)
+ *   parent → worker: one frame per batch: [[id, fn: { name, source }, star, items], ...]
+ *   worker → parent: { ready: true } | { ready: false, error }, then frames of answers, in order:
+ *                    [[id, true, results, ms] | [id, false, error, ms], ...]
+ *
+ * `items` is the task's chunk of inputs: as they are when they are a few primitives, else
+ * serialized when the task was made; `results` likewise an array, or its serialized bytes when
+ * it is long; `ms` the time the task took in the worker (the scheduler's estimate of how long
+ * such tasks run, to batch only short ones).
  *
  * It reads with blocking calls: it has nothing else to do between tasks, and a task that is
  * async still runs on the event loop while it is being awaited. A closed pool ends an idle
@@ -11,9 +17,11 @@
  *
  * @module
  */
-import { readFrameSync, writeFrameSync } from "./_frames.ts";
+import { writeAll } from "../native/mod.ts";
+import { encodeFrame, readFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { findExport } from "./_child.ts";
+import { SharedMemory } from "./shared_memory.ts";
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -22,7 +30,21 @@ export interface WorkerArgs {
   initializer: { name: string; source: string } | null;
   initargs: unknown[];
   maxTasks: number | null;
+  /**
+   * Words shared with the parent (a process pool's SharedMemory; a thread pool can pass an
+   * Int32Array on a SharedArrayBuffer): the worker stores each task's id before running it.
+   */
+  progress: SharedMemory | Int32Array | null;
+  /** This worker's word in `progress`. */
+  lane: number;
 }
+
+/** Task ids as stored in a progress word. */
+export const ID_MASK = 0x7fff_ffff;
+/** A worker holds answers at most this long (ms) before it writes them. */
+export const FLUSH_MS = 1;
+/** ... and at most this many. */
+const FLUSH_COUNT = 1024;
 
 /** An error as it travels back: structured clone keeps only built-in error names and no fields. */
 export interface PackedError {
@@ -44,6 +66,131 @@ export function packError(e: unknown): PackedError {
   return { error: e, name: e.name, stack: e.stack, props };
 }
 
+/** One task as it travels to a worker: `[id, fn, star, items]` (items: an array, or serialized). */
+export type TaskFrame = [id: number, fn: FnDesc, star: boolean, items: unknown[] | Uint8Array];
+/** A task's answer: `[id, true, results, ms]` or `[id, false, error, ms]`; `ms`: the time it took. */
+export type ReplyFrame = [id: number, ok: boolean, payload: unknown, ms: number];
+/** How a task function is found in the worker: its export name and source text. */
+export type FnDesc = { name: string; source: string };
+
+/** Results of at least this many values travel serialized on their own (dense numbers go raw). */
+const OWN_FRAME = 64;
+
+/**
+ * Runs a worker: after its initializer, it says it is ready, then reads frames, each a batch of
+ * tasks, and answers each task in order. `read` returns one frame's body, null at the end;
+ * `writeRaw` writes whole frames (header included). Resolves to the exit code. The same loop
+ * serves any transport (a process's control fd here).
+ */
+export async function serveTasks(
+  read: () => Uint8Array | null | Promise<Uint8Array | null>,
+  writeRaw: (frames: Uint8Array) => void,
+  mod: Record<string, unknown>,
+  args: WorkerArgs,
+  module: string | null,
+): Promise<number> {
+  const { initializer, initargs, maxTasks } = args;
+  const write = (body: Uint8Array) => writeRaw(encodeFrame(body));
+  try {
+    if (initializer) {
+      await findExport(mod, initializer, module, "Cannot start pool worker: its initializer")(...initargs);
+    }
+  } catch (e) {
+    write(serialize({ ready: false, error: packError(e) }));
+    return 1;
+  }
+  write(serialize({ ready: true }));
+
+  // Tasks of one batch share their FnDesc object (the serializer sends it once).
+  let lastDesc: FnDesc | undefined;
+  let lastFn: Fn | undefined;
+  const cache = new Map<string, Fn>();
+  const lookup = (fn: FnDesc): Fn => {
+    if (fn === lastDesc) return lastFn!;
+    const key = `${fn.name}\0${fn.source}`;
+    let f = cache.get(key);
+    if (!f) cache.set(key, f = findExport(mod, fn, module, "Cannot run task: its function"));
+    lastDesc = fn;
+    return lastFn = f;
+  };
+  // Answers are held briefly and written together: a write per task wakes the parent per task,
+  // which costs far more than the task (~100 µs of context switches on a busy machine). Before
+  // each task its id goes into this worker's progress word, so if the worker dies the parent
+  // knows which task was running even when answers were still held here.
+  const { lane } = args;
+  const progress = progressWords(args.progress);
+  const held: ReplyFrame[] = [];
+  const names: string[] = [];
+  let heldSince = 0;
+  const flush = () => {
+    if (held.length === 0) return;
+    write(serializeAnswers(held, names));
+    held.length = 0;
+    names.length = 0;
+  };
+  let done = 0;
+  for (;;) {
+    const next = read(); // a thread's transport may have to wait asynchronously
+    const frame = next instanceof Promise ? await next : next;
+    if (!frame) return 0;
+    const batch = deserialize(frame) as TaskFrame[];
+    let mark = performance.now();
+    for (let t = 0; t < batch.length; t++) {
+      const [id, fn, star, input] = batch[t];
+      if (progress) Atomics.store(progress, lane, id & ID_MASK);
+      let ok = true;
+      let payload: unknown;
+      try {
+        const f = lookup(fn);
+        const items = input instanceof Uint8Array ? deserialize(input) as unknown[] : input;
+        const results = new Array(items.length);
+        for (let i = 0; i < items.length; i++) {
+          const item = items[i];
+          const r = star ? f(...(item as unknown[])) : f(item);
+          results[i] = r instanceof Promise ? await r : r;
+        }
+        payload = results.length >= OWN_FRAME ? serializeResults(results, fn.name) : results;
+      } catch (e) {
+        ok = false;
+        payload = packError(e);
+      }
+      const now = performance.now();
+      if (held.length === 0) heldSince = now;
+      held.push([id, ok, payload, now - mark]);
+      names.push(fn.name);
+      mark = now;
+      const last = maxTasks !== null && ++done >= maxTasks;
+      // The end of a batch (a long task always ends its batch), or held long enough.
+      if (last || t === batch.length - 1 || now - heldSince >= FLUSH_MS || held.length >= FLUSH_COUNT) {
+        flush();
+      }
+      if (last) return 0;
+    }
+  }
+}
+
+/** Runs the worker loop on a process's control fd; resolves to the exit code. */
+export function poolWorker(
+  control: number,
+  mod: Record<string, unknown>,
+  args: unknown[],
+  module: string | null,
+): Promise<number> {
+  return serveTasks(
+    () => readFrameSync(control),
+    (frames) => writeAll(control, frames as Uint8Array<ArrayBuffer>),
+    mod,
+    args[0] as WorkerArgs,
+    module,
+  );
+}
+
+/** The Int32 words over a progress block. */
+export function progressWords(p: SharedMemory | Int32Array | null): Int32Array | null {
+  if (!(p instanceof SharedMemory)) return p;
+  return new Int32Array(p.buf.buffer, p.buf.byteOffset, p.size >> 2);
+}
+
 /**
  * Serializes a task's results on their own (an array of numbers then takes the fast path); a
  * result that cannot travel fails its task, not the worker.
@@ -52,72 +199,31 @@ function serializeResults(results: unknown[], name: string): Uint8Array {
   try {
     return serialize(results);
   } catch (e) {
-    throw new TypeError(
-      `Cannot send the result of task ${name || "(anonymous)"} back: ${(e as Error).message}`,
-    );
+    throw cannotSend("result", name, e);
   }
 }
 
-/** Runs the worker loop; resolves to the exit code. */
-export async function poolWorker(
-  control: number,
-  mod: Record<string, unknown>,
-  args: unknown[],
-  module: string | null,
-): Promise<number> {
-  const { initializer, initargs, maxTasks } = args[0] as WorkerArgs;
-  const send = (msg: unknown) => writeFrameSync(control, serialize(msg));
+/** Serializes answers together; one that cannot travel fails its own task only. */
+function serializeAnswers(answers: ReplyFrame[], names: string[]): Uint8Array {
   try {
-    if (initializer) {
-      await findExport(mod, initializer, module, "Cannot start pool worker: its initializer")(...initargs);
-    }
-  } catch (e) {
-    send({ ready: false, error: packError(e) });
-    return 1;
-  }
-  send({ ready: true });
-
-  const cache = new Map<string, Fn>();
-  const lookup = (fn: { name: string; source: string }): Fn => {
-    const key = `${fn.name}\0${fn.source}`;
-    let f = cache.get(key);
-    if (!f) cache.set(key, f = findExport(mod, fn, module, "Cannot run task: its function"));
-    return f;
-  };
-  for (let done = 0; maxTasks === null || done < maxTasks; done++) {
-    const frame = readFrameSync(control);
-    if (!frame) break;
-    const task = deserialize(frame) as {
-      id: number;
-      fn: { name: string; source: string };
-      star: boolean;
-      items: Uint8Array;
-    };
-    let reply: unknown;
-    try {
-      const f = lookup(task.fn);
-      const items = deserialize(task.items) as unknown[];
-      const results = new Array(items.length);
-      for (let i = 0; i < items.length; i++) {
-        const item = items[i];
-        const r = task.star ? f(...(item as unknown[])) : f(item);
-        results[i] = r instanceof Promise ? await r : r;
+    return serialize(answers);
+  } catch {
+    return serialize(answers.map((a, i) => {
+      try {
+        serialize(a);
+        return a;
+      } catch (e) {
+        // A small result that cannot travel, or an error that cannot (packError dropped its odd
+        // fields already, so only its own value is left to blame).
+        const error = cannotSend(a[1] ? "result" : "error", names[i], e);
+        return [a[0], false, packError(error), a[3]] satisfies ReplyFrame;
       }
-      reply = { id: task.id, ok: true, results: serializeResults(results, task.fn.name) };
-    } catch (e) {
-      reply = { id: task.id, ok: false, error: packError(e) };
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = serialize(reply);
-    } catch (e) {
-      // Only an error that cannot travel gets here (packError dropped its odd fields already).
-      const error = new TypeError(
-        `Cannot send the error of task ${task.fn.name || "(anonymous)"} back: ${(e as Error).message}`,
-      );
-      bytes = serialize({ id: task.id, ok: false, error: packError(error) });
-    }
-    writeFrameSync(control, bytes);
+    }));
   }
-  return 0;
+}
+
+function cannotSend(what: string, name: string, e: unknown): TypeError {
+  return new TypeError(
+    `Cannot send the ${what} of task ${name || "(anonymous)"} back: ${(e as Error).message}`,
+  );
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { activeChildren, AsyncResult, Pool, WorkerDiedError } from "../mod.ts";
+import { activeChildren, AsyncResult, Barrier, Event, Pool, WorkerDiedError } from "../mod.ts";
+import { poolTestHooks } from "../src/_pool_slot.ts";
 import * as fx from "./fixtures/pool_fixtures.ts";
 import { isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 
@@ -408,5 +409,155 @@ Deno.test({
       assert.deepEqual(await pool.map(fx.square, [1, 2, 3], { chunksize: 1 }), [1, 4, 9]);
       assert.equal(await pool.apply(fx.square, [4]), 16);
     });
+  },
+});
+
+Deno.test({
+  name: "N long tasks on a Pool(N) run at once, in N distinct workers",
+  ...SPAWNS,
+  async fn() {
+    // Each task waits at a Barrier(3) until all three have arrived: only three workers running
+    // them at the same time can finish (else the barrier breaks after 20 s and the map fails).
+    using barrier = new Barrier(3);
+    const pool = new Pool({ processes: 3, initializer: fx.share, initargs: [{ barrier }], module });
+    try {
+      const pids = await pool.map(fx.meet, [0, 1, 2], { chunksize: 1 });
+      assert.equal(new Set(pids).size, 3);
+    } finally {
+      await pool.terminate();
+    }
+  },
+});
+
+Deno.test({
+  name: "An idle worker takes a task queued behind a busy one",
+  ...SPAWNS,
+  async fn() {
+    // The first task waits for an event that only the second one sets: the second must not wait
+    // behind the first on the same worker while the other worker is idle or starting.
+    using event = new Event();
+    const pool = new Pool({ processes: 2, initializer: fx.share, initargs: [{ event }], module });
+    try {
+      const waiting = pool.applyAsync(fx.waitsForEvent);
+      const setter = pool.applyAsync(fx.setsEvent);
+      assert.equal(await waiting.get(30_000), true, "the second task ran only after the first gave up");
+      assert.equal(typeof await setter.get(30_000), "number");
+      // Warm now, and with short tasks known: the same holds.
+      event.clear();
+      await pool.map(fx.square, Array.from({ length: 100 }, (_, i) => i), { chunksize: 1 });
+      const again = pool.applyAsync(fx.waitsForEvent);
+      const setter2 = pool.applyAsync(fx.setsEvent);
+      assert.equal(await again.get(30_000), true);
+      await setter2.get(30_000);
+    } finally {
+      await pool.terminate();
+    }
+  },
+});
+
+Deno.test({
+  name: "200 000 one-item tasks all complete, through map and applyAsync",
+  ...SPAWNS,
+  async fn() {
+    await withPool(2, async (pool) => {
+      const xs = Array.from({ length: 200_000 }, (_, i) => i);
+      const squares = await pool.map(fx.square, xs, { chunksize: 1 });
+      assert.equal(squares.length, xs.length);
+      assert.ok(squares.every((v, i) => v === i * i));
+      const rs = xs.slice(0, 20_000).map((x) => pool.applyAsync(fx.add, [x, 1]));
+      let sum = 0;
+      for (const r of rs) sum += await r.get();
+      assert.equal(sum, (20_000 * 20_001) / 2);
+    });
+  },
+});
+
+Deno.test({
+  name: "A queued task's timeout counts from when it starts running, not from when it was submitted",
+  ...SPAWNS,
+  async fn() {
+    await withPool(1, async (pool) => {
+      const first = pool.applyAsync(fx.sleeps, [1500]);
+      // Submitted now, it waits ~1.5 s for the only worker; its 1 s only starts after that.
+      assert.equal(await pool.apply(fx.square, [5], { timeout: 1000 }), 25);
+      assert.equal(await first.get(20_000), 1500);
+    });
+  },
+});
+
+Deno.test({
+  name: "Timeouts follow the one rule: Infinity waits, a timeout that is not a number is a TypeError",
+  ...SPAWNS,
+  async fn() {
+    await withPool(1, async (pool) => {
+      const r = pool.applyAsync(fx.sleeps, [50], { timeout: Infinity });
+      assert.equal(await r.get(Infinity), 50);
+      await r.wait(Infinity);
+      await assert.rejects(r.get("100" as never), TypeError);
+      await assert.rejects(r.wait(Number.NaN), TypeError);
+      assert.throws(() => pool.applyAsync(fx.square, [1], { timeout: "5" as never }), TypeError);
+      // A deadline beyond what setTimeout can hold (2^31 ms) does not fire at once.
+      assert.equal(await pool.apply(fx.sleeps, [20], { timeout: 2 ** 32 }), 20);
+      const pending = pool.applyAsync(fx.sleeps, [300]);
+      await assert.rejects(pending.get(0), Deno.errors.TimedOut);
+      assert.equal(await pending.get(20_000), 300);
+    });
+  },
+});
+
+Deno.test({
+  name: "imap and imapUnordered yield every other task's result after a task fails or its worker dies",
+  ...SPAWNS,
+  async fn() {
+    await withPool(2, async (pool) => {
+      const drain = async (it: AsyncIterableIterator<number>) => {
+        const got: (number | string)[] = [];
+        for (let i = 0; i < 20; i++) { // bounded: 8 items, 8 results or errors, then done
+          try {
+            const step = await it.next();
+            if (step.done) break;
+            got.push(step.value);
+          } catch (e) {
+            got.push(e instanceof WorkerDiedError ? "died" : (e as Error).message);
+          }
+        }
+        return got;
+      };
+      const xs = [1, 2, 3, 4, 5, 6, 7, 8];
+      assert.deepEqual(await drain(pool.imap(fx.diesOn3, xs)), [10, 20, "died", 40, 50, 60, 70, 80]);
+      const unordered = await drain(pool.imapUnordered(fx.failsOn3, xs));
+      assert.deepEqual(
+        unordered.sort((a, b) => String(a).localeCompare(String(b))),
+        [1, 2, 4, 5, 6, 7, 8, "three is not allowed"],
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "A Pool whose constructor fails part-way stops the workers it started and leaves no process",
+  ...SPAWNS,
+  async fn() {
+    let calls = 0;
+    let started: number[] = [];
+    poolTestHooks.beforeSpawn = () => {
+      if (++calls < 3) return;
+      started = activeChildren().filter((p) => p.name.startsWith("PoolWorker")).map((p) => p.pid!);
+      throw new Error("simulated: Resource temporarily unavailable (os error 11)");
+    };
+    try {
+      assert.throws(
+        () => new Pool({ processes: 4, module }),
+        /Cannot start the pool: started 2 of 4 worker processes, then: simulated: Resource temporarily/,
+      );
+    } finally {
+      poolTestHooks.beforeSpawn = undefined;
+    }
+    assert.equal(started.length, 2);
+    assert.ok(await waitUntil(() => !started.some(isRunning), 10_000), "a started worker still runs");
+    assert.ok(
+      await waitUntil(() => !activeChildren().some((p) => p.name.startsWith("PoolWorker")), 10_000),
+      "the pool started new workers after its constructor failed",
+    );
   },
 });
