@@ -20,21 +20,69 @@ export { AsyncResult };
 
 type AnyFn = (...args: any[]) => unknown;
 
-/** Options of {@linkcode Pool}. */
-export interface PoolOptions {
-  /** Number of worker processes; default `cpuCount()`. */
-  processes?: number;
-  /** Called in each worker when it starts, with `initargs`; must be exported like a task. */
-  initializer?: (...args: any[]) => unknown;
-  /** Arguments of `initializer`. */
-  initargs?: unknown[];
-  /** A worker is replaced after this many tasks (chunks); default: never. */
-  maxTasksPerChild?: number;
-  /** The module that exports the task functions; default: the module that called `new Pool`. */
-  module?: string | URL;
-}
+/**
+ * Options of {@linkcode Pool}. `initargs` is typed by the initializer's parameters.
+ *
+ * @typeParam I The initializer's parameter types.
+ *
+ * @example Workers that set themselves up once
+ * ```ts
+ * import { Pool, type PoolOptions } from "@mp/multiprocessing";
+ *
+ * let prefix = "";
+ * export function setup(p: string) {
+ *   prefix = p; // runs once in each worker
+ * }
+ * export function label(n: number): string {
+ *   return `${prefix}${n}`;
+ * }
+ *
+ * if (import.meta.main) {
+ *   const options: PoolOptions<[string]> = { processes: 2, initializer: setup, initargs: ["item-"] };
+ *   await using pool = new Pool(options);
+ *   console.log(await pool.map(label, [1, 2])); // ["item-1", "item-2"]
+ * }
+ * ```
+ */
+export type PoolOptions<I extends unknown[] = any[]> =
+  & {
+    /** Number of worker processes; default `cpuCount()`. */
+    processes?: number;
+    /** Called in each worker when it starts, with `initargs`; must be exported like a task. */
+    initializer?: (...args: I) => unknown;
+    /** A worker is replaced after this many tasks (chunks); default: never. */
+    maxTasksPerChild?: number;
+    /** The module that exports the task functions; default: the module that called `new Pool`. */
+    module?: string | URL;
+  }
+  // `initargs` is typed by the initializer's parameters, and required when it has required ones.
+  & ([] extends NoInfer<I> ? {
+      /** Arguments of `initializer`. */
+      initargs?: NoInfer<I>;
+    }
+    : {
+      /** Arguments of `initializer`. */
+      initargs: NoInfer<I>;
+    });
 
-/** Options of {@linkcode Pool.applyAsync}. */
+/**
+ * Options of {@linkcode Pool.applyAsync} (and, without the callbacks, of {@linkcode Pool.apply}).
+ *
+ * @example A task with a deadline and a callback
+ * ```ts
+ * import { Pool } from "@mp/multiprocessing";
+ *
+ * export function square(x: number): number {
+ *   return x * x;
+ * }
+ *
+ * if (import.meta.main) {
+ *   await using pool = new Pool(1);
+ *   const r = pool.applyAsync(square, [4], { timeout: 5_000, callback: (n) => console.log(n) });
+ *   await r.wait();
+ * }
+ * ```
+ */
 export interface ApplyOptions<R> {
   /** Called in this process with the result. */
   callback?: (result: R) => void;
@@ -50,13 +98,47 @@ export interface ApplyOptions<R> {
   signal?: AbortSignal;
 }
 
-/** Options of the map family. */
+/**
+ * Options of the map family.
+ *
+ * @example Bigger chunks for many small items
+ * ```ts
+ * import { Pool } from "@mp/multiprocessing";
+ *
+ * export function double(x: number): number {
+ *   return 2 * x;
+ * }
+ *
+ * if (import.meta.main) {
+ *   await using pool = new Pool(2);
+ *   const items = Array.from({ length: 10_000 }, (_, i) => i);
+ *   console.log((await pool.map(double, items, { chunksize: 500 })).length); // 10000
+ * }
+ * ```
+ */
 export interface MapOptions {
   /** Items per task sent to a worker; default for map: `ceil(n / (4 × workers))`, for imap: 1. */
   chunksize?: number;
 }
 
-/** Options of {@linkcode Pool.mapAsync} and {@linkcode Pool.starmapAsync}. */
+/**
+ * Options of {@linkcode Pool.mapAsync} and {@linkcode Pool.starmapAsync}.
+ *
+ * @example Results handed to a callback
+ * ```ts
+ * import { Pool } from "@mp/multiprocessing";
+ *
+ * export function double(x: number): number {
+ *   return 2 * x;
+ * }
+ *
+ * if (import.meta.main) {
+ *   await using pool = new Pool(2);
+ *   const r = pool.mapAsync(double, [1, 2, 3], { callback: (all) => console.log(all) }); // [2, 4, 6]
+ *   await r.wait();
+ * }
+ * ```
+ */
 export interface MapAsyncOptions<R> extends MapOptions {
   /** Called in this process with all results. */
   callback?: (results: R[]) => void;
@@ -82,11 +164,11 @@ export interface MapAsyncOptions<R> extends MapOptions {
  * }
  * ```
  */
-export class Pool {
+export class Pool<I extends unknown[] = any[]> {
   #scheduler: Scheduler;
 
   /** Starts the worker processes at once; if one cannot be started, stops the others and throws. */
-  constructor(options: number | PoolOptions = {}) {
+  constructor(options: number | PoolOptions<I> = {} as PoolOptions<I>) {
     const opts: PoolOptions = typeof options === "number" ? { processes: options } : options;
     if (typeof opts !== "object" || opts === null) {
       throw new TypeError("Invalid Pool options: expected a number of processes or an options object");
@@ -117,7 +199,35 @@ export class Pool {
     this.#scheduler.start();
   }
 
-  /** Calls `fn(...args)` in a worker and resolves to its result. */
+  /**
+   * Calls `fn(...args)` in a worker and resolves to its result. `args` is typed by `fn`'s
+   * parameters, and may be left out only when `fn` takes none.
+   *
+   * @param fn A function exported from the pool's module.
+   * @param args Its arguments.
+   * @param options A timeout (ms) or an abort signal for this task.
+   * @returns What `fn` returned (awaited), once it has run.
+   * @throws {WorkerDiedError} When the worker died while running it.
+   * @throws {Deno.errors.TimedOut} When it ran past `options.timeout`.
+   */
+  apply<A extends unknown[], R>(
+    fn: (...a: A) => R,
+    args: NoInfer<A>,
+    options?: Omit<ApplyOptions<Awaited<R>>, "callback" | "errorCallback">,
+  ): Promise<Awaited<R>>;
+  /**
+   * Calls `fn()` in a worker and resolves to its result.
+   *
+   * @param fn A function exported from the pool's module, that needs no argument.
+   * @param args None.
+   * @param options A timeout (ms) or an abort signal for this task.
+   * @returns What `fn` returned (awaited), once it has run.
+   */
+  apply<R>(
+    fn: () => R,
+    args?: [],
+    options?: Omit<ApplyOptions<Awaited<R>>, "callback" | "errorCallback">,
+  ): Promise<Awaited<R>>;
   async apply<R>(
     fn: (...a: any[]) => R,
     args: unknown[] = [],
@@ -127,7 +237,29 @@ export class Pool {
     return await this.applyAsync(fn, args, options).get();
   }
 
-  /** Calls `fn(...args)` in a worker; the result arrives in the returned {@linkcode AsyncResult}. */
+  /**
+   * Calls `fn(...args)` in a worker; the result arrives in the returned {@linkcode AsyncResult}.
+   * `args` is typed by `fn`'s parameters, and may be left out only when `fn` takes none.
+   *
+   * @param fn A function exported from the pool's module.
+   * @param args Its arguments.
+   * @param options Callbacks, and a timeout (ms) or an abort signal for this task.
+   * @returns The task's result, to `get()` or `wait()` for.
+   */
+  applyAsync<A extends unknown[], R>(
+    fn: (...a: A) => R,
+    args: NoInfer<A>,
+    options?: ApplyOptions<Awaited<R>>,
+  ): AsyncResult<Awaited<R>>;
+  /**
+   * Calls `fn()` in a worker; the result arrives in the returned {@linkcode AsyncResult}.
+   *
+   * @param fn A function exported from the pool's module, that needs no argument.
+   * @param args None.
+   * @param options Callbacks, and a timeout (ms) or an abort signal for this task.
+   * @returns The task's result, to `get()` or `wait()` for.
+   */
+  applyAsync<R>(fn: () => R, args?: [], options?: ApplyOptions<Awaited<R>>): AsyncResult<Awaited<R>>;
   applyAsync<R>(
     fn: (...a: any[]) => R,
     args: unknown[] = [],
@@ -175,9 +307,9 @@ export class Pool {
   }
 
   /** As {@linkcode Pool.map}, with each item spread as the arguments: `fn(...item)`. */
-  async starmap<R>(
-    fn: (...a: any[]) => R,
-    items: Iterable<unknown[]> | AsyncIterable<unknown[]>,
+  async starmap<A extends unknown[], R>(
+    fn: (...a: A) => R,
+    items: Iterable<NoInfer<A>> | AsyncIterable<NoInfer<A>>,
     options: MapOptions = {},
   ): Promise<Awaited<R>[]> {
     this.#checkRunning("starmap");
@@ -185,9 +317,9 @@ export class Pool {
   }
 
   /** As {@linkcode Pool.starmap}, without waiting. */
-  starmapAsync<R>(
-    fn: (...a: any[]) => R,
-    items: Iterable<unknown[]> | AsyncIterable<unknown[]>,
+  starmapAsync<A extends unknown[], R>(
+    fn: (...a: A) => R,
+    items: Iterable<NoInfer<A>> | AsyncIterable<NoInfer<A>>,
     options: MapAsyncOptions<Awaited<R>> = {},
   ): AsyncResult<Awaited<R>[]> {
     this.#checkRunning("starmapAsync");
