@@ -649,3 +649,37 @@ Deno.test({
     }
   },
 });
+
+const SCOPED = new URL("./fixtures/scoped_run_program.ts", import.meta.url);
+const denoOnPath = (() => {
+  try {
+    return new Deno.Command("deno", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "A program run with --allow-run=deno or --allow-run=<Deno.execPath()> starts children",
+  ignore: !denoOnPath,
+  ...SPAWNS,
+  async fn() {
+    for (const scoped of ["--allow-run=deno", `--allow-run=${Deno.execPath()}`]) {
+      const out = await runProgram(SCOPED, { denoArgs: ["--allow-ffi", scoped] });
+      assert.equal(out.stdout, "child ran\nexit code 0\n", `${scoped}: ${out.stdout}${out.stderr}`);
+    }
+  },
+});
+
+Deno.test({
+  name: "A program not allowed to run Deno is told which --allow-run forms would do",
+  ...SPAWNS,
+  async fn() {
+    const out = await runProgram(SCOPED, { denoArgs: ["--allow-ffi", "--allow-run=true"] });
+    assert.equal(
+      out.stdout,
+      `NotCapable: Cannot start a process: run deno with --allow-run, --allow-run=deno or --allow-run=${Deno.execPath()} (children run this Deno)\n`,
+    );
+  },
+});
