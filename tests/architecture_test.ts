@@ -32,7 +32,6 @@ const ALLOWED_CYCLES: Record<string, string[]> = {
 /** Files of `src/` and `native/` allowed over {@linkcode MAX_LINES} lines. */
 const ALLOWED_BIG_FILES = [
   "native/mod.ts",
-  "src/_manager_server.ts",
   "src/_pool_scheduler.ts",
   "src/_queue_reader.ts",
   "src/_sync_core.ts",
@@ -52,7 +51,6 @@ const ALLOWED_UNDERSCORE_MEMBERS = [
   "Queue._join",
   "Queue._shared",
   "Queue._taskDone",
-  "QueueProxy._check",
   "SimpleQueue._queue",
 ];
 

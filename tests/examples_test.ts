@@ -118,6 +118,14 @@ const EXPECT: Record<string, (lines: string[]) => void> = {
   "shared_counter.ts"(lines) {
     assert.deepEqual(lines, ["counter: 400", "squares: 0 1 4 9"]);
   },
+  "manager_remote.ts"(lines) {
+    assert.deepEqual(lines, [
+      "published: done, jobs, lock, results",
+      "worker programs exited with 0 and 0",
+      "squares: 1→1 2→4 3→9 4→16 5→25 6→36 7→49 8→64 9→81 10→100",
+      "jobs counted under the lock: 10",
+    ]);
+  },
   "manager_dict.ts"(lines) {
     assert.deepEqual(lines, [
       "worker 0: 0",

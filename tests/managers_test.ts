@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import {
   AuthenticationError,
+  BrokenBarrierError,
   EOFError,
-  Event,
+  EventProxy,
   JoinableQueueProxy,
   ListProxy,
-  Lock,
+  LockProxy,
   Manager,
+  ObjectProxy,
   Process,
   QueueEmptyError,
   QueueFullError,
@@ -17,6 +19,7 @@ import * as fx from "./fixtures/manager_fixtures.ts";
 import { cleanup, isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 import { serve, SERVER_LIMITS, type ServerLimits, type ServerReady } from "../src/_manager_server.ts";
 import { FrameChannel } from "../src/_manager_wire.ts";
+import { objectCount } from "../src/managers.ts";
 import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
 
 const module = new URL("./fixtures/manager_fixtures.ts", import.meta.url);
@@ -26,6 +29,16 @@ function shmEntriesOf(pid: number): string[] {
   const prefix = `mp${pid.toString(36)}`;
   return [...Deno.readDirSync("/dev/shm")].map((e) => e.name)
     .filter((n) => n.startsWith(prefix) || n.startsWith(`sem.${prefix}`));
+}
+
+/** Polls the async `cond` every 20 ms until it is true or `ms` passed; returns its last answer. */
+async function waitUntilAsync(cond: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
 }
 
 function exists(path: string): boolean {
@@ -250,14 +263,16 @@ Deno.test({
 });
 
 Deno.test({
-  name: "A lock and an event made by a manager are shared with a child",
+  name:
+    "A lock and an event made by a manager are shared with a child; semaphore, barrier and condition work through the server",
   ...SPAWNS,
   async fn() {
     await using manager = await Manager.start();
     const lock = await manager.lock();
     const event = await manager.event();
-    assert.ok(lock instanceof Lock && event instanceof Event);
+    assert.ok(lock instanceof LockProxy && event instanceof EventProxy);
     assert.equal(await lock.acquire(), true);
+    assert.equal(await lock.locked(), true);
     const p = new Process({ target: fx.seesLockAndSetsEvent, args: [lock, event], module });
     try {
       await p.start();
@@ -265,17 +280,67 @@ Deno.test({
       await p.join(20_000);
       assert.equal(p.exitCode, 0);
     } finally {
-      lock.release();
+      await lock.release();
       await cleanup(p);
     }
+    assert.equal(await lock.locked(), false);
+    await assert.rejects(lock.release(), RangeError);
     const sem = await manager.boundedSemaphore(2);
-    assert.equal(sem.getValue(), 2);
+    assert.equal(await sem.getValue(), 2);
+    assert.equal(await sem.acquire(), true);
+    assert.equal(await sem.getValue(), 1);
+    await sem.release();
+    await assert.rejects(sem.release(), RangeError);
     const barrier = await manager.barrier(1);
+    assert.equal(barrier.parties, 1);
     assert.equal(await barrier.wait(1000), 0);
+    const two = await manager.barrier(2);
+    await assert.rejects(two.wait(20), BrokenBarrierError);
+    assert.equal(await two.broken, true);
+    await two.reset();
+    assert.equal(await two.broken, false);
     const cond = await manager.condition();
+    await assert.rejects(cond.wait(10), /not held/);
     await cond.acquire();
     assert.equal(await cond.wait(10), false);
-    cond.release();
+    await cond.release();
+    const rlock = await manager.rlock();
+    {
+      await using _ = await rlock.hold();
+      assert.equal(await rlock.acquire({ timeout: 0 }), true, "reentrant in the process that holds it");
+      await rlock.release();
+    }
+    assert.equal(await rlock.locked(), false);
+  },
+});
+
+Deno.test({
+  name: "A condition of a manager wakes a waiter in a child when the parent notifies",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start();
+    const cond = await manager.condition(await manager.lock());
+    const ns = await manager.namespace({ ready: false, waiting: false, woken: false });
+    const p = new Process({ target: fx.waitsOnCondition, args: [cond, ns], module });
+    try {
+      await p.start();
+      // The child sets "waiting" while it holds the lock, then waits (releasing it): once we
+      // can take the lock and see "waiting", the child is inside wait().
+      assert.ok(
+        await waitUntilAsync(async () => {
+          await using _ = await cond.hold({ timeout: 1000 });
+          if (!(await ns.get("waiting"))) return false;
+          await ns.set("ready", true);
+          await cond.notifyAll();
+          return true;
+        }),
+      );
+      await p.join(20_000);
+      assert.equal(p.exitCode, 0);
+      assert.equal(await ns.get("woken"), true);
+    } finally {
+      await cleanup(p);
+    }
   },
 });
 
@@ -292,7 +357,11 @@ Deno.test({
       await manager.lock();
       await manager.event();
       assert.ok(exists(path));
-      assert.ok(shmEntriesOf(pid).length > 0, "the server made named resources");
+      assert.deepEqual(
+        shmEntriesOf(pid),
+        [],
+        "a manager's lock and event live in the server, not in /dev/shm",
+      );
       await manager.shutdown();
       await manager.shutdown(); // idempotent
       assert.equal(isRunning(pid), false);
@@ -643,4 +712,246 @@ Deno.test({
       await manager.shutdown();
     }
   },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Objects by name, across separately started programs; remote locks; reference counting.
+
+const clientProgram = new URL("./fixtures/manager_client_program.ts", import.meta.url);
+
+/**
+ * Starts tests/fixtures/manager_client_program.ts with `order` (address, authkey, action) on its
+ * stdin, so the key is in no command line or environment. `line()` reads its next stdout line
+ * (bounded); `stop()` kills it if needed and waits.
+ */
+function startClient(manager: Manager, order: Record<string, unknown>, denoArgs: string[] = []) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...denoArgs, clientProgram.pathname],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const sent = writer.write(new TextEncoder().encode(
+    JSON.stringify({ address: manager.address, authkey: [...manager.authkey], ...order }) + "\n",
+  )).then(() => writer.close());
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  return {
+    child,
+    async line(ms = 30_000): Promise<string> {
+      const deadline = Date.now() + ms;
+      while (!buffered.includes("\n")) {
+        const got = await raceTimeout(lines.read(), Math.max(deadline - Date.now(), 0));
+        if (got === TIMED_OUT) throw new Error(`the client program printed no line within ${ms} ms`);
+        if (got.done) throw new Error(`the client program ended (printed: ${JSON.stringify(buffered)})`);
+        buffered += got.value;
+      }
+      const i = buffered.indexOf("\n");
+      const line = buffered.slice(0, i);
+      buffered = buffered.slice(i + 1);
+      return line;
+    },
+    async stop(): Promise<Deno.CommandStatus> {
+      await sent.catch(() => {});
+      try {
+        child.kill("SIGKILL");
+      } catch { /* ended */ }
+      const status = await child.status;
+      clearTimeout(killer);
+      await lines.cancel().catch(() => {});
+      return status;
+    },
+  };
+}
+
+for (const transport of ["Unix socket", "TCP"] as const) {
+  Deno.test({
+    name:
+      `A separately started program reaches a queue and a dict published by name over a ${transport}; a missing name is NotFound`,
+    ...SPAWNS,
+    async fn() {
+      await using manager = await Manager.start(
+        transport === "TCP" ? { address: { hostname: "127.0.0.1", port: 0 } } : {},
+      );
+      const jobs = await manager.queue<number | null>();
+      const results = await manager.dict<number>();
+      await manager.publish("jobs", jobs);
+      await manager.publish("results", results);
+      assert.deepEqual((await manager.names()).sort(), ["jobs", "results"]);
+      await assert.rejects(manager.lookup("missing"), Deno.errors.NotFound);
+      for (const n of [1, 2, 3, 4]) await jobs.put(n);
+      await jobs.put(null);
+      const client = startClient(manager, { action: "work" });
+      try {
+        assert.equal(await client.line(), JSON.stringify(["jobs", "results"]));
+        assert.equal(await client.line(), "NotFound");
+        assert.deepEqual(await results.toObject(), { 1: 1, 2: 4, 3: 9, 4: 16 });
+        // The same object, by name, from this program too.
+        const again = await manager.lookup<typeof results>("results");
+        assert.equal(await again.get("3"), 9);
+      } finally {
+        await client.stop();
+      }
+      // A wrong key never reaches a name.
+      await assert.rejects(
+        Manager.connect({ address: manager.address, authkey: new TextEncoder().encode("wrong") }),
+        AuthenticationError,
+      );
+    },
+  });
+}
+
+Deno.test({
+  name: "A manager lock held by a client program that is killed with SIGKILL is released for the others",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start({ address: { hostname: "127.0.0.1", port: 0 } });
+    const lock = await manager.lock();
+    await manager.publish("lock", lock);
+    const client = startClient(manager, { action: "hold" });
+    try {
+      assert.equal(await client.line(), "held");
+      assert.equal(await lock.acquire({ timeout: 0 }), false, "the client holds it");
+      client.child.kill("SIGKILL");
+      assert.equal(
+        await lock.acquire({ timeout: 20_000 }),
+        true,
+        "released when the client's connection ended",
+      );
+      await lock.release();
+    } finally {
+      await client.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "The server frees an object when its last proxy is closed, collected, or its client's connection ends; a published one stays",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start();
+    const base = await objectCount(manager);
+    // Closed explicitly.
+    for (let i = 0; i < 2000; i++) {
+      using d = await manager.dict({ i });
+      await d.set("x", i);
+    }
+    assert.equal(await objectCount(manager), base);
+    // Published: stays after its proxy is closed, and can be looked up.
+    const kept = await manager.dict({ kept: true });
+    await manager.publish("kept", kept);
+    kept.close();
+    assert.throws(() => kept.get("kept"), Deno.errors.BadResource);
+    const back = await manager.lookup<typeof kept>("kept");
+    assert.equal(await back.get("kept"), true);
+    back.close();
+    assert.equal(await objectCount(manager), base + 1);
+    // A proxy stored in a dict keeps its object while the dict lives.
+    const outer = await manager.dict<unknown>();
+    const inner = await manager.list([1]);
+    await outer.set("inner", inner);
+    inner.close();
+    const innerAgain = await outer.get("inner") as ListProxy<number>;
+    assert.deepEqual(await innerAgain.toArray(), [1]);
+    innerAgain.close();
+    outer.close();
+    // Collected without close(), and left open by a program that is then killed.
+    const client = startClient(manager, { action: "churn", n: 200 }, ["--v8-flags=--expose-gc"]);
+    try {
+      assert.equal(await client.line(), "done");
+      // What the collector freed is gone; what is left open stays while the program runs.
+      // (base + 1 published + 200 open, + the list until the server's collector frees it)
+      assert.ok(
+        await waitUntilAsync(async () => await objectCount(manager) <= base + 202),
+        `count: ${await objectCount(manager)}, base ${base}`,
+      );
+      assert.ok(await objectCount(manager) >= base + 201, "the open ones stay");
+      client.child.kill("SIGKILL");
+      // The program's connection ended: its 200 open dicts are freed. The dict that held the list
+      // is closed, so the list goes when the server collects the revived proxy inside it: only
+      // the published dict, and at most that list, remain.
+      assert.ok(
+        await waitUntilAsync(async () => await objectCount(manager) <= base + 2),
+        `count: ${await objectCount(manager)}, base ${base}`,
+      );
+    } finally {
+      await client.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "A custom type registered with Manager.start() is made by any client, its exposed methods return promises, others are refused",
+  ...SPAWNS,
+  async fn() {
+    await using manager = await Manager.start({
+      types: {
+        Counter: { module, export: "Counter", exposed: ["inc", "get", "later"] },
+        Limited: { module: module.pathname, export: "Counter", exposed: ["inc"] },
+        Everything: { module: module.href, export: "Counter" },
+      },
+    });
+    const c = await manager.create<fx.Counter>("Counter", 5);
+    assert.ok(c instanceof ObjectProxy);
+    assert.equal(await c.inc(2), 7);
+    assert.equal(await c.later(), 7, "an async method's result");
+    assert.equal("_secret" in c, false);
+    const limited = await manager.create<fx.Counter>("Limited");
+    assert.equal("later" in limited, false, "only the listed methods");
+    const all = await manager.create<fx.Counter>("Everything");
+    assert.deepEqual(["inc", "get", "later", "_secret"].map((m) => m in all), [true, true, true, false]);
+    const p = new Process({ target: fx.incrementsCounter, args: [c, 3], module });
+    try {
+      await p.start();
+      await p.join(20_000);
+      assert.equal(p.exitCode, 0);
+    } finally {
+      await cleanup(p);
+    }
+    assert.equal(await c.get(), 10);
+    await manager.publish("counter", c);
+    const other = await Manager.connect({ address: manager.address, authkey: manager.authkey });
+    const same = await other.lookup<typeof c>("counter");
+    assert.equal(await same.inc(), 11);
+    await assert.rejects(manager.create("Nope"), TypeError);
+    await assert.rejects(
+      Manager.start({ types: { dict: { module, export: "Counter" } } }),
+      /built-in type/,
+    );
+  },
+});
+
+Deno.test("Every built-in proxy class has exactly the methods its server type allows", async () => {
+  const { TYPES } = await import("../src/_manager_types.ts");
+  const mod = await import("../mod.ts");
+  const classes: Record<string, { prototype: object }> = {
+    dict: mod.DictProxy,
+    list: mod.ListProxy,
+    namespace: mod.NamespaceProxy,
+    value: mod.ValueProxy,
+    queue: mod.QueueProxy,
+    joinableQueue: mod.JoinableQueueProxy,
+    lock: mod.LockProxy,
+    rlock: mod.RLockProxy,
+    semaphore: mod.SemaphoreProxy,
+    boundedSemaphore: mod.BoundedSemaphoreProxy,
+    condition: mod.ConditionProxy,
+    event: mod.EventProxy,
+    barrier: mod.BarrierProxy,
+  };
+  // Methods that are the proxy's own (no round trip) or built on the server's.
+  const local = new Set(["constructor", "close", "hold", "waitFor", "joinThread", "cancelJoinThread"]);
+  assert.deepEqual(Object.keys(classes).sort(), Object.keys(TYPES).sort());
+  for (const [type, cls] of Object.entries(classes)) {
+    const names = new Set<string>();
+    for (let p = cls.prototype; p !== mod.BaseProxy.prototype; p = Object.getPrototypeOf(p)) {
+      for (const n of Object.getOwnPropertyNames(p)) if (!local.has(n)) names.add(n);
+    }
+    if (type === "barrier") names.delete("parties"); // known at creation: a local getter
+    assert.deepEqual([...names].sort(), [...TYPES[type].methods].filter((m) => m !== "parties").sort(), type);
+  }
 });

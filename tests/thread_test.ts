@@ -22,15 +22,11 @@ import {
   Value,
 } from "../mod.ts";
 import { cleanup, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
-import { describeFunction } from "../src/_caller.ts";
-import { deserialize, serialize } from "../src/_reduction.ts";
-import { controlChannel, runBuiltin, whenExited } from "../src/thread.ts";
 import {
   closesItsCopy,
   consumes,
   countsUnderLock,
   describesItself,
-  double,
   Doubler,
   echoesDouble,
   exits,
@@ -582,38 +578,6 @@ Deno.test({
       assert.equal(who.thread.name, "MainThread");
       assert.equal(await q.get({ timeout: 30_000 }), 0);
       await t.join(30_000);
-      assert.equal(t.exitCode, 0);
-    } finally {
-      await stop(t);
-    }
-  },
-});
-
-Deno.test({
-  name:
-    "The pool worker loop runs in a thread over a control channel, as in a child process (ThreadPool's seam)",
-  ...SPAWNS,
-  async fn() {
-    const t = new Thread({
-      module: FIXTURES,
-      args: [{ initializer: null, initargs: [], maxTasks: 1 }],
-    });
-    runBuiltin(t, "pool-worker");
-    try {
-      await t.start();
-      const frames: unknown[] = [];
-      let got: () => void;
-      const two = new Promise<void>((r) => got = r);
-      const channel = controlChannel(t, (frame) => frames.push(deserialize(frame)) === 2 && got());
-      channel.send(
-        serialize({ id: 7, fn: describeFunction(double), star: false, items: serialize([1, 2, 3]) }),
-      );
-      await two;
-      const [ready, reply] = frames as [{ ready: boolean }, { id: number; ok: boolean; results: Uint8Array }];
-      assert.deepEqual(ready, { ready: true });
-      assert.deepEqual([reply.id, reply.ok, deserialize(reply.results)], [7, true, [2, 4, 6]]);
-      // maxTasks: 1, so the worker ends by itself.
-      await whenExited(t);
       assert.equal(t.exitCode, 0);
     } finally {
       await stop(t);

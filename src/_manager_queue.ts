@@ -1,0 +1,79 @@
+/**
+ * The queue a manager's server holds (CPython's manager serves a `queue.Queue` the same way).
+ *
+ * @module
+ */
+import { QueueEmptyError, QueueFullError } from "./errors.ts";
+import { Changes, native } from "./_manager_objects.ts";
+
+/** A queue living in the server; `put`, `get` and `join` may wait (until the request's signal). */
+export class QueueImpl {
+  #items: unknown[] = [];
+  #maxsize: number;
+  #unfinished = 0;
+  #changes = new Changes();
+  constructor(maxsize = 0) {
+    if (typeof maxsize !== "number" || !Number.isInteger(maxsize) || maxsize < 0) {
+      throw native(new RangeError(`Invalid maxsize: ${maxsize}: expected an integer from 0 (unbounded)`));
+    }
+    this.#maxsize = maxsize;
+  }
+  #full(): boolean {
+    return this.#maxsize > 0 && this.#items.length >= this.#maxsize;
+  }
+  #fullError(): QueueFullError {
+    return native(new QueueFullError(`Queue is full: it holds its maxsize of ${this.#maxsize} items`));
+  }
+  #tryPut(item: unknown): boolean {
+    if (this.#full()) return false;
+    this.#items.push(item);
+    this.#unfinished++;
+    this.#changes.changed();
+    return true;
+  }
+  async put(item: unknown, wait: unknown, signal: AbortSignal): Promise<void> {
+    if (!(await this.#changes.until(() => this.#tryPut(item), wait, signal, "put()"))) {
+      throw this.#fullError();
+    }
+  }
+  putNowait(item: unknown): void {
+    if (!this.#tryPut(item)) throw this.#fullError();
+  }
+  async get(wait: unknown, signal: AbortSignal): Promise<unknown> {
+    let item: unknown;
+    const take = () => {
+      if (this.#items.length === 0) return false;
+      item = this.#items.shift();
+      this.#changes.changed();
+      return true;
+    };
+    if (!(await this.#changes.until(take, wait, signal, "get()"))) throw native(new QueueEmptyError());
+    return item;
+  }
+  getNowait(): unknown {
+    if (this.#items.length === 0) throw native(new QueueEmptyError());
+    const item = this.#items.shift();
+    this.#changes.changed();
+    return item;
+  }
+  qsize(): number {
+    return this.#items.length;
+  }
+  empty(): boolean {
+    return this.#items.length === 0;
+  }
+  full(): boolean {
+    return this.#full();
+  }
+  taskDone(): void {
+    if (this.#unfinished <= 0) {
+      throw native(
+        new RangeError("Cannot mark a task done: taskDone() was called more times than items were put"),
+      );
+    }
+    if (--this.#unfinished === 0) this.#changes.changed();
+  }
+  async join(signal: AbortSignal): Promise<void> {
+    await this.#changes.until(() => this.#unfinished === 0, undefined, signal, "join()");
+  }
+}
