@@ -348,14 +348,12 @@ export class Manager {
   }
 
   /** A shared dict, filled from `init` (an object, a Map or an iterable of pairs). */
-  // deno-lint-ignore no-explicit-any
-  dict<V = any, K = string>(init?: Record<string, V> | Iterable<readonly [K, V]>): Promise<DictProxy<V, K>> {
+  dict<V = unknown, K = string>(init?: Record<string, V> | Iterable<readonly [K, V]>): Promise<DictProxy<V, K>> {
     return this.#proxy("dict", [entriesOf(init)]);
   }
 
   /** A shared list, filled from `init`. */
-  // deno-lint-ignore no-explicit-any
-  list<V = any>(init?: Iterable<V>): Promise<ListProxy<V>> {
+  list<V = unknown>(init?: Iterable<V>): Promise<ListProxy<V>> {
     return this.#proxy("list", [init === undefined ? [] : [...init]]);
   }
 
@@ -370,14 +368,12 @@ export class Manager {
   }
 
   /** A shared queue (0 or omitted: unbounded). */
-  // deno-lint-ignore no-explicit-any
-  queue<T = any>(maxsize?: number): Promise<QueueProxy<T>> {
+  queue<T = unknown>(maxsize?: number): Promise<QueueProxy<T>> {
     return this.#proxy("queue", [maxsize ?? 0]);
   }
 
   /** A shared joinable queue (0 or omitted: unbounded). */
-  // deno-lint-ignore no-explicit-any
-  joinableQueue<T = any>(maxsize?: number): Promise<JoinableQueueProxy<T>> {
+  joinableQueue<T = unknown>(maxsize?: number): Promise<JoinableQueueProxy<T>> {
     return this.#proxy("joinableQueue", [maxsize ?? 0]);
   }
 

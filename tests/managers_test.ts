@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   AuthenticationError,
+  type DictProxy,
   BrokenBarrierError,
   EOFError,
   EventProxy,
@@ -117,7 +118,7 @@ Deno.test({
       await p.join(20_000);
       assert.equal(p.exitCode, 0);
       assert.equal(await ns.get("child pid"), p.pid);
-      const made = await ns.get("child dict");
+      const made = await ns.get<DictProxy>("child dict");
       assert.deepEqual(await made.toObject(), { made: "by child" });
     } finally {
       await cleanup(p);
