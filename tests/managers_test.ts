@@ -15,7 +15,7 @@ import {
   QueueFullError,
   RemoteError,
 } from "../mod.ts";
-import { Pipe } from "../mod.ts";
+import { activeChildren, Pipe } from "../mod.ts";
 import * as fx from "./fixtures/manager_fixtures.ts";
 import { cleanup, isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 import { serve, SERVER_LIMITS, type ServerLimits, type ServerReady } from "../src/_manager_server.ts";
@@ -66,10 +66,8 @@ function serverPid(before: Set<number>): number {
 }
 /** The pids of this process's children. */
 function childPids(): Set<number> {
-  const out = new TextDecoder().decode(
-    new Deno.Command("pgrep", { args: ["-P", String(Deno.pid)], stdout: "piped" }).outputSync().stdout,
-  );
-  return new Set(out.split("\n").filter(Boolean).map(Number));
+  // This test file's own children: under --parallel, other files' children share this pid.
+  return new Set(activeChildren().map((p) => p.pid!));
 }
 
 Deno.test({
@@ -624,13 +622,14 @@ Deno.test({
     "An empty authkey is a RangeError at the call of Manager.start() and Manager.connect(), and no server starts",
   ...SPAWNS,
   async fn() {
-    const before = childPids();
+    // activeChildren() is this test file's own (under --parallel, other files' children share the pid).
+    const before = new Set(activeChildren());
     await assert.rejects(Manager.start({ authkey: new Uint8Array(0) }), RangeError);
     await assert.rejects(
       Manager.connect({ address: { path: "/nonexistent" }, authkey: new Uint8Array(0) }),
       RangeError,
     );
-    assert.deepEqual([...childPids()].filter((pid) => !before.has(pid) && isRunning(pid)), []);
+    assert.deepEqual(activeChildren().filter((p) => !before.has(p)), []);
   },
 });
 
