@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import {
   AuthenticationError,
-  type DictProxy,
   BrokenBarrierError,
+  type DictProxy,
   EOFError,
   EventProxy,
   JoinableQueueProxy,
