@@ -17,6 +17,14 @@ export interface SpawnOptions {
   fds?: number[];
 }
 
+function runAllowed(command: string): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "run", command }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The program a child runs: this Deno (`Deno.execPath()`), or `deno` as found on PATH when only
  * `--allow-run=deno` allows running it (Deno checks that scoped form against the PATH entry, a
@@ -24,15 +32,12 @@ export interface SpawnOptions {
  */
 function denoCommand(): string {
   const exec = Deno.execPath();
-  const allowed = (command: string) => {
-    try {
-      return Deno.permissions.querySync({ name: "run", command }).state === "granted";
-    } catch {
-      return false;
-    }
-  };
-  if (allowed(exec) || !allowed("deno")) return exec;
-  return "deno";
+  return runAllowed(exec) || !runAllowed("deno") ? exec : "deno";
+}
+
+/** Whether this program may start Deno children (`--allow-run`, or a scoped form naming Deno). */
+export function canRunDeno(): boolean {
+  return runAllowed(denoCommand());
 }
 
 /** Spawns `deno run <parent's flags> ...args`, sharing stdout/stderr with this process. */

@@ -37,6 +37,7 @@ import { serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { IDENTS, NAMES, registry, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
 import { trackerFd } from "./_tracker.ts";
+import { canRunDeno } from "./_spawn.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
 import { describe, withInspect } from "./_inspect.ts";
@@ -273,7 +274,7 @@ export class Thread<A extends unknown[] = any[]> {
         daemon: s.daemon,
         parent: s.parent,
         // The tracker must be this program's (a process started from a Worker dies with it).
-        trackerFd: canRun() ? trackerFd() : s.trackerFd,
+        trackerFd: canRunDeno() ? trackerFd() : s.trackerFd,
         mainModule: s.mainModule,
       },
       counters: reg.counters.buffer as SharedArrayBuffer,
@@ -460,14 +461,6 @@ export function threadForWorker(
     return t;
   } finally {
     building = null;
-  }
-}
-
-function canRun(): boolean {
-  try {
-    return Deno.permissions.querySync({ name: "run" }).state === "granted";
-  } catch {
-    return false;
   }
 }
 
