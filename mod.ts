@@ -50,29 +50,21 @@ export {
   Pool,
   type PoolOptions,
 } from "./src/pool.ts";
-export {
-  type AcquireOptions,
-  type AcquireSyncOptions,
-  Barrier,
-  type BarrierOptions,
-  BoundedSemaphore,
-  Condition,
-  Event,
-  Lock,
-  RLock,
-  Semaphore,
-} from "./src/synchronize.ts";
+export { type AcquireOptions, type AcquireSyncOptions, Lock, RLock } from "./src/lock.ts";
+export { BoundedSemaphore, Semaphore } from "./src/semaphore.ts";
+export { Event } from "./src/event.ts";
+export { Condition } from "./src/condition.ts";
+export { Barrier, type BarrierOptions } from "./src/barrier.ts";
 export { JoinableQueue, Queue, type QueueWaitOptions, SimpleQueue } from "./src/queues.ts";
+export { SharedMemory, type SharedMemoryOptions } from "./src/shared_memory.ts";
 export {
   SharedArray,
-  SharedMemory,
-  type SharedMemoryOptions,
   type SharedTypedArray,
   type SharedValueOptions,
   type TypeCode,
   Value,
   type Widen,
-} from "./src/shared_memory.ts";
+} from "./src/shared_value.ts";
 export {
   BarrierProxy,
   BaseProxy,

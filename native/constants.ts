@@ -41,6 +41,10 @@ const LINUX = {
   /** sizeof(siginfo_t) */
   SIGINFO_SIZE: 128,
   CLOSE_RANGE_CLOEXEC: 4,
+  /** Writes up to this many bytes to a pipe are atomic (POSIX PIPE_BUF). */
+  PIPE_BUF: 4096,
+  /** The largest value a POSIX semaphore can hold (SEM_VALUE_MAX). */
+  SEM_VALUE_MAX: 0x7fff_ffff,
   /** The highest fd the close-on-exec fallback (no close_range) visits. */
   maxFdFallback: 4096,
   /** Where named semaphores and shared memory show up in the file system. */

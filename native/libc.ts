@@ -132,3 +132,14 @@ export function isFailedPointer(ptr: Pointer): boolean {
   if (ptr === null) return true;
   return Deno.UnsafePointer.value(ptr) === 0xffff_ffff_ffff_ffffn;
 }
+
+const encoder = new TextEncoder();
+/** `s` as a NUL-terminated C string; a NUL inside `s` would silently cut it short, so it is refused. */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
+  if (s.includes("\0")) {
+    throw new TypeError(
+      `Invalid argument ${JSON.stringify(s)}: it contains a NUL character, which C reads as its end`,
+    );
+  }
+  return encoder.encode(s + "\0");
+}

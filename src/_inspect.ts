@@ -1,33 +1,24 @@
 /**
- * How this library's objects print in `console.log` and `Deno.inspect`: one style for all, close
- * to Python's reprs, `Kind(key=value, ..., flag, ...)`, e.g.
- * `Process(name="Process-2", pid=4, parent=3, started, daemon)`.
+ * How the library's objects print in `console.log` and `Deno.inspect`: each class has a method
+ * under {@linkcode inspect} (`Symbol.for("Deno.customInspect")`, which Deno looks up) that returns
+ * one line with its state, as CPython's reprs do (`Lock(owner=1234)`, `Value("i32", 3)`).
  *
  * @module
  */
 
-/**
- * `Kind(key=value, ..., flag, ...)`: strings quoted, undefined fields and false flags left out.
- *
- * @example
- * ```ts ignore
- * describe("Lock", { holder: 12 }, { locked: true }); // Lock(holder=12, locked)
- * ```
- */
-export function describe(
-  kind: string,
-  fields: Record<string, string | number | bigint | boolean | null | undefined>,
-  flags: Record<string, boolean> = {},
-): string {
-  const parts = Object.entries(fields)
-    .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k}=${typeof v === "string" ? JSON.stringify(v) : String(v)}`);
-  for (const [flag, on] of Object.entries(flags)) if (on) parts.push(flag);
-  return `${kind}(${parts.join(", ")})`;
+/** The key Deno's `console.log`/`Deno.inspect` call on an object to print it. */
+export const inspect: unique symbol = Symbol.for("Deno.customInspect");
+
+/** `Name(part, part, ...)`, the one format of every class's line; `closed` when closed. */
+export function described(name: string, closed: boolean, parts: () => unknown[]): string {
+  return closed ? `${name}(closed)` : `${name}(${parts().join(", ")})`;
 }
 
-/** `object` with a non-enumerable `Deno.customInspect` method returning `text()` (so it does not travel). */
-export function withInspect<T extends object>(object: T, text: () => string): T {
-  Object.defineProperty(object, Symbol.for("Deno.customInspect"), { value: text });
+/**
+ * `object` with a non-enumerable {@linkcode inspect} method returning `line()`: for the plain
+ * objects `currentProcess()` and `currentThread()` return (non-enumerable, so it does not travel).
+ */
+export function withInspect<T extends object>(object: T, line: () => string): T {
+  Object.defineProperty(object, inspect, { value: line });
   return object;
 }

@@ -31,17 +31,17 @@ import {
   kill,
   mapSharedMemory,
   NamedSemaphore,
+  OS,
   pipe,
   processAlive,
   setNonBlocking,
   type SharedMapping,
-  unlinkSharedMemory,
 } from "../native/mod.ts";
-import { track, uniqueName, untrack } from "./_tracker.ts";
-import { Lock } from "./synchronize.ts";
+import { createNamed, type Named, own, releaseNamed } from "./_resource.ts";
+import { Lock } from "./lock.ts";
 
-/** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF; 4096 on Linux). */
-export const PIPE_BUF = 4096;
+/** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF, in native/constants.ts). */
+export const PIPE_BUF: number = OS.PIPE_BUF;
 /** Frame header: u32 size (of tag + payload), u8 tag. */
 export const HEAD = 5;
 /** The largest payload that travels inline in the pipe. */
@@ -104,18 +104,24 @@ export interface SharedState {
 }
 
 export function createShared(maxsize: number): Shared {
-  const controlName = uniqueName("q");
+  return createNamed("q", (controlName) => makeShared(controlName, maxsize));
+}
+
+function makeShared(controlName: string, maxsize: number): Shared {
   const wakeName = controlName + "s";
   const [readFd, writeFd] = pipe();
   let control: SharedMapping | undefined;
   let wake: NamedSemaphore | undefined;
+  const made: Named[] = [];
   try {
     setNonBlocking(readFd, true);
     setNonBlocking(writeFd, true);
     control = mapSharedMemory(controlName, true, CONTROL_SIZE);
-    track("shm", controlName, { ownedByProcess: true });
+    made.push({ kind: "shm", name: controlName });
+    own({ kind: "shm", name: controlName });
     wake = NamedSemaphore.create(wakeName, 0);
-    track("sem", wakeName, { ownedByProcess: true });
+    made.push({ kind: "sem", name: wakeName });
+    own({ kind: "sem", name: wakeName });
     return {
       readFd,
       writeFd,
@@ -133,15 +139,7 @@ export function createShared(maxsize: number): Shared {
     closeFd(writeFd);
     control?.unmap();
     wake?.close();
-    for (const [kind, name] of [["shm", controlName], ["sem", wakeName]] as const) {
-      try {
-        if (kind === "shm") unlinkSharedMemory(name);
-        else NamedSemaphore.unlink(name);
-        untrack(kind, name);
-      } catch {
-        // never made
-      }
-    }
+    releaseNamed(made); // only what we made: a name that was taken is someone else's
     throw e;
   }
 }
@@ -169,16 +167,7 @@ export function releaseShared(s: Shared): void {
   s.wake.close();
   s.rlock.close();
   s.wlock.close();
-  if (s.creator) {
-    for (const [kind, name] of [["shm", s.controlName], ["sem", s.wakeName]] as const) {
-      try {
-        if (kind === "shm") unlinkSharedMemory(name);
-        else NamedSemaphore.unlink(name);
-      } finally {
-        untrack(kind, name);
-      }
-    }
-  }
+  if (s.creator) releaseNamed([{ kind: "shm", name: s.controlName }, { kind: "sem", name: s.wakeName }]);
 }
 
 // ---------------------------------------------------------------------------------------------

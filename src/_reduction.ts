@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { fastSerializer, type Serializer } from "../native/v8.ts";
 
 /** What a reducer may ask of the transport carrying the value. */
 export interface ReduceContext {
@@ -60,27 +61,10 @@ function reducerFor(obj: object): AnyReducer | undefined {
   return undefined;
 }
 
-// Deno's own binding to V8's ValueSerializer is ~10x faster than node:v8's (measured: 1.4 µs vs
-// 15 µs to serialize a small object) and writes the same format. It is internal, so look for it
-// and fall back to node:v8 when it is not there.
-interface FastCore {
-  serialize(value: unknown): Uint8Array;
-  deserialize(bytes: Uint8Array): unknown;
-}
-const core: FastCore | undefined = (() => {
-  // deno-lint-ignore no-explicit-any
-  const c = (Deno as any)[(Deno as any).internal]?.core;
-  if (typeof c?.serialize !== "function" || typeof c?.deserialize !== "function") return undefined;
-  try {
-    const probe = c.deserialize(c.serialize({ a: [1n, "x"] }));
-    return probe?.a?.[0] === 1n && probe.a[1] === "x" ? c : undefined;
-  } catch {
-    return undefined;
-  }
-})();
-
+// Deno's own binding to V8's ValueSerializer (native/v8.ts) is ~10x faster than node:v8's and
+// writes the same format; fall back to node:v8 when this Deno has none.
 // Loading any node: module costs a child ~3-15 ms of start-up: node:v8 only when needed.
-const v8: FastCore = core ?? await import("node:v8");
+const v8: Serializer = fastSerializer ?? await import("node:v8");
 
 function v8Serialize(value: unknown): Uint8Array {
   try {

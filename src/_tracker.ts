@@ -8,14 +8,12 @@
  * process of the tree has ended, however it ended, SIGKILL included) the tracker reads EOF and
  * unlinks whatever is still registered.
  *
- * Besides, a process unlinks at its normal exit the names it created with `ownedByProcess`
- * (semaphores: they live as long as the process that made them, as in CPython), so that they are
- * gone as soon as it ends.
+ * Besides, a process unlinks at its normal exit the names it owns (`own()` in `_resource.ts`), so
+ * that they are gone as soon as it ends.
  *
  * @module
  */
 import { close, NamedSemaphore, pipe, unlinkSharedMemory, writeAll } from "../native/mod.ts";
-import { atExit, ExitPhase } from "./_exit.ts";
 import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
 
@@ -23,7 +21,6 @@ import { state } from "./_state.ts";
 export type ResourceKind = "sem" | "shm" | "dir";
 
 const encoder = new TextEncoder();
-const owned = new Map<string, ResourceKind>();
 
 let counter = 0;
 
@@ -77,25 +74,12 @@ export function trackerFd(): number {
 }
 
 /** Records that `name` exists and must be unlinked when the process tree is gone. */
-export function track(kind: ResourceKind, name: string, options: { ownedByProcess?: boolean } = {}): void {
+export function track(kind: ResourceKind, name: string): void {
   writeAll(trackerFd(), encoder.encode(`+${kind} ${name}\n`));
-  if (options.ownedByProcess) owned.set(name, kind);
 }
 
 /** Records that `name` was unlinked by its owner. */
 export function untrack(kind: ResourceKind, name: string): void {
-  owned.delete(name);
   const fd = state().trackerFd;
   if (fd !== null) writeAll(fd, encoder.encode(`-${kind} ${name}\n`));
 }
-
-atExit(ExitPhase.names, () => {
-  for (const [name, kind] of owned) {
-    try {
-      unlinkResource(kind, name);
-      untrack(kind, name);
-    } catch {
-      // Exiting: the tracker will retry.
-    }
-  }
-});

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { AcquireOptions } from "./synchronize.ts";
+import type { AcquireOptions } from "./lock.ts";
 import { checkWait, Deadline, timeoutMs } from "./_wait.ts";
 import { BaseProxy, call, extraOf, registerProxy } from "./_manager_proxy.ts";
 

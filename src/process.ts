@@ -33,7 +33,7 @@ import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { ProcessError } from "./errors.ts";
-import { describe, withInspect } from "./_inspect.ts";
+import { described, inspect, withInspect } from "./_inspect.ts";
 
 /**
  * Options of {@linkcode Process} and {@linkcode Thread}. `args` is typed by the target's
@@ -489,26 +489,27 @@ export class Process<A extends unknown[] = any[]> {
   /**
    * How the process prints (`console.log`, `Deno.inspect`), in Python's terms: its name, pid, its
    * parent's pid, and one of `initial` (not started), `started`, `stopped` with its exit code;
-   * then `daemon` and `closed` when they apply. A subclass prints its own class name.
+   * then `daemon` when it is one; `Process(closed)` once closed. A subclass prints its own class
+   * name.
    *
    * @example
    * ```ts ignore
    * console.log(p); // Process(name="Process-2", pid=4312, parent=4300, started, daemon)
    * ```
    */
-  [Symbol.for("Deno.customInspect")](): string {
-    const stopped = this.#exitCode !== null;
-    return describe(this.constructor.name, {
-      name: this.#name,
-      pid: this.pid,
-      parent: this.#parentPid,
-      exitCode: stopped ? this.#exitCode : undefined,
-    }, {
-      initial: !this.#child && !this.#current,
-      started: (!!this.#child || this.#current) && !stopped,
-      stopped,
-      daemon: this.#daemon,
-      closed: this.#closed,
+  [inspect](): string {
+    return described(this.constructor.name, this.#closed, () => {
+      const stopped = this.#exitCode !== null;
+      const pid = this.pid;
+      return [
+        `name=${JSON.stringify(this.#name)}`,
+        ...(pid === undefined ? [] : [`pid=${pid}`]),
+        `parent=${this.#parentPid}`,
+        ...(stopped
+          ? [`exitCode=${this.#exitCode}`, "stopped"]
+          : [this.#child || this.#current ? "started" : "initial"]),
+        ...(this.#daemon ? ["daemon"] : []),
+      ];
     });
   }
 
@@ -682,14 +683,14 @@ export function currentProcess(): CurrentProcess {
       return s.daemon;
     },
   };
-  return withInspect(
-    me,
-    () =>
-      describe("Process", { name: s.name, pid: Deno.pid, parent: s.parent?.pid }, {
-        current: true,
-        daemon: s.daemon,
-      }),
-  );
+  return withInspect(me, () =>
+    described("Process", false, () => [
+      `name=${JSON.stringify(s.name)}`,
+      `pid=${Deno.pid}`,
+      ...(s.parent ? [`parent=${s.parent.pid}`] : []),
+      "current",
+      ...(s.daemon ? ["daemon"] : []),
+    ]));
 }
 
 /**
@@ -711,7 +712,12 @@ export function parentProcess(): ParentProcess | null {
   if (!parent) return null;
   return withInspect(
     { name: parent.name, pid: parent.pid, isAlive: () => Deno.ppid === parent.pid },
-    () => describe("Process", { name: parent.name, pid: parent.pid }, { parent: true }),
+    () =>
+      described(
+        "Process",
+        false,
+        () => [`name=${JSON.stringify(parent.name)}`, `pid=${parent.pid}`, "parent"],
+      ),
   );
 }
 

@@ -40,10 +40,10 @@ import {
 import { deserialize, type ReduceContext, registerReducer, serialize } from "./_reduction.ts";
 // A waiting put() or join() sleeps in slices as a lock does: then it looks at abort, close and
 // dead producers.
-import { SLICE_MS } from "./_sync_core.ts";
+import { SLICE_MS } from "./_sync_wait.ts";
 import { type CheckedWait, checkWait, Deadline, whenAborted } from "./_wait.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
-import type { Lock } from "./synchronize.ts";
+import type { Lock } from "./lock.ts";
 
 /** Options of `put()` and `get()`. */
 export interface QueueWaitOptions {

@@ -1,58 +1,20 @@
 /**
- * Shared memory between processes (CPython: `shared_memory.py` and `sharedctypes.py`), on POSIX
- * `shm_open` + `mmap`.
+ * Named shared memory between processes (CPython: `shared_memory.py`), on POSIX `shm_open` +
+ * `mmap`.
  *
- * - {@linkcode SharedMemory} is a named block of bytes. As in Python, it lives until someone calls
- *   `unlink()`; the resource tracker unlinks a block nobody unlinked once the whole process tree
- *   has ended.
- * - {@linkcode Value} and {@linkcode SharedArray} are typed views of a block of their own,
- *   guarded by a lock for compound updates. Their block belongs to the process that made them
- *   (like a `Lock`'s semaphore): it is unlinked by `close()` there or when that process exits;
- *   processes that already have it keep using it.
- *
- * All three travel to children as handles (the block's name) and see the same bytes there.
+ * {@linkcode SharedMemory} is a named block of bytes. As in Python, it lives until someone calls
+ * `unlink()`; the resource tracker unlinks a block nobody unlinked once the whole process tree has
+ * ended. It travels to children as a handle (the block's name) and sees the same bytes there. A
+ * SharedMemory collected without `close()` is unmapped once no view of its bytes is left either
+ * (`_resource.ts`); its name stays until `unlink()`.
  *
  * @module
  */
 import { mapSharedMemory, type SharedMapping, unlinkSharedMemory } from "../native/mod.ts";
-import { deserialize, registerReducer, serialize } from "./_reduction.ts";
-import { track, uniqueName, untrack } from "./_tracker.ts";
-import { type Lock, RLock } from "./synchronize.ts";
-
-/** Element types of {@linkcode Value} and {@linkcode SharedArray}. */
-export type TypeCode = "i8" | "u8" | "i16" | "u16" | "i32" | "u32" | "i64" | "u64" | "f32" | "f64";
-
-const ARRAYS = {
-  i8: Int8Array,
-  u8: Uint8Array,
-  i16: Int16Array,
-  u16: Uint16Array,
-  i32: Int32Array,
-  u32: Uint32Array,
-  i64: BigInt64Array,
-  u64: BigUint64Array,
-  f32: Float32Array,
-  f64: Float64Array,
-} as const;
-
-/**
- * `number` or `bigint`: what a {@linkcode Value} holds. `new Value("i32", 5)` infers `V = 5`;
- * its `value` is still any number.
- */
-export type Widen<V> = V extends number ? number : V extends bigint ? bigint : V;
-
-/** The typed array a {@linkcode SharedArray} of each type code exposes. */
-export type SharedTypedArray =
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array
-  | Float32Array
-  | Float64Array;
+import { described, inspect } from "./_inspect.ts";
+import { registerReducer } from "./_reduction.ts";
+import { createNamed, forgetCollected, onCollected } from "./_resource.ts";
+import { track, untrack } from "./_tracker.ts";
 
 /** Options of {@linkcode SharedMemory}. */
 export interface SharedMemoryOptions {
@@ -108,11 +70,16 @@ export class SharedMemory {
         "Cannot attach to shared memory without its name: pass { name }, or { create: true, size }",
       );
     }
-    const full = name !== undefined ? slashed(name) : uniqueName("s");
-    this.#mapping = mapSharedMemory(full, create, size);
+    const [full, mapping] = name !== undefined
+      ? [slashed(name), mapSharedMemory(slashed(name), create, size)] as const
+      : createNamed("s", (fresh) => [fresh, mapSharedMemory(fresh, true, size)] as const);
     if (create) track("shm", full);
+    this.#mapping = mapping;
     this.#name = full;
-    this.#buf = new Uint8Array(this.#mapping.buffer);
+    this.#buf = new Uint8Array(mapping.buffer);
+    // Collected without close(): unmap once neither this object nor a view of its bytes is left.
+    // The name stays (as in Python: only unlink() removes it; the tracker does at the end).
+    onCollected(mapping.buffer, mapping.release, this);
   }
 
   /** The block's name without the leading "/" (pass it to attach elsewhere). */
@@ -133,6 +100,7 @@ export class SharedMemory {
   /** Unmaps the block in this process (idempotent). Views of `buf` then read as empty. */
   close(): void {
     if (!this.#mapping) return;
+    forgetCollected(this);
     this.#mapping.unmap();
     this.#mapping = null;
     this.#buf = new Uint8Array(0);
@@ -148,247 +116,21 @@ export class SharedMemory {
   [Symbol.dispose](): void {
     this.close();
   }
-}
 
-registerReducer(SharedMemory, {
-  name: "multiprocessing.SharedMemory",
-  reduce: (shm) => shm.name,
-  revive: (name: string) => new SharedMemory({ name }),
-});
-
-/** Options of {@linkcode Value} and {@linkcode SharedArray}. */
-export interface SharedValueOptions {
-  /** `true` (default): a new `RLock` guards compound updates; `false`: none; or your own lock. */
-  lock?: boolean | Lock | RLock;
-}
-
-/** The block of a Value or SharedArray, owned by the process that made it. */
-class TypedBlock {
-  readonly name: string;
-  readonly type: TypeCode;
-  readonly length: number;
-  readonly array: SharedTypedArray;
-  readonly lock: Lock | RLock | null;
-  #mapping: SharedMapping | null;
-  #owner: boolean;
-
-  constructor(type: TypeCode, length: number, lock: boolean | Lock | RLock, name?: string) {
-    const Typed = ARRAYS[type];
-    if (!Typed) {
-      throw new TypeError(`Invalid type code "${type}": expected one of ${Object.keys(ARRAYS).join(", ")}`);
-    }
-    this.type = type;
-    this.length = length;
-    this.#owner = name === undefined;
-    this.name = name ?? uniqueName("v");
-    this.#mapping = mapSharedMemory(this.name, this.#owner, Math.max(1, length) * Typed.BYTES_PER_ELEMENT);
-    if (this.#owner) track("shm", this.name, { ownedByProcess: true });
-    this.array = new Typed(this.#mapping.buffer, 0, length);
-    this.lock = lock === true ? new RLock() : lock === false ? null : lock;
-  }
-
-  close(): void {
-    if (!this.#mapping) return;
-    this.#mapping.unmap();
-    this.#mapping = null;
-    if (this.#owner) {
-      unlinkSharedMemory(this.name);
-      untrack("shm", this.name);
-    }
-  }
-}
-
-/** Throws a `TypeError` unless `v` can be stored in an element of `type` (a bigint for "i64"/"u64",
- * else a number): a typed array would store "a" as 0 without a word. */
-function checkElement(type: TypeCode, v: unknown, what: string): void {
-  const big = type === "i64" || type === "u64";
-  if (big ? typeof v !== "bigint" : typeof v !== "number") {
-    throw new TypeError(
-      `Invalid ${what} ${
-        typeof v === "string" ? JSON.stringify(v) : String(v)
-      }: a "${type}" element holds a ${big ? "bigint" : "number"}`,
-    );
-  }
-}
-
-function checkLockOption(lock: unknown): boolean | Lock | RLock {
-  if (lock === undefined) return true;
-  if (typeof lock === "boolean" || (typeof lock === "object" && lock !== null && "acquire" in lock)) {
-    return lock as boolean | Lock | RLock;
-  }
-  throw new TypeError("Invalid lock option: expected true, false, a Lock or an RLock");
-}
-
-function lockOf(block: TypedBlock, what: string): Lock | RLock {
-  if (!block.lock) throw new Error(`Cannot get the lock of this ${what}: it was made with { lock: false }`);
-  return block.lock;
-}
-
-function reduceBlock(block: TypedBlock) {
-  // The lock travels as a handle of its own, serialized here (a reducer's state is plain data).
-  return {
-    name: block.name,
-    type: block.type,
-    length: block.length,
-    lock: block.lock && serialize(block.lock),
-  };
-}
-
-function reviveBlock(s: ReturnType<typeof reduceBlock>): TypedBlock {
-  const lock = s.lock ? deserialize(s.lock) as Lock | RLock : false;
-  return new TypedBlock(s.type, s.length, lock, s.name);
-}
-
-/** Set while a Value or SharedArray is being revived from a handle: its constructor adopts it. */
-let reviving: TypedBlock | null = null;
-
-function revive<T>(make: () => T, block: TypedBlock): T {
-  reviving = block;
-  try {
-    return make();
-  } finally {
-    reviving = null;
-  }
-}
-
-/**
- * A single number in shared memory, as Python's `multiprocessing.Value`. Reads and writes of
- * `value` go straight to the shared bytes; hold `getLock()` for read-modify-write updates.
- *
- * @example A counter several processes add to
- * ```ts
- * import { Value } from "@mp/multiprocessing";
- *
- * const counter = new Value("i32", 0);
- * using _ = await counter.getLock().hold();
- * counter.value += 1;
- * ```
- */
-export class Value<V extends number | bigint = number> {
-  #block: TypedBlock;
-
-  /** A new shared number of the given type, set to `initial` (default 0). */
-  constructor(type: TypeCode, initial?: V, options: SharedValueOptions = {}) {
-    if (reviving) {
-      this.#block = reviving;
-      return;
-    }
-    const lock = checkLockOption(options?.lock);
-    if (initial !== undefined && type in ARRAYS) checkElement(type, initial, "initial value");
-    this.#block = new TypedBlock(type, 1, lock);
-    if (initial !== undefined) this.value = initial as Widen<V>;
-  }
-
-  /** The shared number (a bigint for "i64" and "u64"). */
-  get value(): Widen<V> {
-    return this.#block.array[0] as Widen<V>;
-  }
-  set value(v: Widen<V>) {
-    checkElement(this.#block.type, v, "value");
-    (this.#block.array as unknown as (number | bigint)[])[0] = v;
-  }
-
-  /** The lock that guards compound updates. */
-  getLock(): Lock | RLock {
-    return lockOf(this.#block, "Value");
-  }
-
-  /** Unmaps it here; in the process that made it, also removes its name (idempotent). */
-  close(): void {
-    this.#block.close();
-  }
-
-  /** `close()`. */
-  [Symbol.dispose](): void {
-    this.close();
+  /** How it prints: `SharedMemory(name="mp1a2b3", size=100)`, `SharedMemory(closed)`. */
+  [inspect](): string {
+    return described("SharedMemory", this.#mapping === null, () => [
+      `name=${JSON.stringify(this.name)}`,
+      `size=${this.size}`,
+    ]);
   }
 
   static {
-    registerReducer(Value, {
-      name: "multiprocessing.Value",
-      reduce: (v) => reduceBlock(v.#block),
-      revive: (s: ReturnType<typeof reduceBlock>) => revive(() => new Value(s.type), reviveBlock(s)),
-    });
-  }
-}
-
-/**
- * An array of numbers in shared memory, as Python's `multiprocessing.Array`. `array` is a typed
- * array over the shared bytes.
- *
- * @example Children fill an array their parent reads
- * ```ts
- * import { SharedArray } from "@mp/multiprocessing";
- *
- * const squares = new SharedArray("f64", 10);
- * squares.array[3] = 9;
- * console.log(squares.length, squares.array[3]); // 10 9
- * ```
- */
-export class SharedArray {
-  #block: TypedBlock;
-
-  /** A new shared array: of `length` zeros, or holding the given items. */
-  constructor(
-    type: TypeCode,
-    sizeOrItems: number | Iterable<number | bigint>,
-    options: SharedValueOptions = {},
-  ) {
-    if (reviving) {
-      this.#block = reviving;
-      return;
-    }
-    const lock = checkLockOption(options?.lock);
-    if (typeof sizeOrItems === "number") {
-      if (!Number.isSafeInteger(sizeOrItems) || sizeOrItems < 0) {
-        throw new RangeError(`Invalid size: ${sizeOrItems}; expected a whole number of elements, 0 or more`);
-      }
-      this.#block = new TypedBlock(type, sizeOrItems, lock);
-    } else {
-      if (typeof (sizeOrItems as Iterable<unknown> | null)?.[Symbol.iterator] !== "function") {
-        throw new TypeError(
-          `Invalid SharedArray size or items: expected a number of elements or an iterable of numbers, got ${
-            sizeOrItems === null ? "null" : typeof sizeOrItems
-          }`,
-        );
-      }
-      const items = [...sizeOrItems];
-      if (type in ARRAYS) items.forEach((item, i) => checkElement(type, item, `item ${i}`));
-      this.#block = new TypedBlock(type, items.length, lock);
-      (this.#block.array as unknown as { set(a: ArrayLike<number | bigint>): void }).set(items);
-    }
-  }
-
-  /** The shared elements. */
-  get array(): SharedTypedArray {
-    return this.#block.array;
-  }
-
-  /** Number of elements. */
-  get length(): number {
-    return this.#block.length;
-  }
-
-  /** The lock that guards compound updates. */
-  getLock(): Lock | RLock {
-    return lockOf(this.#block, "SharedArray");
-  }
-
-  /** Unmaps it here; in the process that made it, also removes its name (idempotent). */
-  close(): void {
-    this.#block.close();
-  }
-
-  /** `close()`. */
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
-  static {
-    registerReducer(SharedArray, {
-      name: "multiprocessing.SharedArray",
-      reduce: (a) => reduceBlock(a.#block),
-      revive: (s: ReturnType<typeof reduceBlock>) => revive(() => new SharedArray(s.type, 0), reviveBlock(s)),
+    // Only the name travels: the receiver attaches to the same block.
+    registerReducer(SharedMemory, {
+      name: "multiprocessing.SharedMemory",
+      reduce: (shm) => shm.name,
+      revive: (name: string) => new SharedMemory({ name }),
     });
   }
 }

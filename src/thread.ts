@@ -40,7 +40,7 @@ import { trackerFd } from "./_tracker.ts";
 import { canRunDeno } from "./_spawn.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
-import { describe, withInspect } from "./_inspect.ts";
+import { described, inspect, withInspect } from "./_inspect.ts";
 import { type ControlChannel, type ProcessOptions, withName } from "./process.ts";
 
 /** How a thread is built inside its Worker (see `_thread_main.ts`). */
@@ -179,18 +179,19 @@ export class Thread<A extends unknown[] = any[]> {
    * console.log(t); // Thread(name="Thread-1", ident=2, started, daemon)
    * ```
    */
-  [Symbol.for("Deno.customInspect")](): string {
-    const current = building === null && this.#ident !== undefined && !this.#worker;
-    const stopped = this.#exitCode !== null;
-    return describe(this.constructor.name, {
-      name: this.#name,
-      ident: this.#ident,
-      exitCode: stopped ? this.#exitCode : undefined,
-    }, {
-      initial: this.#ident === undefined,
-      started: (!!this.#worker || current) && !stopped,
-      stopped,
-      daemon: this.#daemon,
+  [inspect](): string {
+    return described(this.constructor.name, false, () => {
+      const stopped = this.#exitCode !== null;
+      return [
+        `name=${JSON.stringify(this.#name)}`,
+        ...(this.#ident === undefined ? ["initial"] : [`ident=${this.#ident}`]),
+        ...(stopped
+          ? [`exitCode=${this.#exitCode}`, "stopped"]
+          : this.#ident === undefined
+          ? []
+          : ["started"]),
+        ...(this.#daemon ? ["daemon"] : []),
+      ];
     });
   }
 
@@ -545,6 +546,12 @@ export function currentThread(): CurrentThread {
   const { name, ident, daemon } = registry().current;
   return withInspect(
     { name, ident, daemon },
-    () => describe("Thread", { name, ident }, { current: true, daemon }),
+    () =>
+      described("Thread", false, () => [
+        `name=${JSON.stringify(name)}`,
+        `ident=${ident}`,
+        "current",
+        ...(daemon ? ["daemon"] : []),
+      ]),
   );
 }

@@ -155,6 +155,31 @@ Deno.test("NamedSemaphore waits accept fractional timeouts", async () => {
   }
 });
 
+Deno.test("NamedSemaphore.close() during a waitAsync frees the handle after the wait; an aborted wait passes its post on", async () => {
+  const name = `/mpt${Deno.pid.toString(36)}c`;
+  const sem = NamedSemaphore.create(name, 0);
+  const other = NamedSemaphore.open(name);
+  try {
+    const pending = sem.waitAsync(5000);
+    sem.close();
+    assert.equal(sem.closed, true);
+    assert.throws(() => sem.post(), Deno.errors.BadResource);
+    other.post(); // the wait in flight still holds the handle, and takes this post
+    assert.equal(await pending, true);
+    // Aborted while waiting: rejects at once; the post the abandoned wait takes goes back.
+    const ac = new AbortController();
+    const aborted = other.waitAsync(200, ac.signal);
+    ac.abort(new Error("stop"));
+    await assert.rejects(aborted, /stop/);
+    other.post();
+    assert.equal(await other.waitAsync(5000), true);
+    assert.equal(other.value(), 0);
+  } finally {
+    other.close();
+    NamedSemaphore.unlink(name);
+  }
+});
+
 Deno.test("serialize() finds library objects inside class instances, and refuses them inside errors", () => {
   class Holder {
     constructor(readonly token: Token, readonly n: number) {}

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { Lock, Process, RLock, SharedArray, SharedMemory, Value } from "../mod.ts";
-import { NamedSemaphore, unlinkSharedMemory } from "../native/mod.ts";
+import { Lock, Process, RLock, SharedArray, SharedMemory, Thread, Value } from "../mod.ts";
+import { NamedSemaphore, OS, unlinkSharedMemory } from "../native/mod.ts";
+import { _resourceNames } from "../src/_sync_block.ts";
 import * as fx from "./fixtures/shm_fixtures.ts";
-import { cleanup, shmEntryExists, SPAWNS } from "./fixtures/helpers.ts";
+import { cleanup, runProgram, shmEntryExists, SPAWNS } from "./fixtures/helpers.ts";
 
 const module = new URL("./fixtures/shm_fixtures.ts", import.meta.url);
 
@@ -131,7 +132,11 @@ Deno.test("Value refuses an initial value that is not a number of its type with 
   for (
     const [type, initial] of [["i32", "5"], ["f64", null], ["i64", 5], ["u32", 5n], ["f32", {}]] as const
   ) {
-    assert.throws(() => new Value(type, initial as never), TypeError, `${type} ${String(initial)}`);
+    assert.throws(
+      () => new Value<number | bigint>(type, initial as never),
+      TypeError,
+      `${type} ${String(initial)}`,
+    );
   }
   assert.deepEqual(typedBlocksHere(), before);
   using v = new Value("i32", 3);
@@ -188,4 +193,107 @@ Deno.test({
     }
     assert.equal(counter.value, 600);
   },
+});
+
+Deno.test({
+  name:
+    "Shared memory collected without close() is unmapped, and the Value and SharedArray blocks and their locks are unlinked; a kept view stays readable",
+  ...SPAWNS,
+  async fn() {
+    const out = await runProgram(new URL("./fixtures/shm_gc_program.ts", import.meta.url), {
+      denoArgs: ["-A", "--v8-flags=--expose-gc"],
+    });
+    assert.equal(out.code, 0, out.stderr);
+    const { made, left, mapped, shm, viewed } = JSON.parse(out.stdout);
+    assert.equal(made.length, 10, "SharedMemory 1, Value 1, SharedArray 2, and 3 RLocks of 2 each");
+    // Only the kept view's block is still mapped; SharedMemory keeps its name until unlink(), as
+    // in Python; everything else is gone.
+    assert.equal(mapped.length, 1);
+    assert.ok(made.includes(mapped[0]) && mapped[0] !== shm);
+    assert.deepEqual(left, [shm, mapped[0]].sort());
+    assert.deepEqual(viewed, [1.5, 2.5]);
+  },
+});
+
+Deno.test("Value.close() and SharedArray.close() close the lock they made, and leave a lock they were given open", () => {
+  const lock = new Lock();
+  try {
+    const value = new Value("i32", 1);
+    const own = value.getLock();
+    const array = new SharedArray("u8", 2, { lock });
+    const files = _resourceNames(own);
+    assert.ok([...files.sem, ...files.shm].every(shmEntryExists));
+    value.close();
+    array.close();
+    assert.throws(() => own.locked(), Deno.errors.BadResource);
+    assert.ok(![...files.sem, ...files.shm].some(shmEntryExists));
+    assert.equal(lock.locked(), false);
+    assert.equal(lock.acquireSync(), true);
+    lock.release();
+  } finally {
+    lock.close();
+  }
+});
+
+Deno.test("SharedMemory, Value and SharedArray print their name and size, type and value, type and items", () => {
+  const shm = new SharedMemory({ create: true, size: 100 });
+  try {
+    assert.equal(Deno.inspect(shm), `SharedMemory(name="${shm.name}", size=100)`);
+    shm.close();
+    assert.equal(Deno.inspect(shm), "SharedMemory(closed)");
+  } finally {
+    shm.unlink();
+  }
+  using value = new Value("i32", 3);
+  using big = new Value<bigint>("i64", 5n);
+  using floats = new SharedArray("f64", [1.5, 2.5]);
+  using many = new SharedArray("u8", 12);
+  assert.equal(Deno.inspect(value), 'Value("i32", 3)');
+  assert.equal(Deno.inspect(big), 'Value("i64", 5n)');
+  assert.equal(Deno.inspect(floats), 'SharedArray("f64", [1.5, 2.5])');
+  assert.equal(Deno.inspect(many), 'SharedArray("u8", [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ... 2 more])');
+  // The type code picks the array type: no cast needed for arithmetic.
+  const sum: number = floats.array.reduce((a, b) => a + b, 0);
+  assert.equal(sum, 4);
+  value.close();
+  assert.equal(Deno.inspect(value), "Value(closed)");
+});
+
+Deno.test("The type code types the contents: a 64-bit Value holds a bigint, a SharedArray's array is its typed array", () => {
+  using big = new Value("i64", 1n);
+  using declared = new Value<bigint>("u64");
+  using floats = new SharedArray("f64", [0.5]);
+  const b: bigint = big.value + declared.value;
+  const f: Float64Array = floats.array;
+  assert.equal(b, 1n);
+  assert.ok(f instanceof Float64Array);
+  // Checked by the compiler (deno check fails when one of these compiles):
+  // @ts-expect-error: an "i64" Value holds a bigint: write new Value<bigint>("i64") or give a bigint
+  const untyped = () => new Value("i64");
+  // @ts-expect-error: a "f64" array is not an Int32Array
+  const wrongArray = (): Int32Array => floats.array;
+  // @ts-expect-error: an "i32" Value holds a number
+  const wrongInitial = () => new Value("i32", 5n);
+  assert.equal(typeof untyped + typeof wrongArray + typeof wrongInitial, "functionfunctionfunction");
+});
+
+/** The /dev/shm files this process has mapped, once per mapping. */
+function shmMappings(): string[] {
+  const at = `${OS.shmDir}/`;
+  return Deno.readTextFileSync("/proc/self/maps").split("\n").filter((l) => l.includes(at))
+    .map((l) => l.slice(l.indexOf(at) + at.length));
+}
+
+Deno.test("A Value closed in a thread leaves no mapping behind, of its block or of the lock it came with", async () => {
+  const before = new Set(shmMappings());
+  using value = new Value("i32", 1);
+  // Its block and its lock's (glibc maps a named semaphore's file too).
+  const mine = shmMappings().filter((f) => !before.has(f));
+  assert.ok(mine.length >= 2, `mapped: ${mine}`);
+  const thread = new Thread({ target: fx.incrementsAndCloses, args: [value], module });
+  await thread.start();
+  await thread.join(30_000);
+  assert.equal(thread.exitCode, 0);
+  assert.equal(value.value, 2);
+  assert.deepEqual(shmMappings().filter((f) => mine.includes(f)).sort(), mine.sort());
 });

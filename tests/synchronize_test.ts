@@ -12,33 +12,26 @@ import {
 } from "../mod.ts";
 import { deserialize, serialize } from "../src/_reduction.ts";
 import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
-import { _resourceNames } from "../src/synchronize.ts";
+import { _resourceNames } from "../src/_sync_block.ts";
 import * as fx from "./fixtures/sync_fixtures.ts";
-import { cleanup, runProgram, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
+import {
+  cleanup,
+  existingShmFiles,
+  runProgram,
+  shmFilesOf,
+  SPAWNS,
+  tempFile,
+  waitUntil,
+} from "./fixtures/helpers.ts";
 
 const module = new URL("./fixtures/sync_fixtures.ts", import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Our names in /dev/shm made by process `pid` (semaphores and shared blocks). */
-function shmEntriesOf(pid: number): string[] {
-  const prefix = `mp${pid.toString(36)}-y`;
-  return [...Deno.readDirSync("/dev/shm")].map((e) => e.name)
-    .filter((n) => n.startsWith(prefix) || n.startsWith(`sem.${prefix}`));
-}
+/** Our sync primitives' names in /dev/shm made by process `pid`. */
+const shmEntriesOf = (pid: number) => shmFilesOf(pid, "-y");
 
 /** The /dev/shm files behind `obj` that exist now. */
-function filesOf(obj: object): string[] {
-  const { sem, shm } = _resourceNames(obj);
-  const files = [...sem.map((n) => `sem.${n.slice(1)}`), ...shm.map((n) => n.slice(1))];
-  return files.filter((f) => {
-    try {
-      Deno.statSync(`/dev/shm/${f}`);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
+const filesOf = (obj: object) => existingShmFiles(_resourceNames(obj));
 
 /** Every primitive made in `fn` is closed afterwards, and none of their names stays in /dev/shm. */
 async function scoped(fn: (keep: <T extends { close(): void }>(x: T) => T) => Promise<void>): Promise<void> {
@@ -810,4 +803,43 @@ Deno.test({
     assert.equal(made.length, 10, "Lock 2, Semaphore 2, Event 3, Barrier 3");
     assert.deepEqual(left, []);
   },
+});
+
+Deno.test("Each primitive prints its state: holder, count, value, flag, waiters, parties", async () => {
+  using lock = new Lock();
+  using rlock = new RLock();
+  using sem = new Semaphore(2);
+  using bounded = new BoundedSemaphore(1);
+  using event = new Event();
+  using cond = new Condition(lock);
+  using barrier = new Barrier(3);
+  assert.equal(Deno.inspect(lock), "Lock(unlocked)");
+  assert.equal(Deno.inspect(rlock), "RLock(unlocked)");
+  lock.acquireSync();
+  rlock.acquireSync();
+  rlock.acquireSync();
+  assert.equal(Deno.inspect(lock), `Lock(locked, owner=${Deno.pid})`);
+  assert.equal(Deno.inspect(rlock), `RLock(locked, owner=${Deno.pid}, count=2)`);
+  assert.equal(Deno.inspect(cond), `Condition(Lock(locked, owner=${Deno.pid}), waiting=0)`);
+  const waiting = cond.wait(5000);
+  assert.equal(Deno.inspect(cond), "Condition(Lock(unlocked), waiting=1)");
+  assert.equal(await lock.acquire({ timeout: 5000 }), true);
+  cond.notify();
+  lock.release();
+  assert.equal(await waiting, true); // wait() returns holding the lock again
+  lock.release();
+  assert.equal(Deno.inspect(sem), "Semaphore(value=2)");
+  bounded.acquireSync();
+  assert.equal(Deno.inspect(bounded), "BoundedSemaphore(value=0, max=1)");
+  assert.equal(Deno.inspect(event), "Event(unset)");
+  event.set();
+  assert.equal(Deno.inspect(event), "Event(set)");
+  const party = barrier.wait(5000).catch((e) => e);
+  assert.equal(Deno.inspect(barrier), "Barrier(parties=3, waiting=1, broken=false)");
+  barrier.abort();
+  assert.ok((await party) instanceof Error);
+  assert.equal(Deno.inspect(barrier), "Barrier(parties=3, waiting=0, broken=true)");
+  assert.equal(Deno.inspect({ lock }), "{ lock: Lock(unlocked) }");
+  lock.close();
+  assert.equal(Deno.inspect(lock), "Lock(closed)");
 });

@@ -1,5 +1,5 @@
 /**
- * Synchronization primitives across processes (src/synchronize.ts) against CPython's
+ * Synchronization primitives across processes (src/lock.ts, semaphore.ts, barrier.ts) against CPython's
  * `multiprocessing` and the C floor (POSIX named semaphores used directly).
  *
  * @module

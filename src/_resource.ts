@@ -1,0 +1,90 @@
+/**
+ * Named resources: POSIX named semaphores and shared memory objects, which live in `/dev/shm`
+ * under a name until someone unlinks them, whatever happens to the processes that use them.
+ * Making them under a fresh name, tearing them down, and tearing them down when their owner is
+ * garbage collected are written here once, for sync blocks, shared memory and queues.
+ *
+ * - {@linkcode createNamed}: runs `make(name)` under a fresh {@linkcode uniqueName}, and under
+ *   another one when the name turns out to be taken (`AlreadyExists`: another process, or a
+ *   leftover of a process with a recycled pid, got there first). `make` undoes its own partial
+ *   work before it throws.
+ * - {@linkcode own}: tracks a name this process made and that lives as long as this process
+ *   does (a primitive's semaphores and block, a Value's block, a queue's shared part, as in
+ *   CPython): the `names` phase of `_exit.ts` releases what is still owned at a normal exit.
+ * - {@linkcode releaseNamed}: the teardown of names this process made: unlink, then untrack (the
+ *   resource tracker then forgets them). Errors are swallowed: the name may be gone already, and
+ *   the tracker unlinks whatever is left once the process tree has ended.
+ * - {@linkcode onCollected}/{@linkcode forgetCollected}: one `FinalizationRegistry` for every
+ *   resource class. The cleanup must not reach the target (or it is never collected): build it
+ *   in a function that does not see the target.
+ *
+ * @module
+ */
+import { atExit, ExitPhase } from "./_exit.ts";
+import { type ResourceKind, track, uniqueName, unlinkResource, untrack } from "./_tracker.ts";
+
+/** A named resource, as the tracker knows it. */
+export interface Named {
+  readonly kind: Exclude<ResourceKind, "dir">;
+  readonly name: string;
+}
+
+/** How many fresh names {@linkcode createNamed} tries before it gives up. */
+const ATTEMPTS = 5;
+
+/**
+ * Calls `make` with a fresh name (`tag` marks its kind, see {@linkcode uniqueName}) and returns
+ * what it made; when `make` throws `Deno.errors.AlreadyExists`, tries again under another name.
+ */
+export function createNamed<T>(tag: string, make: (name: string) => T): T {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return make(uniqueName(tag));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists) || attempt >= ATTEMPTS) throw e;
+    }
+  }
+}
+
+/** Names this process owns, released at its normal exit unless released before. */
+const owned = new Map<string, Named>();
+
+/** Tracks `resource` as owned by this process: it is released when this process exits normally. */
+export function own(resource: Named): void {
+  track(resource.kind, resource.name);
+  owned.set(resource.name, resource);
+}
+
+/** Unlinks and untracks each of `resources`; never throws (the tracker retries what is left). */
+export function releaseNamed(resources: Iterable<Named>): void {
+  for (const { kind, name } of resources) {
+    owned.delete(name);
+    try {
+      unlinkResource(kind, name);
+    } catch { /* gone already, or the tracker retries */ }
+    try {
+      untrack(kind, name);
+    } catch { /* exiting */ }
+  }
+}
+
+const registry = new FinalizationRegistry<() => void>((cleanup) => {
+  try {
+    cleanup();
+  } catch { /* nothing to report to: the tracker retries what is left */ }
+});
+
+/**
+ * Runs `cleanup` once `target` has been garbage collected, unless {@linkcode forgetCollected}
+ * is called with `token` first. `cleanup` must not refer to `target`.
+ */
+export function onCollected(target: object, cleanup: () => void, token: object = target): void {
+  registry.register(target, cleanup, token);
+}
+
+/** Cancels the {@linkcode onCollected} registered with `token` (the resource was closed). */
+export function forgetCollected(token: object): void {
+  registry.unregister(token);
+}
+
+atExit(ExitPhase.names, () => releaseNamed([...owned.values()]));
