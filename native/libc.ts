@@ -32,6 +32,22 @@ const SYMBOLS = {
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   /** int socketpair(int domain, int type, int protocol, int sv[2]) */
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** int socket(int domain, int type, int protocol) */
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int bind(int fd, const struct sockaddr *addr, socklen_t len) */
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** int listen(int fd, int backlog) */
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  /** int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) */
+  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
+  /** int connect(int fd, const struct sockaddr *addr, socklen_t len) */
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) */
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  /** int shutdown(int fd, int how) */
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  /** ssize_t recvmsg(int fd, struct msghdr *msg, int flags) */
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   /** int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen) */
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** int fcntl(int fd, int cmd, int arg) */

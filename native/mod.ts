@@ -46,3 +46,12 @@ export {
 export { NamedSemaphore } from "./semaphore.ts";
 export { mapSharedMemory, type SharedMapping, unlinkSharedMemory } from "./shm.ts";
 export { fastSerializer, type Serializer } from "./v8.ts";
+export {
+  acceptOne,
+  connectAbstract,
+  CONNECTION_REFUSED,
+  listenAbstract,
+  recvWithFd,
+  sendWithFd,
+  stopListening,
+} from "./scm.ts";

@@ -9,7 +9,9 @@
  * 4. `names`: named semaphores and shared memory this process owns are unlinked (and untracked).
  * 5. `daemons`: daemon children get SIGTERM.
  * 6. `managerDirs`: a manager's temporary socket directory is removed.
- * 7. `threadEnd`: a thread (a Web Worker, see `thread.ts`) tells its parent it has ended; last, so
+ * 7. `fdSharer`: the fd sharer (`_fd_sharer.ts`) stops answering and closes the fds it held for
+ *    messages not yet received (in a thread: the process goes on, so nothing else would).
+ * 8. `threadEnd`: a thread (a Web Worker, see `thread.ts`) tells its parent it has ended; last, so
  *    that `join()` returns only once the thread's queues have handed their items over.
  *
  * A thread runs these hooks too when it ends (its exit ends only its Worker), for what it made
@@ -38,7 +40,8 @@ export const ExitPhase = {
   names: 3,
   daemons: 4,
   managerDirs: 5,
-  threadEnd: 6,
+  fdSharer: 6,
+  threadEnd: 7,
 } as const;
 /** One of {@linkcode ExitPhase}'s values. */
 export type ExitPhase = typeof ExitPhase[keyof typeof ExitPhase];

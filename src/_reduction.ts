@@ -8,19 +8,45 @@
  * each such object is replaced by a marker, plus the list of reduced states; the receiver revives
  * them in place.
  *
+ * An fd inside a message (a connection or queue in a queue item, a `send()`, a pool task) goes
+ * through this process's fd sharer (`src/_fd_sharer.ts`): the state holds an index into the
+ * message's handles, and the receiver fetches each fd while reviving.
+ *
+ * Deno's own resources (an open file, a socket, a child process) cannot travel: the sending call
+ * throws a TypeError that names them, rather than let them arrive as `{}`.
+ *
  * @module
  */
 import { fastSerializer, type Serializer } from "../native/v8.ts";
+import { close as closeFd } from "../native/mod.ts";
+import { type FdHandle, share as shareFd, take as takeFd, withdraw as withdrawFd } from "./_fd_sharer.ts";
 
 /** What a reducer may ask of the transport carrying the value. */
 export interface ReduceContext {
   /**
-   * Asks that `fd` reach the receiver, and returns the number the receiver finds it under: the
-   * same number in a child process (inherited), a duplicate in a thread (so that the thread and
-   * this program close their copies independently, as two processes do). Only a transport that
-   * can pass fds (starting a process or a thread) provides it; elsewhere it throws.
+   * Asks that `fd` reach the receiver, and returns what to put in the state: the number the
+   * receiver finds it under when starting a process (inherited: the same number) or a thread (a
+   * duplicate, so that the thread and this program close their copies independently); inside a
+   * message, an index into the message's fd handles (`src/_fd_sharer.ts`). The reviver turns
+   * it back into an fd with {@linkcode receivedFd}.
    */
   passFd(fd: number): number;
+}
+
+/** The fd handles of the message being revived (null: fds arrived as numbers). */
+let incoming: { handles: FdHandle[]; taken: number[] } | null = null;
+
+/**
+ * The fd a reducer's `passFd()` result stands for, in the process reviving it: a reviver of an
+ * object holding fds calls this on each. Inside a message it fetches the fd from the sender.
+ */
+export function receivedFd(passed: number): number {
+  if (incoming === null) return passed;
+  const h = incoming.handles[passed];
+  if (h === undefined) throw new TypeError(`Cannot revive this message: fd handle ${passed} is missing`);
+  const fd = takeFd(h);
+  incoming.taken.push(fd);
+  return fd;
 }
 
 /** How instances of one library class travel. */
@@ -90,32 +116,38 @@ const PLAIN = 0;
 /** The first byte of every V8 serialization (its version tag). */
 const V8_VERSION_TAG = 0xff;
 const WITH_HANDLES = 1;
+/** As WITH_HANDLES, plus the fd handles that the states' fd indices point into. */
+const WITH_FDS = 3;
 /** A dense array of numbers, sent as raw float64s: ~10x cheaper than V8's format per element. */
 const NUMBERS = 2;
 /** Below this length the check is not worth it. */
 const NUMBERS_MIN = 64;
 const HANDLE_KEY = "__multiprocessing_handle__";
 
-const noFds: ReduceContext = {
-  passFd() {
-    throw new TypeError(
-      "This object cannot travel this way: it holds a file descriptor, which only reaches a child passed as a Process argument",
-    );
-  },
-};
-
 /**
  * Serializes `value` to bytes. Throws a `DataCloneError` naming the value when something in it
  * cannot travel.
  */
-export function serialize(value: unknown, ctx: ReduceContext = noFds): Uint8Array {
+export function serialize(value: unknown, ctx?: ReduceContext): Uint8Array {
   if (Array.isArray(value) && value.length >= NUMBERS_MIN && isNumberArray(value)) return numbersFrame(value);
   // Plain data goes as V8's own bytes, uncopied: they start with V8's version tag (0xFF), which
   // no kind byte below uses. (Copying them behind a kind byte cost ~0.4 µs of ~1.3 µs.)
   if (isFlat(value) || !containsReducible(value, new Set())) return v8Serialize(value);
   const states: [string, unknown][] = [];
-  const copy = replaceReducible(value, new Map(), states, ctx);
-  return frame(WITH_HANDLES, v8Serialize([copy, states]));
+  if (ctx) return frame(WITH_HANDLES, v8Serialize([replaceReducible(value, new Map(), states, ctx), states]));
+  // A message: fds go through the fd sharer. If the message cannot be made after all, the
+  // duplicates kept for it are closed here, so nothing stays held for a message never sent.
+  const handles: FdHandle[] = [];
+  try {
+    const copy = replaceReducible(value, new Map(), states, {
+      passFd: (fd) => handles.push(shareFd(fd)) - 1,
+    });
+    if (handles.length === 0) return frame(WITH_HANDLES, v8Serialize([copy, states]));
+    return frame(WITH_FDS, v8Serialize([copy, states, handles]));
+  } catch (e) {
+    for (const h of handles) withdrawFd(h);
+    throw e;
+  }
 }
 
 /** Revives a value made by {@linkcode serialize}, reviving library objects in this process. */
@@ -124,13 +156,24 @@ export function deserialize(bytes: Uint8Array): unknown {
   const body = bytes.subarray(1);
   if (bytes[0] === PLAIN) return v8Deserialize(body);
   if (bytes[0] === NUMBERS) return Array.from(new Float64Array(bytes.slice(8).buffer));
-  const [copy, states] = v8Deserialize(body) as [unknown, [string, unknown][]];
-  const revived = states.map(([name, state]) => {
-    const r = byName.get(name);
-    if (!r) throw new TypeError(`Cannot revive a ${name}: this process has not loaded the code for it`);
-    return r.revive(state);
-  });
-  return reviveMarkers(copy, revived, new Set());
+  const [copy, states, handles] = v8Deserialize(body) as [unknown, [string, unknown][], FdHandle[]?];
+  const outer = incoming;
+  incoming = bytes[0] === WITH_FDS ? { handles: handles ?? [], taken: [] } : null;
+  const mine = incoming;
+  try {
+    const revived = states.map(([name, state]) => {
+      const r = byName.get(name);
+      if (!r) throw new TypeError(`Cannot revive a ${name}: this process has not loaded the code for it`);
+      return r.revive(state);
+    });
+    return reviveMarkers(copy, revived, new Set());
+  } catch (e) {
+    // The objects revived so far are dropped with the message: close the fds they received.
+    for (const fd of mine?.taken ?? []) closeFd(fd);
+    throw e;
+  } finally {
+    incoming = outer;
+  }
 }
 
 function isNumberArray(a: unknown[]): a is number[] {
@@ -190,10 +233,51 @@ function isLeaf(v: object): boolean {
     v instanceof Boolean || v instanceof Number || v instanceof String;
 }
 
+/** Classes of Deno resources that `Deno` does not export by name. */
+const DENO_RESOURCES = new Set([
+  "Conn",
+  "TcpConn",
+  "UnixConn",
+  "TlsConn",
+  "VsockConn",
+  "Listener",
+  "TcpListener",
+  "UnixListener",
+  "TlsListener",
+  "VsockListener",
+  "DatagramConn",
+  "FsWatcher",
+  "HttpConn",
+  "Stdin",
+  "Stdout",
+  "Stderr",
+]);
+
+/** The name of the Deno resource class `v` is an instance of, if it is one. */
+function denoResource(v: object): string | undefined {
+  for (let p = Object.getPrototypeOf(v); p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    const c = p.constructor;
+    if (typeof c !== "function") continue;
+    if ((Deno as unknown as Record<string, unknown>)[c.name] === c || DENO_RESOURCES.has(c.name)) {
+      return c.name;
+    }
+  }
+  return undefined;
+}
+
+function refuseResource(v: object): void {
+  const what = denoResource(v);
+  if (what === undefined) return;
+  throw new TypeError(
+    `Cannot send a Deno.${what} to another process: it is a resource of this process (an open file, socket, child process or the like), which cannot travel. Send what it names instead (a path, an address) and open it there, or send a Pipe() Connection`,
+  );
+}
+
 function containsReducible(v: unknown, seen: Set<object>): boolean {
-  if (typeof v !== "object" || v === null || byClass.size === 0) return false;
+  if (typeof v !== "object" || v === null) return false;
   if (!isContainer(v)) {
     if (reducerFor(v) !== undefined) return true;
+    refuseResource(v);
     if (isLeaf(v) || seen.has(v)) return false;
     seen.add(v);
     if (v instanceof Error) {

@@ -8,9 +8,11 @@
  * `sendBytes()` frames raw bytes; an empty message is a message.
  *
  * Who holds which end, and what end-of-stream means: the fds are close-on-exec, so a child gets
- * an end only when it is passed as a `Process` argument (it then inherits that fd, under the same
- * number). `recv()` reports the end of the stream ({@linkcode EOFError}) once every copy of the
- * other end is closed, in every process. A stream that ends in the middle of a message is a
+ * an end when it is passed as a `Process` argument (it then inherits that fd, under the same
+ * number), and any process gets one that arrives inside a message (a queue item, a `send()`, a
+ * pool task or result: see `_fd_sharer.ts`; until it is received, the sending process holds it).
+ * `recv()` reports the end of the stream ({@linkcode EOFError}) once every copy of the other end
+ * is closed, in every process. A stream that ends in the middle of a message is a
  * different error (`Deno.errors.UnexpectedEof`): the writer died while it was sending.
  *
  * Reads and writes are non-blocking `read()`/`write()` calls through FFI, and reads are exact
@@ -37,7 +39,7 @@ import {
 } from "../native/mod.ts";
 import { SLICE_MS, Waiter } from "./_fd_wait.ts";
 import { Deadline, sleep, timeoutMs } from "./_wait.ts";
-import { deserialize, registerReducer, serialize } from "./_reduction.ts";
+import { deserialize, receivedFd, registerReducer, serialize } from "./_reduction.ts";
 import { BufferTooShortError, EOFError } from "./errors.ts";
 import type { Process } from "./process.ts";
 
@@ -532,7 +534,7 @@ registerReducer(Connection, {
     return { fd, readable: c.readable, writable: c.writable };
   },
   revive(s: { fd: number; readable: boolean; writable: boolean }) {
-    return new Connection(INTERNAL, s.fd, s.readable, s.writable);
+    return new Connection(INTERNAL, receivedFd(s.fd), s.readable, s.writable);
   },
 });
 

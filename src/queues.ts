@@ -37,7 +37,7 @@ import {
   W_UNFINISHED,
   wakePutters,
 } from "./_queue_shared.ts";
-import { deserialize, type ReduceContext, registerReducer, serialize } from "./_reduction.ts";
+import { deserialize, receivedFd, type ReduceContext, registerReducer, serialize } from "./_reduction.ts";
 // A waiting put() or join() sleeps in slices as a lock does: then it looks at abort, close and
 // dead producers.
 import { SLICE_MS } from "./_sync_wait.ts";
@@ -573,7 +573,8 @@ function reduceQueue(q: Queue, ctx: ReduceContext): QueueState {
 }
 
 function revive(st: QueueState): Shared {
-  return reviveShared({ ...st, locks: deserialize(st.locks) as { rlock: Lock; wlock: Lock } });
+  const fds = { readFd: receivedFd(st.readFd), writeFd: receivedFd(st.writeFd) };
+  return reviveShared({ ...st, ...fds, locks: deserialize(st.locks) as { rlock: Lock; wlock: Lock } });
 }
 
 registerReducer(Queue, {

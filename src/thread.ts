@@ -42,6 +42,7 @@ import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
 import { described, inspect, withInspect } from "./_inspect.ts";
 import { type ControlChannel, type ProcessOptions, withName } from "./process.ts";
+import { workerRef } from "./_worker_ref.ts";
 
 /** How a thread is built inside its Worker (see `_thread_main.ts`). */
 export interface ThreadBuild {
@@ -79,21 +80,6 @@ export function whenExited(t: Thread): Promise<void> {
 
 const running = new Set<Thread>();
 let exitHookInstalled = false;
-
-// The Worker's own (unexported) ref/unref: `Worker.prototype[privateWorkerRef](false)` lets the
-// program end while the Worker runs (node:worker_threads' `unref()` is built on it). Found by
-// shape, as it has no public name; without it a daemon thread keeps the program alive until it
-// ends, as a non-daemon one does.
-const workerRef: ((this: Worker, ref: boolean) => void) | undefined = (() => {
-  const proto = Worker.prototype as unknown as Record<symbol, unknown>;
-  for (const sym of Object.getOwnPropertySymbols(proto)) {
-    const fn = proto[sym];
-    if (sym.description === undefined && typeof fn === "function" && /refCount/.test(String(fn))) {
-      return fn as (this: Worker, ref: boolean) => void;
-    }
-  }
-  return undefined;
-})();
 
 /**
  * A thread running a function of yours in a Web Worker, as Python's `threading.Thread`, with the

@@ -174,8 +174,8 @@ Deno.test("Connection.send() of a value that cannot travel throws DataCloneError
   try {
     assert.throws(() => a.send({ f() {} }), (e: Error) => e.name === "DataCloneError");
     assert.throws(() => a.send(Symbol("s") as unknown), (e: Error) => e.name === "DataCloneError");
-    // A connection cannot travel inside a message: fds only reach children as Process args.
-    assert.throws(() => a.send({ conn: c }), TypeError);
+    // A Deno resource cannot travel (a connection can: tests/fdpass_test.ts).
+    assert.throws(() => a.send({ stdin: Deno.stdin }), TypeError);
     await a.send("fine");
     assert.equal(await b.recv(), "fine");
     assert.equal(await b.poll(), false);

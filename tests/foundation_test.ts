@@ -1,8 +1,17 @@
 /** The layers under the public API: flag forwarding, serialization, the libc wrappers. */
 import assert from "node:assert/strict";
 import { forwardableFlags } from "../src/_flags.ts";
-import { deserialize, registerReducer, serialize } from "../src/_reduction.ts";
-import { mapSharedMemory, NamedSemaphore, OS, unlinkSharedMemory } from "../native/mod.ts";
+import { deserialize, receivedFd, registerReducer, serialize } from "../src/_reduction.ts";
+import {
+  close as closeFd,
+  mapSharedMemory,
+  NamedSemaphore,
+  OS,
+  pipe,
+  read,
+  unlinkSharedMemory,
+  write,
+} from "../native/mod.ts";
 
 Deno.test("forwardableFlags keeps permission, config and import-map flags and drops the rest", () => {
   assert.deepEqual(
@@ -92,10 +101,30 @@ Deno.test("serialize() sends registered library objects as handles and revives t
   assert.equal(out.map.get("k"), out.list[0]); // one object stays one object
   assert.equal(out.same, out.list[0]);
   assert.equal(out.list[1], 1);
-  // An object needing an fd cannot travel where fds cannot go.
-  class Fd {}
-  registerReducer(Fd, { name: "test.Fd", reduce: (_f, ctx) => ctx.passFd(3), revive: () => new Fd() });
-  assert.throws(() => serialize([new Fd()]), /file descriptor/);
+  // An object holding an fd travels inside a message too: the receiver gets its own copy of it.
+  class Fd {
+    constructor(readonly fd: number) {}
+  }
+  registerReducer(Fd, {
+    name: "test.Fd",
+    reduce: (f, ctx) => ctx.passFd(f.fd),
+    revive: (n: number) => new Fd(receivedFd(n)),
+  });
+  const [r, w] = pipe();
+  try {
+    const [copy] = deserialize(serialize([new Fd(w)])) as [Fd];
+    assert.notEqual(copy.fd, w);
+    assert.equal(write(copy.fd, new Uint8Array([7])), 1);
+    closeFd(copy.fd);
+    const got = new Uint8Array(1);
+    assert.equal(read(r, got), 1);
+    assert.equal(got[0], 7);
+  } finally {
+    closeFd(r);
+    closeFd(w);
+  }
+  // Deno's own resources cannot travel, and say what they are.
+  assert.throws(() => serialize({ out: Deno.stdout }), /Deno\.Stdout/);
 });
 
 Deno.test("native errors name the syscall and errno, and map to Deno.errors", () => {

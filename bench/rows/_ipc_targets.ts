@@ -59,3 +59,18 @@ export async function streamBig(q: Queue<unknown>, count: number, size: number):
   await q.put(peakRssMb());
   await q.joinThread();
 }
+
+/** Receives Connections until the end of the stream, closes each, and answers each with a 1. */
+export async function takeConnections(conn: Connection<Connection | null>): Promise<void> {
+  try {
+    for (;;) {
+      const got = await conn.recv();
+      got?.close();
+      await (conn as Connection<unknown>).send(1);
+    }
+  } catch (e) {
+    if (!(e instanceof EOFError)) throw e;
+  } finally {
+    conn.close();
+  }
+}

@@ -4,6 +4,8 @@
  * (plain pipes, fork, blocking read/write).
  *
  * - Round trip: a `{ id, name }` object sent to a child that echoes it (duplex Pipe).
+ * - Connection hand-over: a fresh Pipe end sent inside a message to a child, which receives it
+ *   (its fd comes from this process's fd sharer, src/_fd_sharer.ts), closes it and answers.
  * - Queue one way: 100 000 `{ i, s }` objects put by a child, got by this process, after a "go".
  * - sendBytes: 256 messages of 1 MiB from a child, received with `recvBytes` (duplex Pipe).
  * - Streaming: 1 GiB in 1 MiB `Uint8Array`s through a `Queue(16)`, from a child; the cell is the
@@ -15,10 +17,10 @@
  *
  * @module
  */
-import { Pipe, Process, Queue } from "../../mod.ts";
+import { type Connection, Pipe, Process, Queue } from "../../mod.ts";
 import type { CompareRow } from "../_row.ts";
 import { lastNumber, run } from "../_measure.ts";
-import { echo, produceSmall, sendBig } from "./_ipc_targets.ts";
+import { echo, produceSmall, sendBig, takeConnections } from "./_ipc_targets.ts";
 
 const targets = new URL("./_ipc_targets.ts", import.meta.url);
 const MIB = 2 ** 20;
@@ -45,6 +47,33 @@ export async function roundTripUs(rounds = 5000, warmup = 500): Promise<number> 
       await mine.send(msg);
       await mine.recv();
     }
+    return ((performance.now() - t0) * 1000) / rounds;
+  } finally {
+    mine.close();
+    theirs.close();
+    await child.join(5000);
+    await stop(child);
+  }
+}
+
+/** µs per Connection sent inside a message to a child that receives it, closes it and answers. */
+export async function handOverUs(rounds = 1000, warmup = 100): Promise<number> {
+  // Typed as the child's end is: connections go out; its answers (a 1 each) are only awaited.
+  const [mine, theirs] = Pipe<Connection | null>();
+  const child = new Process({ target: takeConnections, args: [theirs], module: targets });
+  try {
+    await child.start();
+    theirs.close();
+    const round = async () => {
+      const [x, y] = Pipe();
+      await mine.send(y);
+      y.close();
+      await mine.recv();
+      x.close();
+    };
+    for (let i = 0; i < warmup; i++) await round();
+    const t0 = performance.now();
+    for (let i = 0; i < rounds; i++) await round();
     return ((performance.now() - t0) * 1000) / rounds;
   } finally {
     mine.close();
@@ -131,6 +160,38 @@ N = 5000
 t0 = time.perf_counter()
 for _ in range(N):
     a.send(msg); a.recv()
+dt = time.perf_counter() - t0
+a.close()
+p.join()
+print(dt / N * 1e6)
+`;
+
+const PY_HAND_OVER = PY_PRELUDE + `
+def take(c, other):
+    other.close()
+    while True:
+        try:
+            got = c.recv()
+        except EOFError:
+            break
+        got.close()
+        c.send(1)
+a, b = ctx.Pipe()
+p = ctx.Process(target=take, args=(b, a))
+p.start()
+b.close()
+def round_():
+    x, y = ctx.Pipe()
+    a.send(y)
+    y.close()
+    a.recv()
+    x.close()
+for _ in range(100):
+    round_()
+N = 1000
+t0 = time.perf_counter()
+for _ in range(N):
+    round_()
 dt = time.perf_counter() - t0
 a.close()
 p.join()
@@ -299,6 +360,12 @@ export const rows: CompareRow[] = [
     python: PY_ROUND_TRIP,
     c: C_ROUND_TRIP,
     goal: { vs: "python", ratio: 0.75 },
+  },
+  {
+    name: "Connection handed over inside a message to a child (send, receive, answer)",
+    unit: "µs/op",
+    deno: () => handOverUs(),
+    python: PY_HAND_OVER,
   },
   {
     name: "Queue one way, 100 000 small objects, process → process",
