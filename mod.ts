@@ -22,12 +22,14 @@
 export {
   activeChildren,
   cpuCount,
+  type CurrentProcess,
   currentProcess,
+  type ParentProcess,
   parentProcess,
   Process,
   type ProcessOptions,
 } from "./src/process.ts";
-export { activeThreads, currentThread, Thread } from "./src/thread.ts";
+export { activeThreads, type CurrentThread, currentThread, Thread } from "./src/thread.ts";
 export {
   AuthenticationError,
   BrokenBarrierError,

@@ -39,9 +39,49 @@ export function moduleSpecifier(module: string | URL): string {
   return module;
 }
 
-/** How a function is found again in another process: its name, and its source text. */
+/**
+ * How a function is found again in another process: its name, and its source text. A bound
+ * function has neither: a TypeError that says what to do instead.
+ */
 export function describeFunction(fn: (...args: never[]) => unknown): { name: string; source: string } {
+  checkFindable(fn);
   return { name: fn.name, source: Function.prototype.toString.call(fn) };
+}
+
+/**
+ * Refuses a function another process cannot import: a bound method (`obj.method.bind(obj)`) has
+ * no name of its own and no source, and its `this` cannot travel.
+ */
+function checkFindable(fn: (...args: never[]) => unknown): void {
+  if (!fn.name.startsWith("bound ")) return;
+  const name = fn.name.slice("bound ".length) || "work";
+  throw new TypeError(
+    `Invalid target: ${fn.name} is a bound function. Another process imports its function by name from ` +
+      `its module, so bound methods, closures and inline functions cannot be used, and \`this\` does not ` +
+      `travel. Export a function (export function ${name}(...) { ... }) and pass the state it needs as ` +
+      `arguments, or subclass Process (or Thread) with the state as fields and the work in run().`,
+  );
+}
+
+/** Start promises whose failure is reported here when nobody handles it. */
+const starting = new WeakSet<Promise<void>>();
+let reporting = false;
+
+/**
+ * Prints why a child process or thread could not start when nobody awaits or catches its
+ * `start()` (as Python prints a failed child's traceback), without ending this program: one
+ * message, printed here only (the child prints nothing, so a handled failure is not printed twice).
+ */
+export function reportUnhandledStart(started: Promise<void>): void {
+  starting.add(started);
+  if (reporting) return;
+  reporting = true;
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    if (!starting.has(e.promise)) return;
+    e.preventDefault();
+    const r = e.reason;
+    console.error(r instanceof Error ? `${r.name}: ${r.message}` : `Cannot start: ${Deno.inspect(r)}`);
+  });
 }
 
 /** The options of `Process` and `Thread`, checked, with `module` defaulting to the caller's. */
@@ -65,6 +105,7 @@ export function targetOptions(options: unknown, kind: string): TargetOptions {
   if (target !== undefined && typeof target !== "function") {
     throw new TypeError(`Invalid target: expected a function, got ${typeof target}`);
   }
+  if (target) checkFindable(target as (...args: never[]) => unknown);
   if (!Array.isArray(args)) throw new TypeError("Invalid args: expected an array");
   if (name !== undefined && typeof name !== "string") {
     throw new TypeError("Invalid name: expected a string");

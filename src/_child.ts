@@ -11,7 +11,7 @@ import "../mod.ts";
 import { readFrameSync, writeFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
-import { activeChildren, type ChildHeader, Process } from "./process.ts";
+import { activeChildren, type ChildHeader, Process, processForChild } from "./process.ts";
 
 type Module = Record<string, unknown>;
 
@@ -50,6 +50,8 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
     s.bootstrapping = true;
     try {
       mod = load ? await load() : {};
+    } catch (error) {
+      throw whileImporting(error, header.module, "child process");
     } finally {
       s.bootstrapping = false;
     }
@@ -58,11 +60,11 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
     const fields = body.fields;
     const cls = header.className ? findClass(mod, header, Process) : Process;
     const target = header.target ? findTarget(mod, header) : undefined;
-    process = Process._forChild(cls, { header, target, args }, fields);
+    process = processForChild(cls, { header, target, args }, fields);
   } catch (error) {
-    // Said here too: the parent may not be awaiting start().
-    console.error(`Process ${s.name}: cannot start: ${error instanceof Error ? error.message : error}`);
-    reply({ ok: false, error });
+    // Not printed here: start() rejects with it, and the parent prints it when nobody handles
+    // that rejection (`reportUnhandledStart`).
+    reply({ ok: false, error, name: error instanceof Error ? error.name : undefined });
     Deno.exit(1);
   }
   reply({ ok: true });
@@ -83,6 +85,27 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   // As Python: a process waits for its own non-daemon children before it ends.
   await Promise.all(activeChildren().filter((p) => !p.daemon).map((p) => p.join()));
   Deno.exit(code);
+}
+
+/**
+ * The error of a child (`kind`: "child process" or "thread") whose module threw while it was
+ * imported, with a message that says so: the module's top-level code runs again in every child
+ * that imports it (a `Deno.serve()` there fails with "Address already in use"). The error keeps
+ * its class and name.
+ */
+export function whileImporting(error: unknown, module: string | null, kind: string): unknown {
+  if (!(error instanceof Error) || /import\.meta\.main/.test(error.message)) return error;
+  const notLoaded = error instanceof SyntaxError ||
+    /^(Module not found|Relative import path|Import )/.test(error.message);
+  const old = error.message;
+  error.message = `the ${kind} was importing ${module} (to find its target) when it failed: ${old}` +
+    (notLoaded ? "" : `. Importing a module runs its top-level code again in every ${kind}: ` +
+      "put top-level side effects (Deno.serve(), writing files, starting processes) under " +
+      "`if (import.meta.main) { ... }` so that they run only in the main program.");
+  const stack = error.stack ?? "";
+  const at = stack.indexOf("\n    at ");
+  error.stack = `${error.name}: ${error.message}${at >= 0 ? stack.slice(at) : ""}`;
+  return error;
 }
 
 function findTarget(mod: Module, header: ChildHeader): (...args: unknown[]) => unknown {
@@ -106,13 +129,22 @@ export function findExport(
   }
   const bySource = Object.values(mod).find((v) => typeof v === "function" && v.toString() === source);
   if (bySource) return bySource as (...args: unknown[]) => unknown;
-  const fn = name ? `function "${name}"` : "an anonymous function";
+  // An inline arrow gets the name of the property it is written in (`target`, `fn`).
+  const inline = !name || name === "target" || /^(async\s*)?(\([^)]*\)|[\w$]+)\s*=>/.test(source);
+  const state = "state it needs goes in its arguments, or in the fields of a Process subclass";
+  if (inline) {
+    throw new TypeError(
+      `${what}, an inline function${name ? ` ("${name}")` : ""}, is not exported from ${module}. ` +
+        `${importer[0].toUpperCase()}${importer.slice(1)} imports its function by name, so bound methods, ` +
+        `closures and inline functions cannot be used: define it at the top level of that module as ` +
+        `export function work(...) { ... } and pass that function (${state}).`,
+    );
+  }
   throw new TypeError(
-    `${what}, ${fn}, is not exported from ${module}. ` +
-      `Export it from that module (export function ${
-        name || "work"
-      }(...) { ... }) so ${importer} can import it, ` +
-      `or pass { module } naming the module that exports it.`,
+    `${what}, function "${name}", is not exported from ${module}. ` +
+      `Export it from that module (export function ${name}(...) { ... }) so ${importer} can import it by ` +
+      `name, or pass { module } naming the module that exports it. A closure or a function defined ` +
+      `inside another cannot be used (${state}).`,
   );
 }
 

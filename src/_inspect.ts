@@ -13,3 +13,12 @@ export const inspect: unique symbol = Symbol.for("Deno.customInspect");
 export function described(name: string, closed: boolean, parts: () => unknown[]): string {
   return closed ? `${name}(closed)` : `${name}(${parts().join(", ")})`;
 }
+
+/**
+ * `object` with a non-enumerable {@linkcode inspect} method returning `line()`: for the plain
+ * objects `currentProcess()` and `currentThread()` return (non-enumerable, so it does not travel).
+ */
+export function withInspect<T extends object>(object: T, line: () => string): T {
+  Object.defineProperty(object, inspect, { value: line });
+  return object;
+}

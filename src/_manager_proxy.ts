@@ -36,6 +36,16 @@ let stateOf!: (p: BaseProxy) => State;
 /**
  * The base of every manager proxy. The object it points at lives in the manager's server as long
  * as a proxy to it is open anywhere (in any process), or it is published by name.
+ *
+ * @example Close a proxy when done with it
+ * ```ts
+ * import { Manager } from "@mp/multiprocessing";
+ *
+ * await using manager = await Manager.start();
+ * const d = await manager.dict<number>();
+ * await d.set("a", 1);
+ * d.close(); // the server may drop the dict once no proxy to it is open
+ * ```
  */
 export class BaseProxy {
   #s: State;
@@ -122,6 +132,26 @@ export function makeProxy<P>(ref: ProxyRef, counted = false): P {
 /**
  * A proxy to an object of a custom type (see `ManagerStartOptions.types`): it has one method per
  * name the type exposes, each a round trip to the server that returns a promise.
+ *
+ * @example A counter kept in the server
+ * ```ts
+ * import { Manager, ObjectProxy } from "@mp/multiprocessing";
+ *
+ * export class Counter {
+ *   n = 0;
+ *   inc(by: number): number {
+ *     return this.n += by;
+ *   }
+ * }
+ *
+ * if (import.meta.main) {
+ *   await using manager = await Manager.start({
+ *     types: { Counter: { module: import.meta.url, export: "Counter" } },
+ *   });
+ *   const counter = await manager.create<Counter>("Counter");
+ *   console.log(counter instanceof ObjectProxy, await counter.inc(2)); // true 2
+ * }
+ * ```
  */
 export class ObjectProxy extends BaseProxy {
   /** @internal Proxies come from a {@linkcode Manager}. */
@@ -140,7 +170,26 @@ export class ObjectProxy extends BaseProxy {
   }
 }
 
-/** A proxy to a `T` of a custom type: each of its methods, returning a promise. */
+/**
+ * A proxy to a `T` of a custom type: each of its methods, returning a promise.
+ *
+ * @example The type of a custom object's proxy
+ * ```ts
+ * import type { Remote } from "@mp/multiprocessing";
+ *
+ * class Counter {
+ *   n = 0;
+ *   inc(by: number): number {
+ *     return this.n += by;
+ *   }
+ * }
+ * // { inc(by: number): Promise<number> }, and the proxy's own members
+ * async function bump(counter: Remote<Counter>): Promise<number> {
+ *   return await counter.inc(1);
+ * }
+ * console.log(typeof bump); // function
+ * ```
+ */
 export type Remote<T> =
   & {
     // deno-lint-ignore no-explicit-any

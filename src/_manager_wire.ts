@@ -23,7 +23,18 @@
  */
 import { AuthenticationError, EOFError } from "./errors.ts";
 
-/** Where a manager listens: a Unix socket path, or a TCP host and port. */
+/**
+ * Where a manager listens: a Unix socket path, or a TCP host and port.
+ *
+ * @example A manager on a TCP port of this machine
+ * ```ts
+ * import { Manager, type ManagerAddress } from "@mp/multiprocessing";
+ *
+ * const address: ManagerAddress = { hostname: "127.0.0.1", port: 0 }; // port 0: any free port
+ * await using manager = await Manager.start({ address });
+ * console.log(manager.address); // { hostname: "127.0.0.1", port: ... }
+ * ```
+ */
 export type ManagerAddress = { hostname: string; port: number } | { path: string };
 
 /** Reply kinds. */

@@ -18,7 +18,21 @@ import { type SyncBlock, waitersWord } from "./_sync_block.ts";
 /** The longest a waiter sleeps before it looks at the state again (abort, dead holders). */
 export const SLICE_MS = 50;
 
-/** Options of `acquire()` and `hold()`. */
+/**
+ * Options of `acquire()` and `hold()`.
+ *
+ * @example Wait at most 100 ms, or until aborted
+ * ```ts
+ * import { Lock } from "@mp/multiprocessing";
+ *
+ * const lock = new Lock();
+ * const controller = new AbortController();
+ * if (await lock.acquire({ timeout: 100, signal: controller.signal })) {
+ *   lock.release();
+ * }
+ * lock.close();
+ * ```
+ */
 export interface AcquireOptions {
   /** False: try once and never wait (wins over `timeout`). Default true. */
   block?: boolean;
@@ -28,7 +42,19 @@ export interface AcquireOptions {
   signal?: AbortSignal;
 }
 
-/** Options of `acquireSync()`. */
+/**
+ * Options of `acquireSync()`.
+ *
+ * @example Try once without blocking
+ * ```ts
+ * import { Lock } from "@mp/multiprocessing";
+ *
+ * const lock = new Lock();
+ * console.log(lock.acquireSync({ block: false })); // true
+ * lock.release();
+ * lock.close();
+ * ```
+ */
 export interface AcquireSyncOptions {
   /** False: try once and never wait (wins over `timeout`). Default true. */
   block?: boolean;

@@ -15,13 +15,13 @@
 // Every class of the library registers how it travels when its module loads: load them all, so
 // arguments revive even when the target's module imports the library for its types only.
 import "../mod.ts";
-import { findClass, findExport } from "./_child.ts";
+import { findClass, findExport, whileImporting } from "./_child.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { activeChildren } from "./process.ts";
 import { becomeThread, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
-import { activeThreads, Thread } from "./thread.ts";
+import { activeThreads, Thread, threadForWorker } from "./thread.ts";
 
 type Module = Record<string, unknown>;
 
@@ -56,6 +56,8 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
     s.bootstrapping = true;
     try {
       mod = load ? await load() : {};
+    } catch (error) {
+      throw whileImporting(error, init.module, "thread");
     } finally {
       s.bootstrapping = false;
     }
@@ -73,10 +75,10 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
         "the thread",
       )
       : undefined;
-    thread = Thread._forThread(cls, { init, target, args: body.args }, body.fields);
+    thread = threadForWorker(cls, { init, target, args: body.args }, body.fields);
   } catch (error) {
-    console.error(`Thread ${init.name}: cannot start: ${error instanceof Error ? error.message : error}`);
-    reply({ type: "failed", error, revived });
+    // Not printed here: start() rejects with it (see `reportUnhandledStart`).
+    reply({ type: "failed", error, name: error instanceof Error ? error.name : undefined, revived });
     closeOwned(owned);
     owned = [];
     return 1;

@@ -37,7 +37,7 @@ export interface ThreadInit {
 /** What a thread posts to its parent. */
 export type ThreadReply =
   | { type: "started" }
-  | { type: "failed"; error: unknown; revived: boolean }
+  | { type: "failed"; error: unknown; name: string | undefined; revived: boolean }
   | { type: "exit"; code: number };
 
 /** What a thread's own realm knows about the thread it runs. */

@@ -26,9 +26,18 @@ export let pendingResult: <R>(
  * The eventual result of an asynchronous pool call, as Python's `AsyncResult`.
  *
  * @example Wait for a result with a deadline
- * ```ts ignore
- * const r = pool.applyAsync(square, [4]);
- * console.log(await r.get(1000)); // 16
+ * ```ts
+ * import { Pool } from "@mp/multiprocessing";
+ *
+ * export function square(x: number): number {
+ *   return x * x;
+ * }
+ *
+ * if (import.meta.main) {
+ *   await using pool = new Pool(1);
+ *   const r = pool.applyAsync(square, [4]);
+ *   console.log(await r.get(10_000)); // 16
+ * }
  * ```
  */
 export class AsyncResult<R> {

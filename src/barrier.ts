@@ -27,7 +27,18 @@ const PARTIES = W.C;
 const COUNT_MASK = 0xffff;
 const GEN_MASK = 0x7fff;
 
-/** Options of {@linkcode Barrier}. */
+/**
+ * Options of {@linkcode Barrier}.
+ *
+ * @example A barrier whose waits give up after 5 s
+ * ```ts
+ * import { Barrier } from "@mp/multiprocessing";
+ *
+ * const barrier = new Barrier(1, { timeout: 5_000, action: () => console.log("all here") });
+ * console.log(await barrier.wait()); // 0
+ * barrier.close();
+ * ```
+ */
 export interface BarrierOptions {
   /**
    * Runs once per pass, in the last process to arrive, before any party is released. To run in

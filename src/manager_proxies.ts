@@ -30,8 +30,7 @@ export function entriesOf(init: unknown): [unknown, unknown][] {
  * console.log(await d.get("b"), await d.size()); // 2 2
  * ```
  */
-// deno-lint-ignore no-explicit-any
-export class DictProxy<V = any, K = string> extends BaseProxy {
+export class DictProxy<V = unknown, K = string> extends BaseProxy {
   /** The value under `key`, or `fallback` (default undefined) when there is none. */
   get(key: unknown): Promise<V | undefined>;
   /** The value under `key`, or `fallback` when there is none. */
@@ -107,8 +106,7 @@ export class DictProxy<V = any, K = string> extends BaseProxy {
  * console.log(await l.toArray()); // [1, 2, 3]
  * ```
  */
-// deno-lint-ignore no-explicit-any
-export class ListProxy<V = any> extends BaseProxy {
+export class ListProxy<V = unknown> extends BaseProxy {
   /** The item at `index`. */
   get(index: number): Promise<V> {
     return call(this, "get", [index]);
@@ -194,8 +192,7 @@ export class ListProxy<V = any> extends BaseProxy {
  */
 export class NamespaceProxy extends BaseProxy {
   /** The attribute `name`. */
-  // deno-lint-ignore no-explicit-any
-  get<T = any>(name: string): Promise<T> {
+  get<T = unknown>(name: string): Promise<T> {
     return call(this, "get", [name]);
   }
   /** Sets the attribute `name`. */
@@ -207,8 +204,7 @@ export class NamespaceProxy extends BaseProxy {
     return call(this, "delete", [name]);
   }
   /** A copy of every attribute as a plain object. */
-  // deno-lint-ignore no-explicit-any
-  toObject(): Promise<Record<string, any>> {
+  toObject(): Promise<Record<string, unknown>> {
     return call(this, "toObject", []);
   }
 }
@@ -226,8 +222,7 @@ export class NamespaceProxy extends BaseProxy {
  * console.log(await v.get()); // "go"
  * ```
  */
-// deno-lint-ignore no-explicit-any
-export class ValueProxy<V = any> extends BaseProxy {
+export class ValueProxy<V = unknown> extends BaseProxy {
   /** The value. */
   get(): Promise<V> {
     return call(this, "get", []);
@@ -254,8 +249,7 @@ export class ValueProxy<V = any> extends BaseProxy {
  * console.log(await q.get(), await q.empty()); // "job" true
  * ```
  */
-// deno-lint-ignore no-explicit-any
-export class QueueProxy<T = any> extends BaseProxy {
+export class QueueProxy<T = unknown> extends BaseProxy {
   /** Puts an item, waiting for room in a bounded queue ({@linkcode QueueFullError} if none). */
   put(item: T, options?: QueueWaitOptions): Promise<void> {
     checkOpen(this, "put");
@@ -312,8 +306,7 @@ export class QueueProxy<T = any> extends BaseProxy {
  * await q.join(); // every item put was marked done
  * ```
  */
-// deno-lint-ignore no-explicit-any
-export class JoinableQueueProxy<T = any> extends QueueProxy<T> {
+export class JoinableQueueProxy<T = unknown> extends QueueProxy<T> {
   /** Says an item taken with `get()` is processed (`RangeError` when more than were put). */
   taskDone(): Promise<void> {
     return call(this, "taskDone", []);

@@ -46,6 +46,19 @@ function waitArgs(timeout: unknown, options: { signal?: AbortSignal } | undefine
 /**
  * A lock held by a manager's server (Python's `Manager().Lock()`): anyone may release it; the
  * holder's connection ending releases it.
+ *
+ * @example Hold the lock for a block
+ * ```ts
+ * import { Manager } from "@mp/multiprocessing";
+ *
+ * await using manager = await Manager.start();
+ * const lock = await manager.lock();
+ * {
+ *   await using _held = await lock.hold();
+ *   console.log(await lock.locked()); // true
+ * }
+ * console.log(await lock.locked()); // false
+ * ```
  */
 export class LockProxy extends BaseProxy {
   /** Acquires; false when `timeout` ms passed (or `block: false` and it is taken). */
@@ -66,7 +79,21 @@ export class LockProxy extends BaseProxy {
   }
 }
 
-/** A reentrant lock held by a manager's server; its owner is a client process (connection). */
+/**
+ * A reentrant lock held by a manager's server; its owner is a client process (connection).
+ *
+ * @example Acquire twice, release twice
+ * ```ts
+ * import { Manager } from "@mp/multiprocessing";
+ *
+ * await using manager = await Manager.start();
+ * const rlock = await manager.rlock();
+ * await rlock.acquire();
+ * await rlock.acquire(); // the same client: re-entered
+ * await rlock.release();
+ * await rlock.release();
+ * ```
+ */
 export class RLockProxy extends LockProxy {
   /** Releases once (an `Error` when another client holds it, `RangeError` when nobody does). */
   override release(): Promise<void> {
@@ -74,7 +101,20 @@ export class RLockProxy extends LockProxy {
   }
 }
 
-/** A semaphore held by a manager's server; units a client took come back when it disconnects. */
+/**
+ * A semaphore held by a manager's server; units a client took come back when it disconnects.
+ *
+ * @example Take a unit
+ * ```ts
+ * import { Manager } from "@mp/multiprocessing";
+ *
+ * await using manager = await Manager.start();
+ * const sem = await manager.semaphore(2);
+ * await sem.acquire();
+ * console.log(await sem.getValue()); // 1
+ * await sem.release();
+ * ```
+ */
 export class SemaphoreProxy extends BaseProxy {
   /** Takes a unit; false when `timeout` ms passed first. */
   acquire(options?: AcquireOptions): Promise<boolean> {
@@ -94,10 +134,34 @@ export class SemaphoreProxy extends BaseProxy {
   }
 }
 
-/** A bounded semaphore held by a manager's server: releasing above the start value is a `RangeError`. */
+/**
+ * A bounded semaphore held by a manager's server: releasing above the start value is a `RangeError`.
+ *
+ * @example Releasing one unit too many
+ * ```ts
+ * import { Manager } from "@mp/multiprocessing";
+ *
+ * await using manager = await Manager.start();
+ * const sem = await manager.boundedSemaphore(1);
+ * await sem.release().catch((e) => console.log(e.message)); // above its start value
+ * ```
+ */
 export class BoundedSemaphoreProxy extends SemaphoreProxy {}
 
-/** A condition variable held by a manager's server (on its own rlock, or a lock of the manager). */
+/**
+ * A condition variable held by a manager's server (on its own rlock, or a lock of the manager).
+ *
+ * @example Wait with a timeout
+ * ```ts
+ * import { Manager } from "@mp/multiprocessing";
+ *
+ * await using manager = await Manager.start();
+ * const cond = await manager.condition();
+ * await cond.acquire();
+ * console.log(await cond.wait(10)); // false: nobody notified
+ * await cond.release();
+ * ```
+ */
 export class ConditionProxy extends BaseProxy {
   /** Acquires the condition's lock. */
   acquire(options?: AcquireOptions): Promise<boolean> {
@@ -142,7 +206,19 @@ export class ConditionProxy extends BaseProxy {
   }
 }
 
-/** An event held by a manager's server. */
+/**
+ * An event held by a manager's server.
+ *
+ * @example Set and wait
+ * ```ts
+ * import { Manager } from "@mp/multiprocessing";
+ *
+ * await using manager = await Manager.start();
+ * const ready = await manager.event();
+ * await ready.set();
+ * console.log(await ready.wait(1_000)); // true
+ * ```
+ */
 export class EventProxy extends BaseProxy {
   /** Sets the flag and wakes every waiter. */
   set(): Promise<void> {
@@ -163,7 +239,18 @@ export class EventProxy extends BaseProxy {
   }
 }
 
-/** A barrier held by a manager's server. */
+/**
+ * A barrier held by a manager's server.
+ *
+ * @example A barrier of one party
+ * ```ts
+ * import { Manager } from "@mp/multiprocessing";
+ *
+ * await using manager = await Manager.start();
+ * const barrier = await manager.barrier(1);
+ * console.log(await barrier.wait()); // 0
+ * ```
+ */
 export class BarrierProxy extends BaseProxy {
   /** How many waiters it lets through at once. */
   get parties(): number {

@@ -67,7 +67,18 @@ export {
 } from "./manager_sync.ts";
 export { BaseProxy, ObjectProxy, type Remote } from "./_manager_proxy.ts";
 
-/** Options of {@linkcode Manager.start}. */
+/**
+ * Options of {@linkcode Manager.start}.
+ *
+ * @example A manager with a key of your own
+ * ```ts
+ * import { Manager, type ManagerStartOptions } from "@mp/multiprocessing";
+ *
+ * const options: ManagerStartOptions = { authkey: new TextEncoder().encode("a shared secret") };
+ * await using manager = await Manager.start(options);
+ * console.log(manager.address);
+ * ```
+ */
 export interface ManagerStartOptions {
   /** Where to listen: `{ path }` (a Unix socket) or `{ hostname, port }` (TCP; port 0 picks one).
    * Default: a Unix socket in a fresh temporary directory. */
@@ -84,7 +95,20 @@ export interface ManagerStartOptions {
   types?: Record<string, { module: string | URL; export: string; exposed?: string[] }>;
 }
 
-/** Options of {@linkcode Manager.connect}. */
+/**
+ * Options of {@linkcode Manager.connect}.
+ *
+ * @example Connect to a manager another program started
+ * ```ts
+ * import { Manager, type ManagerConnectOptions } from "@mp/multiprocessing";
+ *
+ * await using server = await Manager.start();
+ * const options: ManagerConnectOptions = { address: server.address, authkey: server.authkey, timeout: 5_000 };
+ * const client = await Manager.connect(options);
+ * const d = await client.dict<number>({ a: 1 });
+ * console.log(await d.get("a")); // 1
+ * ```
+ */
 export interface ManagerConnectOptions {
   /** The address of a running manager (its `address`). */
   address: ManagerAddress;
@@ -348,14 +372,14 @@ export class Manager {
   }
 
   /** A shared dict, filled from `init` (an object, a Map or an iterable of pairs). */
-  // deno-lint-ignore no-explicit-any
-  dict<V = any, K = string>(init?: Record<string, V> | Iterable<readonly [K, V]>): Promise<DictProxy<V, K>> {
+  dict<V = unknown, K = string>(
+    init?: Record<string, V> | Iterable<readonly [K, V]>,
+  ): Promise<DictProxy<V, K>> {
     return this.#proxy("dict", [entriesOf(init)]);
   }
 
   /** A shared list, filled from `init`. */
-  // deno-lint-ignore no-explicit-any
-  list<V = any>(init?: Iterable<V>): Promise<ListProxy<V>> {
+  list<V = unknown>(init?: Iterable<V>): Promise<ListProxy<V>> {
     return this.#proxy("list", [init === undefined ? [] : [...init]]);
   }
 
@@ -370,14 +394,12 @@ export class Manager {
   }
 
   /** A shared queue (0 or omitted: unbounded). */
-  // deno-lint-ignore no-explicit-any
-  queue<T = any>(maxsize?: number): Promise<QueueProxy<T>> {
+  queue<T = unknown>(maxsize?: number): Promise<QueueProxy<T>> {
     return this.#proxy("queue", [maxsize ?? 0]);
   }
 
   /** A shared joinable queue (0 or omitted: unbounded). */
-  // deno-lint-ignore no-explicit-any
-  joinableQueue<T = any>(maxsize?: number): Promise<JoinableQueueProxy<T>> {
+  joinableQueue<T = unknown>(maxsize?: number): Promise<JoinableQueueProxy<T>> {
     return this.#proxy("joinableQueue", [maxsize ?? 0]);
   }
 

@@ -15,54 +15,12 @@ import { isSyncIterable, poolStream } from "./_pool_stream.ts";
 import { timeoutMs } from "./_wait.ts";
 import { AsyncResult, pendingResult, settleResult } from "./async_result.ts";
 import { cpuCount } from "./process.ts";
+import type { ApplyOptions, MapAsyncOptions, MapOptions, PoolOptions } from "./_pool_options.ts";
 
 export { AsyncResult };
+export type { ApplyOptions, MapAsyncOptions, MapOptions, PoolOptions } from "./_pool_options.ts";
 
 type AnyFn = (...args: any[]) => unknown;
-
-/** Options of {@linkcode Pool}. */
-export interface PoolOptions {
-  /** Number of worker processes; default `cpuCount()`. */
-  processes?: number;
-  /** Called in each worker when it starts, with `initargs`; must be exported like a task. */
-  initializer?: (...args: any[]) => unknown;
-  /** Arguments of `initializer`. */
-  initargs?: unknown[];
-  /** A worker is replaced after this many tasks (chunks); default: never. */
-  maxTasksPerChild?: number;
-  /** The module that exports the task functions; default: the module that called `new Pool`. */
-  module?: string | URL;
-}
-
-/** Options of {@linkcode Pool.applyAsync}. */
-export interface ApplyOptions<R> {
-  /** Called in this process with the result. */
-  callback?: (result: R) => void;
-  /** Called in this process with the error. */
-  errorCallback?: (error: unknown) => void;
-  /**
-   * Fails the task with `Deno.errors.TimedOut` when it has run this many ms, killing (and
-   * replacing) its worker. The clock starts when the task starts running in a worker, not while
-   * it waits in the queue. `Infinity` (or no timeout): no limit.
-   */
-  timeout?: number;
-  /** Aborting fails the task with the signal's reason, killing (and replacing) its worker. */
-  signal?: AbortSignal;
-}
-
-/** Options of the map family. */
-export interface MapOptions {
-  /** Items per task sent to a worker; default for map: `ceil(n / (4 × workers))`, for imap: 1. */
-  chunksize?: number;
-}
-
-/** Options of {@linkcode Pool.mapAsync} and {@linkcode Pool.starmapAsync}. */
-export interface MapAsyncOptions<R> extends MapOptions {
-  /** Called in this process with all results. */
-  callback?: (results: R[]) => void;
-  /** Called in this process with the error. */
-  errorCallback?: (error: unknown) => void;
-}
 
 /**
  * A pool of worker processes running your exported functions, as Python's `multiprocessing.Pool`.
@@ -82,11 +40,11 @@ export interface MapAsyncOptions<R> extends MapOptions {
  * }
  * ```
  */
-export class Pool {
+export class Pool<I extends unknown[] = any[]> {
   #scheduler: Scheduler;
 
   /** Starts the worker processes at once; if one cannot be started, stops the others and throws. */
-  constructor(options: number | PoolOptions = {}) {
+  constructor(options: number | PoolOptions<I> = {} as PoolOptions<I>) {
     const opts: PoolOptions = typeof options === "number" ? { processes: options } : options;
     if (typeof opts !== "object" || opts === null) {
       throw new TypeError("Invalid Pool options: expected a number of processes or an options object");
@@ -117,7 +75,35 @@ export class Pool {
     this.#scheduler.start();
   }
 
-  /** Calls `fn(...args)` in a worker and resolves to its result. */
+  /**
+   * Calls `fn(...args)` in a worker and resolves to its result. `args` is typed by `fn`'s
+   * parameters, and may be left out only when `fn` takes none.
+   *
+   * @param fn A function exported from the pool's module.
+   * @param args Its arguments.
+   * @param options A timeout (ms) or an abort signal for this task.
+   * @returns What `fn` returned (awaited), once it has run.
+   * @throws {WorkerDiedError} When the worker died while running it.
+   * @throws {Deno.errors.TimedOut} When it ran past `options.timeout`.
+   */
+  apply<A extends unknown[], R>(
+    fn: (...a: A) => R,
+    args: NoInfer<A>,
+    options?: Omit<ApplyOptions<Awaited<R>>, "callback" | "errorCallback">,
+  ): Promise<Awaited<R>>;
+  /**
+   * Calls `fn()` in a worker and resolves to its result.
+   *
+   * @param fn A function exported from the pool's module, that needs no argument.
+   * @param args None.
+   * @param options A timeout (ms) or an abort signal for this task.
+   * @returns What `fn` returned (awaited), once it has run.
+   */
+  apply<R>(
+    fn: () => R,
+    args?: [],
+    options?: Omit<ApplyOptions<Awaited<R>>, "callback" | "errorCallback">,
+  ): Promise<Awaited<R>>;
   async apply<R>(
     fn: (...a: any[]) => R,
     args: unknown[] = [],
@@ -127,7 +113,29 @@ export class Pool {
     return await this.applyAsync(fn, args, options).get();
   }
 
-  /** Calls `fn(...args)` in a worker; the result arrives in the returned {@linkcode AsyncResult}. */
+  /**
+   * Calls `fn(...args)` in a worker; the result arrives in the returned {@linkcode AsyncResult}.
+   * `args` is typed by `fn`'s parameters, and may be left out only when `fn` takes none.
+   *
+   * @param fn A function exported from the pool's module.
+   * @param args Its arguments.
+   * @param options Callbacks, and a timeout (ms) or an abort signal for this task.
+   * @returns The task's result, to `get()` or `wait()` for.
+   */
+  applyAsync<A extends unknown[], R>(
+    fn: (...a: A) => R,
+    args: NoInfer<A>,
+    options?: ApplyOptions<Awaited<R>>,
+  ): AsyncResult<Awaited<R>>;
+  /**
+   * Calls `fn()` in a worker; the result arrives in the returned {@linkcode AsyncResult}.
+   *
+   * @param fn A function exported from the pool's module, that needs no argument.
+   * @param args None.
+   * @param options Callbacks, and a timeout (ms) or an abort signal for this task.
+   * @returns The task's result, to `get()` or `wait()` for.
+   */
+  applyAsync<R>(fn: () => R, args?: [], options?: ApplyOptions<Awaited<R>>): AsyncResult<Awaited<R>>;
   applyAsync<R>(
     fn: (...a: any[]) => R,
     args: unknown[] = [],
@@ -175,9 +183,9 @@ export class Pool {
   }
 
   /** As {@linkcode Pool.map}, with each item spread as the arguments: `fn(...item)`. */
-  async starmap<R>(
-    fn: (...a: any[]) => R,
-    items: Iterable<unknown[]> | AsyncIterable<unknown[]>,
+  async starmap<A extends unknown[], R>(
+    fn: (...a: A) => R,
+    items: Iterable<NoInfer<A>> | AsyncIterable<NoInfer<A>>,
     options: MapOptions = {},
   ): Promise<Awaited<R>[]> {
     this.#checkRunning("starmap");
@@ -185,9 +193,9 @@ export class Pool {
   }
 
   /** As {@linkcode Pool.starmap}, without waiting. */
-  starmapAsync<R>(
-    fn: (...a: any[]) => R,
-    items: Iterable<unknown[]> | AsyncIterable<unknown[]>,
+  starmapAsync<A extends unknown[], R>(
+    fn: (...a: A) => R,
+    items: Iterable<NoInfer<A>> | AsyncIterable<NoInfer<A>>,
     options: MapAsyncOptions<Awaited<R>> = {},
   ): AsyncResult<Awaited<R>[]> {
     this.#checkRunning("starmapAsync");

@@ -24,7 +24,7 @@ import {
   waitForChildExit,
   write,
 } from "../native/mod.ts";
-import { describeFunction, targetOptions } from "./_caller.ts";
+import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
@@ -33,20 +33,56 @@ import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { ProcessError } from "./errors.ts";
+import { described, inspect, withInspect } from "./_inspect.ts";
 
-/** Options of {@linkcode Process}. */
-export interface ProcessOptions<A extends unknown[] = unknown[]> {
-  /** The function the child runs, sync or async. It must be exported from `module`. */
-  target?: (...args: A) => unknown;
-  /** Arguments for `target` (structured-clone data and this library's objects). */
-  args?: A;
-  /** Default `"Process-<n>"`. */
-  name?: string;
-  /** A daemon child is terminated when its parent exits. Default false. */
-  daemon?: boolean;
-  /** The module that exports `target` (default: the module that called `new Process`). */
-  module?: string | URL;
-}
+/**
+ * Options of {@linkcode Process} and {@linkcode Thread}. `args` is typed by the target's
+ * parameters: a missing, extra or mistyped argument is a compile error, and `args` may be left
+ * out only when the target needs none.
+ *
+ * @typeParam A The target's parameter types (`any[]` by default, so that a typed target such as
+ * `(n: number) => void` fits where the target is not known).
+ *
+ * @example Options that type-check against the target
+ * ```ts
+ * import { Process, type ProcessOptions } from "@mp/multiprocessing";
+ *
+ * export function add(a: number, b: number) {
+ *   console.log(a + b);
+ * }
+ *
+ * if (import.meta.main) {
+ *   const options: ProcessOptions<[number, number]> = { target: add, args: [1, 2], name: "adder" };
+ *   const p = new Process(options);
+ *   await p.start();
+ *   await p.join();
+ * }
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export type ProcessOptions<A extends unknown[] = any[]> =
+  & {
+    /**
+     * The function the child runs, sync or async. It must be exported from `module` under a
+     * name (not a bound method, a closure or an inline arrow: the child imports it by name).
+     */
+    target?: (...args: A) => unknown;
+    /** Default `"Process-<n>"` (`"Thread-<n>"` for a thread). */
+    name?: string;
+    /** A daemon child is terminated when its parent exits. Default false. */
+    daemon?: boolean;
+    /** The module that exports `target` (default: the module that called `new Process`). */
+    module?: string | URL;
+  }
+  // `args` is required when the target has required parameters; it is not used to infer `A`.
+  & ([] extends NoInfer<A> ? {
+      /** Arguments for `target` (structured-clone data and this library's objects). */
+      args?: NoInfer<A>;
+    }
+    : {
+      /** Arguments for `target` (structured-clone data and this library's objects). */
+      args: NoInfer<A>;
+    });
 
 /** What the parent sends the child first (plain data). */
 export interface ChildHeader {
@@ -72,11 +108,6 @@ export interface ChildInit {
   target: ((...args: unknown[]) => unknown) | undefined;
   args: unknown[];
 }
-
-// `any[]`: a typed target such as `(n: number) => void` must be accepted (`unknown[]` would
-// reject it under strictFunctionTypes).
-// deno-lint-ignore no-explicit-any
-type AnyArgs = any[];
 
 let childInit: ChildInit | null = null;
 
@@ -134,13 +165,18 @@ let exitHookInstalled = false;
  * }
  * ```
  */
-export class Process {
+// deno-lint-ignore no-explicit-any
+export class Process<A extends unknown[] = any[]> {
   #target: ((...args: unknown[]) => unknown) | undefined;
   #args: unknown[];
   #name: string;
   #daemon: boolean;
   #module: string | undefined;
   #identity: number[];
+  /** The pid of the process that made this object: the parent of the child it starts. */
+  #parentPid: number;
+  /** Whether this is the object of the running process itself (inside its child). */
+  #current = false;
   #child: Deno.ChildProcess | undefined;
   #socket: Socket | undefined;
   #builtin: string | null = null;
@@ -152,7 +188,7 @@ export class Process {
   #closed = false;
 
   /** Describes the process; nothing runs until {@linkcode Process.start}. */
-  constructor(options: ProcessOptions<AnyArgs> = {}) {
+  constructor(options: ProcessOptions<A> = {} as ProcessOptions<A>) {
     if (childInit) {
       // Rebuilding this process's own object inside the child (see `_child.ts`).
       const { header, target, args } = childInit;
@@ -162,6 +198,8 @@ export class Process {
       this.#daemon = header.daemon;
       this.#module = header.module ?? undefined;
       this.#identity = header.identity;
+      this.#parentPid = header.parent.pid;
+      this.#current = true;
       return;
     }
     const { target, args, name, daemon, module } = targetOptions(options, "Process");
@@ -171,6 +209,7 @@ export class Process {
     this.#module = module;
     const s = state();
     this.#identity = [...s.identity, ++s.childCounter];
+    this.#parentPid = Deno.pid;
     this.#name = name ?? `Process-${this.#identity.join(":")}`;
   }
 
@@ -192,9 +231,9 @@ export class Process {
     this.#daemon = Boolean(value);
   }
 
-  /** The OS process id; undefined before `start()`. */
+  /** The OS process id; undefined before `start()` (inside the child: its own pid). */
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#current ? Deno.pid : this.#child?.pid;
   }
 
   /** null until the process ended; then its exit code, or -N when signal N ended it. */
@@ -210,7 +249,15 @@ export class Process {
 
   /**
    * Spawns the child at once. The returned promise resolves when the child has found its target
-   * (or rejects with a `TypeError` saying what to export); awaiting it is optional.
+   * (or rejects with a `TypeError` saying what to export); awaiting it is optional: a failure
+   * nobody handles is printed once, and the program goes on.
+   *
+   * @returns A promise that settles once the child has found its target.
+   * @throws {Error} When the process was already started, or is closed, or when this child is
+   * still importing its module (top-level code that starts processes).
+   * @throws {TypeError} When the module of the target or subclass cannot be told.
+   * @throws {DOMException} (`DataCloneError`) When an argument cannot travel to another process.
+   * @throws {Deno.errors.NotCapable} Without `--allow-run`.
    */
   start(): Promise<void> {
     this.#checkOpen("start");
@@ -256,7 +303,12 @@ export class Process {
     let child: Deno.ChildProcess;
     try {
       child = spawnDeno({
-        args: [childEntry(target || className || this.#builtin ? this.#module : undefined), String(theirs)],
+        // The name last, for `ps` and /proc/<pid>/cmdline to say which process this is.
+        args: [
+          childEntry(target || className || this.#builtin ? this.#module : undefined),
+          String(theirs),
+          this.#name,
+        ],
         fds: [theirs, tracker, ...fds],
       });
     } catch (e) {
@@ -284,8 +336,8 @@ export class Process {
     const sent = Math.max(0, write(mine, frame));
     this.#told = sent === frame.length;
     const started = this.#handshake(mine, frame.subarray(sent));
-    // Awaiting start() is optional: an unawaited failure must not crash the program.
-    started.catch(() => {});
+    // Awaiting start() is optional: an unawaited failure is printed, and does not end the program.
+    reportUnhandledStart(started);
     return started;
   }
 
@@ -295,7 +347,7 @@ export class Process {
     const socket = new Socket({ fd, readable: true, writable: true });
     this.#socket = socket;
     socket.on("error", () => {}); // a child that dies resets the socket; its exit code tells why
-    let handshake: { resolve(): void; reject(e: Error): void } | undefined;
+    let handshake: { resolve(): void; reject(e: unknown): void } | undefined;
     const done = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
     onFrames(socket, (frame) => {
       if (!handshake) {
@@ -303,9 +355,9 @@ export class Process {
         else this.#early.push(frame);
         return;
       }
-      const reply = deserialize(frame) as { ok: true } | { ok: false; error: Error };
+      const reply = deserialize(frame) as { ok: true } | { ok: false; error: unknown; name?: string };
       if (reply.ok) handshake.resolve();
-      else handshake.reject(reply.error);
+      else handshake.reject(withName(reply.error, reply.name));
       handshake = undefined;
     });
     // A child that ended without answering: decide only once its socket is read to the end (the
@@ -346,7 +398,14 @@ export class Process {
     toldOf = (p) => p.#told;
   }
 
-  /** Waits until the process ends, or until `timeout` ms have passed. */
+  /**
+   * Waits until the process ends, or until `timeout` ms have passed (then check
+   * {@linkcode Process.exitCode}: null while it runs).
+   *
+   * @param timeout Milliseconds; undefined or `Infinity` waits for as long as it takes.
+   * @throws {Error} When the process was not started, or is closed.
+   * @throws {TypeError} When `timeout` is not a number.
+   */
   async join(timeout?: number): Promise<void> {
     this.#checkOpen("join");
     const ms = timeoutMs(timeout, `${this.#name}.join()`);
@@ -368,12 +427,20 @@ export class Process {
     return this.#child !== undefined && this.#exitCode === null;
   }
 
-  /** Sends SIGTERM. */
+  /**
+   * Sends SIGTERM (nothing when it has ended already).
+   *
+   * @throws {Error} When the process was not started, or is closed.
+   */
   terminate(): void {
     this.#signal("SIGTERM");
   }
 
-  /** Sends SIGKILL. */
+  /**
+   * Sends SIGKILL (nothing when it has ended already).
+   *
+   * @throws {Error} When the process was not started, or is closed.
+   */
   kill(): void {
     this.#signal("SIGKILL");
   }
@@ -385,7 +452,11 @@ export class Process {
     sendSignal(this.#child.pid, signal);
   }
 
-  /** Releases the process's resources; an error while it still runs. Idempotent. */
+  /**
+   * Releases the process's resources. Idempotent.
+   *
+   * @throws {Error} While the process still runs.
+   */
   close(): void {
     if (this.#closed) return;
     if (this.#child && this.#exitCode === null) {
@@ -415,33 +486,71 @@ export class Process {
     this.close();
   }
 
+  /**
+   * How the process prints (`console.log`, `Deno.inspect`), in Python's terms: its name, pid, its
+   * parent's pid, and one of `initial` (not started), `started`, `stopped` with its exit code;
+   * then `daemon` when it is one; `Process(closed)` once closed. A subclass prints its own class
+   * name.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(p); // Process(name="Process-2", pid=4312, parent=4300, started, daemon)
+   * ```
+   */
+  [inspect](): string {
+    return described(this.constructor.name, this.#closed, () => {
+      const stopped = this.#exitCode !== null;
+      const pid = this.pid;
+      return [
+        `name=${JSON.stringify(this.#name)}`,
+        ...(pid === undefined ? [] : [`pid=${pid}`]),
+        `parent=${this.#parentPid}`,
+        ...(stopped
+          ? [`exitCode=${this.#exitCode}`, "stopped"]
+          : [this.#child || this.#current ? "started" : "initial"]),
+        ...(this.#daemon ? ["daemon"] : []),
+      ];
+    });
+  }
+
   #checkOpen(what: string): void {
     if (this.#closed) throw new Error(`Cannot ${what} ${this.#name}: the process object is closed`);
   }
+}
 
-  /** @internal Builds a process object inside its own child. */
-  static _forChild(
-    cls: typeof Process,
-    init: ChildInit,
-    fields: Record<string, unknown> | undefined,
-  ): Process {
-    childInit = init;
-    try {
-      const p = Reflect.construct(Process, [], cls) as Process;
-      if (fields) Object.assign(p, fields);
-      return p;
-    } finally {
-      childInit = null;
-    }
+/** @internal Builds a process object inside its own child (see `_child.ts`). */
+export function processForChild(
+  cls: abstract new (...args: never[]) => Process,
+  init: ChildInit,
+  fields: Record<string, unknown> | undefined,
+): Process {
+  childInit = init;
+  try {
+    const p = Reflect.construct(Process, [], cls) as Process;
+    if (fields) Object.assign(p, fields);
+    return p;
+  } finally {
+    childInit = null;
   }
+}
+
+/**
+ * `error` with the class name it had in the child (structured clone keeps only the standard ones:
+ * a `ConfigError` or Deno's `AddrInUse` would arrive as `Error`).
+ */
+export function withName(error: unknown, name: string | undefined): unknown {
+  if (error instanceof Error && name && error.name !== name) {
+    Object.defineProperty(error, "name", { value: name, writable: true, configurable: true });
+  }
+  return error;
 }
 
 function childEntry(module: string | undefined): string {
   const child = new URL("./_child.ts", import.meta.url).href;
-  const load = module ? `() => import(${JSON.stringify(module)})` : "null";
-  return `data:application/javascript,${
-    encodeURIComponent(`import { main } from ${JSON.stringify(child)};\nawait main(${load});\n`)
-  }`;
+  const load = module ? `()=>import(${JSON.stringify(module)})` : "null";
+  // Escaped only where a URL needs it (not every "/"), so that `ps` shows a readable line.
+  const source = `import{main}from${JSON.stringify(child)};await main(${load});`;
+  return `data:application/javascript,${source.replace(/[^\x21-\x7e]|[%#?]/g, encodeURIComponent)}`;
 }
 
 function installExitHook(): void {
@@ -479,15 +588,90 @@ function installExitHook(): void {
   });
 }
 
-/** The children of this process that are still running. */
+/**
+ * The children of this process that are still running (Python's `active_children()`, which also
+ * reaps the ended ones; here each reaps itself).
+ *
+ * @returns The started, not yet ended {@linkcode Process} objects of this process.
+ *
+ * @example Wait for every child
+ * ```ts
+ * import { activeChildren, Process } from "@mp/multiprocessing";
+ *
+ * export function work(n: number) {
+ *   console.log(n);
+ * }
+ *
+ * if (import.meta.main) {
+ *   for (const n of [1, 2, 3]) await new Process({ target: work, args: [n] }).start();
+ *   await Promise.all(activeChildren().map((p) => p.join()));
+ * }
+ * ```
+ */
 export function activeChildren(): Process[] {
   return [...running];
 }
 
-/** Who this process is. */
-export function currentProcess(): { name: string; pid: number; daemon: boolean } {
+/**
+ * Who this process is: what {@linkcode currentProcess} returns.
+ *
+ * @example
+ * ```ts
+ * import { type CurrentProcess, currentProcess } from "@mp/multiprocessing";
+ *
+ * const me: CurrentProcess = currentProcess();
+ * console.log(me.name, me.pid, me.daemon); // MainProcess ... false
+ * ```
+ */
+export interface CurrentProcess {
+  /** `"MainProcess"` in the main program, the {@linkcode Process}'s name in a child; settable. */
+  name: string;
+  /** This process's OS pid. */
+  readonly pid: number;
+  /** Whether this process is a daemon child. */
+  readonly daemon: boolean;
+}
+
+/**
+ * The process that started this one: what {@linkcode parentProcess} returns.
+ *
+ * @example
+ * ```ts
+ * import { type ParentProcess, parentProcess } from "@mp/multiprocessing";
+ *
+ * const parent: ParentProcess | null = parentProcess();
+ * if (parent && !parent.isAlive()) console.log(`${parent.name} has ended`);
+ * ```
+ */
+export interface ParentProcess {
+  /** The parent's name (`"MainProcess"` for the main program). */
+  readonly name: string;
+  /** The parent's OS pid. */
+  readonly pid: number;
+  /** Whether the parent still runs. */
+  isAlive(): boolean;
+}
+
+/**
+ * Who this process is, as Python's `multiprocessing.current_process()`: its name, pid and whether
+ * it is a daemon. It prints as `Process(name="MainProcess", pid=4300, current)`.
+ *
+ * @returns This process's name (settable), pid and daemon flag.
+ *
+ * @example Name the process a function runs in
+ * ```ts
+ * import { currentProcess } from "@mp/multiprocessing";
+ *
+ * export function work() {
+ *   console.log(`${currentProcess().name} (pid ${currentProcess().pid}) at work`);
+ * }
+ *
+ * if (import.meta.main) work(); // MainProcess (pid ...) at work
+ * ```
+ */
+export function currentProcess(): CurrentProcess {
   const s = state();
-  return {
+  const me: CurrentProcess = {
     get name() {
       return s.name;
     },
@@ -499,20 +683,58 @@ export function currentProcess(): { name: string; pid: number; daemon: boolean }
       return s.daemon;
     },
   };
+  return withInspect(me, () =>
+    described("Process", false, () => [
+      `name=${JSON.stringify(s.name)}`,
+      `pid=${Deno.pid}`,
+      ...(s.parent ? [`parent=${s.parent.pid}`] : []),
+      "current",
+      ...(s.daemon ? ["daemon"] : []),
+    ]));
 }
 
-/** The process that started this one, or null in the main process. */
-export function parentProcess(): { name: string; pid: number; isAlive(): boolean } | null {
+/**
+ * The process that started this one, or null in the main program (Python's
+ * `multiprocessing.parent_process()`). It prints as `Process(name="MainProcess", pid=4300, parent)`.
+ *
+ * @returns The parent's name and pid, and whether it still runs; null in the main program.
+ *
+ * @example Tell whether this runs in a child
+ * ```ts
+ * import { parentProcess } from "@mp/multiprocessing";
+ *
+ * const parent = parentProcess();
+ * console.log(parent ? `started by ${parent.name} (pid ${parent.pid})` : "the main program");
+ * ```
+ */
+export function parentProcess(): ParentProcess | null {
   const parent = state().parent;
   if (!parent) return null;
-  return {
-    name: parent.name,
-    pid: parent.pid,
-    isAlive: () => Deno.ppid === parent.pid,
-  };
+  return withInspect(
+    { name: parent.name, pid: parent.pid, isAlive: () => Deno.ppid === parent.pid },
+    () =>
+      described(
+        "Process",
+        false,
+        () => [`name=${JSON.stringify(parent.name)}`, `pid=${parent.pid}`, "parent"],
+      ),
+  );
 }
 
-/** The number of CPUs of this machine. */
+/**
+ * The number of CPUs of this machine (Python's `cpu_count()`): the default size of a
+ * {@linkcode Pool}.
+ *
+ * @returns `navigator.hardwareConcurrency`.
+ *
+ * @example Size a pool by hand
+ * ```ts
+ * import { cpuCount } from "@mp/multiprocessing";
+ *
+ * const workers = Math.max(1, cpuCount() - 1);
+ * console.log(`${workers} workers`);
+ * ```
+ */
 export function cpuCount(): number {
   return navigator.hardwareConcurrency;
 }

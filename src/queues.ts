@@ -45,7 +45,20 @@ import { type CheckedWait, checkWait, Deadline, whenAborted } from "./_wait.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
 import type { Lock } from "./lock.ts";
 
-/** Options of `put()` and `get()`. */
+/**
+ * Options of `put()` and `get()`.
+ *
+ * @example Take an item, waiting at most 50 ms
+ * ```ts
+ * import { Queue, QueueEmptyError } from "@mp/multiprocessing";
+ *
+ * const q = new Queue<string>();
+ * await q.put("job", { timeout: 1_000 });
+ * console.log(await q.get({ timeout: 50 })); // job
+ * await q.get({ block: false }).catch((e) => console.log(e instanceof QueueEmptyError)); // true
+ * q.close();
+ * ```
+ */
 export interface QueueWaitOptions {
   /** False: try once and never wait (wins over `timeout`). Default true. */
   block?: boolean;

@@ -16,7 +16,21 @@ import { registerReducer } from "./_reduction.ts";
 import { createNamed, forgetCollected, onCollected } from "./_resource.ts";
 import { track, untrack } from "./_tracker.ts";
 
-/** Options of {@linkcode SharedMemory}. */
+/**
+ * Options of {@linkcode SharedMemory}.
+ *
+ * @example Create a block, then attach to it by name
+ * ```ts
+ * import { SharedMemory } from "@mp/multiprocessing";
+ *
+ * const block = new SharedMemory({ create: true, size: 1024 });
+ * const same = new SharedMemory({ name: block.name });
+ * console.log(same.size >= 1024); // true
+ * same.close();
+ * block.close();
+ * block.unlink();
+ * ```
+ */
 export interface SharedMemoryOptions {
   /** The block's name (with or without the leading "/"); default: a fresh one (with `create`). */
   name?: string;

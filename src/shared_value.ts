@@ -20,7 +20,22 @@ import { deserialize, registerReducer, serialize } from "./_reduction.ts";
 import { createNamed, forgetCollected, onCollected, own, releaseNamed } from "./_resource.ts";
 import { type Lock, RLock } from "./lock.ts";
 
-/** Element types of {@linkcode Value} and {@linkcode SharedArray}. */
+/**
+ * Element types of {@linkcode Value} and {@linkcode SharedArray}: signed and unsigned integers of 8 to
+ * 64 bits, and 32- or 64-bit floats (the 64-bit integer types hold bigints).
+ *
+ * @example A type code picks the element type
+ * ```ts
+ * import { SharedArray, type TypeCode, Value } from "@mp/multiprocessing";
+ *
+ * const code: TypeCode = "f64";
+ * const xs = new SharedArray(code, 3);
+ * const big = new Value("i64", 1n);
+ * console.log(xs.array.length, big.value); // 3 1n
+ * xs.close();
+ * big.close();
+ * ```
+ */
 export type TypeCode = "i8" | "u8" | "i16" | "u16" | "i32" | "u32" | "i64" | "u64" | "f32" | "f64";
 
 const ARRAYS = {
@@ -39,12 +54,31 @@ const ARRAYS = {
 /**
  * `number` or `bigint`: what a {@linkcode Value} holds. `new Value("i32", 5)` infers `V = 5`;
  * its `value` is still any number.
+ *
+ * @example A literal type widened
+ * ```ts
+ * import type { Widen } from "@mp/multiprocessing";
+ *
+ * const n: Widen<5> = 7; // number
+ * const b: Widen<1n> = 2n; // bigint
+ * console.log(n, b);
+ * ```
  */
 export type Widen<V> = V extends number ? number : V extends bigint ? bigint : V;
 
 /**
  * The typed array a {@linkcode SharedArray} of type code `T` exposes: `SharedTypedArray<"f64">`
  * is `Float64Array`; without `T`, any of the ten.
+ *
+ * @example The array of an f64 SharedArray
+ * ```ts
+ * import { SharedArray, type SharedTypedArray } from "@mp/multiprocessing";
+ *
+ * const shared = new SharedArray("f64", [1.5, 2.5]);
+ * const view: SharedTypedArray<"f64"> = shared.array; // a Float64Array
+ * console.log(view.reduce((a, b) => a + b, 0)); // 4
+ * shared.close();
+ * ```
  */
 export type SharedTypedArray<T extends TypeCode = TypeCode> = T extends "i8" ? Int8Array
   : T extends "u8" ? Uint8Array
@@ -58,7 +92,22 @@ export type SharedTypedArray<T extends TypeCode = TypeCode> = T extends "i8" ? I
   : T extends "f64" ? Float64Array
   : never;
 
-/** Options of {@linkcode Value} and {@linkcode SharedArray}. */
+/**
+ * Options of {@linkcode Value} and {@linkcode SharedArray}.
+ *
+ * @example A value without a lock, and one sharing a lock
+ * ```ts
+ * import { Lock, Value } from "@mp/multiprocessing";
+ *
+ * const fast = new Value("i32", 0, { lock: false }); // single writer: no lock needed
+ * const lock = new Lock();
+ * const guarded = new Value("i32", 0, { lock });
+ * console.log(guarded.getLock() === lock); // true
+ * fast.close();
+ * guarded.close();
+ * lock.close();
+ * ```
+ */
 export interface SharedValueOptions {
   /** `true` (default): a new `RLock` guards compound updates; `false`: none; or your own lock. */
   lock?: boolean | Lock | RLock;

@@ -30,21 +30,19 @@
  */
 import type { Socket } from "node:net";
 import { close, dupFd, socketpair } from "../native/mod.ts";
-import { describeFunction, targetOptions } from "./_caller.ts";
+import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { IDENTS, NAMES, registry, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
 import { trackerFd } from "./_tracker.ts";
+import { canRunDeno } from "./_spawn.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
-import type { ControlChannel, ProcessOptions } from "./process.ts";
+import { described, inspect, withInspect } from "./_inspect.ts";
+import { type ControlChannel, type ProcessOptions, withName } from "./process.ts";
 import { workerRef } from "./_worker_ref.ts";
-
-// `any[]`: a typed target such as `(n: number) => void` must be accepted.
-// deno-lint-ignore no-explicit-any
-type AnyArgs = any[];
 
 /** How a thread is built inside its Worker (see `_thread_main.ts`). */
 export interface ThreadBuild {
@@ -104,7 +102,8 @@ let exitHookInstalled = false;
  * }
  * ```
  */
-export class Thread {
+// deno-lint-ignore no-explicit-any
+export class Thread<A extends unknown[] = any[]> {
   #target: ((...args: unknown[]) => unknown) | undefined;
   #args: unknown[];
   #name: string;
@@ -127,7 +126,7 @@ export class Thread {
   #early: Uint8Array[] = [];
 
   /** Describes the thread; nothing runs until {@linkcode Thread.start}. */
-  constructor(options: ProcessOptions<AnyArgs> = {}) {
+  constructor(options: ProcessOptions<A> = {} as ProcessOptions<A>) {
     if (building) {
       // Rebuilding this thread's own object inside its Worker (see `_thread_main.ts`).
       const { init, target, args } = building;
@@ -154,6 +153,32 @@ export class Thread {
   set name(value: string) {
     if (typeof value !== "string") throw new TypeError("Invalid name: expected a string");
     this.#name = value;
+  }
+
+  /**
+   * How the thread prints (`console.log`, `Deno.inspect`): its name, ident, and one of `initial`
+   * (not started), `started`, `stopped` with its exit code; then `daemon` when it is one. A
+   * subclass prints its own class name.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(t); // Thread(name="Thread-1", ident=2, started, daemon)
+   * ```
+   */
+  [inspect](): string {
+    return described(this.constructor.name, false, () => {
+      const stopped = this.#exitCode !== null;
+      return [
+        `name=${JSON.stringify(this.#name)}`,
+        ...(this.#ident === undefined ? ["initial"] : [`ident=${this.#ident}`]),
+        ...(stopped
+          ? [`exitCode=${this.#exitCode}`, "stopped"]
+          : this.#ident === undefined
+          ? []
+          : ["started"]),
+        ...(this.#daemon ? ["daemon"] : []),
+      ];
+    });
   }
 
   /** Whether this is a daemon (it does not keep the program alive); settable only before `start()`. */
@@ -186,7 +211,14 @@ export class Thread {
 
   /**
    * Starts the Worker at once. The returned promise resolves when the thread has found its
-   * target (or rejects with a `TypeError` saying what to export); awaiting it is optional.
+   * target (or rejects with a `TypeError` saying what to export); awaiting it is optional: a
+   * failure nobody handles is printed once, and the program goes on.
+   *
+   * @returns A promise that settles once the thread has found its target.
+   * @throws {Error} When the thread was already started, or when this program is still importing
+   * its module (top-level code that starts threads).
+   * @throws {TypeError} When the module of the target or subclass cannot be told.
+   * @throws {DOMException} (`DataCloneError`) When an argument cannot travel to a thread.
    */
   start(): Promise<void> {
     if (this.#worker) throw new Error(`Cannot start ${this.#name}: a thread can be started only once`);
@@ -229,7 +261,7 @@ export class Thread {
         daemon: s.daemon,
         parent: s.parent,
         // The tracker must be this program's (a process started from a Worker dies with it).
-        trackerFd: canRun() ? trackerFd() : s.trackerFd,
+        trackerFd: canRunDeno() ? trackerFd() : s.trackerFd,
         mainModule: s.mainModule,
       },
       counters: reg.counters.buffer as SharedArrayBuffer,
@@ -264,8 +296,6 @@ export class Thread {
     this.#exited = new Promise<void>((resolve) => this.#ended = resolve);
     let handshake: { resolve(): void; reject(e: unknown): void } | undefined;
     const started = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
-    // Awaiting start() is optional: an unawaited failure must not crash the program.
-    started.catch(() => {});
     // A Worker starts ref'd: until the thread answers, so that awaiting start() keeps this
     // program running even for a daemon thread; after that only a non-daemon thread does.
     this.#refs = 1;
@@ -276,7 +306,7 @@ export class Thread {
         handshake?.resolve();
       } else if (msg.type === "failed") {
         if (msg.revived) this.#fds = [];
-        handshake?.reject(msg.error);
+        handshake?.reject(withName(msg.error, msg.name));
       } else if (msg.type === "exit") {
         this.#end(msg.code);
         return;
@@ -298,10 +328,10 @@ export class Thread {
       this.#end(1);
     };
     worker.postMessage(init);
-    if (!control) return started;
-    const both = Promise.all([started, control]).then(() => {});
-    both.catch(() => {});
-    return both;
+    const result = control ? Promise.all([started, control]).then(() => {}) : started;
+    // Awaiting start() is optional: an unawaited failure is printed, and does not end the program.
+    reportUnhandledStart(result);
+    return result;
   }
 
   #end(code: number): void {
@@ -331,7 +361,14 @@ export class Thread {
     if (--this.#refs === 0 && this.#daemon && this.#exitCode === null) workerRef?.call(this.#worker!, false);
   }
 
-  /** Waits until the thread ends, or until `timeout` ms have passed. */
+  /**
+   * Waits until the thread ends, or until `timeout` ms have passed (then check
+   * {@linkcode Thread.exitCode}: null while it runs).
+   *
+   * @param timeout Milliseconds; undefined or `Infinity` waits for as long as it takes.
+   * @throws {Error} When the thread was not started.
+   * @throws {TypeError} When `timeout` is not a number.
+   */
   async join(timeout?: number): Promise<void> {
     const ms = timeoutMs(timeout, "join");
     if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
@@ -357,6 +394,8 @@ export class Thread {
    * waiting for EOF from a terminated thread's writer waits forever), and a lock it holds stays
    * held. A blocking call (`acquireSync()`, a sync read) is not interrupted: the Worker stops when
    * that call returns. Its exit code becomes -15.
+   *
+   * @throws {Error} When the thread was not started.
    */
   terminate(): void {
     if (!this.#worker) throw new Error(`Cannot terminate ${this.#name}: it was not started`);
@@ -394,29 +433,21 @@ export class Thread {
     if (this.#exitCode === null) this.terminate();
     await this.#exited;
   }
-
-  /** @internal Builds a thread object inside its own Worker. */
-  static _forThread(
-    cls: typeof Thread,
-    build: ThreadBuild,
-    fields: Record<string, unknown> | undefined,
-  ): Thread {
-    building = build;
-    try {
-      const t = Reflect.construct(Thread, [], cls) as Thread;
-      if (fields) Object.assign(t, fields);
-      return t;
-    } finally {
-      building = null;
-    }
-  }
 }
 
-function canRun(): boolean {
+/** @internal Builds a thread object inside its own Worker (see `_thread_main.ts`). */
+export function threadForWorker(
+  cls: abstract new (...args: never[]) => Thread,
+  build: ThreadBuild,
+  fields: Record<string, unknown> | undefined,
+): Thread {
+  building = build;
   try {
-    return Deno.permissions.querySync({ name: "run" }).state === "granted";
-  } catch {
-    return false;
+    const t = Reflect.construct(Thread, [], cls) as Thread;
+    if (fields) Object.assign(t, fields);
+    return t;
+  } finally {
+    building = null;
   }
 }
 
@@ -437,13 +468,76 @@ function installExitHook(): void {
   });
 }
 
-/** The threads started by this program (or by this thread) that are still running. */
+/**
+ * The threads started by this program (or by this thread) that are still running.
+ *
+ * @returns The started, not yet ended {@linkcode Thread} objects.
+ *
+ * @example Wait for every thread
+ * ```ts
+ * import { activeThreads, Thread } from "@mp/multiprocessing";
+ *
+ * export function work(n: number) {
+ *   console.log(n);
+ * }
+ *
+ * if (import.meta.main) {
+ *   for (const n of [1, 2, 3]) await new Thread({ target: work, args: [n] }).start();
+ *   await Promise.all(activeThreads().map((t) => t.join()));
+ * }
+ * ```
+ */
 export function activeThreads(): Thread[] {
   return [...running];
 }
 
-/** Who this thread is: `"MainThread"` (ident 1) in the main program. */
-export function currentThread(): { name: string; ident: number; daemon: boolean } {
+/**
+ * Who this thread is: what {@linkcode currentThread} returns.
+ *
+ * @example
+ * ```ts
+ * import { type CurrentThread, currentThread } from "@mp/multiprocessing";
+ *
+ * const me: CurrentThread = currentThread();
+ * console.log(me.name, me.ident); // MainThread 1
+ * ```
+ */
+export interface CurrentThread {
+  /** `"MainThread"` in the main program, the {@linkcode Thread}'s name in a thread. */
+  readonly name: string;
+  /** A number unique among the threads of this program; 1 for the main thread. */
+  readonly ident: number;
+  /** Whether this is a daemon thread. */
+  readonly daemon: boolean;
+}
+
+/**
+ * Who this thread is, as Python's `threading.current_thread()`: `"MainThread"` (ident 1) in the
+ * main program. It prints as `Thread(name="MainThread", ident=1, current)`.
+ *
+ * @returns This thread's name, ident and daemon flag.
+ *
+ * @example Name the thread a function runs in
+ * ```ts
+ * import { currentThread } from "@mp/multiprocessing";
+ *
+ * export function work() {
+ *   console.log(`${currentThread().name} at work`);
+ * }
+ *
+ * if (import.meta.main) work(); // MainThread at work
+ * ```
+ */
+export function currentThread(): CurrentThread {
   const { name, ident, daemon } = registry().current;
-  return { name, ident, daemon };
+  return withInspect(
+    { name, ident, daemon },
+    () =>
+      described("Thread", false, () => [
+        `name=${JSON.stringify(name)}`,
+        `ident=${ident}`,
+        "current",
+        ...(daemon ? ["daemon"] : []),
+      ]),
+  );
 }

@@ -44,13 +44,11 @@ const ALLOWED_BIG_FILES = [
 const ALLOWED_UNDERSCORE_MEMBERS = [
   "Connection._readyNow",
   "Connection._waitReadable",
-  "Process._forChild",
   "Queue._check",
   "Queue._join",
   "Queue._shared",
   "Queue._taskDone",
   "SimpleQueue._queue",
-  "Thread._forThread",
 ];
 
 /** Files outside `native/` allowed to touch FFI or Deno's internals. */

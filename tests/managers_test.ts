@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   AuthenticationError,
   BrokenBarrierError,
+  type DictProxy,
   EOFError,
   EventProxy,
   JoinableQueueProxy,
@@ -115,7 +116,7 @@ Deno.test({
       await p.join(20_000);
       assert.equal(p.exitCode, 0);
       assert.equal(await ns.get("child pid"), p.pid);
-      const made = await ns.get("child dict");
+      const made = await ns.get<DictProxy>("child dict");
       assert.deepEqual(await made.toObject(), { made: "by child" });
     } finally {
       await cleanup(p);

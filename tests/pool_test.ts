@@ -88,8 +88,14 @@ Deno.test({
       assert.match(e4.message, /function "notThere", is not exported from .*pool_fixtures\.ts/);
       assert.equal(await pool.apply(fx.square, [3]), 9);
       // An argument that cannot travel throws at the call, synchronously.
-      assert.throws(() => pool.applyAsync(fx.add, [() => 1, 2]), (e: Error) => e.name === "DataCloneError");
-      await assert.rejects(pool.apply(fx.add, [() => 1, 2]), (e: Error) => e.name === "DataCloneError");
+      assert.throws(
+        () => pool.applyAsync(fx.add, [() => 1, 2] as never),
+        (e: Error) => e.name === "DataCloneError",
+      );
+      await assert.rejects(
+        pool.apply(fx.add, [() => 1, 2] as never),
+        (e: Error) => e.name === "DataCloneError",
+      );
     });
   },
 });

@@ -288,9 +288,92 @@ Deno.test({
     try {
       const err = await p.start().then(() => null, (e) => e);
       assert.ok(err instanceof Error && !(err instanceof ProcessError), String(err));
-      assert.equal(err.message, "broken on purpose");
+      assert.equal(err.name, "BrokenModuleError");
+      assert.match(
+        err.message,
+        /^the child process was importing file:.*throws_on_import\.ts \(to find its target\) when it failed: broken on purpose\. Importing a module runs its top-level code again in every child process: put top-level side effects \(Deno\.serve\(\), writing files, starting processes\) under `if \(import\.meta\.main\) \{ \.\.\. \}`/,
+      );
+      assert.match(err.stack ?? "", /^BrokenModuleError: the child process was importing/);
       await p.join(5000);
       assert.equal(p.exitCode, 1);
+    } finally {
+      await cleanup(p);
+    }
+  },
+});
+
+/** A free TCP port of 127.0.0.1, for a program to listen on. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  return port;
+}
+
+const LISTENS = new URL("./fixtures/listens_on_import.ts", import.meta.url);
+
+Deno.test({
+  name:
+    "A child whose module listens at its top level fails to start with AddrInUse, saying it was importing the module",
+  ...SPAWNS,
+  async fn() {
+    const out = await runProgram(LISTENS, { args: ["await"], env: { MP_TEST_PORT: String(freePort()) } });
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(
+      out.stdout,
+      /^caught AddrInUse: the child process was importing file:.*listens_on_import\.ts \(to find its target\) when it failed: Address already in use.*under `if \(import\.meta\.main\) \{ \.\.\. \}`/m,
+    );
+    assert.match(out.stdout, /^exit code 1$/m);
+    // Handled by the program: nobody else prints it.
+    assert.doesNotMatch(out.stderr, /Address already in use/);
+  },
+});
+
+Deno.test({
+  name: "A start failure nobody awaits is printed once, and the program goes on",
+  ...SPAWNS,
+  async fn() {
+    const out = await runProgram(LISTENS, { args: ["forget"], env: { MP_TEST_PORT: String(freePort()) } });
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, /^exit code 1$/m);
+    const printed =
+      out.stderr.match(/AddrInUse: the child process was importing .*Address already in use/g) ?? [];
+    assert.equal(printed.length, 1, out.stderr);
+  },
+});
+
+Deno.test("A bound method as target is refused at once, saying what to pass instead", () => {
+  const greeter = {
+    greeting: "hi",
+    hello(who: string) {
+      return `${this.greeting} ${who}`;
+    },
+  };
+  assert.throws(
+    () => new Process({ target: greeter.hello.bind(greeter), args: ["bob"], module }),
+    (e: Error) =>
+      e instanceof TypeError &&
+      e.message ===
+        "Invalid target: bound hello is a bound function. Another process imports its function by name from " +
+          "its module, so bound methods, closures and inline functions cannot be used, and `this` does not " +
+          "travel. Export a function (export function hello(...) { ... }) and pass the state it needs as " +
+          "arguments, or subclass Process (or Thread) with the state as fields and the work in run().",
+  );
+});
+
+Deno.test({
+  name: "An inline arrow as target fails start() saying inline functions cannot be targets",
+  ...SPAWNS,
+  async fn() {
+    const p = new Process({ target: (n: number) => n * 2, args: [2], module });
+    try {
+      const err = await p.start().then(() => null, (e) => e);
+      assert.ok(err instanceof TypeError, String(err));
+      assert.match(
+        err.message,
+        /^Cannot start process "Process-[\d:]+": its target, an inline function \("target"\), is not exported from file:.*process_fixtures\.ts\. The child process imports its function by name, so bound methods, closures and inline functions cannot be used: define it at the top level of that module as export function work\(\.\.\.\) \{ \.\.\. \} and pass that function \(state it needs goes in its arguments, or in the fields of a Process subclass\)\.$/,
+      );
+      await p.join(5000);
     } finally {
       await cleanup(p);
     }
@@ -498,5 +581,102 @@ Deno.test({
     const out = await runProgram(new URL("./fixtures/worker_program.ts", import.meta.url));
     assert.equal(out.code, 0, out.stderr);
     assert.deepEqual(JSON.parse(out.stdout), { exitCode: 5 });
+  },
+});
+
+Deno.test({
+  name: "A Process prints its name, pid, parent and state, as Python's repr does",
+  ...SPAWNS,
+  async fn() {
+    const p = new Process({ target: fx.returnsNothing, name: "printed", module });
+    let closed = false;
+    try {
+      assert.equal(Deno.inspect(p), `Process(name="printed", parent=${Deno.pid}, initial)`);
+      p.daemon = true;
+      await p.start();
+      const started = Deno.inspect(p);
+      await p.join(10_000);
+      assert.equal(p.exitCode, 0);
+      // Started, the child may have ended already: both lines are right then.
+      assert.ok(
+        [
+          `Process(name="printed", pid=${p.pid}, parent=${Deno.pid}, started, daemon)`,
+          `Process(name="printed", pid=${p.pid}, parent=${Deno.pid}, exitCode=0, stopped, daemon)`,
+        ].includes(started),
+        started,
+      );
+      p.close();
+      closed = true;
+      assert.equal(Deno.inspect(p), "Process(closed)");
+      const sub = new fx.Reporter("unused", 1);
+      assert.equal(Deno.inspect(sub), `Reporter(name="${sub.name}", parent=${Deno.pid}, initial)`);
+    } finally {
+      if (!closed) await cleanup(p);
+    }
+  },
+});
+
+Deno.test("currentProcess() prints as the main process here, and parentProcess() is null", () => {
+  assert.equal(Deno.inspect(currentProcess()), `Process(name="MainProcess", pid=${Deno.pid}, current)`);
+  assert.equal(parentProcess(), null);
+});
+
+Deno.test({
+  name: "A child's command line ends with its name, and it prints itself and its parent",
+  ...SPAWNS,
+  async fn() {
+    using out = tempFile();
+    const p = new Process({ target: fx.describesItself, args: [out.path], name: "Shown-in-ps", module });
+    try {
+      await p.start();
+      await p.join(10_000);
+      assert.equal(p.exitCode, 0);
+      const seen = fx.readReport(out.path) as { current: string; parent: string; cmdline: string[] };
+      assert.equal(seen.current, `Process(name="Shown-in-ps", pid=${p.pid}, parent=${Deno.pid}, current)`);
+      assert.equal(seen.parent, `Process(name="MainProcess", pid=${Deno.pid}, parent)`);
+      // deno run <flags> data:... <control fd> <name>, and a trailing NUL.
+      assert.equal(seen.cmdline.at(-1), "");
+      assert.equal(seen.cmdline.at(-2), "Shown-in-ps");
+      assert.match(
+        seen.cmdline.at(-4)!,
+        /^data:application\/javascript,import\{main\}from"file:.*\/src\/_child\.ts"/,
+      );
+    } finally {
+      await cleanup(p);
+    }
+  },
+});
+
+const SCOPED = new URL("./fixtures/scoped_run_program.ts", import.meta.url);
+const denoOnPath = (() => {
+  try {
+    return new Deno.Command("deno", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "A program run with --allow-run=deno or --allow-run=<Deno.execPath()> starts children",
+  ignore: !denoOnPath,
+  ...SPAWNS,
+  async fn() {
+    for (const scoped of ["--allow-run=deno", `--allow-run=${Deno.execPath()}`]) {
+      const out = await runProgram(SCOPED, { denoArgs: ["--allow-ffi", scoped] });
+      assert.equal(out.stdout, "child ran\nexit code 0\n", `${scoped}: ${out.stdout}${out.stderr}`);
+    }
+  },
+});
+
+Deno.test({
+  name: "A program not allowed to run Deno is told which --allow-run forms would do",
+  ...SPAWNS,
+  async fn() {
+    const out = await runProgram(SCOPED, { denoArgs: ["--allow-ffi", "--allow-run=true"] });
+    assert.equal(
+      out.stdout,
+      `NotCapable: Cannot start a process: run deno with --allow-run, --allow-run=deno or --allow-run=${Deno.execPath()} (children run this Deno)\n`,
+    );
   },
 });

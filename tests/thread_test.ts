@@ -26,6 +26,7 @@ import {
   closesItsCopy,
   consumes,
   countsUnderLock,
+  describesItself,
   Doubler,
   echoesDouble,
   exits,
@@ -267,7 +268,8 @@ Deno.test({
       (e: Error) =>
         e instanceof TypeError && /Cannot start thread "lost"/.test(e.message) &&
         /is not exported from .*thread_fixtures\.ts/.test(e.message) &&
-        /so the thread can import it/.test(e.message),
+        /The thread imports its function by name, so bound methods, closures and inline functions cannot be used/
+          .test(e.message),
     );
     await t.join(30_000);
     assert.equal(t.exitCode, 1);
@@ -282,7 +284,13 @@ Deno.test({
       target: returns,
       module: new URL("./fixtures/throws_on_import.ts", import.meta.url),
     });
-    await assert.rejects(() => t.start(), /broken on purpose/);
+    await assert.rejects(
+      () => t.start(),
+      (e: Error) =>
+        e.name === "BrokenModuleError" &&
+        /^the thread was importing file:.*throws_on_import\.ts \(to find its target\) when it failed: broken on purpose\. .*import\.meta\.main/
+          .test(e.message),
+    );
     await t.join(30_000);
     assert.equal(t.exitCode, 1);
   },
@@ -588,5 +596,26 @@ Deno.test({
     const nonDaemon = await runProgram(program, { env: { THREAD_DAEMON: "0" } });
     assert.equal(nonDaemon.code, 0, nonDaemon.stderr);
     assert.equal(nonDaemon.stdout, "main done\nthread done\n");
+  },
+});
+
+Deno.test({
+  name: "A Thread prints its name, ident and state; currentThread() prints itself, here and in a thread",
+  ...SPAWNS,
+  async fn() {
+    assert.equal(Deno.inspect(currentThread()), `Thread(name="MainThread", ident=1, current)`);
+    const q = new Queue<string>();
+    const t = new Thread({ target: describesItself, args: [q], name: "printed", module: FIXTURES });
+    try {
+      assert.equal(Deno.inspect(t), `Thread(name="printed", initial)`);
+      await t.start();
+      const inThread = await q.get({ timeout: 30_000 });
+      assert.equal(inThread, `Thread(name="printed", ident=${t.ident}, current)`);
+      await t.join(30_000);
+      assert.equal(Deno.inspect(t), `Thread(name="printed", ident=${t.ident}, exitCode=0, stopped)`);
+    } finally {
+      await t.join(30_000);
+      q.close();
+    }
   },
 });

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { Pipe, Process, Queue } from "../../mod.ts";
+import { type Connection, Pipe, Process, Queue } from "../../mod.ts";
 import type { CompareRow } from "../_row.ts";
 import { lastNumber, run } from "../_measure.ts";
 import { echo, produceSmall, sendBig, takeConnections } from "./_ipc_targets.ts";
@@ -58,7 +58,8 @@ export async function roundTripUs(rounds = 5000, warmup = 500): Promise<number> 
 
 /** µs per Connection sent inside a message to a child that receives it, closes it and answers. */
 export async function handOverUs(rounds = 1000, warmup = 100): Promise<number> {
-  const [mine, theirs] = Pipe<unknown>();
+  // Typed as the child's end is: connections go out; its answers (a 1 each) are only awaited.
+  const [mine, theirs] = Pipe<Connection | null>();
   const child = new Process({ target: takeConnections, args: [theirs], module: targets });
   try {
     await child.start();
