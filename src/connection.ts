@@ -38,6 +38,7 @@ import {
   write as writeFd,
 } from "../native/mod.ts";
 import { SLICE_MS, Waiter } from "./_fd_wait.ts";
+import { described, inspect } from "./_inspect.ts";
 import { Deadline, sleep, timeoutMs } from "./_wait.ts";
 import { deserialize, receivedFd, registerReducer, serialize } from "./_reduction.ts";
 import { BufferTooShortError, EOFError } from "./errors.ts";
@@ -148,6 +149,15 @@ export class Connection<T = unknown> {
     this.#readable = readable;
     this.#writable = writable;
     finalizer.register(this, fd, this);
+  }
+
+  /** `Connection(fd=7, readable, writable)`; `Connection(closed)` once closed. */
+  [inspect](): string {
+    return described("Connection", this.#closed, () => [
+      `fd=${this.#fd}`,
+      ...(this.#readable ? ["readable"] : []),
+      ...(this.#writable ? ["writable"] : []),
+    ]);
   }
 
   /** True after `close()`. */

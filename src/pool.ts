@@ -9,6 +9,7 @@
  * @module
  */
 import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
+import { described, inspect } from "./_inspect.ts";
 import { processWorkers } from "./_pool_slot.ts";
 import { Scheduler } from "./_pool_scheduler.ts";
 import { isSyncIterable, poolStream } from "./_pool_stream.ts";
@@ -73,6 +74,11 @@ export class Pool<I extends unknown[] = any[]> {
     };
     this.#scheduler = new Scheduler({ size: processes, module: where, args, kind: processWorkers });
     this.#scheduler.start();
+  }
+
+  /** `Pool(processes=2, running)`; `closed` or `terminated` after `close()`/`terminate()`. */
+  [inspect](): string {
+    return described("Pool", false, () => [`processes=${this.#scheduler.size}`, this.#scheduler.state]);
   }
 
   /**

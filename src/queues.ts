@@ -21,6 +21,7 @@
  */
 import { OS } from "../native/mod.ts";
 import { Waiter } from "./_fd_wait.ts";
+import { described, inspect } from "./_inspect.ts";
 import { type Encoded, encodeItem, Feeder, heldReadLocks } from "./_queue_feeder.ts";
 import { NOTHING, Reader } from "./_queue_reader.ts";
 import {
@@ -161,6 +162,14 @@ export class Queue<T = unknown> {
       new.target === JoinableQueue,
       () => this.#maybeRelease(),
     );
+  }
+
+  /** `Queue(qsize=3, maxsize=10)` (no maxsize when unbounded), `JoinableQueue(...)`; `Queue(closed)` once closed. */
+  [inspect](): string {
+    return described(this.constructor.name, this.#closed, () => [
+      `qsize=${itemCount(this.#w)}`,
+      ...(this.#s.maxsize < MAX_ITEMS ? [`maxsize=${this.#s.maxsize}`] : []),
+    ]);
   }
 
   /**
@@ -515,6 +524,11 @@ export class SimpleQueue<T = unknown> {
   constructor() {
     this.#q = simpleReviving ?? new Queue<T>();
     simpleReviving = null;
+  }
+
+  /** `SimpleQueue(qsize=3)`; `SimpleQueue(closed)` once closed. */
+  [inspect](): string {
+    return this.#q[inspect]().replace(/^Queue/, "SimpleQueue");
   }
 
   /** Puts an item; an item that cannot be serialized throws from this call. */

@@ -342,3 +342,16 @@ Deno.test({
     }
   },
 });
+
+Deno.test("A Connection prints its fd and which ways it works; a closed one prints as closed", () => {
+  const [a, b] = Pipe();
+  const [r, w] = Pipe({ duplex: false });
+  try {
+    assert.equal(Deno.inspect(a), `Connection(fd=${a.fileno()}, readable, writable)`);
+    assert.equal(Deno.inspect(r), `Connection(fd=${r.fileno()}, readable)`);
+    assert.equal(Deno.inspect(w), `Connection(fd=${w.fileno()}, writable)`);
+  } finally {
+    for (const c of [a, b, r, w]) c.close();
+  }
+  assert.equal(Deno.inspect(a), "Connection(closed)");
+});

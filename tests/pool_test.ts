@@ -569,3 +569,19 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "A Pool prints its size and state: running, then closed",
+  ...SPAWNS,
+  async fn() {
+    const pool = new Pool({ processes: 1, module });
+    try {
+      assert.equal(Deno.inspect(pool), "Pool(processes=1, running)");
+      pool.close();
+      assert.equal(Deno.inspect(pool), "Pool(processes=1, closed)");
+      await pool.join();
+    } finally {
+      await pool.terminate();
+    }
+  },
+});

@@ -593,3 +593,22 @@ Deno.test({
     }
   },
 });
+
+Deno.test("Queues print their kind, item count and bound; a closed queue prints as closed", async () => {
+  const q = new Queue<number>(10);
+  const j = new JoinableQueue<number>();
+  const s = new SimpleQueue<number>();
+  try {
+    await q.put(1);
+    await q.put(2);
+    await s.put(3);
+    assert.equal(Deno.inspect(q), "Queue(qsize=2, maxsize=10)");
+    assert.equal(Deno.inspect(j), "JoinableQueue(qsize=0)");
+    assert.equal(Deno.inspect(s), "SimpleQueue(qsize=1)");
+  } finally {
+    q.close();
+    j.close();
+    s.close();
+  }
+  assert.equal(Deno.inspect(q), "Queue(closed)");
+});
