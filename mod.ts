@@ -48,6 +48,7 @@ export {
   Pool,
   type PoolOptions,
 } from "./src/pool.ts";
+export { ThreadPool } from "./src/thread_pool.ts";
 export {
   type AcquireOptions,
   type AcquireSyncOptions,

@@ -9,7 +9,7 @@
  * @module
  */
 import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
-import { processWorkers } from "./_pool_slot.ts";
+import { processWorkers, type WorkerKind } from "./_pool_slot.ts";
 import { Scheduler } from "./_pool_scheduler.ts";
 import { isSyncIterable, poolStream } from "./_pool_stream.ts";
 import { timeoutMs } from "./_wait.ts";
@@ -17,6 +17,9 @@ import { AsyncResult, pendingResult, settleResult } from "./async_result.ts";
 import { cpuCount } from "./process.ts";
 
 export { AsyncResult };
+
+/** @internal Where a pool class keeps the kind of worker it runs (`ThreadPool`: threads). */
+export const WORKER_KIND: unique symbol = Symbol("multiprocessing.workerKind");
 
 type AnyFn = (...args: any[]) => unknown;
 
@@ -83,6 +86,8 @@ export interface MapAsyncOptions<R> extends MapOptions {
  * ```
  */
 export class Pool {
+  /** @internal The kind of worker this class runs: processes; `ThreadPool` runs threads. */
+  static [WORKER_KIND]: WorkerKind = processWorkers;
   #scheduler: Scheduler;
 
   /** Starts the worker processes at once; if one cannot be started, stops the others and throws. */
@@ -113,7 +118,12 @@ export class Pool {
       initargs,
       maxTasks: maxTasksPerChild ?? null,
     };
-    this.#scheduler = new Scheduler({ size: processes, module: where, args, kind: processWorkers });
+    this.#scheduler = new Scheduler({
+      size: processes,
+      module: where,
+      args,
+      kind: (new.target as typeof Pool)[WORKER_KIND],
+    });
     this.#scheduler.start();
   }
 
