@@ -177,12 +177,26 @@ export function poolWorker(
   module: string | null,
 ): Promise<number> {
   return serveTasks(
-    () => readFrameSync(control),
+    () => readControl(control),
     (frames) => writeAll(control, frames as Uint8Array<ArrayBuffer>),
     mod,
     args[0] as WorkerArgs,
     module,
   );
+}
+
+/**
+ * Reads one frame; null at the end. A reset or closed socket is the end too: the parent closed
+ * its end with bytes unread, or (a thread terminated by its pool) closed the fd under the read.
+ */
+function readControl(control: number): Uint8Array | null {
+  try {
+    return readFrameSync(control);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "ECONNRESET" || code === "EBADF") return null;
+    throw e;
+  }
 }
 
 /** The Int32 words over a progress block. */

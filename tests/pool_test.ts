@@ -4,11 +4,16 @@ import {
   activeThreads,
   AsyncResult,
   Barrier,
+  currentThread,
   Event,
+  Lock,
   Pool,
+  Process,
+  Queue,
   ThreadPool,
   WorkerDiedError,
 } from "../mod.ts";
+import { triesLock } from "./fixtures/thread_fixtures.ts";
 import { poolTestHooks } from "../src/_pool_slot.ts";
 import * as fx from "./fixtures/pool_fixtures.ts";
 import { cleanup, isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
