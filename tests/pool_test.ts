@@ -456,20 +456,24 @@ bothPools(
 bothPools(
   "An idle worker takes a task queued behind a busy one",
   async (P) => {
+    // Functions of their own per pool class: the scheduler's estimates are per function.
+    const [waitsForEvent, setsEvent] = P === Pool
+      ? [fx.waitsForEvent, fx.setsEvent]
+      : [fx.threadWaitsForEvent, fx.threadSetsEvent];
     // The first task waits for an event that only the second one sets: the second must not wait
     // behind the first on the same worker while the other worker is idle or starting.
     using event = new Event();
     const pool = new P({ processes: 2, initializer: fx.share, initargs: [{ event }], module });
     try {
-      const waiting = pool.applyAsync(fx.waitsForEvent);
-      const setter = pool.applyAsync(fx.setsEvent);
+      const waiting = pool.applyAsync(waitsForEvent);
+      const setter = pool.applyAsync(setsEvent);
       assert.equal(await waiting.get(30_000), true, "the second task ran only after the first gave up");
       assert.equal(typeof await setter.get(30_000), "number");
       // Warm now, and with short tasks known: the same holds.
       event.clear();
       await pool.map(fx.square, Array.from({ length: 100 }, (_, i) => i), { chunksize: 1 });
-      const again = pool.applyAsync(fx.waitsForEvent);
-      const setter2 = pool.applyAsync(fx.setsEvent);
+      const again = pool.applyAsync(waitsForEvent);
+      const setter2 = pool.applyAsync(setsEvent);
       assert.equal(await again.get(30_000), true);
       await setter2.get(30_000);
     } finally {
