@@ -1,13 +1,10 @@
 /**
  * The pool's worker kind for threads (CPython: `multiprocessing.pool.ThreadPool`): each worker is
- * a daemon {@linkcode Thread} running the same `serveTasks` loop as a worker process, over the
- * same transport: frames on a socketpair that the thread reads with blocking calls (they block
- * only its Worker), progress words in a `SharedMemory` block mapped by every worker. Killing a
- * worker is the Worker's `terminate()`; a retired idle worker sees EOF on its socket and ends.
- *
- * Why a socketpair and not `postMessage`: the thread already has that channel (its builtin entry
- * point, see `thread.ts`), so one worker loop and one frame format serve both pools, and the
- * progress words and the scheduler are the process pool's unchanged.
+ * a daemon {@linkcode Thread} running the same `serveTasks` loop as a worker process, with its
+ * frames on the Worker's message channel (the thread's builtin control channel, see `thread.ts`)
+ * and its progress words in a `SharedMemory` block mapped by every worker, as a process pool's.
+ * Killing or retiring a worker is the Worker's `terminate()` (an idle worker only waits for a
+ * message, so it stops at once; a task's synchronous blocking call still runs to its end).
  *
  * @module
  */
@@ -23,8 +20,8 @@ function spawnThread(spec: SlotSpec, events: SlotEvents): WorkerSlot {
   thread.name = thread.name.replace(/^Thread/, "ThreadPoolWorker");
   runBuiltin(thread, "pool-worker");
   let channel: ControlChannel | undefined;
-  // start() throws when the Worker cannot be made; it rejects when the thread cannot find its
-  // module (that is no transient failure: a new thread would fail the same way).
+  // start() throws when the Worker cannot be made; it rejects when the thread cannot load its
+  // module (no transient failure: a new thread would fail the same way).
   thread.start().then(
     () => channel = controlChannel(thread, events.frame),
     (error) => events.startFailed(error, false),

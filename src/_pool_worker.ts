@@ -79,18 +79,17 @@ const OWN_FRAME = 64;
 /**
  * Runs a worker: after its initializer, it says it is ready, then reads frames, each a batch of
  * tasks, and answers each task in order. `read` returns one frame's body, null at the end;
- * `writeRaw` writes whole frames (header included). Resolves to the exit code. The same loop
- * serves any transport (a process's control fd here).
+ * `write` sends one. Resolves to the exit code. The same loop serves any transport (a process's
+ * control fd here, a thread's message channel in `_thread_main.ts`).
  */
 export async function serveTasks(
   read: () => Uint8Array | null | Promise<Uint8Array | null>,
-  writeRaw: (frames: Uint8Array) => void,
+  write: (body: Uint8Array) => void,
   mod: Record<string, unknown>,
   args: WorkerArgs,
   module: string | null,
 ): Promise<number> {
   const { initializer, initargs, maxTasks } = args;
-  const write = (body: Uint8Array) => writeRaw(encodeFrame(body));
   try {
     if (initializer) {
       await findExport(mod, initializer, module, "Cannot start pool worker: its initializer")(...initargs);
@@ -177,26 +176,12 @@ export function poolWorker(
   module: string | null,
 ): Promise<number> {
   return serveTasks(
-    () => readControl(control),
-    (frames) => writeAll(control, frames as Uint8Array<ArrayBuffer>),
+    () => readFrameSync(control),
+    (body) => writeAll(control, encodeFrame(body) as Uint8Array<ArrayBuffer>),
     mod,
     args[0] as WorkerArgs,
     module,
   );
-}
-
-/**
- * Reads one frame; null at the end. A reset or closed socket is the end too: the parent closed
- * its end with bytes unread, or (a thread terminated by its pool) closed the fd under the read.
- */
-function readControl(control: number): Uint8Array | null {
-  try {
-    return readFrameSync(control);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === "ECONNRESET" || code === "EBADF") return null;
-    throw e;
-  }
 }
 
 /** The Int32 words over a progress block. */

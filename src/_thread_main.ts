@@ -7,8 +7,8 @@
  * exit hooks (`_exit.ts`): its queues hand over their items, the library objects it was given
  * are closed (its own handles and copies of fds, see `thread.ts`), and last it posts its exit code.
  *
- * A later pool worker loop runs here as well: after the handshake, instead of `run()`, a builtin
- * loop reads tasks from the Worker's message channel (see the report of issue 13).
+ * A ThreadPool's worker loop (`serveTasks` of `_pool_worker.ts`) runs here as well: after the
+ * handshake, instead of `run()`, it reads its frames from the Worker's message channel.
  *
  * @module
  */
@@ -20,6 +20,7 @@ import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { activeChildren } from "./process.ts";
+import type { WorkerArgs } from "./_pool_worker.ts";
 import { becomeThread, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
 import { activeThreads, Thread } from "./thread.ts";
 
@@ -86,8 +87,15 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
   let code = 0;
   try {
     if (init.builtin === "pool-worker") {
-      const { poolWorker } = await import("./_pool_worker.ts");
-      code = await poolWorker(init.controlFd!, mod, args, init.module);
+      const { serveTasks } = await import("./_pool_worker.ts");
+      const read = frameReader();
+      code = await serveTasks(
+        read,
+        (body) => reply({ type: "frame", body }),
+        mod,
+        args[0] as never,
+        init.module,
+      );
     } else {
       await thread.run();
     }
@@ -99,6 +107,26 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
   // As Python: the program (here: the thread) waits for its non-daemon threads and children.
   await Promise.all([...activeChildren(), ...activeThreads()].filter((p) => !p.daemon).map((p) => p.join()));
   return code;
+}
+
+/**
+ * The frames the parent sends a builtin (see `runBuiltin` in `thread.ts`): a read returns the next
+ * one, waiting for it (the loop has nothing else to do meanwhile). Listening from now on: the
+ * parent sends nothing before the builtin says it is ready.
+ */
+function frameReader(): () => Uint8Array | Promise<Uint8Array> {
+  const frames: Uint8Array[] = [];
+  let waiting: ((body: Uint8Array) => void) | undefined;
+  self.addEventListener("message", (e) => {
+    const msg = (e as MessageEvent<ThreadReply>).data;
+    if (msg?.type !== "frame") return;
+    if (waiting) {
+      const w = waiting;
+      waiting = undefined;
+      w(msg.body);
+    } else frames.push(msg.body);
+  });
+  return () => frames.length ? frames.shift()! : new Promise((resolve) => waiting = resolve);
 }
 
 /**
