@@ -93,7 +93,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
         read,
         (body) => reply({ type: "frame", body }),
         mod,
-        args[0] as never,
+        args[0] as WorkerArgs,
         init.module,
       );
     } else {
