@@ -77,3 +77,34 @@ export function targetOptions(options: unknown, kind: string): TargetOptions {
     module: module !== undefined ? moduleSpecifier(module as string | URL) : callerModule(),
   };
 }
+
+/**
+ * Finds an exported function by its name, or (exported under another name) by its source text.
+ * `what` starts the error message, e.g. `Cannot run task: its function`.
+ */
+export function findExport(
+  mod: Record<string, unknown>,
+  { name, source }: { name: string; source: string },
+  module: string | null,
+  what: string,
+  importer = "the child process",
+): (...args: unknown[]) => unknown {
+  const byName = mod[name];
+  if (typeof byName === "function" && (byName.toString() === source || !exportedWithSource(mod, source))) {
+    return byName as (...args: unknown[]) => unknown;
+  }
+  const bySource = Object.values(mod).find((v) => typeof v === "function" && v.toString() === source);
+  if (bySource) return bySource as (...args: unknown[]) => unknown;
+  const fn = name ? `function "${name}"` : "an anonymous function";
+  throw new TypeError(
+    `${what}, ${fn}, is not exported from ${module}. ` +
+      `Export it from that module (export function ${
+        name || "work"
+      }(...) { ... }) so ${importer} can import it, ` +
+      `or pass { module } naming the module that exports it.`,
+  );
+}
+
+function exportedWithSource(mod: Record<string, unknown>, source: string): boolean {
+  return Object.values(mod).some((v) => typeof v === "function" && v.toString() === source);
+}

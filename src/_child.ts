@@ -11,6 +11,7 @@ import "../mod.ts";
 import { readFrameSync, writeFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
+import { findExport } from "./_caller.ts";
 import { activeChildren, type ChildHeader, Process } from "./process.ts";
 
 type Module = Record<string, unknown>;
@@ -87,37 +88,6 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
 
 function findTarget(mod: Module, header: ChildHeader): (...args: unknown[]) => unknown {
   return findExport(mod, header.target!, header.module, `Cannot start process "${header.name}": its target`);
-}
-
-/**
- * Finds an exported function by its name, or (exported under another name) by its source text.
- * `what` starts the error message, e.g. `Cannot run task: its function`.
- */
-export function findExport(
-  mod: Module,
-  { name, source }: { name: string; source: string },
-  module: string | null,
-  what: string,
-  importer = "the child process",
-): (...args: unknown[]) => unknown {
-  const byName = mod[name];
-  if (typeof byName === "function" && (byName.toString() === source || !exportedWithSource(mod, source))) {
-    return byName as (...args: unknown[]) => unknown;
-  }
-  const bySource = Object.values(mod).find((v) => typeof v === "function" && v.toString() === source);
-  if (bySource) return bySource as (...args: unknown[]) => unknown;
-  const fn = name ? `function "${name}"` : "an anonymous function";
-  throw new TypeError(
-    `${what}, ${fn}, is not exported from ${module}. ` +
-      `Export it from that module (export function ${
-        name || "work"
-      }(...) { ... }) so ${importer} can import it, ` +
-      `or pass { module } naming the module that exports it.`,
-  );
-}
-
-function exportedWithSource(mod: Module, source: string): boolean {
-  return Object.values(mod).some((v) => typeof v === "function" && v.toString() === source);
 }
 
 /**

@@ -20,7 +20,7 @@
 import { writeAll } from "../native/mod.ts";
 import { encodeFrame, readFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
-import { findExport } from "./_child.ts";
+import { findExport } from "./_caller.ts";
 import { SharedMemory } from "./shared_memory.ts";
 
 type Fn = (...args: unknown[]) => unknown;

@@ -15,7 +15,8 @@
 // Every class of the library registers how it travels when its module loads: load them all, so
 // arguments revive even when the target's module imports the library for its types only.
 import "../mod.ts";
-import { findClass, findExport } from "./_child.ts";
+import { findClass } from "./_child.ts";
+import { findExport } from "./_caller.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
