@@ -23,9 +23,7 @@ if (import.meta.main) {
   let bytes = 0;
   for (let i = 0; i < count; i++) {
     const chunk = (await q.get()) as Uint8Array;
-    if (chunk.length !== size || chunk[0] !== (i & 0xff)) {
-      throw new Error(`chunk ${i} is wrong`);
-    }
+    if (chunk.length !== size || chunk[0] !== (i & 0xff)) throw new Error(`chunk ${i} is wrong`);
     bytes += chunk.length;
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -34,12 +32,8 @@ if (import.meta.main) {
   q.close();
   const parentPeak = peakRssMb();
   console.error(
-    `streamed ${(bytes / 2 ** 30).toFixed(2)} GiB at ${
-      (bytes / seconds / 1e9).toFixed(2)
-    } GB/s; ` +
-      `peak RSS: parent ${parentPeak.toFixed(0)} MB, child ${
-        childPeak.toFixed(0)
-      } MB`,
+    `streamed ${(bytes / 2 ** 30).toFixed(2)} GiB at ${(bytes / seconds / 1e9).toFixed(2)} GB/s; ` +
+      `peak RSS: parent ${parentPeak.toFixed(0)} MB, child ${childPeak.toFixed(0)} MB`,
   );
   console.log(Math.max(parentPeak, childPeak).toFixed(1));
 }

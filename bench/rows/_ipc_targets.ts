@@ -32,11 +32,7 @@ export function peakRssMb(): number {
 }
 
 /** Waits for a go, then puts `count` small objects and a final `null`. */
-export async function produceSmall(
-  q: Queue<unknown>,
-  go: Connection,
-  count: number,
-): Promise<void> {
+export async function produceSmall(q: Queue<unknown>, go: Connection, count: number): Promise<void> {
   await go.recv();
   go.close();
   for (let i = 0; i < count; i++) await q.put({ i, s: "hello" });
@@ -45,11 +41,7 @@ export async function produceSmall(
 }
 
 /** Waits for a go, then sends `count` messages of `size` bytes. */
-export async function sendBig(
-  conn: Connection,
-  count: number,
-  size: number,
-): Promise<void> {
+export async function sendBig(conn: Connection, count: number, size: number): Promise<void> {
   const buf = new Uint8Array(size).fill(1);
   await conn.recv();
   for (let i = 0; i < count; i++) await conn.sendBytes(buf);
@@ -58,11 +50,7 @@ export async function sendBig(
 }
 
 /** Puts `count` arrays of `size` bytes, then its own peak RSS in MB. */
-export async function streamBig(
-  q: Queue<unknown>,
-  count: number,
-  size: number,
-): Promise<void> {
+export async function streamBig(q: Queue<unknown>, count: number, size: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     const chunk = new Uint8Array(size);
     chunk[0] = i & 0xff;

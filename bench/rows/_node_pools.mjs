@@ -1,9 +1,9 @@
-// Baselines of bench/rows/thread_pool.ts, run under Node (their home) from bench/node_modules:
+// Baselines of bench/rows/thread_pool.ts, run under Node (their home) from bench/npm/node_modules:
 //   node _node_pools.mjs <piscina|workerpool> <apply|map> <count>
 // prints one number: µs per apply round trip, or ms for `count` tasks submitted at once (neither
 // library has a map: one task per item, as a user of either writes it).
 import { createRequire } from "node:module";
-const require = createRequire(new URL("../package.json", import.meta.url));
+const require = createRequire(new URL("../npm/package.json", import.meta.url));
 const [lib, mode, countText] = process.argv.slice(2);
 const count = Number(countText);
 const task = new URL("./_node_task.cjs", import.meta.url);

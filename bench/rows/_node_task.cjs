@@ -8,7 +8,7 @@ module.exports.identity = identity;
 // workerpool: a worker script registers its functions when loaded by workerpool's worker.
 if (require("node:worker_threads").workerData?.workerpool !== false) {
   try {
-    require("workerpool").worker({ identity });
+    require("../npm/node_modules/workerpool").worker({ identity });
   } catch {
     // loaded by piscina, where workerpool's worker() has nothing to attach to
   }

@@ -9,11 +9,7 @@ import type { Barrier, Event, Semaphore } from "../../mod.ts";
 import "../../mod.ts";
 
 /** The other half of a ping-pong: takes `ping`, gives `pong`, `n` times (async waits). */
-export async function pong(
-  ping: Semaphore,
-  pongSem: Semaphore,
-  n: number,
-): Promise<void> {
+export async function pong(ping: Semaphore, pongSem: Semaphore, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
     await ping.acquire();
     pongSem.release();
@@ -29,11 +25,7 @@ export function pongSync(ping: Semaphore, pongSem: Semaphore, n: number): void {
 }
 
 /** Passes `barrier` `n` times once `go` is set. */
-export async function barrierParty(
-  barrier: Barrier,
-  go: Event,
-  n: number,
-): Promise<void> {
+export async function barrierParty(barrier: Barrier, go: Event, n: number): Promise<void> {
   await go.wait();
   for (let i = 0; i < n; i++) await barrier.wait();
 }

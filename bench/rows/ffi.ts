@@ -37,9 +37,7 @@ export function semaphoreNs(): Promise<number> {
   const sem = anonymousSemaphore();
   try {
     return Promise.resolve(nsPerOp(() => {
-      if (!sem.tryWait()) {
-        throw new Error("sem_trywait failed on an uncontended semaphore");
-      }
+      if (!sem.tryWait()) throw new Error("sem_trywait failed on an uncontended semaphore");
       sem.post();
     }));
   } finally {

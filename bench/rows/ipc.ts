@@ -29,10 +29,7 @@ async function stop(p: Process): Promise<void> {
 }
 
 /** µs per round trip of a small object to a child that echoes it. */
-export async function roundTripUs(
-  rounds = 5000,
-  warmup = 500,
-): Promise<number> {
+export async function roundTripUs(rounds = 5000, warmup = 500): Promise<number> {
   const [mine, theirs] = Pipe();
   const child = new Process({ target: echo, args: [theirs], module: targets });
   try {
@@ -61,11 +58,7 @@ export async function roundTripUs(
 export async function queueThroughputK(count = 100_000): Promise<number> {
   const q = new Queue<unknown>();
   const [go, theirs] = Pipe();
-  const child = new Process({
-    target: produceSmall,
-    args: [q, theirs, count],
-    module: targets,
-  });
+  const child = new Process({ target: produceSmall, args: [q, theirs, count], module: targets });
   try {
     await child.start();
     theirs.close();
@@ -88,20 +81,14 @@ export async function queueThroughputK(count = 100_000): Promise<number> {
 /** GB/s of `sendBytes` messages of `size` bytes from a child, received with `recvBytes`. */
 export async function sendBytesGBs(count = 256, size = MIB): Promise<number> {
   const [mine, theirs] = Pipe();
-  const child = new Process({
-    target: sendBig,
-    args: [theirs, count, size],
-    module: targets,
-  });
+  const child = new Process({ target: sendBig, args: [theirs, count, size], module: targets });
   try {
     await child.start();
     theirs.close();
     const t0 = performance.now();
     await mine.send("go");
     for (let i = 0; i < count; i++) {
-      if ((await mine.recvBytes()).length !== size) {
-        throw new Error("short message");
-      }
+      if ((await mine.recvBytes()).length !== size) throw new Error("short message");
     }
     const seconds = (performance.now() - t0) / 1000;
     await mine.send("done");
@@ -115,22 +102,9 @@ export async function sendBytesGBs(count = 256, size = MIB): Promise<number> {
 }
 
 /** Peak RSS (MB, the larger of the two processes) while 1 GiB streams through a Queue(16). */
-export async function streamRssMb(
-  count = 1024,
-  size = MIB,
-  maxsize = 16,
-): Promise<number> {
+export async function streamRssMb(count = 1024, size = MIB, maxsize = 16): Promise<number> {
   const program = new URL("./_ipc_stream.ts", import.meta.url).pathname;
-  return lastNumber(
-    await run(Deno.execPath(), [
-      "run",
-      "-A",
-      program,
-      `${count}`,
-      `${size}`,
-      `${maxsize}`,
-    ]),
-  );
+  return lastNumber(await run(Deno.execPath(), ["run", "-A", program, `${count}`, `${size}`, `${maxsize}`]));
 }
 
 const PY_PRELUDE = `
@@ -345,8 +319,7 @@ export const rows: CompareRow[] = [
     goal: { vs: "python", ratio: 2 },
   },
   {
-    name:
-      "Queue(16) streaming 1 GiB in 1 MiB items: peak RSS of either process",
+    name: "Queue(16) streaming 1 GiB in 1 MiB items: peak RSS of either process",
     unit: "MB",
     deno: () => streamRssMb(),
     python: PY_STREAM,

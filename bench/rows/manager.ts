@@ -17,19 +17,12 @@ const DICTS = 10_000;
 /** The RSS of this process's newest child that is not the resource tracker (the server), in MB. */
 function serverRssMb(): number {
   const out = new TextDecoder().decode(
-    new Deno.Command("pgrep", {
-      args: ["-P", String(Deno.pid)],
-      stdout: "piped",
-    }).outputSync().stdout,
+    new Deno.Command("pgrep", { args: ["-P", String(Deno.pid)], stdout: "piped" }).outputSync().stdout,
   );
   for (const pid of out.split("\n").filter(Boolean).reverse()) {
     try {
-      if (
-        Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("_tracker_main")
-      ) continue;
-      const kb = Number(
-        /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1],
-      );
+      if (Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("_tracker_main")) continue;
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1]);
       return kb / 1024;
     } catch {
       // ended meanwhile
@@ -78,9 +71,7 @@ if __name__ == "__main__":
     name: "Manager lock acquire+release, TCP loopback",
     unit: "µs/op",
     deno: async () => {
-      await using manager = await Manager.start({
-        address: { hostname: "127.0.0.1", port: 0 },
-      });
+      await using manager = await Manager.start({ address: { hostname: "127.0.0.1", port: 0 } });
       const lock = await manager.lock();
       for (let i = 0; i < 200; i++) {
         await lock.acquire();
@@ -111,8 +102,7 @@ if __name__ == "__main__":
 `,
   },
   {
-    name:
-      `Manager server RSS growth over ${DICTS} dicts made and dropped (after ${DICTS} to warm up)`,
+    name: `Manager server RSS growth over ${DICTS} dicts made and dropped (after ${DICTS} to warm up)`,
     unit: "MB",
     deno: async () => {
       await using manager = await Manager.start();

@@ -36,10 +36,7 @@ const IMAP_CHUNK = 1000;
 // capped, RSS stays flat whatever the input, which is what bounded memory means.
 const RSS_HEAP_FLAG = "--v8-flags=--max-old-space-size=64";
 
-const imapRuns = new Map<
-  string,
-  Promise<{ perSecond: number; peakRssMB: number }>
->();
+const imapRuns = new Map<string, Promise<{ perSecond: number; peakRssMB: number }>>();
 function imapRun(items: number, capped = false) {
   const key = `${items}/${capped}`;
   let run = imapRuns.get(key);
@@ -57,9 +54,7 @@ function imapRun(items: number, capped = false) {
         stdout: "piped",
         stderr: "inherit",
       }).output();
-      if (!out.success) {
-        throw new Error("the imapUnordered benchmark process failed");
-      }
+      if (!out.success) throw new Error("the imapUnordered benchmark process failed");
       return JSON.parse(new TextDecoder().decode(out.stdout));
     })();
     imapRuns.set(key, run);
@@ -99,11 +94,8 @@ if __name__ == "__main__":
     deno: () =>
       withPool(async (pool) => {
         const t = await timeMs(async () => {
-          const rs = Array.from({ length: ASYNC_COUNT }, (_, i) =>
-            pool.applyAsync(identity, [i]));
-          for (const r of rs) {
-            await r.get();
-          }
+          const rs = Array.from({ length: ASYNC_COUNT }, (_, i) => pool.applyAsync(identity, [i]));
+          for (const r of rs) await r.get();
         });
         return ASYNC_COUNT / t;
       }),
@@ -180,12 +172,10 @@ if __name__ == "__main__":
         print(${IMAP_ITEMS} / (time.perf_counter() - t0) / 1000)
 `,
     extra: {
-      "peak RSS MB, 100k items (heap capped)": async () =>
-        (await imapRun(100_000, true)).peakRssMB,
+      "peak RSS MB, 100k items (heap capped)": async () => (await imapRun(100_000, true)).peakRssMB,
       "1M items": async () => (await imapRun(IMAP_ITEMS, true)).peakRssMB,
       "3M items": async () => (await imapRun(3 * IMAP_ITEMS, true)).peakRssMB,
-      "1M items, heap not capped": async () =>
-        (await imapRun(IMAP_ITEMS)).peakRssMB,
+      "1M items, heap not capped": async () => (await imapRun(IMAP_ITEMS)).peakRssMB,
     },
   },
   {

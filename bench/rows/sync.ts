@@ -85,12 +85,7 @@ export async function barrierMs(parties = 5, passes = 1000): Promise<number> {
   using go = new Event();
   const children = Array.from(
     { length: parties - 1 },
-    () =>
-      new Process({
-        target: barrierParty,
-        args: [barrier, go, passes],
-        module: targets,
-      }),
+    () => new Process({ target: barrierParty, args: [barrier, go, passes], module: targets }),
   );
   try {
     await Promise.all(children.map((c) => c.start()));

@@ -37,9 +37,7 @@ async function threadStartJoinMs(count = COUNT): Promise<number> {
 }
 
 // The floor: a Worker whose module only says it is up, terminated once it has.
-const RAW_WORKER = `data:application/javascript,${
-  encodeURIComponent("postMessage(0);")
-}`;
+const RAW_WORKER = `data:application/javascript,${encodeURIComponent("postMessage(0);")}`;
 
 /** Median ms of a raw Deno Worker's start (until its first message) + terminate(). */
 async function rawWorkerMs(count = COUNT): Promise<number> {

@@ -3,8 +3,9 @@
  * and workerpool's thread mode, and against CPython's `multiprocessing.pool.ThreadPool`: an apply
  * round trip, and a map of 200 000 tiny items, with 2 threads.
  *
- * piscina and workerpool are benchmark-only npm packages (`bench/package.json`; install them
- * with `npm install --prefix bench`): they run under Node, their home, through
+ * piscina and workerpool are benchmark-only npm packages (`bench/npm/package.json`, a folder of
+ * its own: a package.json in `bench/` would make Deno take `bench/` for a project without this
+ * repository's deno.json; install them with `npm install --prefix bench/npm`): they run under Node, their home, through
  * `_node_pools.mjs`; their columns show "—" when Node or the packages are missing. Neither has
  * a map: their map is one task per item, submitted at once, as their users write it; it takes
  * them ~45 s for 200 000 items here, so each is measured once per run (the value repeats).
@@ -65,11 +66,11 @@ function node(
         }
         try {
           await Deno.stat(
-            new URL(`../node_modules/${lib}/package.json`, import.meta.url),
+            new URL(`../npm/node_modules/${lib}/package.json`, import.meta.url),
           );
         } catch {
           throw new Skipped(
-            `${lib} is not installed: npm install --prefix bench`,
+            `${lib} is not installed: npm install --prefix bench/npm`,
           );
         }
         const script = new URL("./_node_pools.mjs", import.meta.url).pathname;
@@ -116,8 +117,7 @@ export const rows: CompareRow[] = [
     goal: { vs: "piscina (Node)", ratio: 1 },
   },
   {
-    name:
-      "ThreadPool.map, 200 000 tiny items, 2 threads (after one warm-up map)",
+    name: "ThreadPool.map, 200 000 tiny items, 2 threads (after one warm-up map)",
     unit: "ms",
     deno: () => mapMs(ThreadPool),
     python: `${PY_POOL}
