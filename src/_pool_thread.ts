@@ -3,8 +3,9 @@
  * a daemon {@linkcode Thread} running the same `serveTasks` loop as a worker process, with its
  * frames on the Worker's message channel (the thread's builtin control channel, see `thread.ts`)
  * and its progress words in a `SharedMemory` block mapped by every worker, as a process pool's.
- * Killing or retiring a worker is the Worker's `terminate()` (an idle worker only waits for a
- * message, so it stops at once; a task's synchronous blocking call still runs to its end).
+ * Killing a worker is the Worker's `terminate()` (an idle worker only waits for a message, so it
+ * stops at once; a task's synchronous blocking call still runs to its end). Retiring one sends it
+ * an empty frame: it ends as a thread does, through its exit hooks (its queues hand over).
  *
  * @module
  */
@@ -36,7 +37,8 @@ function spawnThread(spec: SlotSpec, events: SlotEvents): WorkerSlot {
     },
     send: (body) => channel!.send(body),
     kill: () => thread.terminate(),
-    retire: () => thread.terminate(),
+    // An empty frame ends the loop: the thread exits (code 0) through its exit hooks.
+    retire: () => channel ? channel.send(new Uint8Array(0)) : thread.terminate(),
     join: () => thread.join(),
   };
 }

@@ -112,20 +112,23 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
 
 /**
  * The frames the parent sends a builtin (see `runBuiltin` in `thread.ts`): a read returns the next
- * one, waiting for it (the loop has nothing else to do meanwhile). Listening from now on: the
+ * one, waiting for it (the loop has nothing else to do meanwhile), null for the end. Listening from now on: the
  * parent sends nothing before the builtin says it is ready.
  */
-function frameReader(): () => Uint8Array | Promise<Uint8Array> {
-  const frames: Uint8Array[] = [];
-  let waiting: ((body: Uint8Array) => void) | undefined;
+function frameReader(): () => Uint8Array | null | Promise<Uint8Array | null> {
+  const frames: (Uint8Array | null)[] = [];
+  let waiting: ((body: Uint8Array | null) => void) | undefined;
   self.addEventListener("message", (e) => {
     const msg = (e as MessageEvent<ThreadReply>).data;
     if (msg?.type !== "frame") return;
+    // An empty frame is the end (no batch serializes to nothing): the loop returns, and the
+    // thread ends through its exit hooks, as a retired worker process does on SIGTERM.
+    const body = msg.body.length === 0 ? null : msg.body;
     if (waiting) {
       const w = waiting;
       waiting = undefined;
-      w(msg.body);
-    } else frames.push(msg.body);
+      w(body);
+    } else frames.push(body);
   });
   return () => frames.length ? frames.shift()! : new Promise((resolve) => waiting = resolve);
 }

@@ -445,7 +445,7 @@ bothPools(
     using barrier = new Barrier(3);
     const pool = new P({ processes: 3, initializer: fx.share, initargs: [{ barrier }], module });
     try {
-      const pids = await pool.map(fx.meet, [0, 1, 2], { chunksize: 1 });
+      const pids = await pool.map(P === Pool ? fx.meet : fx.threadMeet, [0, 1, 2], { chunksize: 1 });
       assert.equal(new Set(pids).size, 3);
     } finally {
       await pool.terminate();
@@ -586,7 +586,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "A ThreadPool is a Pool whose tasks run in its own distinct threads of this process",
+  name:
+    "A ThreadPool is a Pool whose tasks run in its own distinct threads of this process, which end by themselves after close()",
   ...SPAWNS,
   async fn() {
     // A Barrier(3) met by three tasks at once: they run in three workers at the same time.
@@ -594,7 +595,7 @@ Deno.test({
     const pool = new ThreadPool({ processes: 3, initializer: fx.share, initargs: [{ barrier }], module });
     try {
       assert.ok(pool instanceof Pool);
-      const idents = await pool.map(fx.meet, [0, 1, 2], { chunksize: 1 });
+      const idents = await pool.map(fx.meetInThreads, [0, 1, 2], { chunksize: 1 });
       assert.equal(new Set(idents).size, 3);
       const threads = activeThreads().filter((t) => t.name.startsWith("ThreadPoolWorker"));
       assert.deepEqual(idents.toSorted(), threads.map((t) => t.ident).toSorted());
@@ -604,6 +605,10 @@ Deno.test({
         true,
       );
       assert.equal(activeChildren().filter((p) => p.name.startsWith("PoolWorker")).length, 0);
+      // close() lets each idle thread end by itself, through its exit hooks (not terminate()).
+      pool.close();
+      await pool.join();
+      assert.deepEqual(threads.map((t) => t.exitCode), [0, 0, 0]);
     } finally {
       await pool.terminate();
     }
