@@ -50,6 +50,7 @@ export {
   Pool,
   type PoolOptions,
 } from "./src/pool.ts";
+export { ThreadPool } from "./src/thread_pool.ts";
 export { type AcquireOptions, type AcquireSyncOptions, Lock, RLock } from "./src/lock.ts";
 export { BoundedSemaphore, Semaphore } from "./src/semaphore.ts";
 export { Event } from "./src/event.ts";

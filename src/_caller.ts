@@ -118,3 +118,43 @@ export function targetOptions(options: unknown, kind: string): TargetOptions {
     module: module !== undefined ? moduleSpecifier(module as string | URL) : callerModule(),
   };
 }
+
+/**
+ * Finds an exported function by its name, or (exported under another name) by its source text.
+ * `what` starts the error message, e.g. `Cannot run task: its function`.
+ */
+export function findExport(
+  mod: Record<string, unknown>,
+  { name, source }: { name: string; source: string },
+  module: string | null,
+  what: string,
+  importer = "the child process",
+): (...args: unknown[]) => unknown {
+  const byName = mod[name];
+  if (typeof byName === "function" && (byName.toString() === source || !exportedWithSource(mod, source))) {
+    return byName as (...args: unknown[]) => unknown;
+  }
+  const bySource = Object.values(mod).find((v) => typeof v === "function" && v.toString() === source);
+  if (bySource) return bySource as (...args: unknown[]) => unknown;
+  // An inline arrow gets the name of the property it is written in (`target`, `fn`).
+  const inline = !name || name === "target" || /^(async\s*)?(\([^)]*\)|[\w$]+)\s*=>/.test(source);
+  const state = "state it needs goes in its arguments, or in the fields of a Process subclass";
+  if (inline) {
+    throw new TypeError(
+      `${what}, an inline function${name ? ` ("${name}")` : ""}, is not exported from ${module}. ` +
+        `${importer[0].toUpperCase()}${importer.slice(1)} imports its function by name, so bound methods, ` +
+        `closures and inline functions cannot be used: define it at the top level of that module as ` +
+        `export function work(...) { ... } and pass that function (${state}).`,
+    );
+  }
+  throw new TypeError(
+    `${what}, function "${name}", is not exported from ${module}. ` +
+      `Export it from that module (export function ${name}(...) { ... }) so ${importer} can import it by ` +
+      `name, or pass { module } naming the module that exports it. A closure or a function defined ` +
+      `inside another cannot be used (${state}).`,
+  );
+}
+
+function exportedWithSource(mod: Record<string, unknown>, source: string): boolean {
+  return Object.values(mod).some((v) => typeof v === "function" && v.toString() === source);
+}

@@ -54,6 +54,7 @@ import {
   QUEUED,
   Ring,
   SENT,
+  type Slot,
   terminatedError,
   unpackError,
 } from "./_pool_task.ts";
@@ -74,26 +75,6 @@ type AnyFn = (...args: any[]) => unknown;
 const MAX_START_DEATHS = 3;
 /** Weight of the newest sample in a function's running estimate. */
 const EWMA = 0.5;
-
-/** One worker, as the scheduler keeps track of it. */
-export interface Slot {
-  io: WorkerSlot;
-  /** Its progress word (-1: none, when all were taken). */
-  lane: number;
-  ready: boolean;
-  dead: boolean;
-  /** Sent SIGTERM by a closed, idle pool: given no more work. */
-  retiring: boolean;
-  /** Chunks sent, not yet answered, in order. */
-  inflight: Ring<Chunk>;
-  /** Sum of the estimates of `inflight`; `unknown` counts those without one. */
-  est: number;
-  unknown: number;
-  /** When its current chunk started (the last answer, or the send to an idle worker). */
-  since: number;
-  /** Chunks it may still be sent before it retires (maxTasksPerChild). */
-  left: number;
-}
 
 /** How the scheduler tells its owner about the state of things. */
 export interface SchedulerOptions {

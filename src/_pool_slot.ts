@@ -81,7 +81,8 @@ export const poolTestHooks: { beforeSpawn?: () => void } = {};
 /** Workers as daemon processes running the `pool-worker` entry point of `_child.ts`. */
 export const processWorkers: WorkerKind = { spawn: spawnProcess, progress: sharedProgress };
 
-function sharedProgress(lanes: number): ProgressBlock {
+/** Progress words in a `SharedMemory` block (it travels to processes and threads alike). */
+export function sharedProgress(lanes: number): ProgressBlock {
   const shm = new SharedMemory({ create: true, size: lanes * 4 });
   let open = true;
   return {

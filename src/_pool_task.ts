@@ -5,7 +5,7 @@
  * @module
  */
 import { describeFunction } from "./_caller.ts";
-import type { Slot } from "./_pool_scheduler.ts";
+import type { WorkerSlot } from "./_pool_slot.ts";
 import type { FnDesc, PackedError } from "./_pool_worker.ts";
 import { serialize } from "./_reduction.ts";
 
@@ -27,6 +27,26 @@ const fnInfos = new WeakMap<AnyFn, FnInfo>();
 export const QUEUED = 0;
 export const SENT = 1;
 export const DONE = 2;
+
+/** One worker, as the scheduler keeps track of it. */
+export interface Slot {
+  io: WorkerSlot;
+  /** Its progress word (-1: none, when all were taken). */
+  lane: number;
+  ready: boolean;
+  dead: boolean;
+  /** Sent SIGTERM by a closed, idle pool: given no more work. */
+  retiring: boolean;
+  /** Chunks sent, not yet answered, in order. */
+  inflight: Ring<Chunk>;
+  /** Sum of the estimates of `inflight`; `unknown` counts those without one. */
+  est: number;
+  unknown: number;
+  /** When its current chunk started (the last answer, or the send to an idle worker). */
+  since: number;
+  /** Chunks it may still be sent before it retires (maxTasksPerChild). */
+  left: number;
+}
 
 /** A chunk of work: one call of `applyAsync`, or `chunksize` items of a map. */
 export interface Chunk {

@@ -20,7 +20,7 @@
 import { writeAll } from "../native/mod.ts";
 import { encodeFrame, readFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
-import { findExport } from "./_child.ts";
+import { findExport } from "./_caller.ts";
 import { SharedMemory } from "./shared_memory.ts";
 
 type Fn = (...args: unknown[]) => unknown;
@@ -79,18 +79,17 @@ const OWN_FRAME = 64;
 /**
  * Runs a worker: after its initializer, it says it is ready, then reads frames, each a batch of
  * tasks, and answers each task in order. `read` returns one frame's body, null at the end;
- * `writeRaw` writes whole frames (header included). Resolves to the exit code. The same loop
- * serves any transport (a process's control fd here).
+ * `write` sends one. Resolves to the exit code. The same loop serves any transport (a process's
+ * control fd here, a thread's message channel in `_thread_main.ts`).
  */
 export async function serveTasks(
   read: () => Uint8Array | null | Promise<Uint8Array | null>,
-  writeRaw: (frames: Uint8Array) => void,
+  write: (body: Uint8Array) => void,
   mod: Record<string, unknown>,
   args: WorkerArgs,
   module: string | null,
 ): Promise<number> {
   const { initializer, initargs, maxTasks } = args;
-  const write = (body: Uint8Array) => writeRaw(encodeFrame(body));
   try {
     if (initializer) {
       await findExport(mod, initializer, module, "Cannot start pool worker: its initializer")(...initargs);
@@ -178,7 +177,7 @@ export function poolWorker(
 ): Promise<number> {
   return serveTasks(
     () => readFrameSync(control),
-    (frames) => writeAll(control, frames as Uint8Array<ArrayBuffer>),
+    (body) => writeAll(control, encodeFrame(body) as Uint8Array<ArrayBuffer>),
     mod,
     args[0] as WorkerArgs,
     module,

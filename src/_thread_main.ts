@@ -7,19 +7,21 @@
  * exit hooks (`_exit.ts`): its queues hand over their items, the library objects it was given
  * are closed (its own handles and copies of fds, see `thread.ts`), and last it posts its exit code.
  *
- * A later pool worker loop runs here as well: after the handshake, instead of `run()`, a builtin
- * loop reads tasks from the Worker's message channel (see the report of issue 13).
+ * A ThreadPool's worker loop (`serveTasks` of `_pool_worker.ts`) runs here as well: after the
+ * handshake, instead of `run()`, it reads its frames from the Worker's message channel.
  *
  * @module
  */
 // Every class of the library registers how it travels when its module loads: load them all, so
 // arguments revive even when the target's module imports the library for its types only.
 import "../mod.ts";
-import { findClass, findExport, whileImporting } from "./_child.ts";
+import { findClass, whileImporting } from "./_child.ts";
+import { findExport } from "./_caller.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { activeChildren } from "./process.ts";
+import type { WorkerArgs } from "./_pool_worker.ts";
 import { becomeThread, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
 import { activeThreads, Thread, threadForWorker } from "./thread.ts";
 
@@ -88,8 +90,15 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
   let code = 0;
   try {
     if (init.builtin === "pool-worker") {
-      const { poolWorker } = await import("./_pool_worker.ts");
-      code = await poolWorker(init.controlFd!, mod, args, init.module);
+      const { serveTasks } = await import("./_pool_worker.ts");
+      const read = frameReader();
+      code = await serveTasks(
+        read,
+        (body) => reply({ type: "frame", body }),
+        mod,
+        args[0] as WorkerArgs,
+        init.module,
+      );
     } else {
       await thread.run();
     }
@@ -101,6 +110,29 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
   // As Python: the program (here: the thread) waits for its non-daemon threads and children.
   await Promise.all([...activeChildren(), ...activeThreads()].filter((p) => !p.daemon).map((p) => p.join()));
   return code;
+}
+
+/**
+ * The frames the parent sends a builtin (see `runBuiltin` in `thread.ts`): a read returns the next
+ * one, waiting for it (the loop has nothing else to do meanwhile), null for the end. Listening from now on: the
+ * parent sends nothing before the builtin says it is ready.
+ */
+function frameReader(): () => Uint8Array | null | Promise<Uint8Array | null> {
+  const frames: (Uint8Array | null)[] = [];
+  let waiting: ((body: Uint8Array | null) => void) | undefined;
+  self.addEventListener("message", (e) => {
+    const msg = (e as MessageEvent<ThreadReply>).data;
+    if (msg?.type !== "frame") return;
+    // An empty frame is the end (no batch serializes to nothing): the loop returns, and the
+    // thread ends through its exit hooks, as a retired worker process does on SIGTERM.
+    const body = msg.body.length === 0 ? null : msg.body;
+    if (waiting) {
+      const w = waiting;
+      waiting = undefined;
+      w(body);
+    } else frames.push(body);
+  });
+  return () => frames.length ? frames.shift()! : new Promise((resolve) => waiting = resolve);
 }
 
 /**

@@ -27,8 +27,6 @@ export interface ThreadInit {
   className: string | null;
   /** One of the library's own entry points (`"pool-worker"`), instead of `run()`. */
   builtin: string | null;
-  /** The thread's end of its control socket, when it runs a builtin (this program closes it). */
-  controlFd: number | null;
   module: string | null;
   /** `serialize()`d `{ args, fields }`. */
   body: Uint8Array;
@@ -38,7 +36,9 @@ export interface ThreadInit {
 export type ThreadReply =
   | { type: "started" }
   | { type: "failed"; error: unknown; name: string | undefined; revived: boolean }
-  | { type: "exit"; code: number };
+  | { type: "exit"; code: number }
+  /** A builtin's control frame (see `runBuiltin` in `thread.ts`), in either direction. */
+  | { type: "frame"; body: Uint8Array };
 
 /** What a thread's own realm knows about the thread it runs. */
 export interface Registry {

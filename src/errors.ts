@@ -245,7 +245,7 @@ export class RemoteError extends Error {
 export class WorkerDiedError extends Error {
   /** Always `"WorkerDiedError"`. */
   override name = "WorkerDiedError";
-  /** The pid of the worker that died. */
+  /** The pid of the worker process that died; in a `ThreadPool`, the `ident` of its thread. */
   readonly pid: number;
   /** Its exit code, or -N when signal N killed it. */
   readonly exitCode: number | null;

@@ -10,7 +10,7 @@
  */
 import { callerModule, describeFunction, moduleSpecifier } from "./_caller.ts";
 import { described, inspect } from "./_inspect.ts";
-import { processWorkers } from "./_pool_slot.ts";
+import { processWorkers, type WorkerKind } from "./_pool_slot.ts";
 import { Scheduler } from "./_pool_scheduler.ts";
 import { isSyncIterable, poolStream } from "./_pool_stream.ts";
 import { timeoutMs } from "./_wait.ts";
@@ -20,6 +20,9 @@ import type { ApplyOptions, MapAsyncOptions, MapOptions, PoolOptions } from "./_
 
 export { AsyncResult };
 export type { ApplyOptions, MapAsyncOptions, MapOptions, PoolOptions } from "./_pool_options.ts";
+
+/** @internal Where a pool class keeps the kind of worker it runs (`ThreadPool`: threads). */
+export const WORKER_KIND: unique symbol = Symbol("multiprocessing.workerKind");
 
 type AnyFn = (...args: any[]) => unknown;
 
@@ -42,6 +45,8 @@ type AnyFn = (...args: any[]) => unknown;
  * ```
  */
 export class Pool<I extends unknown[] = any[]> {
+  /** @internal The kind of worker this class runs: processes; `ThreadPool` runs threads. */
+  static [WORKER_KIND]: WorkerKind = processWorkers;
   #scheduler: Scheduler;
 
   /** Starts the worker processes at once; if one cannot be started, stops the others and throws. */
@@ -72,7 +77,12 @@ export class Pool<I extends unknown[] = any[]> {
       initargs,
       maxTasks: maxTasksPerChild ?? null,
     };
-    this.#scheduler = new Scheduler({ size: processes, module: where, args, kind: processWorkers });
+    this.#scheduler = new Scheduler({
+      size: processes,
+      module: where,
+      args,
+      kind: (new.target as typeof Pool)[WORKER_KIND],
+    });
     this.#scheduler.start();
   }
 

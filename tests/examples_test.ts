@@ -33,6 +33,9 @@ const EXPECT: Record<string, (lines: string[]) => void> = {
   "pool_map.ts"(lines) {
     assert.deepEqual(lines, [`[${Array.from({ length: 100 }, (_, i) => i * i).join(", ")}]`]);
   },
+  "thread_pool.ts"(lines) {
+    assert.deepEqual(lines, ["THREAD (6)", "POOL (4)", "SAME (4)", "API (3)", "AS (2)", "POOL (4)"]);
+  },
   "pool_apply.ts"(lines) {
     assert.deepEqual(lines, Array.from({ length: 10 }, (_, i) => `${i} squared is ${i * i}`));
   },

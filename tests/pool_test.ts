@@ -1,19 +1,34 @@
 import assert from "node:assert/strict";
-import { activeChildren, AsyncResult, Barrier, Event, Pool, WorkerDiedError } from "../mod.ts";
+import {
+  activeChildren,
+  activeThreads,
+  AsyncResult,
+  Barrier,
+  currentThread,
+  Event,
+  Lock,
+  Pool,
+  Process,
+  Queue,
+  ThreadPool,
+  WorkerDiedError,
+} from "../mod.ts";
+import { triesLock } from "./fixtures/thread_fixtures.ts";
 import { poolTestHooks } from "../src/_pool_slot.ts";
 import * as fx from "./fixtures/pool_fixtures.ts";
-import { isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+import { cleanup, isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 
 // The task functions are exported from the fixtures module, not from this one (the default).
 const module = new URL("./fixtures/pool_fixtures.ts", import.meta.url);
 
 /** Runs `fn` with a fresh pool that is always terminated afterwards. */
 async function withPool(
+  P: typeof Pool,
   options: { processes?: number; maxTasksPerChild?: number } | number,
   fn: (pool: Pool) => Promise<void>,
 ) {
   const opts = typeof options === "number" ? { processes: options } : options;
-  const pool = new Pool({ ...opts, module });
+  const pool = new P({ ...opts, module });
   try {
     await fn(pool);
   } finally {
@@ -21,11 +36,34 @@ async function withPool(
   }
 }
 
-Deno.test({
-  name: "Pool.apply, map, starmap and their async forms return the results in order",
-  ...SPAWNS,
-  async fn() {
-    await withPool(2, async (pool) => {
+/** The workers of the pools of this file now running: processes for Pool, threads for ThreadPool. */
+function workersOf(P: typeof Pool): { id: number; kill(): void }[] {
+  if (P === Pool) {
+    return activeChildren().filter((p) => p.name.startsWith("PoolWorker")).map((p) => ({
+      id: p.pid!,
+      kill: () => p.kill(),
+    }));
+  }
+  return activeThreads().filter((t) => t.name.startsWith("ThreadPoolWorker")).map((t) => ({
+    id: t.ident!,
+    kill: () => t.terminate(),
+  }));
+}
+
+/** Whether the worker with this pid (Pool) or thread ident (ThreadPool) still runs. */
+function isWorkerRunning(P: typeof Pool, id: number): boolean {
+  return P === Pool ? isRunning(id) : activeThreads().some((t) => t.ident === id);
+}
+
+/** Registers a test of the pool's behaviour twice: for Pool (processes) and ThreadPool (threads). */
+function bothPools(name: string, fn: (P: typeof Pool) => Promise<void>) {
+  for (const P of [Pool, ThreadPool]) Deno.test({ name: `${P.name}: ${name}`, ...SPAWNS, fn: () => fn(P) });
+}
+
+bothPools(
+  "Pool.apply, map, starmap and their async forms return the results in order",
+  async (P) => {
+    await withPool(P, 2, async (pool) => {
       assert.equal(await pool.apply(fx.square, [7]), 49);
       assert.equal(await pool.apply(fx.slowSquare, [8]), 64);
       const xs = Array.from({ length: 100 }, (_, i) => i);
@@ -60,13 +98,12 @@ Deno.test({
       );
     });
   },
-});
+);
 
-Deno.test({
-  name: "A task's error keeps its name, message, fields and the remote stack",
-  ...SPAWNS,
-  async fn() {
-    await withPool(1, async (pool) => {
+bothPools(
+  "A task's error keeps its name, message, fields and the remote stack",
+  async (P) => {
+    await withPool(P, 1, async (pool) => {
       const e1 = await pool.map(fx.failsOn3, [1, 2, 3, 4]).then(
         () => null,
         (e) => e as RangeError & { code: string; stack: string },
@@ -89,29 +126,30 @@ Deno.test({
       assert.equal(await pool.apply(fx.square, [3]), 9);
       // An argument that cannot travel throws at the call, synchronously.
       assert.throws(
-        () => pool.applyAsync(fx.add, [() => 1, 2] as never),
+        () => pool.applyAsync(fx.add, [(() => 1) as never, 2]),
         (e: Error) => e.name === "DataCloneError",
       );
       await assert.rejects(
-        pool.apply(fx.add, [() => 1, 2] as never),
+        pool.apply(fx.add, [(() => 1) as never, 2]),
         (e: Error) => e.name === "DataCloneError",
       );
     });
   },
-});
+);
 
-Deno.test({
-  name: "A worker that dies mid-task fails exactly that task with WorkerDiedError and is replaced",
-  ...SPAWNS,
-  async fn() {
-    await withPool(2, async (pool) => {
+bothPools(
+  "A worker that dies mid-task fails exactly that task with WorkerDiedError and is replaced",
+  async (P) => {
+    // A process is killed by a signal; a thread by an error nobody catches (it cannot SIGKILL
+    // the process it shares), which ends it with exit code 1.
+    const [crash, crashCode] = P === Pool ? [fx.killsItself, -9] : [fx.crashesLater, 1];
+    await withPool(P, 2, async (pool) => {
       await pool.map(fx.square, [1, 2, 3, 4], { chunksize: 1 }); // both workers have started
-      const before = new Set(
-        activeChildren().filter((p) => p.name.startsWith("PoolWorker")).map((p) => p.pid),
-      );
+      const before = new Set(workersOf(P).map((w) => w.id));
+      assert.equal(before.size, 2);
       const others = Array.from({ length: 6 }, (_, i) => pool.applyAsync(fx.slowSquare, [i]));
       const exited = pool.applyAsync(fx.exits, [3]);
-      const killed = pool.applyAsync(fx.killsItself);
+      const killed = pool.applyAsync(crash);
       const more = pool.map(fx.slowSquare, [10, 11, 12], { chunksize: 1 });
       more.catch(() => {}); // awaited below; a failed assertion before then must not make it unhandled
       const e1 = await exited.get(20_000).then(() => null, (e) => e);
@@ -120,7 +158,7 @@ Deno.test({
       assert.equal(e1.exitCode, 3);
       assert.ok(before.has(e1.pid), `${e1.pid} was not one of the workers ${[...before]}`);
       assert.ok(e2 instanceof WorkerDiedError);
-      assert.equal(e2.exitCode, -9);
+      assert.equal(e2.exitCode, crashCode);
       assert.deepEqual(await Promise.all(others.map((r) => r.get(20_000))), [0, 1, 4, 9, 16, 25]);
       assert.deepEqual(await more, [100, 121, 144]);
       // Replaced: the pool still has (at most) two workers, none of them dead, and serves.
@@ -133,13 +171,12 @@ Deno.test({
       assert.ok(![...after].includes(e1.pid) && ![...after].includes(e2.pid));
     });
   },
-});
+);
 
-Deno.test({
-  name: "A task past its timeout or abort signal fails with TimedOut or the reason, and the pool goes on",
-  ...SPAWNS,
-  async fn() {
-    await withPool(1, async (pool) => {
+bothPools(
+  "A task past its timeout or abort signal fails with TimedOut or the reason, and the pool goes on",
+  async (P) => {
+    await withPool(P, 1, async (pool) => {
       const late = await pool.apply(fx.sleeps, [30_000], { timeout: 100 }).then(() => null, (e) => e);
       assert.ok(late instanceof Deno.errors.TimedOut, String(late));
       const ac = new AbortController();
@@ -155,13 +192,12 @@ Deno.test({
       assert.equal(await slow.get(20_000), 300);
     });
   },
-});
+);
 
-Deno.test({
-  name: "imap streams lazily and in order; imapUnordered yields every result",
-  ...SPAWNS,
-  async fn() {
-    await withPool(2, async (pool) => {
+bothPools(
+  "imap streams lazily and in order; imapUnordered yields every result",
+  async (P) => {
+    await withPool(P, 2, async (pool) => {
       let pulled = 0;
       function* endless() {
         for (let i = 0;; i++) {
@@ -182,13 +218,12 @@ Deno.test({
       assert.deepEqual(unordered.sort((a, b) => a - b), [0, 1, 4, 9, 16, 25]);
     });
   },
-});
+);
 
-Deno.test({
-  name: "An input that throws part-way: map rejects with it, imap yields what came before then throws it",
-  ...SPAWNS,
-  async fn() {
-    await withPool(2, async (pool) => {
+bothPools(
+  "An input that throws part-way: map rejects with it, imap yields what came before then throws it",
+  async (P) => {
+    await withPool(P, 2, async (pool) => {
       function* breaks() {
         yield 1;
         yield 2;
@@ -203,13 +238,12 @@ Deno.test({
       assert.equal(await pool.apply(fx.square, [5]), 25);
     });
   },
-});
+);
 
-Deno.test({
-  name: "Pool initializer runs in every worker; maxTasksPerChild replaces workers",
-  ...SPAWNS,
-  async fn() {
-    const pool = new Pool({ processes: 2, initializer: fx.setGreeting, initargs: ["hi"], module });
+bothPools(
+  "Pool initializer runs in every worker; maxTasksPerChild replaces workers",
+  async (P) => {
+    const pool = new P({ processes: 2, initializer: fx.setGreeting, initargs: ["hi"], module });
     try {
       assert.deepEqual(await pool.map(fx.getGreeting, [1, 2, 3, 4], { chunksize: 1 }), [
         "hi",
@@ -220,19 +254,18 @@ Deno.test({
     } finally {
       await pool.terminate();
     }
-    await withPool({ processes: 1, maxTasksPerChild: 1 }, async (pool) => {
+    await withPool(P, { processes: 1, maxTasksPerChild: 1 }, async (pool) => {
       const pids = [];
       for (let i = 0; i < 3; i++) pids.push(await pool.apply(fx.pid));
       assert.equal(new Set(pids).size, 3);
     });
   },
-});
+);
 
-Deno.test({
-  name: "A failing initializer fails the tasks with its error instead of respawning forever",
-  ...SPAWNS,
-  async fn() {
-    const pool = new Pool({ processes: 1, initializer: fx.initializerThrows, module });
+bothPools(
+  "A failing initializer fails the tasks with its error instead of respawning forever",
+  async (P) => {
+    const pool = new P({ processes: 1, initializer: fx.initializerThrows, module });
     try {
       await assert.rejects(
         pool.apply(fx.square, [2]),
@@ -243,18 +276,17 @@ Deno.test({
       await pool.terminate();
     }
   },
-});
+);
 
-Deno.test({
-  name: "Pool refuses bad input and misuse with the right errors",
-  ...SPAWNS,
-  async fn() {
-    assert.throws(() => new Pool(0), RangeError);
-    assert.throws(() => new Pool(-2), RangeError);
-    assert.throws(() => new Pool({ processes: 1.5 }), RangeError);
-    assert.throws(() => new Pool({ initializer: 5 as never }), TypeError);
-    assert.throws(() => new Pool({ maxTasksPerChild: 0 }), RangeError);
-    const pool = new Pool({ processes: 1, module });
+bothPools(
+  "Pool refuses bad input and misuse with the right errors",
+  async (P) => {
+    assert.throws(() => new P(0), RangeError);
+    assert.throws(() => new P(-2), RangeError);
+    assert.throws(() => new P({ processes: 1.5 }), RangeError);
+    assert.throws(() => new P({ initializer: 5 as never }), TypeError);
+    assert.throws(() => new P({ maxTasksPerChild: 0 }), RangeError);
+    const pool = new P({ processes: 1, module });
     try {
       await assert.rejects(pool.join(), /close\(\) or terminate\(\) it first/);
       // Methods that return a promise reject; the others throw at the call.
@@ -270,19 +302,18 @@ Deno.test({
       await pool.terminate();
     }
   },
-});
+);
 
-Deno.test({
-  name: "Pool.terminate() rejects every pending result; close() lets submitted work finish",
-  ...SPAWNS,
-  async fn() {
-    const pool = new Pool({ processes: 1, module });
+bothPools(
+  "Pool.terminate() rejects every pending result; close() lets submitted work finish",
+  async (P) => {
+    const pool = new P({ processes: 1, module });
     const pending = [pool.applyAsync(fx.sleeps, [30_000]), pool.applyAsync(fx.square, [2])];
     await new Promise((r) => setTimeout(r, 200));
     await pool.terminate();
     for (const r of pending) await assert.rejects(r.get(1000), /pool was terminated/);
 
-    const pool2 = new Pool({ processes: 2, module });
+    const pool2 = new P({ processes: 2, module });
     const results = pool2.mapAsync(fx.slowSquare, [1, 2, 3]);
     pool2.close();
     await pool2.join();
@@ -292,14 +323,14 @@ Deno.test({
     let later: AsyncResult<number[]>;
     let workers: number[];
     {
-      await using pool3 = new Pool({ processes: 2, module });
+      await using pool3 = new P({ processes: 2, module });
       workers = await pool3.map(fx.pid, [1, 2, 3, 4], { chunksize: 1 });
       later = pool3.mapAsync(fx.slowSquare, [5, 6]);
     }
     assert.deepEqual(await later.get(0), [25, 36]);
-    assert.ok(!workers.some(isRunning));
+    assert.ok(!workers.some((id) => isWorkerRunning(P, id)));
   },
-});
+);
 
 Deno.test({
   name: "A program that never closes its pool still exits and leaves no worker",
@@ -330,12 +361,10 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name:
-    "An imap left unfinished, or failing on an input that cannot travel, does not stop close() and join()",
-  ...SPAWNS,
-  async fn() {
-    const pool = new Pool({ processes: 2, module });
+bothPools(
+  "An imap left unfinished, or failing on an input that cannot travel, does not stop close() and join()",
+  async (P) => {
+    const pool = new P({ processes: 2, module });
     function* endless() {
       for (let i = 0;; i++) yield i;
     }
@@ -354,25 +383,23 @@ Deno.test({
       await pool.terminate();
     }
   },
-});
+);
 
-Deno.test({
-  name: "Concurrent next() calls on an imap each get their own result, in order",
-  ...SPAWNS,
-  async fn() {
-    await withPool(2, async (pool) => {
+bothPools(
+  "Concurrent next() calls on an imap each get their own result, in order",
+  async (P) => {
+    await withPool(P, 2, async (pool) => {
       const it = pool.imap(fx.square, [1, 2, 3, 4, 5, 6]);
       const steps = await Promise.all(Array.from({ length: 7 }, () => it.next()));
       assert.deepEqual(steps.map((s) => s.done ? "done" : s.value), [1, 4, 9, 16, 25, 36, "done"]);
     });
   },
-});
+);
 
-Deno.test({
-  name: "terminate() while a map is still reading its input rejects that map instead of leaving it pending",
-  ...SPAWNS,
-  async fn() {
-    const pool = new Pool({ processes: 1, module });
+bothPools(
+  "terminate() while a map is still reading its input rejects that map instead of leaving it pending",
+  async (P) => {
+    const pool = new P({ processes: 1, module });
     async function* slowInput() {
       yield 1;
       await new Promise((r) => setTimeout(r, 300));
@@ -385,13 +412,12 @@ Deno.test({
     await pool.terminate();
     await rejected;
   },
-});
+);
 
-Deno.test({
-  name: "After close(), an imap still being read keeps running on workers that retire after each task",
-  ...SPAWNS,
-  async fn() {
-    const pool = new Pool({ processes: 1, maxTasksPerChild: 1, module });
+bothPools(
+  "After close(), an imap still being read keeps running on workers that retire after each task",
+  async (P) => {
+    const pool = new P({ processes: 1, maxTasksPerChild: 1, module });
     try {
       const it = pool.imap(fx.square, [1, 2, 3, 4, 5]);
       const first = await it.next();
@@ -404,70 +430,70 @@ Deno.test({
       await pool.terminate();
     }
   },
-});
+);
 
-Deno.test({
-  name: "A worker killed while starting is replaced; the pool serves",
-  ...SPAWNS,
-  async fn() {
-    await withPool(2, async (pool) => {
-      const starting = activeChildren().filter((p) => p.name.startsWith("PoolWorker"));
+bothPools(
+  "A worker killed while starting is replaced; the pool serves",
+  async (P) => {
+    await withPool(P, 2, async (pool) => {
+      const starting = workersOf(P);
       assert.equal(starting.length, 2);
       starting[0].kill();
       assert.deepEqual(await pool.map(fx.square, [1, 2, 3], { chunksize: 1 }), [1, 4, 9]);
       assert.equal(await pool.apply(fx.square, [4]), 16);
     });
   },
-});
+);
 
-Deno.test({
-  name: "N long tasks on a Pool(N) run at once, in N distinct workers",
-  ...SPAWNS,
-  async fn() {
+bothPools(
+  "N long tasks on a Pool(N) run at once, in N distinct workers",
+  async (P) => {
     // Each task waits at a Barrier(3) until all three have arrived: only three workers running
     // them at the same time can finish (else the barrier breaks after 20 s and the map fails).
     using barrier = new Barrier(3);
-    const pool = new Pool({ processes: 3, initializer: fx.share, initargs: [{ barrier }], module });
+    const pool = new P({ processes: 3, initializer: fx.share, initargs: [{ barrier }], module });
     try {
-      const pids = await pool.map(fx.meet, [0, 1, 2], { chunksize: 1 });
+      const pids = await pool.map(P === Pool ? fx.meet : fx.threadMeet, [0, 1, 2], { chunksize: 1 });
       assert.equal(new Set(pids).size, 3);
     } finally {
       await pool.terminate();
     }
   },
-});
+);
 
-Deno.test({
-  name: "An idle worker takes a task queued behind a busy one",
-  ...SPAWNS,
-  async fn() {
+bothPools(
+  "An idle worker takes a task queued behind a busy one",
+  async (P) => {
+    // Functions of their own per pool class: the scheduler's estimates are per function.
+    const [waitsForEvent, setsEvent] = P === Pool
+      ? [fx.waitsForEvent, fx.setsEvent]
+      : [fx.threadWaitsForEvent, fx.threadSetsEvent];
     // The first task waits for an event that only the second one sets: the second must not wait
     // behind the first on the same worker while the other worker is idle or starting.
     using event = new Event();
-    const pool = new Pool({ processes: 2, initializer: fx.share, initargs: [{ event }], module });
+    const pool = new P({ processes: 2, initializer: fx.share, initargs: [{ event }], module });
     try {
-      const waiting = pool.applyAsync(fx.waitsForEvent);
-      const setter = pool.applyAsync(fx.setsEvent);
+      const waiting = pool.applyAsync(waitsForEvent);
+      const setter = pool.applyAsync(setsEvent);
       assert.equal(await waiting.get(30_000), true, "the second task ran only after the first gave up");
       assert.equal(typeof await setter.get(30_000), "number");
       // Warm now, and with short tasks known: the same holds.
       event.clear();
       await pool.map(fx.square, Array.from({ length: 100 }, (_, i) => i), { chunksize: 1 });
-      const again = pool.applyAsync(fx.waitsForEvent);
-      const setter2 = pool.applyAsync(fx.setsEvent);
+      const again = pool.applyAsync(waitsForEvent);
+      const setter2 = pool.applyAsync(setsEvent);
       assert.equal(await again.get(30_000), true);
       await setter2.get(30_000);
     } finally {
       await pool.terminate();
     }
   },
-});
+);
 
-Deno.test({
-  name: "200 000 one-item tasks all complete, through map and applyAsync",
-  ...SPAWNS,
-  async fn() {
-    await withPool(2, async (pool) => {
+bothPools(
+  "200 000 one-item tasks all complete, through map and applyAsync",
+  async (P) => {
+    await withPool(P, 2, async (pool) => {
       const xs = Array.from({ length: 200_000 }, (_, i) => i);
       const squares = await pool.map(fx.square, xs, { chunksize: 1 });
       assert.equal(squares.length, xs.length);
@@ -478,26 +504,24 @@ Deno.test({
       assert.equal(sum, (20_000 * 20_001) / 2);
     });
   },
-});
+);
 
-Deno.test({
-  name: "A queued task's timeout counts from when it starts running, not from when it was submitted",
-  ...SPAWNS,
-  async fn() {
-    await withPool(1, async (pool) => {
+bothPools(
+  "A queued task's timeout counts from when it starts running, not from when it was submitted",
+  async (P) => {
+    await withPool(P, 1, async (pool) => {
       const first = pool.applyAsync(fx.sleeps, [1500]);
       // Submitted now, it waits ~1.5 s for the only worker; its 1 s only starts after that.
       assert.equal(await pool.apply(fx.square, [5], { timeout: 1000 }), 25);
       assert.equal(await first.get(20_000), 1500);
     });
   },
-});
+);
 
-Deno.test({
-  name: "Timeouts follow the one rule: Infinity waits, a timeout that is not a number is a TypeError",
-  ...SPAWNS,
-  async fn() {
-    await withPool(1, async (pool) => {
+bothPools(
+  "Timeouts follow the one rule: Infinity waits, a timeout that is not a number is a TypeError",
+  async (P) => {
+    await withPool(P, 1, async (pool) => {
       const r = pool.applyAsync(fx.sleeps, [50], { timeout: Infinity });
       assert.equal(await r.get(Infinity), 50);
       await r.wait(Infinity);
@@ -511,13 +535,12 @@ Deno.test({
       assert.equal(await pending.get(20_000), 300);
     });
   },
-});
+);
 
-Deno.test({
-  name: "imap and imapUnordered yield every other task's result after a task fails or its worker dies",
-  ...SPAWNS,
-  async fn() {
-    await withPool(2, async (pool) => {
+bothPools(
+  "imap and imapUnordered yield every other task's result after a task fails or its worker dies",
+  async (P) => {
+    await withPool(P, 2, async (pool) => {
       const drain = async (it: AsyncIterableIterator<number>) => {
         const got: (number | string)[] = [];
         for (let i = 0; i < 20; i++) { // bounded: 8 items, 8 results or errors, then done
@@ -540,7 +563,7 @@ Deno.test({
       );
     });
   },
-});
+);
 
 Deno.test({
   name: "A Pool whose constructor fails part-way stops the workers it started and leaves no process",
@@ -567,6 +590,74 @@ Deno.test({
       await waitUntil(() => !activeChildren().some((p) => p.name.startsWith("PoolWorker")), 10_000),
       "the pool started new workers after its constructor failed",
     );
+  },
+});
+
+Deno.test({
+  name:
+    "A ThreadPool is a Pool whose tasks run in its own distinct threads of this process, which end by themselves after close()",
+  ...SPAWNS,
+  async fn() {
+    // A Barrier(3) met by three tasks at once: they run in three workers at the same time.
+    using barrier = new Barrier(3);
+    const pool = new ThreadPool({ processes: 3, initializer: fx.share, initargs: [{ barrier }], module });
+    try {
+      assert.ok(pool instanceof Pool);
+      const idents = await pool.map(fx.meetInThreads, [0, 1, 2], { chunksize: 1 });
+      assert.equal(new Set(idents).size, 3);
+      const threads = activeThreads().filter((t) => t.name.startsWith("ThreadPoolWorker"));
+      assert.deepEqual(idents.toSorted(), threads.map((t) => t.ident).toSorted());
+      assert.ok(!idents.includes(currentThread().ident));
+      assert.deepEqual(
+        await pool.map(fx.threadIdent, [1, 2, 3]).then((xs) => xs.every((x) => idents.includes(x))),
+        true,
+      );
+      assert.equal(activeChildren().filter((p) => p.name.startsWith("PoolWorker")).length, 0);
+      // close() lets each idle thread end by itself, through its exit hooks (not terminate()).
+      pool.close();
+      await pool.join();
+      assert.deepEqual(threads.map((t) => t.exitCode), [0, 0, 0]);
+    } finally {
+      await pool.terminate();
+    }
+  },
+});
+
+Deno.test({
+  name: "A Lock passed to a ThreadPool in initargs, held by a task, excludes a process",
+  ...SPAWNS,
+  async fn() {
+    using lock = new Lock();
+    using holding = new Event();
+    using event = new Event();
+    using q = new Queue();
+    const pool = new ThreadPool({
+      processes: 1,
+      initializer: fx.share,
+      initargs: [{ lock, holding, event }],
+      module,
+    });
+    let child: Process | undefined;
+    try {
+      const held = pool.applyAsync(fx.holdsSharedLock);
+      assert.equal(await holding.wait(30_000), true);
+      child = new Process({
+        target: triesLock,
+        args: [lock, q],
+        module: new URL("./fixtures/thread_fixtures.ts", import.meta.url),
+      });
+      await child.start();
+      assert.equal(await q.get({ timeout: 30_000 }), false);
+      await child.join(30_000);
+      event.set();
+      assert.equal(typeof await held.get(30_000), "number");
+      assert.equal(await lock.acquire({ timeout: 5000 }), true);
+      lock.release();
+    } finally {
+      event.set();
+      await cleanup(child);
+      await pool.terminate();
+    }
   },
 });
 
