@@ -85,6 +85,12 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
     owned = [];
     return 1;
   }
+  // terminate() may come before the Worker could be stopped: then nothing of the user's runs.
+  if (Atomics.load(new Int32Array(init.cancel), 0) === 1) {
+    closeOwned(owned);
+    owned = [];
+    return -15;
+  }
   reply({ type: "started" });
 
   let code = 0;

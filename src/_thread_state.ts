@@ -23,6 +23,8 @@ export interface ThreadInit {
     mainModule: string | null;
   };
   counters: SharedArrayBuffer;
+  /** Word 0 is set to 1 when the parent terminated the thread: it must not run its target. */
+  cancel: SharedArrayBuffer;
   target: { name: string; source: string } | null;
   className: string | null;
   /** One of the library's own entry points (`"pool-worker"`), instead of `run()`. */

@@ -121,6 +121,10 @@ export class Thread<A extends unknown[] = any[]> {
   #onMessage: ((frame: Uint8Array) => void) | undefined;
   /** Frames that arrived before anyone took the channel. */
   #early: Uint8Array[] = [];
+  /** Word 0 set to 1 by terminate(): the thread must not run its target (see start()). */
+  #cancel = new Int32Array(new SharedArrayBuffer(4));
+  /** The pending start(), settled by the thread's first answer or by terminate(). */
+  #handshake: { resolve(): void; reject(e: unknown): void } | undefined;
 
   /** Describes the thread; nothing runs until {@linkcode Thread.start}. */
   constructor(options: ProcessOptions<A> = {} as ProcessOptions<A>) {
@@ -262,6 +266,7 @@ export class Thread<A extends unknown[] = any[]> {
         mainModule: s.mainModule,
       },
       counters: reg.counters.buffer as SharedArrayBuffer,
+      cancel: this.#cancel.buffer as SharedArrayBuffer,
       target: target ? describeFunction(target) : null,
       className,
       builtin: this.#builtin,
@@ -284,8 +289,7 @@ export class Thread<A extends unknown[] = any[]> {
     running.add(this);
     installExitHook();
     this.#exited = new Promise<void>((resolve) => this.#ended = resolve);
-    let handshake: { resolve(): void; reject(e: unknown): void } | undefined;
-    const started = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
+    const started = new Promise<void>((resolve, reject) => this.#handshake = { resolve, reject });
     // A Worker starts ref'd: until the thread answers, so that awaiting start() keeps this
     // program running even for a daemon thread; after that only a non-daemon thread does.
     this.#refs = 1;
@@ -298,15 +302,15 @@ export class Thread<A extends unknown[] = any[]> {
       }
       if (msg.type === "started") {
         this.#fds = []; // the thread owns them now
-        handshake?.resolve();
+        this.#handshake?.resolve();
       } else if (msg.type === "failed") {
         if (msg.revived) this.#fds = [];
-        handshake?.reject(withName(msg.error, msg.name));
+        this.#handshake?.reject(withName(msg.error, msg.name));
       } else if (msg.type === "exit") {
         this.#end(msg.code);
         return;
       }
-      handshake = undefined;
+      this.#handshake = undefined;
       this.#unref();
     };
     worker.onerror = (e: ErrorEvent) => {
@@ -316,10 +320,10 @@ export class Thread<A extends unknown[] = any[]> {
       const hint = /Requires read access/.test(e.message)
         ? " (a thread loads this library and its target's module in a Worker, and Deno checks what a Worker loads against --allow-read: grant read access to both)"
         : "";
-      handshake?.reject(
+      this.#handshake?.reject(
         new ProcessError(`${this.#name} failed before it could run its target: ${e.message}${hint}`),
       );
-      handshake = undefined;
+      this.#handshake = undefined;
       this.#end(1);
     };
     worker.postMessage(init);
@@ -331,6 +335,11 @@ export class Thread<A extends unknown[] = any[]> {
   #end(code: number): void {
     if (this.#exitCode !== null) return;
     this.#exitCode = code;
+    // A Worker terminated before it ran its first line may still run (Deno 2.9.6): the thread
+    // checks this word before it runs its target.
+    Atomics.store(this.#cancel, 0, 1);
+    this.#handshake?.reject(new Error(`${this.#name} was terminated before it could run its target`));
+    this.#handshake = undefined;
     running.delete(this);
     this.#worker!.terminate();
     this.#closeFds();

@@ -22,6 +22,7 @@ import {
   Value,
 } from "../mod.ts";
 import { cleanup, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+import { raceTimeout } from "../src/_wait.ts";
 import {
   closesItsCopy,
   consumes,
@@ -37,6 +38,7 @@ import {
   putsNumbers,
   returns,
   sendsAndEnds,
+  setsEvent,
   setsKey,
   sleepsForever,
   startsAProcess,
@@ -617,5 +619,22 @@ Deno.test({
       await t.join(30_000);
       q.close();
     }
+  },
+});
+
+Deno.test({
+  name: "A thread terminated right after start() never runs its target, and its start() rejects",
+  ...SPAWNS,
+  async fn() {
+    using ran = new Event();
+    const t = new Thread({ target: setsEvent, args: [ran] });
+    const started = t.start();
+    t.terminate();
+    const outcome = await raceTimeout(started.then(() => "resolved", (e: Error) => e), 10_000);
+    assert.ok(outcome instanceof Error, `start() should reject, got ${String(outcome)}`);
+    assert.match(outcome.message, /terminated before it could run its target/);
+    assert.equal(t.exitCode, -15);
+    // Give a thread that escaped termination ample time to run its target.
+    assert.equal(await ran.wait(1000), false);
   },
 });
