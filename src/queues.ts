@@ -177,19 +177,23 @@ export class Queue<T = unknown> {
    * with a killed producer are given back first.
    */
   qsize(): number {
-    this.#check("qsize");
-    this.#reclaimNow();
-    return itemCount(this.#w);
+    return this.#count("qsize");
   }
 
   /** True when the queue holds no item. */
   empty(): boolean {
-    return this.qsize() === 0;
+    return this.#count("tell whether it is empty") === 0;
   }
 
   /** True when the queue holds `maxsize` items (never for an unbounded queue). */
   full(): boolean {
-    return this.qsize() >= this.#s.maxsize;
+    return this.#count("tell whether it is full") >= this.#s.maxsize;
+  }
+
+  #count(what: string): number {
+    this.#check(what);
+    this.#reclaimNow();
+    return itemCount(this.#w);
   }
 
   /**

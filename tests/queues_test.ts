@@ -152,6 +152,16 @@ Deno.test("Queue put()/get() after close() throw BadResource, and close() is ide
   assert.throws(() => q.get(), Deno.errors.BadResource);
   assert.throws(() => q.putNowait(1), Deno.errors.BadResource);
   assert.throws(() => q.getNowait(), Deno.errors.BadResource);
+  // Each call says what it was asked.
+  assert.throws(() => q.qsize(), { name: "BadResource", message: "Cannot qsize: the queue is closed" });
+  assert.throws(() => q.empty(), {
+    name: "BadResource",
+    message: "Cannot tell whether it is empty: the queue is closed",
+  });
+  assert.throws(() => q.full(), {
+    name: "BadResource",
+    message: "Cannot tell whether it is full: the queue is closed",
+  });
   await q.joinThread();
 });
 
