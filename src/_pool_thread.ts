@@ -22,10 +22,11 @@ function spawnThread(spec: SlotSpec, events: SlotEvents): WorkerSlot {
   runBuiltin(thread, "pool-worker");
   let channel: ControlChannel | undefined;
   // start() throws when the Worker cannot be made; it rejects when the thread cannot load its
-  // module (no transient failure: a new thread would fail the same way).
+  // module (not transient: a new thread would fail the same way), or when it was terminated
+  // while starting (transient, as a worker process killed while starting: replace it).
   thread.start().then(
     () => channel = controlChannel(thread, events.frame),
-    (error) => events.startFailed(error, false),
+    (error) => events.startFailed(error, thread.exitCode === -15),
   );
   whenExited(thread).then(events.exited);
   return {
