@@ -87,6 +87,9 @@ const finalizer = new FinalizationRegistry<number>((fd) => {
 
 const INTERNAL = Symbol("Connection.internal");
 
+/** For `wait()`: true when a receive on `c` would not wait (set in Connection's static block). */
+let readyNow: (c: Connection) => boolean;
+
 /**
  * One end of a {@linkcode Pipe}: sends and receives whole messages (structured-clone values or
  * raw bytes) to and from the process holding the other end. Get connections from `Pipe()`;
@@ -275,9 +278,9 @@ export class Connection<T = unknown> {
   async poll(timeout: number = 0): Promise<boolean> {
     const ms = timeoutMs(timeout, "poll()");
     this.#checkReadable("poll");
-    if (this._readyNow()) return true;
+    if (this.#readyNow()) return true;
     if (!(ms > 0)) return false;
-    return await this._waitReadable(ms);
+    return await this.#waitReadable(ms);
   }
 
   /** Closes this end in this process (idempotent). Pending receives reject with `BadResource`. */
@@ -297,14 +300,18 @@ export class Connection<T = unknown> {
   // -------------------------------------------------------------------------------------------
   // Internals shared with wait()
 
-  /** @internal True when a receive would not wait (a message or the end of the stream is there). */
-  _readyNow(): boolean {
+  static {
+    readyNow = (c) => c.#readyNow();
+  }
+
+  /** True when a receive would not wait (a message or the end of the stream is there). */
+  #readyNow(): boolean {
     return this.#closed || this.#pendingSize !== null || pollFds([this.#fd], OS.POLLIN, 0).length > 0;
   }
 
-  /** @internal Resolves true once something can be received (false after `ms`). */
-  async _waitReadable(ms: number): Promise<boolean> {
-    if (this._readyNow()) return true;
+  /** Resolves true once something can be received (false after `ms`). */
+  async #waitReadable(ms: number): Promise<boolean> {
+    if (this.#readyNow()) return true;
     const deadline = new Deadline(ms).at;
     return await this.#readWaiter.ready(this.#fd, OS.POLLIN, [this.#closer.signal], deadline) ||
       this.#closed;
@@ -603,7 +610,7 @@ export async function wait(
   if (!Array.isArray(objects)) throw new TypeError("Invalid objects for wait(): expected an array");
   const ms = timeoutMs(timeout, "wait()");
   const ready = () =>
-    objects.filter((o) => o instanceof Connection ? o._readyNow() : (o as Process).exitCode !== null);
+    objects.filter((o) => o instanceof Connection ? readyNow(o) : (o as Process).exitCode !== null);
   for (const o of objects) {
     if (o instanceof Connection) {
       if (o.closed) throw new Deno.errors.BadResource("Cannot wait on a closed connection");

@@ -86,6 +86,13 @@ let reviving: Shared | null = null;
 
 const RESOLVED = Promise.resolve();
 
+// Friend access, set in the classes' static blocks: the reducers and JoinableQueue reach
+// private state through these (no `_` members in the public API).
+let sharedOf: (q: Queue) => Shared;
+let taskDoneOf: (q: Queue) => boolean;
+let joinOf: (q: Queue) => Promise<void>;
+let queueOf: (q: SimpleQueue) => Queue;
+
 /**
  * A FIFO queue shared between processes, as Python's `multiprocessing.Queue`: any number of
  * processes may put and get; every item is delivered exactly once. Pass it to children as a
@@ -297,14 +304,17 @@ export class Queue<T = unknown> {
     this.close();
   }
 
-  /** @internal The shared state, for the reducer. */
-  static _shared(q: Queue): Shared {
-    if (q.#closed) throw new Deno.errors.BadResource("Cannot send a closed queue to another process");
-    return q.#s;
+  static {
+    sharedOf = (q) => {
+      if (q.#closed) throw new Deno.errors.BadResource("Cannot send a closed queue to another process");
+      return q.#s;
+    };
+    taskDoneOf = (q) => (q.#check("taskDone"), q.#taskDone());
+    joinOf = (q) => (q.#check("join"), q.#join());
   }
 
-  /** @internal Marks one task done; false when none is unfinished. */
-  _taskDone(): boolean {
+  /** Marks one task done; false when none is unfinished. */
+  #taskDone(): boolean {
     const w = this.#w;
     for (;;) {
       const v = Atomics.load(w, W_UNFINISHED);
@@ -317,10 +327,10 @@ export class Queue<T = unknown> {
   }
 
   /**
-   * @internal JoinableQueue.join(): sleeps on the wake-up semaphore until no task is unfinished
-   * (the last taskDone() posts it; slices bound the wait should a producer's post take it).
+   * JoinableQueue.join(): sleeps on the wake-up semaphore until no task is unfinished (the last
+   * taskDone() posts it; slices bound the wait should a producer's post take it).
    */
-  async _join(): Promise<void> {
+  async #join(): Promise<void> {
     const w = this.#w;
     while (Atomics.load(w, W_UNFINISHED) > 0) {
       this.#check("join");
@@ -336,11 +346,6 @@ export class Queue<T = unknown> {
       }
       reclaimDeadProducers(w, this.#s);
     }
-  }
-
-  /** @internal Throws BadResource after close(). */
-  _check(what: string): void {
-    this.#check(what);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -494,16 +499,14 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    * times than items were put.
    */
   taskDone(): void {
-    this._check("taskDone");
-    if (!this._taskDone()) {
+    if (!taskDoneOf(this)) {
       throw new RangeError("Cannot mark a task done: taskDone() was called more times than items were put");
     }
   }
 
   /** Resolves once every item put so far (in any process) has been marked done. */
   async join(): Promise<void> {
-    this._check("join");
-    await this._join();
+    await joinOf(this);
   }
 }
 
@@ -560,9 +563,8 @@ export class SimpleQueue<T = unknown> {
     this.close();
   }
 
-  /** @internal The queue underneath, for the reducer. */
-  static _queue(q: SimpleQueue): Queue {
-    return q.#q;
+  static {
+    queueOf = (q) => q.#q;
   }
 }
 
@@ -579,7 +581,7 @@ interface QueueState {
 }
 
 function reduceQueue(q: Queue, ctx: ReduceContext): QueueState {
-  const s = Queue._shared(q);
+  const s = sharedOf(q);
   return {
     readFd: ctx.passFd(s.readFd),
     writeFd: ctx.passFd(s.writeFd),
@@ -613,7 +615,7 @@ registerReducer(JoinableQueue, {
 });
 registerReducer(SimpleQueue, {
   name: "mp.SimpleQueue",
-  reduce: (q: SimpleQueue, ctx) => reduceQueue(SimpleQueue._queue(q), ctx),
+  reduce: (q: SimpleQueue, ctx) => reduceQueue(queueOf(q), ctx),
   revive(st: QueueState) {
     reviving = revive(st);
     simpleReviving = new Queue();

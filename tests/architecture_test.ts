@@ -39,15 +39,7 @@ const ALLOWED_BIG_FILES = [
 ];
 
 /** `_`-prefixed members of the public API, as `Class.member`. */
-const ALLOWED_UNDERSCORE_MEMBERS = [
-  "Connection._readyNow",
-  "Connection._waitReadable",
-  "Queue._check",
-  "Queue._join",
-  "Queue._shared",
-  "Queue._taskDone",
-  "SimpleQueue._queue",
-];
+const ALLOWED_UNDERSCORE_MEMBERS: string[] = [];
 
 /** Files outside `native/` allowed to touch FFI or Deno's internals. */
 const ALLOWED_FFI_FILES: string[] = [];
