@@ -12,7 +12,12 @@ import { claim, release, REQUEST_BYTES, STOP, STOPPED } from "./_fd_sharer_table
 /** How long to wait for a request from a client that connected, in ms. */
 const REQUEST_WAIT_MS = 1000;
 
-function answer(client: number, table: Int32Array): void {
+/**
+ * Answers one request on `client`; `claimed.row` is the table row it took (-1 for none), which the
+ * caller releases once `client` is closed too, so that a free row means nothing of that hand-over
+ * is open any more (`heldCount()` in tests counts on it).
+ */
+function answer(client: number, table: Int32Array, claimed: { row: number }): void {
   const buf = new Uint8Array(REQUEST_BYTES);
   let got = 0;
   while (got < REQUEST_BYTES) {
@@ -24,13 +29,11 @@ function answer(client: number, table: Int32Array): void {
   const words = new Int32Array(buf.buffer);
   // The token is spent whatever happens next: the message that carried it was received.
   const fd = claim(table, words[0], words.subarray(1));
+  if (fd >= 0) claimed.row = words[0];
   try {
     sendWithFd(client, new Uint8Array([fd < 0 ? 0 : 1]), fd);
   } finally {
-    if (fd >= 0) {
-      closeFd(fd);
-      release(table, words[0]);
-    }
+    if (fd >= 0) closeFd(fd);
   }
 }
 
@@ -51,12 +54,14 @@ scope.onmessage = (e: MessageEvent<{ listener: number; table: SharedArrayBuffer 
     for (;;) {
       const client = acceptOne(listener);
       if (client < 0) break; // none left (EAGAIN), or one that gave up meanwhile
+      const claimed = { row: -1 };
       try {
-        answer(client, table);
+        answer(client, table, claimed);
       } catch {
         // a client that misbehaved or died: its request is dropped
       } finally {
         closeFd(client);
+        if (claimed.row >= 0) release(table, claimed.row);
       }
     }
   }
