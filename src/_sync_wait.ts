@@ -76,11 +76,16 @@ export function timedWait(timeout: unknown, options: unknown, call: string): Che
   return { block: true, timeout: timeoutMs(timeout, call), signal };
 }
 
-/** Acquires with `acquire`, and returns what releases it on dispose (`using _ = await x.hold()`). */
+/**
+ * Acquires with `acquire`, and returns what releases it on dispose (`using _ = await x.hold()`).
+ * `release` may be synchronous (a native lock: a failure throws from dispose) or return a promise
+ * (a manager's lock: `using` cannot wait, so the release is sent at once and `await using` waits
+ * for it). Disposing twice releases once.
+ */
 export async function holdWith(
   what: string,
   acquire: (o?: AcquireOptions) => Promise<boolean>,
-  release: () => void,
+  release: () => void | Promise<void>,
   options: AcquireOptions | undefined,
 ): Promise<Disposable & AsyncDisposable> {
   if (!(await acquire(options))) {
@@ -90,13 +95,16 @@ export async function holdWith(
         : `Cannot hold ${what}: not acquired within ${options?.timeout} ms`,
     );
   }
-  let released = false;
-  const dispose = () => {
-    if (released) return;
-    released = true;
-    release();
+  let released: Promise<void> | undefined;
+  const dispose = (): Promise<void> => {
+    if (!released) {
+      released = Promise.resolve();
+      const pending = release();
+      if (pending) released = pending;
+    }
+    return released;
   };
-  return { [Symbol.dispose]: dispose, [Symbol.asyncDispose]: () => Promise.resolve(dispose()) };
+  return { [Symbol.dispose]: () => void dispose().catch(() => {}), [Symbol.asyncDispose]: dispose };
 }
 
 /**

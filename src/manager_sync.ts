@@ -11,30 +11,12 @@
  */
 import type { AcquireOptions } from "./lock.ts";
 import { checkWait, Deadline, timeoutMs } from "./_wait.ts";
+import { holdWith } from "./_sync_wait.ts";
 import { BaseProxy, call, extraOf, registerProxy } from "./_manager_proxy.ts";
 
 function acquireWith(proxy: BaseProxy, options: AcquireOptions | undefined): Promise<boolean> {
   const w = checkWait(options, "acquire()");
   return call(proxy, "acquire", [{ block: w.block, timeout: w.timeout }], w.signal);
-}
-
-async function holdWith(
-  what: string,
-  acquire: (o?: AcquireOptions) => Promise<boolean>,
-  release: () => Promise<void>,
-  options: AcquireOptions | undefined,
-): Promise<Disposable & AsyncDisposable> {
-  if (!(await acquire(options))) {
-    throw new Deno.errors.TimedOut(
-      options?.block === false
-        ? `Cannot hold ${what}: it is taken and block is false`
-        : `Cannot hold ${what}: not acquired within ${options?.timeout} ms`,
-    );
-  }
-  let released: Promise<void> | undefined;
-  const dispose = () => released ??= release();
-  // `using` cannot wait: the release is sent at once (before any later call of this process).
-  return { [Symbol.dispose]: () => void dispose().catch(() => {}), [Symbol.asyncDispose]: dispose };
 }
 
 /** The wait of `wait(timeout, { signal })` methods, checked here. */
