@@ -6,6 +6,7 @@
  */
 import { DictImpl, ListImpl, NamespaceImpl, native, repr, ValueImpl } from "./_manager_objects.ts";
 import { QueueImpl } from "./_manager_queue.ts";
+import { importModule } from "./_import.ts";
 import {
   BarrierImpl,
   ConditionImpl,
@@ -141,8 +142,10 @@ export async function loadTypes(specs: Record<string, CustomTypeSpec>): Promise<
         `Cannot register type ${repr(name)}: a built-in type has that name; choose another`,
       );
     }
-    const mod = await import(spec.module);
-    const make = mod[spec.export];
+    const mod = await importModule(spec.module);
+    const make = mod[spec.export] as
+      & (new (...args: unknown[]) => object)
+      & ((...args: unknown[]) => object);
     if (typeof make !== "function") {
       throw new TypeError(
         `Cannot register type ${repr(name)}: ${spec.module} has no exported class or function ${

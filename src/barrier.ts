@@ -14,6 +14,7 @@
 import { adopted, construct } from "./_adopt.ts";
 import { described, inspect } from "./_inspect.ts";
 import { callerModule } from "./_caller.ts";
+import { importModule } from "./_import.ts";
 import { registerReducer } from "./_reduction.ts";
 import { KIND, registerBlocks, SyncBlock, W, waitersWord } from "./_sync_block.ts";
 import { timedWait, waitUntil } from "./_sync_wait.ts";
@@ -204,18 +205,14 @@ export class Barrier {
   async #findAction(): Promise<() => unknown> {
     if (this.#action) return this.#action;
     const ref = this.#actionRef!;
-    // `deno publish` warns that it cannot analyze this import. That is expected and harmless:
-    // `ref.module` is always an absolute URL (from `callerModule()`), so there is nothing an
-    // import map would rewrite. Deno has no directive to silence it (denoland/deno#22594;
-    // `deno-lint-ignore` does not apply to publish diagnostics).
-    const mod = await import(ref.module);
+    const mod = await importModule(ref.module);
     const fn = mod[ref.name];
     if (typeof fn !== "function") {
       throw new TypeError(
         `Cannot run the barrier's action "${ref.name}" in this process: it is not exported from ${ref.module}. Export it so other processes can import it.`,
       );
     }
-    return this.#action = fn;
+    return this.#action = fn as () => unknown;
   }
 
   /** Wakes every sleeper of generation `gen`. */

@@ -2,8 +2,9 @@
  * Real OS processes (CPython: `process.py` and `popen_spawn_posix.py`).
  *
  * `start()` spawns a fresh `deno run` whose main module is a two-line data: URL: it imports
- * `_child.ts`, then the target's module through a literal `import()` (statically analyzable, so
- * the child needs no read permission for it). Parent and child share a Unix socket pair:
+ * `_child.ts`, then the target's module through a literal `import()` (`importSource()` in
+ * `_import.ts`: statically analyzable, so the child needs no read permission for it). Parent and
+ * child share a Unix socket pair:
  *
  * - parent → child: one frame with who the child is and what to run (target name, args);
  * - child → parent: one frame saying whether the target was found;
@@ -25,6 +26,7 @@ import {
   write,
 } from "../native/mod.ts";
 import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
+import { importSource } from "./_import.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
@@ -547,7 +549,7 @@ export function withName(error: unknown, name: string | undefined): unknown {
 
 function childEntry(module: string | undefined): string {
   const child = new URL("./_child.ts", import.meta.url).href;
-  const load = module ? `()=>import(${JSON.stringify(module)})` : "null";
+  const load = module ? importSource(module) : "null";
   // Escaped only where a URL needs it (not every "/"), so that `ps` shows a readable line.
   const source = `import{main}from${JSON.stringify(child)};await main(${load});`;
   return `data:application/javascript,${source.replace(/[^\x21-\x7e]|[%#?]/g, encodeURIComponent)}`;

@@ -30,6 +30,7 @@
  */
 import { close, dupFd } from "../native/mod.ts";
 import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
+import { importSource } from "./_import.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
@@ -449,7 +450,7 @@ export function threadForWorker(
 
 function threadEntry(module: string | undefined): string {
   const entry = new URL("./_thread_main.ts", import.meta.url).href;
-  const load = module ? `() => import(${JSON.stringify(module)})` : "null";
+  const load = module ? importSource(module) : "null";
   return `data:application/javascript,${
     encodeURIComponent(`import { main } from ${JSON.stringify(entry)};\nDeno.exit(await main(${load}));\n`)
   }`;

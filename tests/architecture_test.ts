@@ -267,3 +267,20 @@ Deno.test("The boundary check catches each form it is meant to catch", () => {
     assert.ok(!caught(text), text);
   }
 });
+
+Deno.test("deno publish --dry-run prints no warning (no unanalyzable dynamic import, no slow type)", async () => {
+  // Runs offline: the dry run analyses the package and uploads nothing. Every import of a user's
+  // module at run time goes through `src/_import.ts`, which the analysis does not flag.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["publish", "--dry-run", "--allow-dirty"],
+    cwd: ROOT.pathname,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, `deno publish --dry-run failed:\n${text}`);
+  assert.match(text, /Dry run complete/);
+  const warnings = text.split("\n").filter((line) => /warning/i.test(line));
+  assert.deepEqual(warnings, [], `deno publish --dry-run warned:\n${text}`);
+});
