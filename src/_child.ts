@@ -12,6 +12,7 @@ import { readFrameSync, writeFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { findExport } from "./_caller.ts";
+import { packError } from "./_error_transport.ts";
 import { activeChildren, type ChildHeader, Process, processForChild } from "./process.ts";
 
 type Module = Record<string, unknown>;
@@ -65,7 +66,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   } catch (error) {
     // Not printed here: start() rejects with it, and the parent prints it when nobody handles
     // that rejection (`reportUnhandledStart`).
-    reply({ ok: false, error, name: error instanceof Error ? error.name : undefined });
+    reply({ ok: false, error: packError(error) });
     Deno.exit(1);
   }
   reply({ ok: true });

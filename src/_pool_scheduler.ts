@@ -36,14 +36,7 @@
  *
  * @module
  */
-import {
-  FLUSH_MS,
-  ID_MASK,
-  type PackedError,
-  type ReplyFrame,
-  type TaskFrame,
-  type WorkerArgs,
-} from "./_pool_worker.ts";
+import { FLUSH_MS, ID_MASK, type ReplyFrame, type TaskFrame, type WorkerArgs } from "./_pool_worker.ts";
 import type { ProgressBlock, WorkerKind, WorkerSlot } from "./_pool_slot.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import {
@@ -56,9 +49,10 @@ import {
   SENT,
   type Slot,
   terminatedError,
-  unpackError,
 } from "./_pool_task.ts";
 import { sleep } from "./_wait.ts";
+import { type PackedError, unpackError } from "./_error_transport.ts";
+import { importModule, type ModuleNamespace } from "./_import.ts";
 import { WorkerDiedError } from "./errors.ts";
 
 /** Estimated ms of work sent to a worker in one frame, beyond its first chunk. */
@@ -108,12 +102,19 @@ export class Scheduler {
   #startDeaths = 0;
   /** Why workers cannot start (initializer or module failure): later tasks fail with it. */
   #broken: Error | undefined;
+  #exports: ModuleNamespace | undefined;
 
   constructor(options: SchedulerOptions) {
     this.#size = options.size;
     this.#module = options.module;
     this.#args = options.args;
     this.#kind = options.kind;
+    // The tasks' module, for the classes of their errors (`_error_transport.ts`). Already loaded
+    // here in the usual case (the tasks were passed from it), so this runs none of its code again,
+    // and resolves before any answer can come. While that module is still running its top-level
+    // code (a main module awaiting the pool at the top level) it stays pending: errors then
+    // arrive with their name and fields, as instances of the class structured clone gave them.
+    importModule(this.#module).then((ns) => this.#exports = ns, () => {});
   }
 
   /** Starts the workers; if one cannot be started, stops those that were and throws. */
@@ -262,7 +263,7 @@ export class Scheduler {
     if (slot.dead || this.state === "terminated") return;
     const msg = deserialize(body) as ReplyFrame[] | { ready: true } | { ready: false; error: PackedError };
     if (!Array.isArray(msg)) {
-      if (!msg.ready) return this.#startFailed(unpackError(msg.error));
+      if (!msg.ready) return this.#startFailed(unpackError(msg.error, this.#exports));
       slot.ready = true;
       slot.since = performance.now();
       this.#startDeaths = 0;
@@ -295,7 +296,7 @@ export class Scheduler {
     info.perItem = Number.isNaN(info.perItem) ? perItem : info.perItem + EWMA * (perItem - info.perItem);
     const value = ok
       ? (payload instanceof Uint8Array ? deserialize(payload) : payload)
-      : unpackError(payload);
+      : unpackError(payload, this.#exports);
     this.#finish(chunk, ok, value);
   }
 

@@ -6,7 +6,7 @@
  */
 import { describeFunction } from "./_caller.ts";
 import type { WorkerSlot } from "./_pool_slot.ts";
-import type { FnDesc, PackedError } from "./_pool_worker.ts";
+import type { FnDesc } from "./_pool_worker.ts";
 import { serialize } from "./_reduction.ts";
 
 /** Inputs of fewer items than this, all primitives, travel in the batch as they are. */
@@ -169,16 +169,4 @@ export function terminatedError(): Error {
 
 export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-/** Rebuilds a task's error: same name and message, the remote stack, its own fields. */
-export function unpackError(p: unknown): unknown {
-  const { error: e, name, stack, props } = p as PackedError;
-  if (!(e instanceof Error)) return e;
-  if (name !== undefined && e.name !== name) {
-    Object.defineProperty(e, "name", { value: name, configurable: true, writable: true, enumerable: false });
-  }
-  if (stack !== undefined) e.stack = stack;
-  if (props) Object.assign(e, props);
-  return e;
 }

@@ -21,6 +21,7 @@ import { writeAll } from "../native/mod.ts";
 import { encodeFrame, readFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { findExport } from "./_caller.ts";
+import { packError } from "./_error_transport.ts";
 import { SharedMemory } from "./shared_memory.ts";
 
 type Fn = (...args: unknown[]) => unknown;
@@ -45,26 +46,6 @@ export const ID_MASK = 0x7fff_ffff;
 export const FLUSH_MS = 1;
 /** ... and at most this many. */
 const FLUSH_COUNT = 1024;
-
-/** An error as it travels back: structured clone keeps only built-in error names and no fields. */
-export interface PackedError {
-  error: unknown;
-  name?: string;
-  stack?: string;
-  props?: Record<string, unknown>;
-}
-
-/** Packs a thrown value so that its name, message, stack and own fields survive the trip. */
-export function packError(e: unknown): PackedError {
-  if (!(e instanceof Error)) return { error: e };
-  const props: Record<string, unknown> = { ...e };
-  try {
-    serialize(props);
-  } catch {
-    return { error: e, name: e.name, stack: e.stack };
-  }
-  return { error: e, name: e.name, stack: e.stack, props };
-}
 
 /** One task as it travels to a worker: `[id, fn, star, items]` (items: an array, or serialized). */
 export type TaskFrame = [id: number, fn: FnDesc, star: boolean, items: unknown[] | Uint8Array];

@@ -17,6 +17,7 @@
 import "../mod.ts";
 import { findClass, whileImporting } from "./_child.ts";
 import { findExport } from "./_caller.ts";
+import { packError } from "./_error_transport.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
@@ -80,7 +81,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
     thread = threadForWorker(cls, { init, target, args: body.args }, body.fields);
   } catch (error) {
     // Not printed here: start() rejects with it (see `reportUnhandledStart`).
-    reply({ type: "failed", error, name: error instanceof Error ? error.name : undefined, revived });
+    reply({ type: "failed", error: packError(error), revived });
     closeOwned(owned);
     owned = [];
     return 1;

@@ -7,6 +7,7 @@
  * @module
  */
 import { state } from "./_state.ts";
+import type { PackedError } from "./_error_transport.ts";
 
 /** What the parent posts to a new thread (see `_thread_main.ts`). */
 export interface ThreadInit {
@@ -37,7 +38,7 @@ export interface ThreadInit {
 /** What a thread posts to its parent. */
 export type ThreadReply =
   | { type: "started" }
-  | { type: "failed"; error: unknown; name: string | undefined; revived: boolean }
+  | { type: "failed"; error: PackedError; revived: boolean }
   | { type: "exit"; code: number }
   /** A builtin's control frame (see `runBuiltin` in `thread.ts`), in either direction. */
   | { type: "frame"; body: Uint8Array };

@@ -27,6 +27,7 @@ import {
 } from "../native/mod.ts";
 import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
 import { importSource } from "./_import.ts";
+import { type PackedError, unpackError } from "./_error_transport.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
@@ -357,9 +358,9 @@ export class Process<A extends unknown[] = any[]> {
         else this.#early.push(frame);
         return;
       }
-      const reply = deserialize(frame) as { ok: true } | { ok: false; error: unknown; name?: string };
+      const reply = deserialize(frame) as { ok: true } | { ok: false; error: PackedError };
       if (reply.ok) handshake.resolve();
-      else handshake.reject(withName(reply.error, reply.name));
+      else handshake.reject(unpackError(reply.error));
       handshake = undefined;
     });
     // A child that ended without answering: decide only once its socket is read to the end (the
@@ -534,17 +535,6 @@ export function processForChild(
   } finally {
     childInit = null;
   }
-}
-
-/**
- * `error` with the class name it had in the child (structured clone keeps only the standard ones:
- * a `ConfigError` or Deno's `AddrInUse` would arrive as `Error`).
- */
-export function withName(error: unknown, name: string | undefined): unknown {
-  if (error instanceof Error && name && error.name !== name) {
-    Object.defineProperty(error, "name", { value: name, writable: true, configurable: true });
-  }
-  return error;
 }
 
 function childEntry(module: string | undefined): string {

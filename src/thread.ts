@@ -40,7 +40,8 @@ import { canRunDeno } from "./_spawn.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
 import { described, inspect, withInspect } from "./_inspect.ts";
-import { type ControlChannel, type ProcessOptions, withName } from "./process.ts";
+import { type ControlChannel, type ProcessOptions } from "./process.ts";
+import { unpackError } from "./_error_transport.ts";
 import { workerRef } from "./_worker_ref.ts";
 
 /** How a thread is built inside its Worker (see `_thread_main.ts`). */
@@ -306,7 +307,7 @@ export class Thread<A extends unknown[] = any[]> {
         this.#handshake?.resolve();
       } else if (msg.type === "failed") {
         if (msg.revived) this.#fds = [];
-        this.#handshake?.reject(withName(msg.error, msg.name));
+        this.#handshake?.reject(unpackError(msg.error));
       } else if (msg.type === "exit") {
         this.#end(msg.code);
         return;

@@ -4,6 +4,7 @@ import {
   activeThreads,
   AsyncResult,
   Barrier,
+  BrokenBarrierError,
   currentThread,
   Event,
   Lock,
@@ -96,6 +97,61 @@ bothPools(
         seen.sort((a, b) => String(a).localeCompare(String(b))),
         [["apply", 5], ["error", "three is not allowed"], ["map", [1, 4, 9]], ["starmap", [2]]],
       );
+    });
+  },
+);
+
+bothPools(
+  "A task's error of a class its module exports arrives as that class, with its fields and the worker's stack",
+  async (P) => {
+    await withPool(P, 1, async (pool) => {
+      const before = fx.QuotaError.constructed;
+      const e = await pool.apply(fx.throwsQuota, ["ada"]).then(() => null, (e) => e);
+      assert.ok(e instanceof fx.QuotaError, String(e));
+      assert.ok(e instanceof Error);
+      assert.equal(e.name, "QuotaError");
+      assert.equal(e.message, "ada is over the quota of 10");
+      assert.equal(e.user, "ada");
+      assert.equal(e.limit, 10);
+      assert.equal(e.describe(), "ada/10");
+      // The stack is the worker's: it was thrown there, in throwsQuota.
+      assert.match(e.stack!, /^QuotaError: ada is over the quota of 10\n/);
+      assert.match(e.stack!, /at throwsQuota \(file:.*pool_fixtures\.ts:\d+:\d+\)/);
+      // Revived, not constructed again in this process.
+      assert.equal(fx.QuotaError.constructed, before);
+      // Another exported class arrives as itself too.
+      const t = await pool.apply(fx.throwsCustom).then(() => null, (e) => e);
+      assert.ok(t instanceof fx.TaskError, String(t));
+      // So do this library's error classes and Deno's.
+      const b = await pool.apply(fx.throwsLibraryError).then(() => null, (e) => e);
+      assert.ok(b instanceof BrokenBarrierError, String(b));
+      assert.equal(b.message, "broken in a task");
+      const n = await pool.apply(fx.throwsDenoError).then(() => null, (e) => e);
+      assert.ok(n instanceof Deno.errors.NotFound, String(n));
+      assert.equal(n.message, "no such thing");
+    });
+  },
+);
+
+bothPools(
+  "A task's error whose class is not exported, or whose name is a non-error export, arrives as an Error with its name and fields",
+  async (P) => {
+    await withPool(P, 1, async (pool) => {
+      const hidden = await pool.apply(fx.throwsUnexported).then(
+        () => null,
+        (e) => e as Error & { code: number },
+      );
+      assert.ok(hidden instanceof Error, String(hidden));
+      assert.equal(Object.getPrototypeOf(hidden), Error.prototype);
+      assert.equal(hidden.name, "HiddenError");
+      assert.equal(hidden.message, "not exported");
+      assert.equal(hidden.code, 7);
+      assert.match(hidden.stack!, /at throwsUnexported/);
+      const shadowed = await pool.apply(fx.throwsShadowed).then(() => null, (e) => e);
+      assert.equal(Object.getPrototypeOf(shadowed), Error.prototype);
+      assert.equal(shadowed.name, "ShadowError");
+      assert.equal(shadowed.message, "shadowed");
+      assert.equal(fx.ShadowError(), "a function, not an error class");
     });
   },
 );
