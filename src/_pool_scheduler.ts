@@ -112,7 +112,7 @@ export class Scheduler {
     // The tasks' module, for the classes of their errors (`_error_transport.ts`). Already loaded
     // here in the usual case (the tasks were passed from it), so this runs none of its code again,
     // and resolves before any answer can come. While that module is still running its top-level
-    // code (a main module awaiting the pool at the top level) it stays pending: errors then
+    // code (a main module awaiting the pool at the top level) it may stay pending: errors then
     // arrive with their name and fields, as instances of the class structured clone gave them.
     importModule(this.#module).then((ns) => this.#exports = ns, () => {});
   }

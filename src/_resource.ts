@@ -14,6 +14,13 @@
  * - {@linkcode releaseNamed}: the teardown of names this process made: unlink, then untrack (the
  *   resource tracker then forgets them). Errors are swallowed: the name may be gone already, and
  *   the tracker unlinks whatever is left once the process tree has ended.
+ * - {@linkcode handOver}: keeps names alive while a child process or thread is being started.
+ *   Its arguments travel as names (a lock, a queue, a Value), which the child opens while it
+ *   revives them, before it answers `start()`. A name released in between (`q.close()` right
+ *   after `p.start()`, before awaiting it) would be gone when the child opens it. So a release
+ *   waits for the hand-overs that were under way when it was asked for and that began after the
+ *   name was made (only those can carry it); then it happens. This process's own handles close
+ *   at once: only the name stays, for the child to open. At exit, `names` releases everything.
  * - {@linkcode onCollected}/{@linkcode forgetCollected}: one `FinalizationRegistry` for every
  *   resource class. The cleanup must not reach the target (or it is never collected): build it
  *   in a function that does not see the target.
@@ -46,26 +53,81 @@ export function createNamed<T>(tag: string, make: (name: string) => T): T {
   }
 }
 
-/** Names this process owns, released at its normal exit unless released before. */
-const owned = new Map<string, Named>();
+/** Names this process owns, released at its normal exit unless released before; each with its
+ * sequence number (when it was made, in {@linkcode handOver}'s order). */
+const owned = new Map<string, { resource: Named; seq: number }>();
+let seq = 0;
 
 /** Tracks `resource` as owned by this process: it is released when this process exits normally. */
 export function own(resource: Named): void {
   track(resource.kind, resource.name);
-  owned.set(resource.name, resource);
+  owned.set(resource.name, { resource, seq: ++seq });
 }
 
-/** Unlinks and untracks each of `resources`; never throws (the tracker retries what is left). */
+/** A hand-over under way: the names made before it began, released during it, wait for its end. */
+interface Hold {
+  readonly seq: number;
+  readonly waiting: Named[];
+}
+const holds = new Set<Hold>();
+/** Released names waiting for hand-overs to end: the number of hand-overs each waits for. */
+const deferred = new Map<string, number>();
+
+/**
+ * Begins handing arguments over to a child that opens their names while it revives them. Call the
+ * returned function once the child has revived them, or can no longer (it answered, failed or
+ * ended): the releases that waited for this hand-over happen then.
+ */
+export function handOver(): () => void {
+  const hold: Hold = { seq, waiting: [] };
+  holds.add(hold);
+  return () => {
+    if (!holds.delete(hold)) return;
+    for (const resource of hold.waiting) {
+      const left = deferred.get(resource.name)! - 1;
+      if (left > 0) deferred.set(resource.name, left);
+      else {
+        deferred.delete(resource.name);
+        remove(resource);
+      }
+    }
+  };
+}
+
+/**
+ * Unlinks and untracks each of `resources`; never throws (the tracker retries what is left). A
+ * name a child being started may still open is released once it has ({@linkcode handOver}).
+ */
 export function releaseNamed(resources: Iterable<Named>): void {
-  for (const { kind, name } of resources) {
-    owned.delete(name);
-    try {
-      unlinkResource(kind, name);
-    } catch { /* gone already, or the tracker retries */ }
-    try {
-      untrack(kind, name);
-    } catch { /* exiting */ }
+  for (const resource of resources) {
+    const { name } = resource;
+    if (deferred.has(name)) continue; // released already, waiting for a hand-over
+    const made = owned.get(name)?.seq;
+    if (made !== undefined && holds.size > 0) {
+      let waits = 0;
+      for (const hold of holds) {
+        if (hold.seq >= made) {
+          hold.waiting.push(resource);
+          waits++;
+        }
+      }
+      if (waits > 0) {
+        deferred.set(name, waits);
+        continue;
+      }
+    }
+    remove(resource);
   }
+}
+
+function remove({ kind, name }: Named): void {
+  owned.delete(name);
+  try {
+    unlinkResource(kind, name);
+  } catch { /* gone already, or the tracker retries */ }
+  try {
+    untrack(kind, name);
+  } catch { /* exiting */ }
 }
 
 const registry = new FinalizationRegistry<() => void>((cleanup) => {
@@ -87,4 +149,9 @@ export function forgetCollected(token: object): void {
   registry.unregister(token);
 }
 
-atExit(ExitPhase.names, () => releaseNamed([...owned.values()]));
+atExit(ExitPhase.names, () => {
+  // The children still being started at exit are not waited for (non-daemon ones were joined).
+  holds.clear();
+  deferred.clear();
+  releaseNamed([...owned.values()].map((o) => o.resource));
+});

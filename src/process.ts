@@ -31,6 +31,7 @@ import { type PackedError, unpackError } from "./_error_transport.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
+import { handOver } from "./_resource.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
@@ -289,6 +290,8 @@ export class Process<A extends unknown[] = any[]> {
     // Serializing first: a value that cannot travel throws here, before anything is spawned.
     const fields = className ? { ...this } : undefined;
     const body = serialize({ args: this.#args, fields }, { passFd: (fd) => (fds.push(fd), fd) });
+    // The names in the args (a lock, a queue) stay until the child has opened them (`_resource.ts`).
+    const handedOver = handOver();
     const tracker = trackerFd();
     const header: ChildHeader = {
       identity: this.#identity,
@@ -316,6 +319,7 @@ export class Process<A extends unknown[] = any[]> {
       });
     } catch (e) {
       close(mine);
+      handedOver();
       throw e;
     } finally {
       close(theirs);
@@ -338,7 +342,8 @@ export class Process<A extends unknown[] = any[]> {
     setNonBlocking(mine, true);
     const sent = Math.max(0, write(mine, frame));
     this.#told = sent === frame.length;
-    const started = this.#handshake(mine, frame.subarray(sent));
+    // (`finally`: a new promise, so a failure nobody handles is still reported below.)
+    const started = this.#handshake(mine, frame.subarray(sent)).finally(handedOver);
     // Awaiting start() is optional: an unawaited failure is printed, and does not end the program.
     reportUnhandledStart(started);
     return started;

@@ -32,6 +32,7 @@ import { close, dupFd } from "../native/mod.ts";
 import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
 import { importSource } from "./_import.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
+import { handOver } from "./_resource.ts";
 import { serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { IDENTS, NAMES, registry, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
@@ -275,6 +276,8 @@ export class Thread<A extends unknown[] = any[]> {
       module: this.#module ?? null,
       body,
     };
+    // The names in the args (a lock, a queue) stay until the thread has opened them (`_resource.ts`).
+    const handedOver = handOver();
     let worker: Worker;
     try {
       worker = new Worker(threadEntry(target || className || this.#builtin ? this.#module : undefined), {
@@ -284,6 +287,7 @@ export class Thread<A extends unknown[] = any[]> {
       });
     } catch (e) {
       this.#closeFds();
+      handedOver();
       throw e;
     }
     this.#worker = worker;
@@ -291,7 +295,10 @@ export class Thread<A extends unknown[] = any[]> {
     running.add(this);
     installExitHook();
     this.#exited = new Promise<void>((resolve) => this.#ended = resolve);
-    const started = new Promise<void>((resolve, reject) => this.#handshake = { resolve, reject });
+    // (`finally`: a new promise, so a failure nobody handles is still reported below.)
+    const started = new Promise<void>((resolve, reject) => this.#handshake = { resolve, reject }).finally(
+      handedOver,
+    );
     // A Worker starts ref'd: until the thread answers, so that awaiting start() keeps this
     // program running even for a daemon thread; after that only a non-daemon thread does.
     this.#refs = 1;

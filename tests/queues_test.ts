@@ -622,3 +622,30 @@ Deno.test("Queues print their kind, item count and bound; a closed queue prints 
   }
   assert.equal(Deno.inspect(q), "Queue(closed)");
 });
+
+Deno.test({
+  name: "A queue closed right after start(), before it resolved, still works in the child",
+  ...SPAWNS,
+  fn: async () => {
+    const before = ourShmEntries().length;
+    const q = new Queue<string>();
+    const out = new Queue<string>();
+    let p: Process | undefined;
+    try {
+      await q.put("before close");
+      p = new Process({ target: qx.relaysOne, args: [q, out], module: qmodule });
+      const started = p.start();
+      // Before the child opened the queue's names (its locks, its control block): they stay until it has.
+      q.close();
+      await started;
+      assert.equal(await out.get({ timeout: 10_000 }), "before close");
+      await p.join(10_000);
+      assert.equal(p.exitCode, 0);
+    } finally {
+      q.close();
+      out.close();
+      await cleanup(p);
+    }
+    assert.equal(ourShmEntries().length, before);
+  },
+});

@@ -625,6 +625,59 @@ Deno.test({
 });
 
 Deno.test({
+  name: "A Lock and a Semaphore closed right after start(), before it resolved, still reach the child",
+  ...SPAWNS,
+  fn: async () => {
+    using tmp = tempFile();
+    Deno.writeTextFileSync(tmp.path, "0");
+    const lock = new Lock();
+    const sem = new Semaphore(1);
+    const names = [_resourceNames(lock), _resourceNames(sem)];
+    let p: Process | undefined;
+    let q: Process | undefined;
+    try {
+      p = new Process({ target: fx.incrementsUnderLock, args: [lock, tmp.path, 3], module });
+      q = new Process({ target: fx.consumesAndExits, args: [sem], module });
+      const started = [p.start(), q.start()];
+      // Closed before the children opened them: their names stay until the children have.
+      lock.close();
+      sem.close();
+      await Promise.all(started);
+      // Both children have opened them (start() resolved): the names are gone now.
+      assert.deepEqual(names.flatMap(existingShmFiles), []);
+      await Promise.all([p.join(20_000), q.join(20_000)]);
+      assert.deepEqual([p.exitCode, q.exitCode], [0, 0]);
+      assert.equal(Deno.readTextFileSync(tmp.path), "3");
+    } finally {
+      lock.close();
+      sem.close();
+      await cleanup(p, q);
+    }
+    assert.deepEqual(names.flatMap(existingShmFiles), []);
+  },
+});
+
+Deno.test({
+  name: "A Lock closed right after a failed start() is removed once the child has failed",
+  ...SPAWNS,
+  fn: async () => {
+    const lock = new Lock();
+    const names = _resourceNames(lock);
+    let p: Process | undefined;
+    try {
+      p = new Process({ target: function notExported(_: Lock) {}, args: [lock], module });
+      const started = p.start();
+      lock.close();
+      await assert.rejects(started, /is not exported/);
+      assert.deepEqual(existingShmFiles(names), []);
+    } finally {
+      lock.close();
+      await cleanup(p);
+    }
+  },
+});
+
+Deno.test({
   name: "A Lock, RLock and Semaphore unit held by a process killed with SIGKILL are recovered by a waiter",
   ...SPAWNS,
   fn: () =>
