@@ -21,7 +21,7 @@ import * as libraryErrors from "./errors.ts";
 import type { ModuleNamespace } from "./_import.ts";
 import { serialize } from "./_reduction.ts";
 
-/** An error as it travels: the cloned error, and what structured clone drops. */
+/** An error as it travels: a plain error of its standard class, and what structured clone drops. */
 export interface PackedError {
   error: unknown;
   name?: string;
@@ -29,20 +29,30 @@ export interface PackedError {
   className?: string;
   stack?: string;
   props?: Record<string, unknown>;
+  cause?: PackedError;
 }
 
-/** Packs a thrown value so that its class name, name, message, stack and own fields survive. */
-export function packError(e: unknown): PackedError {
+/** The classes structured clone keeps: an error travels as the first of them it is an instance of. */
+const STANDARD = [EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError, Error];
+/** How deep a chain of causes travels. */
+const MAX_CAUSES = 8;
+
+/**
+ * Packs a thrown value so that its class name, name, message, stack, own fields and cause survive.
+ * The error itself does not travel: a `DOMException` or an error holding something that cannot
+ * be cloned would fail the whole message. A fresh error of its standard class does, with the rest
+ * beside it.
+ */
+export function packError(e: unknown, depth = 0): PackedError {
   if (!(e instanceof Error)) return { error: e };
-  let className: string | undefined;
+  const Standard = STANDARD.find((c) => e instanceof c) ?? Error;
+  const packed: PackedError = { error: new Standard(String(e.message)), name: e.name, stack: e.stack };
   try {
     const ctor = e.constructor;
-    if (typeof ctor === "function" && ctor.name && ctor.name !== e.name) className = ctor.name;
+    if (typeof ctor === "function" && ctor.name && ctor.name !== e.name) packed.className = ctor.name;
   } catch {
     // a hostile `constructor` getter: the name has to do
   }
-  const packed: PackedError = { error: e, name: e.name, stack: e.stack };
-  if (className) packed.className = className;
   const props: Record<string, unknown> = { ...e };
   try {
     serialize(props);
@@ -50,16 +60,25 @@ export function packError(e: unknown): PackedError {
   } catch {
     // fields that cannot travel are left behind; the rest of the error still does
   }
+  if (Object.hasOwn(e, "cause") && depth < MAX_CAUSES) {
+    const cause = packError(e.cause, depth + 1);
+    try {
+      serialize(cause);
+      packed.cause = cause;
+    } catch {
+      // a cause that cannot travel is left behind
+    }
+  }
   return packed;
 }
 
 /**
  * Rebuilds an error packed by {@linkcode packError}: as its class when `exports` (or this
- * library, or `Deno.errors`) exports an `Error` subclass of that name, else as the class structured
- * clone gave it; with the remote name, stack and own fields in both cases.
+ * library, or `Deno.errors`) exports an `Error` subclass of that name, else as its standard class;
+ * with the remote name, stack, own fields and cause in both cases.
  */
 export function unpackError(p: unknown, exports?: ModuleNamespace | null): unknown {
-  const { error, name, className, stack, props } = p as PackedError;
+  const { error, name, className, stack, props, cause } = p as PackedError;
   if (!(error instanceof Error)) return error;
   const cls = errorClass(className ?? name, exports);
   const e = cls && !(error instanceof cls) ? revive(error, cls) : error;
@@ -68,6 +87,14 @@ export function unpackError(p: unknown, exports?: ModuleNamespace | null): unkno
   }
   if (stack !== undefined) e.stack = stack;
   if (props) Object.assign(e, props);
+  if (cause) {
+    Object.defineProperty(e, "cause", {
+      value: unpackError(cause, exports),
+      configurable: true,
+      writable: true,
+      enumerable: false,
+    });
+  }
   return e;
 }
 

@@ -6,6 +6,7 @@
  * @module
  */
 import { deserialize, serialize } from "./_reduction.ts";
+import { type PackedError, unpackError } from "./_error_transport.ts";
 import { raceTimeout, TIMED_OUT } from "./_wait.ts";
 import {
   addressKey,
@@ -19,14 +20,7 @@ import {
   NATIVE_ERROR,
   OK,
 } from "./_manager_wire.ts";
-import {
-  AuthenticationError,
-  BrokenBarrierError,
-  EOFError,
-  QueueEmptyError,
-  QueueFullError,
-  RemoteError,
-} from "./errors.ts";
+import { AuthenticationError, EOFError, RemoteError } from "./errors.ts";
 
 /** How long connecting to a manager and the handshake may take, unless `connect()` says. */
 const CONNECT_TIMEOUT_MS = 20_000;
@@ -129,7 +123,7 @@ export class Client {
         } else if (kind === CANCELLED && p.signal?.aborted) {
           p.reject(p.signal.reason);
         } else {
-          p.reject(remoteError(kind, ...(value as [string, string, string])));
+          p.reject(remoteError(kind, value as PackedError));
         }
       }
     } catch {
@@ -185,29 +179,16 @@ export class Client {
   }
 }
 
-function remoteError(kind: number, name: string, message: string, stack: string): Error {
-  if (kind === NATIVE_ERROR) {
-    switch (name) {
-      case "QueueEmptyError":
-        return new QueueEmptyError(message);
-      case "QueueFullError":
-        return new QueueFullError(message);
-      case "RangeError":
-        return new RangeError(message);
-      case "TypeError":
-        return new TypeError(message);
-      case "Error":
-        return new Error(message);
-      case "BrokenBarrierError":
-        return new BrokenBarrierError(message);
-      case "NotFound":
-        return new Deno.errors.NotFound(message);
-    }
-  }
-  const remote = new Error(message);
-  remote.name = name;
-  remote.stack = stack;
-  return new RemoteError(name, message, { cause: remote });
+/**
+ * A failed call's error (`_error_transport.ts`): a documented outcome (`QueueEmptyError`,
+ * `RangeError`, `Deno.errors.NotFound`, ...) as its own class; anything else as a `RemoteError`
+ * whose `cause` is the server's error, with its name, stack and fields.
+ */
+function remoteError(kind: number, packed: PackedError): Error {
+  const e = unpackError(packed);
+  const error = e instanceof Error ? e : new Error(String(e));
+  if (kind === NATIVE_ERROR) return error;
+  return new RemoteError(error.name, error.message, { cause: error });
 }
 
 const clients = new Map<string, { client: Promise<Client>; ready?: Client }>();

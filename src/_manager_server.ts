@@ -30,6 +30,7 @@ import {
 } from "./_manager_wire.ts";
 import { sleep } from "./_wait.ts";
 import { AttributeError, native, nativeErrors, repr } from "./_manager_objects.ts";
+import { packError } from "./_error_transport.ts";
 import type { CallContext } from "./_manager_sync.ts";
 import { type CustomTypeSpec, loadTypes, type TypeInfo, TYPES } from "./_manager_types.ts";
 import { type Described, ObjectTable, type Session } from "./_manager_table.ts";
@@ -239,7 +240,7 @@ export async function serve(
           } catch (e) {
             const err = e instanceof Error ? e : new Error(String(e));
             const kind = ctl.signal.aborted ? CANCELLED : nativeErrors.has(err) ? NATIVE_ERROR : ERROR;
-            reply = encodeReply(id, kind, serialize([err.name, err.message, err.stack ?? ""]));
+            reply = encodeReply(id, kind, serialize(packError(err)));
           } finally {
             inflight.delete(id);
           }

@@ -134,6 +134,24 @@ bothPools(
 );
 
 bothPools(
+  "A task's error keeps its cause (revived as its class too), and a DOMException arrives as an Error with its name",
+  async (P) => {
+    await withPool(P, 1, async (pool) => {
+      const e = await pool.apply(fx.throwsWithCause).then(() => null, (e) => e as Error);
+      assert.equal(e?.message, "outer");
+      assert.ok(e?.cause instanceof fx.QuotaError, String(e?.cause));
+      assert.equal(e.cause.user, "bob");
+      const d = await pool.apply(fx.throwsDomException).then(() => null, (e) => e as Error);
+      assert.ok(d instanceof Error, String(d));
+      assert.equal(d.name, "AbortError");
+      assert.equal(d.message, "gave up");
+      // The worker lives on.
+      assert.equal(await pool.apply(fx.square, [4]), 16);
+    });
+  },
+);
+
+bothPools(
   "A task's error whose class is not exported, or whose name is a non-error export, arrives as an Error with its name and fields",
   async (P) => {
     await withPool(P, 1, async (pool) => {
