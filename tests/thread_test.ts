@@ -23,6 +23,8 @@ import {
 } from "../mod.ts";
 import { cleanup, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 import { raceTimeout } from "../src/_wait.ts";
+import { _resourceNames } from "../src/_sync_block.ts";
+import { existingShmFiles } from "./fixtures/helpers.ts";
 import {
   closesItsCopy,
   consumes,
@@ -636,5 +638,28 @@ Deno.test({
     assert.equal(t.exitCode, -15);
     // Give a thread that escaped termination ample time to run its target.
     assert.equal(await ran.wait(1000), false);
+  },
+});
+
+Deno.test({
+  name: "A Lock closed right after a thread's start(), before it resolved, still reaches the thread",
+  ...SPAWNS,
+  async fn() {
+    const lock = new Lock();
+    const names = _resourceNames(lock);
+    using counter = new Value("i32", 0, { lock: false });
+    const t = new Thread({ target: countsUnderLock, args: [lock, counter, 5], module: FIXTURES });
+    try {
+      const started = t.start();
+      lock.close();
+      await started;
+      assert.deepEqual(existingShmFiles(names), [], "removed once the thread has opened it");
+      await t.join(30_000);
+      assert.equal(t.exitCode, 0);
+      assert.equal(counter.value, 5);
+    } finally {
+      lock.close();
+      t.terminate();
+    }
   },
 });
