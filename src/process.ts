@@ -290,8 +290,6 @@ export class Process<A extends unknown[] = any[]> {
     // Serializing first: a value that cannot travel throws here, before anything is spawned.
     const fields = className ? { ...this } : undefined;
     const body = serialize({ args: this.#args, fields }, { passFd: (fd) => (fds.push(fd), fd) });
-    // The names in the args (a lock, a queue) stay until the child has opened them (`_resource.ts`).
-    const handedOver = handOver();
     const tracker = trackerFd();
     const header: ChildHeader = {
       identity: this.#identity,
@@ -306,6 +304,8 @@ export class Process<A extends unknown[] = any[]> {
       body,
     };
     const [mine, theirs] = socketpair();
+    // The names in the args (a lock, a queue) stay until the child has opened them (`_resource.ts`).
+    const handedOver = handOver();
     let child: Deno.ChildProcess;
     try {
       child = spawnDeno({
