@@ -28,6 +28,7 @@ import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
+import { adopted, construct } from "./_adopt.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
@@ -109,8 +110,6 @@ export interface ChildInit {
   args: unknown[];
 }
 
-let childInit: ChildInit | null = null;
-
 // node:net costs ~15 ms to load: only a parent loads it, once it starts a child.
 let net: Promise<typeof import("node:net")> | undefined;
 function loadNet(): Promise<typeof import("node:net")> {
@@ -189,6 +188,7 @@ export class Process<A extends unknown[] = any[]> {
 
   /** Describes the process; nothing runs until {@linkcode Process.start}. */
   constructor(options: ProcessOptions<A> = {} as ProcessOptions<A>) {
+    const childInit = adopted<ChildInit>(new.target);
     if (childInit) {
       // Rebuilding this process's own object inside the child (see `_child.ts`).
       const { header, target, args } = childInit;
@@ -524,14 +524,10 @@ export function processForChild(
   init: ChildInit,
   fields: Record<string, unknown> | undefined,
 ): Process {
-  childInit = init;
-  try {
-    const p = Reflect.construct(Process, [], cls) as Process;
-    if (fields) Object.assign(p, fields);
-    return p;
-  } finally {
-    childInit = null;
-  }
+  // Only Process's constructor runs: the subclass's ran in the parent, its fields come along.
+  const p = construct(cls, init, { only: Process });
+  if (fields) Object.assign(p, fields);
+  return p;
 }
 
 /**

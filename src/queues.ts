@@ -20,6 +20,7 @@
  * @module
  */
 import { OS } from "../native/mod.ts";
+import { adopted, construct } from "./_adopt.ts";
 import { Waiter } from "./_fd_wait.ts";
 import { described, inspect } from "./_inspect.ts";
 import { type Encoded, encodeItem, Feeder, heldReadLocks } from "./_queue_feeder.ts";
@@ -80,9 +81,6 @@ const finalizer = new FinalizationRegistry<Shared>((s) => {
     // nothing left to do
   }
 });
-
-/** Set by the reducer just before it calls a queue constructor: the state to adopt. */
-let reviving: Shared | null = null;
 
 const RESOLVED = Promise.resolve();
 
@@ -146,8 +144,7 @@ export class Queue<T = unknown> {
 
   /** Makes a queue holding at most `maxsize` items (0 or omitted: unbounded). */
   constructor(maxsize = 0) {
-    const shared = reviving;
-    reviving = null;
+    const shared = adopted<Shared>(new.target);
     if (shared) {
       this.#s = shared;
     } else {
@@ -529,8 +526,7 @@ export class SimpleQueue<T = unknown> {
 
   /** Makes an unbounded queue. */
   constructor() {
-    this.#q = simpleReviving ?? new Queue<T>();
-    simpleReviving = null;
+    this.#q = adopted<Queue<T>>(new.target) ?? new Queue<T>();
   }
 
   /** `SimpleQueue(qsize=3)`; `SimpleQueue(closed)` once closed. */
@@ -568,9 +564,6 @@ export class SimpleQueue<T = unknown> {
   }
 }
 
-// deno-lint-ignore no-explicit-any
-let simpleReviving: Queue<any> | null = null;
-
 interface QueueState {
   readFd: number;
   writeFd: number;
@@ -601,24 +594,20 @@ registerReducer(Queue, {
   name: "mp.Queue",
   reduce: reduceQueue,
   revive(st: QueueState) {
-    reviving = revive(st);
-    return new Queue();
+    return construct(Queue, revive(st));
   },
 });
 registerReducer(JoinableQueue, {
   name: "mp.JoinableQueue",
   reduce: reduceQueue,
   revive(st: QueueState) {
-    reviving = revive(st);
-    return new JoinableQueue();
+    return construct(JoinableQueue, revive(st));
   },
 });
 registerReducer(SimpleQueue, {
   name: "mp.SimpleQueue",
   reduce: (q: SimpleQueue, ctx) => reduceQueue(queueOf(q), ctx),
   revive(st: QueueState) {
-    reviving = revive(st);
-    simpleReviving = new Queue();
-    return new SimpleQueue();
+    return construct(SimpleQueue, construct(Queue, revive(st)));
   },
 });

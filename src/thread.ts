@@ -31,6 +31,7 @@
 import { close, dupFd } from "../native/mod.ts";
 import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
+import { adopted, construct } from "./_adopt.ts";
 import { serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { IDENTS, NAMES, registry, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
@@ -48,7 +49,6 @@ export interface ThreadBuild {
   target: ((...args: unknown[]) => unknown) | undefined;
   args: unknown[];
 }
-let building: ThreadBuild | null = null;
 
 /** The control channel of a started thread, for the library's own protocols (the Pool's). */
 export type { ControlChannel } from "./process.ts";
@@ -128,6 +128,7 @@ export class Thread<A extends unknown[] = any[]> {
 
   /** Describes the thread; nothing runs until {@linkcode Thread.start}. */
   constructor(options: ProcessOptions<A> = {} as ProcessOptions<A>) {
+    const building = adopted<ThreadBuild>(new.target);
     if (building) {
       // Rebuilding this thread's own object inside its Worker (see `_thread_main.ts`).
       const { init, target, args } = building;
@@ -437,14 +438,10 @@ export function threadForWorker(
   build: ThreadBuild,
   fields: Record<string, unknown> | undefined,
 ): Thread {
-  building = build;
-  try {
-    const t = Reflect.construct(Thread, [], cls) as Thread;
-    if (fields) Object.assign(t, fields);
-    return t;
-  } finally {
-    building = null;
-  }
+  // Only Thread's constructor runs: the subclass's ran in the parent, its fields come along.
+  const t = construct(cls, build, { only: Thread });
+  if (fields) Object.assign(t, fields);
+  return t;
 }
 
 function threadEntry(module: string | undefined): string {
