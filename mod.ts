@@ -19,6 +19,7 @@
  *
  * @module
  */
+export { Process, type ProcessOptions } from "./src/process.ts";
 export {
   activeChildren,
   cpuCount,
@@ -26,9 +27,7 @@ export {
   currentProcess,
   type ParentProcess,
   parentProcess,
-  Process,
-  type ProcessOptions,
-} from "./src/process.ts";
+} from "./src/current_process.ts";
 export { activeThreads, type CurrentThread, currentThread, Thread } from "./src/thread.ts";
 export {
   AuthenticationError,

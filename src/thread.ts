@@ -40,7 +40,8 @@ import { canRunDeno } from "./_spawn.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import { ProcessError } from "./errors.ts";
 import { described, inspect, withInspect } from "./_inspect.ts";
-import { type ControlChannel, type ProcessOptions, withName } from "./process.ts";
+import type { ProcessOptions } from "./process.ts";
+import { type ControlChannel, withName } from "./_popen.ts";
 import { workerRef } from "./_worker_ref.ts";
 
 /** How a thread is built inside its Worker (see `_thread_main.ts`). */
@@ -51,7 +52,7 @@ export interface ThreadBuild {
 }
 
 /** The control channel of a started thread, for the library's own protocols (the Pool's). */
-export type { ControlChannel } from "./process.ts";
+export type { ControlChannel } from "./_popen.ts";
 let channelOf: (t: Thread, onMessage: (frame: Uint8Array) => void) => ControlChannel;
 let setBuiltin: (t: Thread, name: string) => void;
 let exitedOf: (t: Thread) => Promise<void>;
