@@ -28,7 +28,8 @@ export {
   type ParentProcess,
   parentProcess,
 } from "./src/current_process.ts";
-export { activeThreads, type CurrentThread, currentThread, Thread } from "./src/thread.ts";
+export { Thread } from "./src/thread.ts";
+export { activeThreads, type CurrentThread, currentThread } from "./src/current_thread.ts";
 export {
   AuthenticationError,
   BrokenBarrierError,

@@ -23,7 +23,8 @@ import { state } from "./_state.ts";
 import { activeChildren } from "./current_process.ts";
 import type { WorkerArgs } from "./_pool_worker.ts";
 import { becomeThread, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
-import { activeThreads, Thread, threadForWorker } from "./thread.ts";
+import { activeThreads } from "./current_thread.ts";
+import { Thread, threadForWorker } from "./thread.ts";
 
 type Module = Record<string, unknown>;
 
