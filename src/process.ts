@@ -1,9 +1,10 @@
 /**
- * Real OS processes (CPython: `process.py`): the `Process` class, and who this process is
- * (`currentProcess()`, `parentProcess()`, `activeChildren()`).
+ * Real OS processes (CPython: `process.py`): the `Process` class. Who this process is
+ * (`currentProcess()`, `parentProcess()`, `activeChildren()`) is `current_process.ts`'s.
  *
  * Spawning a child, its header and handshake on the control socket are `_popen.ts`'s; the
- * child's side is `_child.ts`. On Linux the child also asks the kernel for SIGKILL when its
+ * child's side is `_child.ts`, which rebuilds the child's own `Process` object through
+ * `_adopt.ts` (only this class's constructor runs there, not a subclass's). On Linux the child also asks the kernel for SIGKILL when its
  * parent dies (PR_SET_PDEATHSIG), so no child outlives a parent killed by SIGKILL.
  *
  * @module
