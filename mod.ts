@@ -19,6 +19,7 @@
  *
  * @module
  */
+export { Process, type ProcessOptions } from "./src/process.ts";
 export {
   activeChildren,
   cpuCount,
@@ -26,10 +27,9 @@ export {
   currentProcess,
   type ParentProcess,
   parentProcess,
-  Process,
-  type ProcessOptions,
-} from "./src/process.ts";
-export { activeThreads, type CurrentThread, currentThread, Thread } from "./src/thread.ts";
+} from "./src/current_process.ts";
+export { Thread } from "./src/thread.ts";
+export { activeThreads, type CurrentThread, currentThread } from "./src/current_thread.ts";
 export {
   AuthenticationError,
   BrokenBarrierError,

@@ -103,24 +103,52 @@ const SYMBOLS = {
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+type Name = keyof typeof SYMBOLS;
 
-/** The libc symbols, loaded on first use. */
-export function libc(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
-  if (!lib) {
-    try {
-      lib = Deno.dlopen(OS.libc, SYMBOLS);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
-        throw new Deno.errors.NotCapable(
-          "multiprocessing needs libc through FFI: run deno with --allow-ffi (and --allow-run to start processes)",
-          { cause: e },
-        );
-      }
-      throw e;
-    }
+let table: Symbols | undefined;
+/** Every library opened for a symbol: kept, since closing one would free its symbol's code. */
+const opened: Deno.DynamicLibrary<Partial<typeof SYMBOLS>>[] = [];
+
+/**
+ * The libc symbols. Each is bound on its first use, by a `Deno.dlopen` of that symbol alone:
+ * binding costs ~0.2 ms per symbol (Deno compiles a call trampoline for each), so binding all of
+ * them up front cost every process and thread ~10 ms of its start, while a child uses a handful.
+ * A bound symbol replaces its getter with a plain data property, so calls through it stay as
+ * fast as through `dlopen(...).symbols`.
+ */
+export function libc(): Symbols {
+  if (table) return table;
+  const t = {} as Record<Name, unknown>;
+  for (const name of Object.keys(SYMBOLS) as Name[]) {
+    Object.defineProperty(t, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const value = bind(name);
+        Object.defineProperty(t, name, { value, enumerable: true });
+        return value;
+      },
+    });
   }
-  return lib.symbols;
+  return table = t as Symbols;
+}
+
+function bind(name: Name): unknown {
+  let lib: Deno.DynamicLibrary<Partial<typeof SYMBOLS>>;
+  try {
+    lib = Deno.dlopen(OS.libc, { [name]: SYMBOLS[name] } as Partial<typeof SYMBOLS>);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.NotCapable(
+        "multiprocessing needs libc through FFI: run deno with --allow-ffi (and --allow-run to start processes)",
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+  opened.push(lib);
+  return lib.symbols[name];
 }
 
 /** Reads `errno`; only meaningful right after a synchronous call that failed. */

@@ -10,17 +10,30 @@
  * clears it. Everything happens synchronously inside `construct`, so no other code runs between
  * setting and taking it.
  *
+ * A process or thread object rebuilt inside its own child is built with `{ only: Process }`: the
+ * instance gets the user's subclass as its class, but only the library's constructor runs (the
+ * subclass constructor ran in the parent; its fields travel with the state and are assigned
+ * after). `new.target` is still the subclass, so `adopted(new.target)` finds the state.
+ *
  * @module
  */
 
 let pending: { cls: abstract new (...args: never[]) => unknown; state: unknown } | null = null;
 
-/** Builds `cls` with no arguments, its constructor adopting `state` (for reducers only). */
-export function construct<T>(cls: new (...args: never[]) => T, state: unknown): T {
+/**
+ * Builds `cls` with no arguments, its constructor adopting `state` (for reducers only). With
+ * `only`, a base class of `cls`, runs that constructor alone (`Reflect.construct(only, [], cls)`):
+ * no constructor between `only` and `cls` runs.
+ */
+export function construct<T>(
+  cls: abstract new (...args: never[]) => T,
+  state: unknown,
+  { only }: { only?: abstract new (...args: never[]) => unknown } = {},
+): T {
   const outer = pending;
   pending = { cls, state };
   try {
-    return new (cls as new () => T)();
+    return Reflect.construct(only ?? cls, [], cls) as T;
   } finally {
     pending = outer;
   }

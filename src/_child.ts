@@ -13,7 +13,9 @@ import { deserialize, serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { findExport } from "./_caller.ts";
 import { packError } from "./_error_transport.ts";
-import { activeChildren, type ChildHeader, Process, processForChild } from "./process.ts";
+import type { ChildHeader } from "./_popen.ts";
+import { activeChildren } from "./current_process.ts";
+import { Process, processForChild } from "./process.ts";
 
 type Module = Record<string, unknown>;
 
@@ -115,8 +117,6 @@ function findTarget(mod: Module, header: ChildHeader): (...args: unknown[]) => u
 }
 
 /**
-import { findExport } from "./_caller.ts";
-import { activeChildren, type ChildHeader, Process, processForChild } from "./process.ts";
  * Finds an exported subclass of `base` (`Process`, or `Thread` for a thread) by its name; a
  * TypeError that says what to export otherwise.
  */

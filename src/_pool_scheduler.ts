@@ -32,12 +32,14 @@
  * however many tasks were submitted or answered in it.
  *
  * The scheduler talks to workers only through `WorkerSlot` (`_pool_slot.ts`): processes today,
- * threads for a thread pool.
+ * threads for a thread pool. Starting and replacing them, and telling which chunk a dead one was
+ * running, is `_pool_workers.ts`'s; the per-task timers and signals are `_pool_deadline.ts`'s.
  *
  * @module
  */
-import { FLUSH_MS, ID_MASK, type ReplyFrame, type TaskFrame, type WorkerArgs } from "./_pool_worker.ts";
-import type { ProgressBlock, WorkerKind, WorkerSlot } from "./_pool_slot.ts";
+import { FLUSH_MS, type ReplyFrame, type TaskFrame } from "./_pool_worker.ts";
+import { startTimer, watchSignal } from "./_pool_deadline.ts";
+import { Workers, type WorkersOptions } from "./_pool_workers.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import {
   type Chunk,
@@ -50,9 +52,7 @@ import {
   type Slot,
   terminatedError,
 } from "./_pool_task.ts";
-import { sleep } from "./_wait.ts";
-import { type PackedError, unpackError } from "./_error_transport.ts";
-import { importModule, type ModuleNamespace } from "./_import.ts";
+import type { PackedError } from "./_error_transport.ts";
 import { WorkerDiedError } from "./errors.ts";
 
 /** Estimated ms of work sent to a worker in one frame, beyond its first chunk. */
@@ -65,29 +65,12 @@ const MAX_BATCH_BYTES = 1 << 20;
 // deno-lint-ignore no-explicit-any
 type AnyFn = (...args: any[]) => unknown;
 
-/** Workers dying in a row while starting before the pool gives up. */
-const MAX_START_DEATHS = 3;
 /** Weight of the newest sample in a function's running estimate. */
 const EWMA = 0.5;
 
-/** How the scheduler tells its owner about the state of things. */
-export interface SchedulerOptions {
-  size: number;
-  module: string;
-  args: Omit<WorkerArgs, "progress" | "lane">;
-  kind: WorkerKind;
-}
-
 /** The pool's engine: queue, workers, dispatch. `Pool` is its public face. */
 export class Scheduler {
-  #size: number;
-  #module: string;
-  #args: Omit<WorkerArgs, "progress" | "lane">;
-  #kind: WorkerKind;
-  #progress: ProgressBlock | undefined;
-  /** Progress words not in use: enough for every worker plus those retiring meanwhile. */
-  #lanes: number[] = [];
-  #slots = new Set<Slot>();
+  #workers: Workers;
   #queue = new Ring<Chunk>();
   /** Chunks in the queue that were not canceled. */
   #queued = 0;
@@ -99,48 +82,29 @@ export class Scheduler {
   /** map and imap calls reading their input right now (they may go on after close()). */
   #feeding = 0;
   #alive: ReturnType<typeof setInterval> | undefined;
-  #startDeaths = 0;
   /** Why workers cannot start (initializer or module failure): later tasks fail with it. */
   #broken: Error | undefined;
-  #exports: ModuleNamespace | undefined;
 
-  constructor(options: SchedulerOptions) {
-    this.#size = options.size;
-    this.#module = options.module;
-    this.#args = options.args;
-    this.#kind = options.kind;
-    // The tasks' module, for the classes of their errors (`_error_transport.ts`). Already loaded
-    // here in the usual case (the tasks were passed from it), so this runs none of its code again,
-    // and resolves before any answer can come. While that module is still running its top-level
-    // code (a main module awaiting the pool at the top level) it may stay pending: errors then
-    // arrive with their name and fields, as instances of the class structured clone gave them.
-    importModule(this.#module).then((ns) => this.#exports = ns, () => {});
+  constructor(options: WorkersOptions) {
+    this.#workers = new Workers(options, {
+      frame: (slot, body) => this.#onFrame(slot, body),
+      startFailed: (error) => this.#startFailed(error),
+      exited: (slot) => this.#onExit(slot),
+    });
   }
 
   /** Starts the workers; if one cannot be started, stops those that were and throws. */
   start(): void {
     try {
-      const lanes = 2 * this.#size + 1;
-      this.#progress = this.#kind.progress(lanes);
-      for (let i = lanes - 1; i >= 0; i--) this.#lanes.push(i);
-      for (let i = 0; i < this.#size; i++) this.#spawn();
+      this.#workers.start();
     } catch (error) {
       this.state = "terminated";
-      const started = this.#slots.size;
-      for (const s of this.#slots) s.io.kill();
-      this.dispose();
-      if (started === 0) throw error;
-      throw new Error(
-        `Cannot start the pool: started ${started} of ${this.#size} worker processes, then: ${
-          errorText(error)
-        }. The ones started were stopped; ask for fewer processes, or raise the system's limit.`,
-        { cause: error },
-      );
+      throw this.#workers.abortStart(error);
     }
   }
 
   get size(): number {
-    return this.#size;
+    return this.#workers.size;
   }
 
   /** Makes a chunk; a value that cannot travel throws here, at the call that sent it. */
@@ -155,7 +119,7 @@ export class Scheduler {
     if (this.#broken) return this.#finish(chunk, false, this.#broken);
     this.#queue.push(chunk);
     this.#queued++;
-    if (chunk.deadline?.signal) this.#watchSignal(chunk);
+    if (chunk.deadline?.signal) watchSignal(chunk, (c, reason) => this.#fail(c, reason));
     this.#schedule();
   }
 
@@ -177,7 +141,7 @@ export class Scheduler {
     this.state = "terminated";
     const error = terminatedError();
     this.#failQueue(error);
-    for (const s of this.#slots) {
+    for (const s of this.#workers.slots) {
       for (let c = s.inflight.shift(); c; c = s.inflight.shift()) this.#finish(c, false, error);
       s.est = s.unknown = 0;
       if (!s.dead) s.io.kill();
@@ -188,65 +152,19 @@ export class Scheduler {
 
   /** Waits for every worker to end (including replacements started meanwhile). */
   async join(): Promise<void> {
-    while (this.#slots.size > 0) await Promise.all([...this.#slots].map((s) => s.io.join()));
+    await this.#workers.join();
     if (this.state !== "running") this.dispose();
   }
 
   /** Frees the progress words (once no worker is left; workers started later go without). */
   dispose(): void {
-    this.#progress?.dispose();
-    this.#progress = undefined;
-  }
-
-  // ---------------------------------------------------------------------------------------------
-
-  #spawn(): void {
-    const lane = this.#progress ? this.#lanes.pop() ?? -1 : -1;
-    if (lane >= 0) Atomics.store(this.#progress!.words, lane, 0);
-    const slot: Slot = {
-      io: undefined as unknown as WorkerSlot,
-      lane,
-      ready: false,
-      dead: false,
-      retiring: false,
-      inflight: new Ring(),
-      est: 0,
-      unknown: 0,
-      since: 0,
-      left: this.#args.maxTasks ?? Infinity,
-    };
-    const args: WorkerArgs = { ...this.#args, progress: lane >= 0 ? this.#progress!.handle : null, lane };
-    try {
-      slot.io = this.#kind.spawn({ module: this.#module, args }, {
-        frame: (body) => this.#onFrame(slot, body),
-        startFailed: (error, transient) => {
-          // One killed while starting is replaced like any dead worker, unless starting keeps
-          // failing (e.g. a module that does not parse).
-          if (!transient || ++this.#startDeaths >= MAX_START_DEATHS) this.#startFailed(error);
-        },
-        exited: () => this.#onExit(slot),
-      });
-    } catch (error) {
-      if (lane >= 0) this.#lanes.push(lane);
-      throw error;
-    }
-    this.#slots.add(slot);
+    this.#workers.dispose();
   }
 
   /** Starts workers until there are `size` of them (retired or dead ones are replaced). */
   #topUp(): void {
     if (this.state === "terminated" || this.#broken) return;
-    let live = 0;
-    for (const s of this.#slots) if (!s.retiring && !s.dead) live++;
-    for (; live < this.#size; live++) {
-      try {
-        this.#spawn();
-      } catch (error) {
-        // The OS refused a process: go on with fewer workers; with none, the pool cannot serve.
-        if (live === 0) this.#startFailed(error);
-        return;
-      }
-    }
+    this.#workers.topUp();
   }
 
   /** A worker that could not find its module, initializer or entry point: the pool is broken. */
@@ -263,10 +181,8 @@ export class Scheduler {
     if (slot.dead || this.state === "terminated") return;
     const msg = deserialize(body) as ReplyFrame[] | { ready: true } | { ready: false; error: PackedError };
     if (!Array.isArray(msg)) {
-      if (!msg.ready) return this.#startFailed(unpackError(msg.error, this.#exports));
-      slot.ready = true;
-      slot.since = performance.now();
-      this.#startDeaths = 0;
+      if (!msg.ready) return this.#startFailed(this.#workers.unpackError(msg.error));
+      this.#workers.readied(slot);
       this.#schedule();
       return;
     }
@@ -296,25 +212,17 @@ export class Scheduler {
     info.perItem = Number.isNaN(info.perItem) ? perItem : info.perItem + EWMA * (perItem - info.perItem);
     const value = ok
       ? (payload instanceof Uint8Array ? deserialize(payload) : payload)
-      : unpackError(payload, this.#exports);
+      : this.#workers.unpackError(payload);
     this.#finish(chunk, ok, value);
   }
 
   #onExit(slot: Slot): void {
-    slot.dead = true;
-    this.#slots.delete(slot);
     const sent: Chunk[] = [];
     for (let c = slot.inflight.shift(); c; c = slot.inflight.shift()) sent.push(c);
     this.#inflight -= sent.length;
-    // Which one was running: the one whose id is in its progress word (none, if its answer came);
-    // without a word, the oldest unanswered. Those before it had finished, but their answers
-    // died with the worker: they run again. Those after it never started.
-    let running = sent.length > 0 ? 0 : -1;
-    if (slot.lane >= 0 && this.#progress) {
-      const id = Atomics.load(this.#progress.words, slot.lane);
-      running = sent.findIndex((c) => (c.id & ID_MASK) === id);
-      this.#lanes.push(slot.lane);
-    }
+    // Which one was running (see `Workers.ended`). Those before it had finished, but their
+    // answers died with the worker: they run again. Those after it never started.
+    const running = this.#workers.ended(slot, sent);
     const rest: Chunk[] = [];
     for (let i = 0; i < sent.length; i++) {
       const c = sent[i];
@@ -348,12 +256,12 @@ export class Scheduler {
     if (this.#broken) this.#failQueue(this.#broken);
     if (this.#queued === 0 && this.#queue.size > 0) this.#queue = new Ring(); // only canceled ones
     let usable = 0;
-    for (const s of this.#slots) {
+    for (const s of this.#workers.slots) {
       if (s.dead || s.retiring || s.left <= 0) continue;
       usable++;
     }
     // 1. Idle workers first.
-    for (const s of this.#slots) {
+    for (const s of this.#workers.slots) {
       if (this.#queued === 0) break;
       if (s.ready && !s.dead && !s.retiring && s.left > 0 && s.inflight.size === 0) {
         this.#send(s, Math.ceil(this.#queued / usable), BATCH_MS);
@@ -365,7 +273,7 @@ export class Scheduler {
       const now = performance.now();
       for (;;) {
         let best: Slot | undefined;
-        for (const s of this.#slots) {
+        for (const s of this.#workers.slots) {
           if (!s.ready || s.dead || s.retiring || s.left <= 0 || s.unknown > 0) continue;
           const head = s.inflight.peek();
           if (head?.deadline) continue;
@@ -424,7 +332,7 @@ export class Scheduler {
       bytes += c.bytes;
       batch.push([c.id, c.fn.desc, c.star, c.items]);
       if (c.deadline) {
-        this.#startTimer(c);
+        startTimer(c, (c, reason) => this.#fail(c, reason));
         break; // alone
       }
       if (Number.isNaN(c.est)) break; // maybe long: nothing behind it
@@ -433,30 +341,6 @@ export class Scheduler {
     if (idle) slot.since = performance.now();
     slot.io.send(serialize(batch));
     return batch.length;
-  }
-
-  /** A task with a timeout: the clock starts now, as it starts running. */
-  #startTimer(c: Chunk): void {
-    const d = c.deadline!;
-    if (d.timeout === Infinity) return;
-    d.stop ??= new AbortController();
-    sleep(Math.max(0, d.timeout), { signal: d.stop.signal }).then(
-      () =>
-        this.#fail(
-          c,
-          new Deno.errors.TimedOut(`Task ${c.fn.desc.name} did not finish within ${d.timeout} ms`),
-        ),
-      () => {},
-    );
-  }
-
-  #watchSignal(c: Chunk): void {
-    const d = c.deadline!;
-    const signal = d.signal!;
-    d.stop ??= new AbortController();
-    const onAbort = () => this.#fail(c, signal.reason);
-    if (signal.aborted) return queueMicrotask(onAbort);
-    signal.addEventListener("abort", onAbort, { once: true, signal: d.stop.signal });
   }
 
   /** Fails a task on purpose: a queued one at once, a running one by killing its worker. */
@@ -505,7 +389,7 @@ export class Scheduler {
   #maybeRetire(): void {
     if (this.state !== "closed" || this.#queued > 0 || this.#feeding > 0 || this.#inflight > 0) return;
     // A worker still starting is let go once it says it is ready.
-    for (const s of this.#slots) {
+    for (const s of this.#workers.slots) {
       if (s.ready && !s.retiring && !s.dead) {
         s.retiring = true;
         s.io.retire();

@@ -20,7 +20,8 @@
 import { progressWords, type WorkerArgs } from "./_pool_worker.ts";
 import { SharedMemory } from "./shared_memory.ts";
 import { ProcessError } from "./errors.ts";
-import { type ControlChannel, controlChannel, Process, runBuiltin, whenExited } from "./process.ts";
+import type { ControlChannel } from "./_popen.ts";
+import { controlChannel, Process, runBuiltin, whenExited } from "./process.ts";
 
 /** What a worker reports to the scheduler. */
 export interface SlotEvents {

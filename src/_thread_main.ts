@@ -21,10 +21,11 @@ import { packError } from "./_error_transport.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
-import { activeChildren } from "./process.ts";
+import { activeChildren } from "./current_process.ts";
 import type { WorkerArgs } from "./_pool_worker.ts";
 import { becomeThread, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
-import { activeThreads, Thread, threadForWorker } from "./thread.ts";
+import { activeThreads } from "./current_thread.ts";
+import { Thread, threadForWorker } from "./thread.ts";
 
 type Module = Record<string, unknown>;
 

@@ -15,7 +15,7 @@ import { Scheduler } from "./_pool_scheduler.ts";
 import { isSyncIterable, poolStream } from "./_pool_stream.ts";
 import { timeoutMs } from "./_wait.ts";
 import { AsyncResult, pendingResult, settleResult } from "./async_result.ts";
-import { cpuCount } from "./process.ts";
+import { cpuCount } from "./current_process.ts";
 import type { ApplyOptions, MapAsyncOptions, MapOptions, PoolOptions } from "./_pool_options.ts";
 
 export { AsyncResult };

@@ -1,43 +1,23 @@
 /**
- * Real OS processes (CPython: `process.py` and `popen_spawn_posix.py`).
+ * Real OS processes (CPython: `process.py`): the `Process` class. Who this process is
+ * (`currentProcess()`, `parentProcess()`, `activeChildren()`) is `current_process.ts`'s.
  *
- * `start()` spawns a fresh `deno run` whose main module is a two-line data: URL: it imports
- * `_child.ts`, then the target's module through a literal `import()` (`importSource()` in
- * `_import.ts`: statically analyzable, so the child needs no read permission for it). Parent and
- * child share a Unix socket pair:
- *
- * - parent → child: one frame with who the child is and what to run (target name, args);
- * - child → parent: one frame saying whether the target was found;
- * - and, for as long as both live, the child's end reads EOF if the parent dies.
- *
- * On Linux the child also asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG), so
- * no child outlives a parent killed by SIGKILL.
+ * Spawning a child, its header and handshake on the control socket are `_popen.ts`'s; the
+ * child's side is `_child.ts`, which rebuilds the child's own `Process` object through
+ * `_adopt.ts` (only this class's constructor runs there, not a subclass's). On Linux the child also asks the kernel for SIGKILL when its
+ * parent dies (PR_SET_PDEATHSIG), so no child outlives a parent killed by SIGKILL.
  *
  * @module
  */
-import type { Socket } from "node:net";
-import {
-  close,
-  kill as sendSignal,
-  setNonBlocking,
-  signalNumber,
-  socketpair,
-  waitForChildExit,
-  write,
-} from "../native/mod.ts";
+import { kill as sendSignal } from "../native/mod.ts";
 import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
-import { importSource } from "./_import.ts";
-import { type PackedError, unpackError } from "./_error_transport.ts";
-import { encodeFrame, onFrames } from "./_frames.ts";
-import { deserialize, serialize } from "./_reduction.ts";
-import { atExit, ExitPhase } from "./_exit.ts";
-import { handOver } from "./_resource.ts";
+import { serialize } from "./_reduction.ts";
+import { adopted, construct } from "./_adopt.ts";
+import { type ChildHeader, type ChildInit, type ControlChannel, Popen } from "./_popen.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
-import { spawnDeno } from "./_spawn.ts";
 import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
-import { ProcessError } from "./errors.ts";
-import { described, inspect, withInspect } from "./_inspect.ts";
+import { described, inspect } from "./_inspect.ts";
 
 /**
  * Options of {@linkcode Process} and {@linkcode Thread}. `args` is typed by the target's
@@ -88,47 +68,9 @@ export type ProcessOptions<A extends unknown[] = any[]> =
       args: NoInfer<A>;
     });
 
-/** What the parent sends the child first (plain data). */
-export interface ChildHeader {
-  identity: number[];
-  name: string;
-  daemon: boolean;
-  parent: { pid: number; name: string };
-  trackerFd: number;
-  /** Export name and source text of the target, when there is one. */
-  target: { name: string; source: string } | null;
-  /** Export name of the Process subclass, when it is one. */
-  className: string | null;
-  /** One of the library's own child entry points (see `_child.ts`), instead of `run()`. */
-  builtin: string | null;
-  module: string | null;
-  /** `serialize()`d `{ args, fields }`, revived only once the child knows who it is. */
-  body: Uint8Array;
-}
-
-/** What a child process is built from on its side (see `_child.ts`). */
-export interface ChildInit {
-  header: ChildHeader;
-  target: ((...args: unknown[]) => unknown) | undefined;
-  args: unknown[];
-}
-
-let childInit: ChildInit | null = null;
-
-// node:net costs ~15 ms to load: only a parent loads it, once it starts a child.
-let net: Promise<typeof import("node:net")> | undefined;
-function loadNet(): Promise<typeof import("node:net")> {
-  return net ??= import("node:net");
-}
-
-/** The control socket of a started child, for the library's own protocols (the Pool's). */
-export interface ControlChannel {
-  send(body: Uint8Array): void;
-}
-let channelOf: (p: Process, onMessage: (frame: Uint8Array) => void) => ControlChannel;
+let popenOf: (p: Process) => Popen | undefined;
 let setBuiltin: (p: Process, name: string) => void;
 let exitedOf: (p: Process) => Promise<void>;
-let toldOf: (p: Process) => boolean;
 
 /** @internal Settles when a started child has ended, without keeping this program alive. */
 export function whenExited(p: Process): Promise<void> {
@@ -140,15 +82,13 @@ export function whenExited(p: Process): Promise<void> {
  * child sends arrive in `onMessage`.
  */
 export function controlChannel(p: Process, onMessage: (frame: Uint8Array) => void): ControlChannel {
-  return channelOf(p, onMessage);
+  return popenOf(p)!.channel(onMessage);
 }
 
 /** @internal Makes the child run one of the library's own entry points instead of `run()`. */
 export function runBuiltin(p: Process, name: string): void {
   setBuiltin(p, name);
 }
-const running = new Set<Process>();
-let exitHookInstalled = false;
 
 /**
  * A process running a function of yours, as Python's `multiprocessing.Process`.
@@ -181,18 +121,16 @@ export class Process<A extends unknown[] = any[]> {
   #parentPid: number;
   /** Whether this is the object of the running process itself (inside its child). */
   #current = false;
-  #child: Deno.ChildProcess | undefined;
-  #socket: Socket | undefined;
+  #popen: Popen | undefined;
   #builtin: string | null = null;
-  #exitCode: number | null = null;
+  /** Settles once the child has ended (and left `activeChildren()`). */
   #exited: Promise<void> | undefined;
   #joiners = 0;
-  /** Whether the child has received its whole header (until then it cannot run anything). */
-  #told = false;
   #closed = false;
 
   /** Describes the process; nothing runs until {@linkcode Process.start}. */
   constructor(options: ProcessOptions<A> = {} as ProcessOptions<A>) {
+    const childInit = adopted<ChildInit>(new.target);
     if (childInit) {
       // Rebuilding this process's own object inside the child (see `_child.ts`).
       const { header, target, args } = childInit;
@@ -231,18 +169,18 @@ export class Process<A extends unknown[] = any[]> {
     return this.#daemon;
   }
   set daemon(value: boolean) {
-    if (this.#child) throw new Error(`Cannot set daemon of ${this.#name}: it has already started`);
+    if (this.#popen) throw new Error(`Cannot set daemon of ${this.#name}: it has already started`);
     this.#daemon = Boolean(value);
   }
 
   /** The OS process id; undefined before `start()` (inside the child: its own pid). */
   get pid(): number | undefined {
-    return this.#current ? Deno.pid : this.#child?.pid;
+    return this.#current ? Deno.pid : this.#popen?.child.pid;
   }
 
   /** null until the process ended; then its exit code, or -N when signal N ended it. */
   get exitCode(): number | null {
-    return this.#exitCode;
+    return this.#popen?.exitCode ?? null;
   }
 
   /** The work of the process: calls `target(...args)`. Subclasses may override it. */
@@ -265,7 +203,7 @@ export class Process<A extends unknown[] = any[]> {
    */
   start(): Promise<void> {
     this.#checkOpen("start");
-    if (this.#child) throw new Error(`Cannot start ${this.#name}: a process can be started only once`);
+    if (this.#popen) throw new Error(`Cannot start ${this.#name}: a process can be started only once`);
     if (state().bootstrapping) {
       // Python's "attempt to start a new process before the current process has finished its
       // bootstrapping phase": every child would start children of its own, without end.
@@ -303,107 +241,23 @@ export class Process<A extends unknown[] = any[]> {
       module: this.#module ?? null,
       body,
     };
-    const [mine, theirs] = socketpair();
-    // The names in the args (a lock, a queue) stay until the child has opened them (`_resource.ts`).
-    const handedOver = handOver();
-    let child: Deno.ChildProcess;
-    try {
-      child = spawnDeno({
-        // The name last, for `ps` and /proc/<pid>/cmdline to say which process this is.
-        args: [
-          childEntry(target || className || this.#builtin ? this.#module : undefined),
-          String(theirs),
-          this.#name,
-        ],
-        fds: [theirs, tracker, ...fds],
-      });
-    } catch (e) {
-      close(mine);
-      handedOver();
-      throw e;
-    } finally {
-      close(theirs);
-    }
-    this.#child = child;
-    running.add(this);
-    installExitHook();
-    if (this.#daemon) child.unref();
-    // The control socket is not destroyed here: the child's last frames (its "found the target"
-    // reply above all) may still be unread in it. It closes by itself at EOF, which comes once
-    // the child has ended (no other process holds the child's end: see `_child.ts`).
-    this.#exited = child.status.then((status) => {
-      this.#exitCode = status.signal ? -(signalNumber(status.signal) ?? 0) : status.code;
-      running.delete(this);
-    });
-    // The header goes out now, as far as the socket's buffer takes it (all of it, unless the args
-    // are large): a program that calls Deno.exit() right after start() still runs the child, as
-    // Python's does. The rest, if any, follows through the event loop.
-    const frame = encodeFrame(serialize(header)) as Uint8Array<ArrayBuffer>;
-    setNonBlocking(mine, true);
-    const sent = Math.max(0, write(mine, frame));
-    this.#told = sent === frame.length;
-    // (`finally`: a new promise, so a failure nobody handles is still reported below.)
-    const started = this.#handshake(mine, frame.subarray(sent)).finally(handedOver);
-    // Awaiting start() is optional: an unawaited failure is printed, and does not end the program.
-    reportUnhandledStart(started);
-    return started;
-  }
-
-  /** `rest`: what the child has still to receive of its header. */
-  async #handshake(fd: number, rest: Uint8Array): Promise<void> {
-    const { Socket } = await loadNet();
-    const socket = new Socket({ fd, readable: true, writable: true });
-    this.#socket = socket;
-    socket.on("error", () => {}); // a child that dies resets the socket; its exit code tells why
-    let handshake: { resolve(): void; reject(e: unknown): void } | undefined;
-    const done = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
-    onFrames(socket, (frame) => {
-      if (!handshake) {
-        if (this.#onMessage) this.#onMessage(frame);
-        else this.#early.push(frame);
-        return;
-      }
-      const reply = deserialize(frame) as { ok: true } | { ok: false; error: PackedError };
-      if (reply.ok) handshake.resolve();
-      else handshake.reject(unpackError(reply.error));
-      handshake = undefined;
-    });
-    // A child that ended without answering: decide only once its socket is read to the end (the
-    // answer may be there, behind the exit status, which often arrives first) and its exit code
-    // is known.
-    const drained = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-    Promise.all([drained, this.#exited!]).then(() =>
-      handshake?.reject(
-        new ProcessError(
-          `${this.#name} exited with code ${this.#exitCode} before it could run its target (its stderr says why)`,
-        ),
-      )
+    const popen = new Popen(
+      this,
+      header,
+      target || className || this.#builtin ? this.#module : undefined,
+      fds,
     );
-    if (rest.length > 0) socket.write(rest, () => void (this.#told = true));
-    // Ref'd until the child answers, so that awaiting start() keeps this program running even
-    // for a daemon child; after that only a non-daemon child does.
-    try {
-      await done;
-    } finally {
-      socket.unref();
-    }
+    this.#popen = popen;
+    this.#exited = popen.exited;
+    // Awaiting start() is optional: an unawaited failure is printed, and does not end the program.
+    reportUnhandledStart(popen.started);
+    return popen.started;
   }
-
-  #onMessage: ((frame: Uint8Array) => void) | undefined;
-  /** Frames that arrived after the handshake, before anyone took the channel. */
-  #early: Uint8Array[] = [];
 
   static {
-    channelOf = (p, onMessage) => {
-      p.#onMessage = onMessage;
-      const early = p.#early.splice(0);
-      if (early.length) queueMicrotask(() => early.forEach(onMessage));
-      const socket = p.#socket!;
-      return { send: (body) => void socket.write(encodeFrame(body)) };
-    };
+    popenOf = (p) => p.#popen;
     setBuiltin = (p, name) => void (p.#builtin = name);
     exitedOf = (p) => p.#exited!;
-    toldOf = (p) => p.#told;
   }
 
   /**
@@ -418,21 +272,21 @@ export class Process<A extends unknown[] = any[]> {
     this.#checkOpen("join");
     const ms = timeoutMs(timeout, `${this.#name}.join()`);
     if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
-    if (this.#exitCode !== null || ms <= 0) return;
+    if (this.exitCode !== null || ms <= 0) return;
     // A daemon child does not keep the program alive, but someone waiting for it must.
     this.#joiners++;
-    this.#child!.ref();
+    this.#popen!.child.ref();
     try {
       await raceTimeout(this.#exited, ms);
     } finally {
-      if (--this.#joiners === 0 && this.#daemon) this.#child!.unref();
+      if (--this.#joiners === 0 && this.#daemon) this.#popen!.child.unref();
     }
   }
 
   /** True from `start()` until the process has ended. */
   isAlive(): boolean {
     this.#checkOpen("isAlive");
-    return this.#child !== undefined && this.#exitCode === null;
+    return this.#popen !== undefined && this.exitCode === null;
   }
 
   /**
@@ -455,9 +309,9 @@ export class Process<A extends unknown[] = any[]> {
 
   #signal(signal: "SIGTERM" | "SIGKILL"): void {
     this.#checkOpen(signal === "SIGTERM" ? "terminate" : "kill");
-    if (!this.#child) throw new Error(`Cannot signal ${this.#name}: it was not started`);
-    if (this.#exitCode !== null) return;
-    sendSignal(this.#child.pid, signal);
+    if (!this.#popen) throw new Error(`Cannot signal ${this.#name}: it was not started`);
+    if (this.exitCode !== null) return;
+    sendSignal(this.#popen.child.pid, signal);
   }
 
   /**
@@ -467,7 +321,7 @@ export class Process<A extends unknown[] = any[]> {
    */
   close(): void {
     if (this.#closed) return;
-    if (this.#child && this.#exitCode === null) {
+    if (this.#popen && this.exitCode === null) {
       throw new Error(`Cannot close ${this.#name}: it is still running; join() or terminate() it first`);
     }
     this.#closed = true;
@@ -477,9 +331,9 @@ export class Process<A extends unknown[] = any[]> {
 
   /** Kills the process if it still runs, then releases it. */
   [Symbol.dispose](): void {
-    if (this.#child && this.#exitCode === null) {
-      sendSignal(this.#child.pid, "SIGKILL");
-      this.#child.unref();
+    if (this.#popen && this.exitCode === null) {
+      sendSignal(this.#popen.child.pid, "SIGKILL");
+      this.#popen.child.unref();
       return;
     }
     this.close();
@@ -487,7 +341,7 @@ export class Process<A extends unknown[] = any[]> {
 
   /** Terminates the process if it still runs, waits for it, then releases it. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#child && this.#exitCode === null) {
+    if (this.#popen && this.exitCode === null) {
       this.terminate();
       await this.#exited;
     }
@@ -507,15 +361,15 @@ export class Process<A extends unknown[] = any[]> {
    */
   [inspect](): string {
     return described(this.constructor.name, this.#closed, () => {
-      const stopped = this.#exitCode !== null;
+      const stopped = this.exitCode !== null;
       const pid = this.pid;
       return [
         `name=${JSON.stringify(this.#name)}`,
         ...(pid === undefined ? [] : [`pid=${pid}`]),
         `parent=${this.#parentPid}`,
         ...(stopped
-          ? [`exitCode=${this.#exitCode}`, "stopped"]
-          : [this.#child || this.#current ? "started" : "initial"]),
+          ? [`exitCode=${this.exitCode}`, "stopped"]
+          : [this.#popen || this.#current ? "started" : "initial"]),
         ...(this.#daemon ? ["daemon"] : []),
       ];
     });
@@ -532,206 +386,8 @@ export function processForChild(
   init: ChildInit,
   fields: Record<string, unknown> | undefined,
 ): Process {
-  childInit = init;
-  try {
-    const p = Reflect.construct(Process, [], cls) as Process;
-    if (fields) Object.assign(p, fields);
-    return p;
-  } finally {
-    childInit = null;
-  }
-}
-
-function childEntry(module: string | undefined): string {
-  const child = new URL("./_child.ts", import.meta.url).href;
-  const load = module ? importSource(module) : "null";
-  // Escaped only where a URL needs it (not every "/"), so that `ps` shows a readable line.
-  const source = `import{main}from${JSON.stringify(child)};await main(${load});`;
-  return `data:application/javascript,${source.replace(/[^\x21-\x7e]|[%#?]/g, encodeURIComponent)}`;
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // As Python at sys.exit() or after an uncaught exception: the program ends only once its
-  // non-daemon children have. At a normal end there are none left (each kept the event loop
-  // alive); after Deno.exit() or an uncaught error they may still run. The hook is synchronous,
-  // so it blocks the thread, leaving each exit status for Deno to collect. (Signals that end this
-  // process without running code, SIGKILL or an unhandled SIGTERM/SIGINT, end the children too:
-  // each asked for SIGKILL at its parent's death.)
-  atExit(ExitPhase.joinChildren, () => {
-    for (const p of running) {
-      if (p.daemon || p.pid === undefined) continue;
-      if (!toldOf(p)) {
-        // It still waits for the rest of its header, which nothing will send now: it has run
-        // nothing, and would wait forever.
-        console.error(`${p.name} did not run: the program ended before its arguments were sent to it`);
-        sendSignal(p.pid, "SIGKILL");
-      }
-      waitForChildExit(p.pid);
-    }
-  }, { needed: () => [...running].some((p) => !p.daemon) });
-  // Daemon children end with their parent (non-daemon ones kept the parent alive until now).
-  atExit(ExitPhase.daemons, () => {
-    for (const p of running) {
-      if (p.daemon && p.pid !== undefined) {
-        try {
-          sendSignal(p.pid, "SIGTERM");
-        } catch {
-          // already gone
-        }
-      }
-    }
-  });
-}
-
-/**
- * The children of this process that are still running (Python's `active_children()`, which also
- * reaps the ended ones; here each reaps itself).
- *
- * @returns The started, not yet ended {@linkcode Process} objects of this process.
- *
- * @example Wait for every child
- * ```ts
- * import { activeChildren, Process } from "@mp/multiprocessing";
- *
- * export function work(n: number) {
- *   console.log(n);
- * }
- *
- * if (import.meta.main) {
- *   for (const n of [1, 2, 3]) await new Process({ target: work, args: [n] }).start();
- *   await Promise.all(activeChildren().map((p) => p.join()));
- * }
- * ```
- */
-export function activeChildren(): Process[] {
-  return [...running];
-}
-
-/**
- * Who this process is: what {@linkcode currentProcess} returns.
- *
- * @example
- * ```ts
- * import { type CurrentProcess, currentProcess } from "@mp/multiprocessing";
- *
- * const me: CurrentProcess = currentProcess();
- * console.log(me.name, me.pid, me.daemon); // MainProcess ... false
- * ```
- */
-export interface CurrentProcess {
-  /** `"MainProcess"` in the main program, the {@linkcode Process}'s name in a child; settable. */
-  name: string;
-  /** This process's OS pid. */
-  readonly pid: number;
-  /** Whether this process is a daemon child. */
-  readonly daemon: boolean;
-}
-
-/**
- * The process that started this one: what {@linkcode parentProcess} returns.
- *
- * @example
- * ```ts
- * import { type ParentProcess, parentProcess } from "@mp/multiprocessing";
- *
- * const parent: ParentProcess | null = parentProcess();
- * if (parent && !parent.isAlive()) console.log(`${parent.name} has ended`);
- * ```
- */
-export interface ParentProcess {
-  /** The parent's name (`"MainProcess"` for the main program). */
-  readonly name: string;
-  /** The parent's OS pid. */
-  readonly pid: number;
-  /** Whether the parent still runs. */
-  isAlive(): boolean;
-}
-
-/**
- * Who this process is, as Python's `multiprocessing.current_process()`: its name, pid and whether
- * it is a daemon. It prints as `Process(name="MainProcess", pid=4300, current)`.
- *
- * @returns This process's name (settable), pid and daemon flag.
- *
- * @example Name the process a function runs in
- * ```ts
- * import { currentProcess } from "@mp/multiprocessing";
- *
- * export function work() {
- *   console.log(`${currentProcess().name} (pid ${currentProcess().pid}) at work`);
- * }
- *
- * if (import.meta.main) work(); // MainProcess (pid ...) at work
- * ```
- */
-export function currentProcess(): CurrentProcess {
-  const s = state();
-  const me: CurrentProcess = {
-    get name() {
-      return s.name;
-    },
-    set name(value: string) {
-      s.name = value;
-    },
-    pid: Deno.pid,
-    get daemon() {
-      return s.daemon;
-    },
-  };
-  return withInspect(me, () =>
-    described("Process", false, () => [
-      `name=${JSON.stringify(s.name)}`,
-      `pid=${Deno.pid}`,
-      ...(s.parent ? [`parent=${s.parent.pid}`] : []),
-      "current",
-      ...(s.daemon ? ["daemon"] : []),
-    ]));
-}
-
-/**
- * The process that started this one, or null in the main program (Python's
- * `multiprocessing.parent_process()`). It prints as `Process(name="MainProcess", pid=4300, parent)`.
- *
- * @returns The parent's name and pid, and whether it still runs; null in the main program.
- *
- * @example Tell whether this runs in a child
- * ```ts
- * import { parentProcess } from "@mp/multiprocessing";
- *
- * const parent = parentProcess();
- * console.log(parent ? `started by ${parent.name} (pid ${parent.pid})` : "the main program");
- * ```
- */
-export function parentProcess(): ParentProcess | null {
-  const parent = state().parent;
-  if (!parent) return null;
-  return withInspect(
-    { name: parent.name, pid: parent.pid, isAlive: () => Deno.ppid === parent.pid },
-    () =>
-      described(
-        "Process",
-        false,
-        () => [`name=${JSON.stringify(parent.name)}`, `pid=${parent.pid}`, "parent"],
-      ),
-  );
-}
-
-/**
- * The number of CPUs of this machine (Python's `cpu_count()`): the default size of a
- * {@linkcode Pool}.
- *
- * @returns `navigator.hardwareConcurrency`.
- *
- * @example Size a pool by hand
- * ```ts
- * import { cpuCount } from "@mp/multiprocessing";
- *
- * const workers = Math.max(1, cpuCount() - 1);
- * console.log(`${workers} workers`);
- * ```
- */
-export function cpuCount(): number {
-  return navigator.hardwareConcurrency;
+  // Only Process's constructor runs: the subclass's ran in the parent, its fields come along.
+  const p = construct(cls, init, { only: Process });
+  if (fields) Object.assign(p, fields);
+  return p;
 }

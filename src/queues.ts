@@ -9,6 +9,8 @@
  *   producer's places back.
  * - `_queue_feeder.ts`: this process's buffer, its drain into the pipe, the hand-over at exit.
  * - `_queue_reader.ts`: the shared read-ahead and segments, updated crash-safely.
+ * - `_queue_handle.ts`: this process's handle on a queue, holding the parts above: put, get,
+ *   their waits, JoinableQueue's task count, release. The classes here describe and forward.
  *
  * What holds, SIGKILL included: an item whose `put()` resolved reaches the queue unless the
  * process that put it is killed before its buffer reached the pipe (then the item is lost, and
@@ -19,31 +21,11 @@
  *
  * @module
  */
-import { OS } from "../native/mod.ts";
-import { Waiter } from "./_fd_wait.ts";
-import { described, inspect } from "./_inspect.ts";
-import { type Encoded, encodeItem, Feeder, heldReadLocks } from "./_queue_feeder.ts";
-import { NOTHING, Reader } from "./_queue_reader.ts";
-import {
-  createShared,
-  itemCount,
-  MAX_ITEMS,
-  reclaimDeadProducers,
-  releaseShared,
-  reviveShared,
-  type Shared,
-  W_JOIN_WAITERS,
-  W_JOINABLE,
-  W_PUT_WAITERS,
-  W_UNFINISHED,
-  wakePutters,
-} from "./_queue_shared.ts";
+import { adopted, construct } from "./_adopt.ts";
+import { inspect } from "./_inspect.ts";
+import { QueueHandle } from "./_queue_handle.ts";
+import { reviveShared, type Shared } from "./_queue_shared.ts";
 import { deserialize, receivedFd, type ReduceContext, registerReducer, serialize } from "./_reduction.ts";
-// A waiting put() or join() sleeps in slices as a lock does: then it looks at abort, close and
-// dead producers.
-import { SLICE_MS } from "./_sync_wait.ts";
-import { type CheckedWait, checkWait, Deadline, whenAborted } from "./_wait.ts";
-import { QueueEmptyError, QueueFullError } from "./errors.ts";
 import type { Lock } from "./lock.ts";
 
 /**
@@ -69,28 +51,9 @@ export interface QueueWaitOptions {
   signal?: AbortSignal;
 }
 
-/** qsize() looks for dead producers at most this often. */
-const RECLAIM_EVERY_MS = 20;
-
-/** A queue dropped without close() releases its handles when it is garbage collected. */
-const finalizer = new FinalizationRegistry<Shared>((s) => {
-  try {
-    releaseShared(s);
-  } catch {
-    // nothing left to do
-  }
-});
-
-/** Set by the reducer just before it calls a queue constructor: the state to adopt. */
-let reviving: Shared | null = null;
-
-const RESOLVED = Promise.resolve();
-
 // Friend access, set in the classes' static blocks: the reducers and JoinableQueue reach
 // private state through these (no `_` members in the public API).
-let sharedOf: (q: Queue) => Shared;
-let taskDoneOf: (q: Queue) => boolean;
-let joinOf: (q: Queue) => Promise<void>;
+let handleOf: (q: Queue) => QueueHandle;
 let queueOf: (q: SimpleQueue) => Queue;
 
 /**
@@ -118,65 +81,16 @@ let queueOf: (q: SimpleQueue) => Queue;
  * ```
  */
 export class Queue<T = unknown> {
-  #s: Shared;
-  #w: Int32Array;
-  #reader: Reader;
-  #feeder: Feeder;
-  #closed = false;
-  #released = false;
-  /** Serializes this process's gets, so only one at a time waits for the reader lock. */
-  #getChain: Promise<unknown> = Promise.resolve();
-  #waiter = new Waiter();
-  #getsPending = 0;
-  /** True while a get() of this process holds the reader lock (across an await). */
-  #holdsReadLock = false;
-  /** Releases the reader lock a get() holds (at exit: the get is abandoned). */
-  #dropReadLock = () => {
-    if (!this.#holdsReadLock) return;
-    this.#holdsReadLock = false;
-    heldReadLocks.delete(this.#dropReadLock);
-    this.#s.rlock.release();
-  };
-  /** This process's waits on the wake-up semaphore still running on a worker thread. */
-  #inflight = 0;
-  /** When #reclaimNow() last looked for dead producers. */
-  #lastReclaim = -Infinity;
-  /** Aborted by close(): stops this process's waits. */
-  #closeCtl = new AbortController();
+  #h: QueueHandle;
 
   /** Makes a queue holding at most `maxsize` items (0 or omitted: unbounded). */
   constructor(maxsize = 0) {
-    const shared = reviving;
-    reviving = null;
-    if (shared) {
-      this.#s = shared;
-    } else {
-      if (typeof maxsize !== "number" || !Number.isInteger(maxsize) || maxsize < 0 || maxsize > MAX_ITEMS) {
-        throw new RangeError(
-          `Invalid maxsize: ${maxsize}: expected an integer from 0 (unbounded) to ${MAX_ITEMS}`,
-        );
-      }
-      this.#s = createShared(maxsize);
-    }
-    finalizer.register(this, this.#s, this);
-    this.#w = new Int32Array(this.#s.control.buffer, 0, 64 + 2 * 64);
-    if (!shared && new.target === JoinableQueue) Atomics.store(this.#w, W_JOINABLE, 1);
-    this.#reader = new Reader(this.#s, this.#w);
-    this.#feeder = new Feeder(
-      this.#s,
-      this.#w,
-      this.#reader,
-      new.target === JoinableQueue,
-      () => this.#maybeRelease(),
-    );
+    this.#h = new QueueHandle(adopted<Shared>(new.target), maxsize, new.target === JoinableQueue);
   }
 
   /** `Queue(qsize=3, maxsize=10)` (no maxsize when unbounded), `JoinableQueue(...)`; `Queue(closed)` once closed. */
   [inspect](): string {
-    return described(this.constructor.name, this.#closed, () => [
-      `qsize=${itemCount(this.#w)}`,
-      ...(this.#s.maxsize < MAX_ITEMS ? [`maxsize=${this.#s.maxsize}`] : []),
-    ]);
+    return this.#h.describe(this.constructor.name);
   }
 
   /**
@@ -184,23 +98,17 @@ export class Queue<T = unknown> {
    * with a killed producer are given back first.
    */
   qsize(): number {
-    return this.#count("qsize");
+    return this.#h.count("qsize");
   }
 
   /** True when the queue holds no item. */
   empty(): boolean {
-    return this.#count("tell whether it is empty") === 0;
+    return this.#h.count("tell whether it is empty") === 0;
   }
 
   /** True when the queue holds `maxsize` items (never for an unbounded queue). */
   full(): boolean {
-    return this.#count("tell whether it is full") >= this.#s.maxsize;
-  }
-
-  #count(what: string): number {
-    this.#check(what);
-    this.#reclaimNow();
-    return itemCount(this.#w);
+    return this.#h.count("tell whether it is full") >= this.#h.maxsize;
   }
 
   /**
@@ -210,33 +118,12 @@ export class Queue<T = unknown> {
    * not `{ block?: boolean, timeout?: number, signal?: AbortSignal }` (a `TypeError`).
    */
   put(item: T, options?: QueueWaitOptions): Promise<void> {
-    this.#check("put");
-    const wait = checkWait(options, "Queue.put()");
-    const bytes = encodeItem(item);
-    if (wait.signal?.aborted) return Promise.reject(wait.signal.reason);
-    if (this.#feeder.tryTake()) {
-      this.#feeder.accept(bytes);
-      return RESOLVED;
-    }
-    if (!wait.block || !(wait.timeout > 0)) {
-      return Promise.reject(
-        new QueueFullError(`Queue is full: it holds its maxsize of ${this.#s.maxsize} items`),
-      );
-    }
-    return this.#putLater(bytes, wait);
+    return this.#h.put(item, options);
   }
 
   /** Puts an item if there is room at once, else throws {@linkcode QueueFullError}. */
   putNowait(item: T): void {
-    this.#check("putNowait");
-    const bytes = encodeItem(item);
-    if (!this.#feeder.tryTake()) {
-      this.#reclaimNow();
-      if (!this.#feeder.tryTake()) {
-        throw new QueueFullError(`Queue is full: it holds its maxsize of ${this.#s.maxsize} items`);
-      }
-    }
-    this.#feeder.accept(bytes);
+    this.#h.putNowait(item);
   }
 
   /**
@@ -245,31 +132,12 @@ export class Queue<T = unknown> {
    * `{ block?: boolean, timeout?: number, signal?: AbortSignal }` throw a `TypeError`.
    */
   get(options?: QueueWaitOptions): Promise<T> {
-    this.#check("get");
-    const wait = checkWait(options, "Queue.get()");
-    // Gets of this process go one at a time, in order; the first needs no queueing.
-    const run = () => this.#get(wait);
-    const next = this.#getsPending++ === 0 ? run() : this.#getChain.then(run, run);
-    this.#getChain = next;
-    return next;
+    return this.#h.get(options) as Promise<T>;
   }
 
   /** Takes the next item if there is one at once, else throws {@linkcode QueueEmptyError}. */
   getNowait(): T {
-    this.#check("getNowait");
-    const { rlock } = this.#s;
-    // Another get() of this process may hold the reader lock: then there is no item "at once".
-    if (!rlock.acquireSync({ block: false })) throw new QueueEmptyError();
-    let got: unknown;
-    try {
-      this.#reader.recover();
-      got = this.#reader.take();
-    } finally {
-      rlock.release();
-    }
-    if (got === NOTHING) throw new QueueEmptyError();
-    wakePutters(this.#s, this.#w);
-    return got as T;
+    return this.#h.getNowait() as T;
   }
 
   /**
@@ -277,17 +145,12 @@ export class Queue<T = unknown> {
    * background (see {@linkcode Queue.joinThread}). Idempotent.
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closeCtl.abort(
-      new Deno.errors.BadResource("Cannot get or put: the queue was closed while waiting"),
-    );
-    this.#maybeRelease();
+    this.#h.close();
   }
 
   /** Resolves once every item this process put has left its buffer (is in the pipe). */
   joinThread(): Promise<void> {
-    return this.#feeder.joinThread();
+    return this.#h.joinThread();
   }
 
   /**
@@ -296,7 +159,7 @@ export class Queue<T = unknown> {
    * default nothing is lost.
    */
   cancelJoinThread(): void {
-    this.#feeder.cancelled = true;
+    this.#h.cancelJoinThread();
   }
 
   /** Closes this process's handle (`using q = new Queue()`). */
@@ -305,159 +168,7 @@ export class Queue<T = unknown> {
   }
 
   static {
-    sharedOf = (q) => {
-      if (q.#closed) throw new Deno.errors.BadResource("Cannot send a closed queue to another process");
-      return q.#s;
-    };
-    taskDoneOf = (q) => (q.#check("taskDone"), q.#taskDone());
-    joinOf = (q) => (q.#check("join"), q.#join());
-  }
-
-  /** Marks one task done; false when none is unfinished. */
-  #taskDone(): boolean {
-    const w = this.#w;
-    for (;;) {
-      const v = Atomics.load(w, W_UNFINISHED);
-      if (v <= 0) return false;
-      if (Atomics.compareExchange(w, W_UNFINISHED, v, v - 1) === v) {
-        if (v === 1 && Atomics.load(w, W_JOIN_WAITERS) > 0) this.#s.wake.post();
-        return true;
-      }
-    }
-  }
-
-  /**
-   * JoinableQueue.join(): sleeps on the wake-up semaphore until no task is unfinished (the last
-   * taskDone() posts it; slices bound the wait should a producer's post take it).
-   */
-  async #join(): Promise<void> {
-    const w = this.#w;
-    while (Atomics.load(w, W_UNFINISHED) > 0) {
-      this.#check("join");
-      Atomics.add(w, W_JOIN_WAITERS, 1);
-      this.#inflight++;
-      try {
-        if (Atomics.load(w, W_UNFINISHED) <= 0) break;
-        await this.#s.wake.waitAsync(SLICE_MS);
-      } finally {
-        this.#inflight--;
-        if (!this.#released) Atomics.sub(w, W_JOIN_WAITERS, 1);
-        if (this.#closed) queueMicrotask(() => this.#maybeRelease());
-      }
-      reclaimDeadProducers(w, this.#s);
-    }
-  }
-
-  // -------------------------------------------------------------------------------------------
-
-  /**
-   * Gives back the places of dead producers' lost items, looking at most every 20 ms (a look
-   * reads /proc for each producer with items in its buffer).
-   */
-  #reclaimNow(): void {
-    const now = performance.now();
-    if (now - this.#lastReclaim < RECLAIM_EVERY_MS) return;
-    this.#lastReclaim = now;
-    reclaimDeadProducers(this.#w, this.#s);
-  }
-
-  #check(what: string): void {
-    if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${what}: the queue is closed`);
-  }
-
-  async #putLater(bytes: Encoded, { timeout, signal }: CheckedWait): Promise<void> {
-    const deadline = new Deadline(timeout);
-    const w = this.#w;
-    for (;;) {
-      signal?.throwIfAborted();
-      if (this.#closed) throw new Deno.errors.BadResource("Cannot put: the queue was closed while waiting");
-      reclaimDeadProducers(w, this.#s);
-      if (this.#feeder.tryTake()) break;
-      const left = deadline.left();
-      if (left <= 0) {
-        throw new QueueFullError(`Queue is full: no room for ${timeout} ms (maxsize ${this.#s.maxsize})`);
-      }
-      Atomics.add(w, W_PUT_WAITERS, 1);
-      this.#inflight++;
-      try {
-        // Looked again after counting itself: a get() that freed a place meanwhile posts.
-        if (this.#feeder.tryTake()) break;
-        await this.#s.wake.waitAsync(Math.min(left, SLICE_MS));
-      } finally {
-        this.#inflight--;
-        if (!this.#released) Atomics.sub(w, W_PUT_WAITERS, 1);
-        // Closed meanwhile: this was the last use of the semaphore, perhaps.
-        if (this.#closed) queueMicrotask(() => this.#maybeRelease());
-      }
-    }
-    if (signal?.aborted || this.#closed) {
-      this.#feeder.untake();
-      signal?.throwIfAborted();
-      throw new Deno.errors.BadResource("Cannot put: the queue was closed while waiting");
-    }
-    this.#feeder.accept(bytes);
-  }
-
-  async #get({ block, timeout, signal }: CheckedWait): Promise<T> {
-    try {
-      this.#check("get");
-      signal?.throwIfAborted();
-      const noWait = !block || !(timeout > 0);
-      const deadline = new Deadline(noWait ? 0 : timeout);
-      const { rlock, readFd } = this.#s;
-      const closing = this.#closeCtl.signal;
-      const locked = rlock.acquireSync({ block: false }) || (!noWait &&
-        await rlock.acquire({
-          timeout: timeout === Infinity ? undefined : deadline.left(),
-          signal: signal ? AbortSignal.any([signal, closing]) : closing,
-        }));
-      if (!locked) {
-        throw new QueueEmptyError(noWait ? "Queue is empty" : `Queue is empty: no item for ${timeout} ms`);
-      }
-      this.#holdsReadLock = true;
-      let got: unknown = NOTHING;
-      let stop: { promise: Promise<void>; dispose(): void } | undefined;
-      try {
-        this.#reader.recover();
-        for (;;) {
-          signal?.throwIfAborted();
-          closing.throwIfAborted();
-          got = this.#reader.take();
-          if (got !== NOTHING || noWait) break;
-          if (deadline.left() <= 0) break;
-          stop ??= whenAborted(signal ? [signal, closing] : [closing]);
-          heldReadLocks.add(this.#dropReadLock);
-          await this.#waiter.ready(readFd, OS.POLLIN, stop.promise, deadline.at);
-        }
-      } finally {
-        stop?.dispose();
-        this.#dropReadLock();
-      }
-      if (got === NOTHING) {
-        signal?.throwIfAborted();
-        throw new QueueEmptyError(noWait ? "Queue is empty" : `Queue is empty: no item for ${timeout} ms`);
-      }
-      wakePutters(this.#s, this.#w);
-      return got as T;
-    } finally {
-      this.#getsPending--;
-      this.#maybeRelease();
-    }
-  }
-
-  /** Releases this process's handles once closed and nothing of this process still uses them. */
-  #maybeRelease(): void {
-    if (this.#closed && this.#feeder.idle && this.#getsPending === 0 && this.#inflight === 0) this.#release();
-  }
-
-  #release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.#feeder.released = true;
-    this.#feeder.leave();
-    finalizer.unregister(this);
-    this.#reader.close();
-    releaseShared(this.#s);
+    handleOf = (q) => q.#h;
   }
 }
 
@@ -499,14 +210,14 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    * times than items were put.
    */
   taskDone(): void {
-    if (!taskDoneOf(this)) {
+    if (!handleOf(this).taskDone()) {
       throw new RangeError("Cannot mark a task done: taskDone() was called more times than items were put");
     }
   }
 
   /** Resolves once every item put so far (in any process) has been marked done. */
   async join(): Promise<void> {
-    await joinOf(this);
+    await handleOf(this).join();
   }
 }
 
@@ -529,8 +240,7 @@ export class SimpleQueue<T = unknown> {
 
   /** Makes an unbounded queue. */
   constructor() {
-    this.#q = simpleReviving ?? new Queue<T>();
-    simpleReviving = null;
+    this.#q = adopted<Queue<T>>(new.target) ?? new Queue<T>();
   }
 
   /** `SimpleQueue(qsize=3)`; `SimpleQueue(closed)` once closed. */
@@ -568,9 +278,6 @@ export class SimpleQueue<T = unknown> {
   }
 }
 
-// deno-lint-ignore no-explicit-any
-let simpleReviving: Queue<any> | null = null;
-
 interface QueueState {
   readFd: number;
   writeFd: number;
@@ -581,7 +288,7 @@ interface QueueState {
 }
 
 function reduceQueue(q: Queue, ctx: ReduceContext): QueueState {
-  const s = sharedOf(q);
+  const s = handleOf(q).shared();
   return {
     readFd: ctx.passFd(s.readFd),
     writeFd: ctx.passFd(s.writeFd),
@@ -601,24 +308,20 @@ registerReducer(Queue, {
   name: "mp.Queue",
   reduce: reduceQueue,
   revive(st: QueueState) {
-    reviving = revive(st);
-    return new Queue();
+    return construct(Queue, revive(st));
   },
 });
 registerReducer(JoinableQueue, {
   name: "mp.JoinableQueue",
   reduce: reduceQueue,
   revive(st: QueueState) {
-    reviving = revive(st);
-    return new JoinableQueue();
+    return construct(JoinableQueue, revive(st));
   },
 });
 registerReducer(SimpleQueue, {
   name: "mp.SimpleQueue",
   reduce: (q: SimpleQueue, ctx) => reduceQueue(queueOf(q), ctx),
   revive(st: QueueState) {
-    reviving = revive(st);
-    simpleReviving = new Queue();
-    return new SimpleQueue();
+    return construct(SimpleQueue, construct(Queue, revive(st)));
   },
 });

@@ -5,7 +5,9 @@
  * process's is: it imports `_thread_main.ts`, then the target's module. The parent posts one
  * message with who the thread is and what to run (target name and source, subclass name, args);
  * the thread answers once it has found its target (`start()` settles then), and once more when it
- * has ended (`join()` returns then). Nothing else runs on the message channel.
+ * has ended (`join()` returns then). Nothing else runs on the message channel. That parent side
+ * of one Worker (creating it, its messages, its end) is `_thread_worker.ts`; the thread's side is
+ * `_thread_main.ts`.
  *
  * What travels: the args (and a subclass's own enumerable fields) go through the library's
  * `serialize()`, as for a child process, so its locks, queues, pipes and shared memory revive in
@@ -30,20 +32,17 @@
  */
 import { close, dupFd } from "../native/mod.ts";
 import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
-import { importSource } from "./_import.ts";
-import { atExit, ExitPhase } from "./_exit.ts";
-import { handOver } from "./_resource.ts";
+import { adopted, construct } from "./_adopt.ts";
 import { serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
-import { IDENTS, NAMES, registry, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
+import { IDENTS, NAMES, registry, type ThreadInit } from "./_thread_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { canRunDeno } from "./_spawn.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
-import { ProcessError } from "./errors.ts";
-import { described, inspect, withInspect } from "./_inspect.ts";
-import { type ControlChannel, type ProcessOptions } from "./process.ts";
-import { unpackError } from "./_error_transport.ts";
-import { workerRef } from "./_worker_ref.ts";
+import { described, inspect } from "./_inspect.ts";
+import type { ProcessOptions } from "./process.ts";
+import type { ControlChannel } from "./_popen.ts";
+import { ThreadWorker } from "./_thread_worker.ts";
 
 /** How a thread is built inside its Worker (see `_thread_main.ts`). */
 export interface ThreadBuild {
@@ -51,10 +50,9 @@ export interface ThreadBuild {
   target: ((...args: unknown[]) => unknown) | undefined;
   args: unknown[];
 }
-let building: ThreadBuild | null = null;
 
 /** The control channel of a started thread, for the library's own protocols (the Pool's). */
-export type { ControlChannel } from "./process.ts";
+export type { ControlChannel } from "./_popen.ts";
 let channelOf: (t: Thread, onMessage: (frame: Uint8Array) => void) => ControlChannel;
 let setBuiltin: (t: Thread, name: string) => void;
 let exitedOf: (t: Thread) => Promise<void>;
@@ -80,9 +78,6 @@ export function controlChannel(t: Thread, onMessage: (frame: Uint8Array) => void
 export function whenExited(t: Thread): Promise<void> {
   return exitedOf(t);
 }
-
-const running = new Set<Thread>();
-let exitHookInstalled = false;
 
 /**
  * A thread running a function of yours in a Web Worker, as Python's `threading.Thread`, with the
@@ -113,24 +108,12 @@ export class Thread<A extends unknown[] = any[]> {
   #daemon: boolean;
   #module: string | undefined;
   #ident: number | undefined;
-  #worker: Worker | undefined;
-  #exitCode: number | null = null;
-  #exited: Promise<void> | undefined;
-  #ended: (() => void) | undefined;
-  /** The fds duplicated for this thread, until it has taken them over. */
-  #fds: number[] = [];
-  #refs = 0;
+  #worker: ThreadWorker | undefined;
   #builtin: string | null = null;
-  #onMessage: ((frame: Uint8Array) => void) | undefined;
-  /** Frames that arrived before anyone took the channel. */
-  #early: Uint8Array[] = [];
-  /** Word 0 set to 1 by terminate(): the thread must not run its target (see start()). */
-  #cancel = new Int32Array(new SharedArrayBuffer(4));
-  /** The pending start(), settled by the thread's first answer or by terminate(). */
-  #handshake: { resolve(): void; reject(e: unknown): void } | undefined;
 
   /** Describes the thread; nothing runs until {@linkcode Thread.start}. */
   constructor(options: ProcessOptions<A> = {} as ProcessOptions<A>) {
+    const building = adopted<ThreadBuild>(new.target);
     if (building) {
       // Rebuilding this thread's own object inside its Worker (see `_thread_main.ts`).
       const { init, target, args } = building;
@@ -171,12 +154,12 @@ export class Thread<A extends unknown[] = any[]> {
    */
   [inspect](): string {
     return described(this.constructor.name, false, () => {
-      const stopped = this.#exitCode !== null;
+      const stopped = this.exitCode !== null;
       return [
         `name=${JSON.stringify(this.#name)}`,
         ...(this.#ident === undefined ? ["initial"] : [`ident=${this.#ident}`]),
         ...(stopped
-          ? [`exitCode=${this.#exitCode}`, "stopped"]
+          ? [`exitCode=${this.exitCode}`, "stopped"]
           : this.#ident === undefined
           ? []
           : ["started"]),
@@ -205,7 +188,7 @@ export class Thread<A extends unknown[] = any[]> {
    * `terminate()`.
    */
   get exitCode(): number | null {
-    return this.#exitCode;
+    return this.#worker?.exitCode ?? null;
   }
 
   /** The work of the thread: calls `target(...args)`. Subclasses may override it. */
@@ -246,16 +229,16 @@ export class Thread<A extends unknown[] = any[]> {
     // Serializing first: a value that cannot travel throws here, before anything starts. Each fd
     // travels as a copy of its own (see the module comment).
     const fields = className ? { ...this } : undefined;
-    const fds = this.#fds;
+    const fds: number[] = [];
     let body: Uint8Array;
     try {
       body = serialize({ args: this.#args, fields }, { passFd: (fd) => (fds.push(dupFd(fd)), fds.at(-1)!) });
     } catch (e) {
-      this.#closeFds();
+      for (const fd of fds) close(fd);
       throw e;
     }
     const s = state();
-    const init: ThreadInit = {
+    const init: Omit<ThreadInit, "cancel"> = {
       ident: Atomics.add(reg.counters, IDENTS, 1) + 1,
       name: this.#name,
       daemon: this.#daemon,
@@ -269,105 +252,18 @@ export class Thread<A extends unknown[] = any[]> {
         mainModule: s.mainModule,
       },
       counters: reg.counters.buffer as SharedArrayBuffer,
-      cancel: this.#cancel.buffer as SharedArrayBuffer,
       target: target ? describeFunction(target) : null,
       className,
       builtin: this.#builtin,
       module: this.#module ?? null,
       body,
     };
-    // The names in the args (a lock, a queue) stay until the thread has opened them (`_resource.ts`).
-    const handedOver = handOver();
-    let worker: Worker;
-    try {
-      worker = new Worker(threadEntry(target || className || this.#builtin ? this.#module : undefined), {
-        type: "module",
-        // The ident in the Worker's name is known there before any module runs (see holderId).
-        name: `${this.#name} [mp-thread ${init.ident}]`,
-      });
-    } catch (e) {
-      this.#closeFds();
-      handedOver();
-      throw e;
-    }
-    this.#worker = worker;
+    const entryModule = target || className || this.#builtin ? this.#module : undefined;
+    this.#worker = new ThreadWorker(this, init, entryModule, fds);
     this.#ident = init.ident;
-    running.add(this);
-    installExitHook();
-    this.#exited = new Promise<void>((resolve) => this.#ended = resolve);
-    // (`finally`: a new promise, so a failure nobody handles is still reported below.)
-    const started = new Promise<void>((resolve, reject) => this.#handshake = { resolve, reject }).finally(
-      handedOver,
-    );
-    // A Worker starts ref'd: until the thread answers, so that awaiting start() keeps this
-    // program running even for a daemon thread; after that only a non-daemon thread does.
-    this.#refs = 1;
-    worker.onmessage = (e: MessageEvent<ThreadReply>) => {
-      const msg = e.data;
-      if (msg.type === "frame") {
-        if (this.#onMessage) this.#onMessage(msg.body);
-        else this.#early.push(msg.body);
-        return;
-      }
-      if (msg.type === "started") {
-        this.#fds = []; // the thread owns them now
-        this.#handshake?.resolve();
-      } else if (msg.type === "failed") {
-        if (msg.revived) this.#fds = [];
-        this.#handshake?.reject(unpackError(msg.error));
-      } else if (msg.type === "exit") {
-        this.#end(msg.code);
-        return;
-      }
-      this.#handshake = undefined;
-      this.#unref();
-    };
-    worker.onerror = (e: ErrorEvent) => {
-      // An error the thread did not catch (in a callback, a promise nobody awaited, or while
-      // loading): the Worker is done for, and Deno has printed the error with the thread's name.
-      e.preventDefault();
-      const hint = /Requires read access/.test(e.message)
-        ? " (a thread loads this library and its target's module in a Worker, and Deno checks what a Worker loads against --allow-read: grant read access to both)"
-        : "";
-      this.#handshake?.reject(
-        new ProcessError(`${this.#name} failed before it could run its target: ${e.message}${hint}`),
-      );
-      this.#handshake = undefined;
-      this.#end(1);
-    };
-    worker.postMessage(init);
     // Awaiting start() is optional: an unawaited failure is printed, and does not end the program.
-    reportUnhandledStart(started);
-    return started;
-  }
-
-  #end(code: number): void {
-    if (this.#exitCode !== null) return;
-    this.#exitCode = code;
-    // A Worker terminated before it ran its first line may still run (Deno 2.9.6): the thread
-    // checks this word before it runs its target.
-    Atomics.store(this.#cancel, 0, 1);
-    this.#handshake?.reject(new Error(`${this.#name} was terminated before it could run its target`));
-    this.#handshake = undefined;
-    running.delete(this);
-    this.#worker!.terminate();
-    this.#closeFds();
-    this.#refs = 0;
-    this.#onMessage = undefined;
-    this.#early = [];
-    this.#ended!();
-  }
-
-  #closeFds(): void {
-    for (const fd of this.#fds.splice(0)) close(fd);
-  }
-
-  #ref(): void {
-    if (this.#refs++ === 0 && this.#daemon) workerRef?.call(this.#worker!, true);
-  }
-
-  #unref(): void {
-    if (--this.#refs === 0 && this.#daemon && this.#exitCode === null) workerRef?.call(this.#worker!, false);
+    reportUnhandledStart(this.#worker.started);
+    return this.#worker.started;
   }
 
   /**
@@ -380,20 +276,21 @@ export class Thread<A extends unknown[] = any[]> {
    */
   async join(timeout?: number): Promise<void> {
     const ms = timeoutMs(timeout, "join");
-    if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
-    if (this.#exitCode !== null || ms <= 0) return;
+    if (!this.#worker) throw new Error(`Cannot join ${this.#name}: it was not started`);
+    const worker = this.#worker!;
+    if (worker.exitCode !== null || ms <= 0) return;
     // A daemon thread does not keep the program alive, but someone waiting for it must.
-    this.#ref();
+    worker.ref();
     try {
-      await raceTimeout(this.#exited, ms);
+      await raceTimeout(worker.exited, ms);
     } finally {
-      if (this.#exitCode === null) this.#unref();
+      if (worker.exitCode === null) worker.unref();
     }
   }
 
   /** True from `start()` until the thread has ended. */
   isAlive(): boolean {
-    return this.#worker !== undefined && this.#exitCode === null;
+    return this.#worker !== undefined && this.#worker.exitCode === null;
   }
 
   /**
@@ -408,35 +305,25 @@ export class Thread<A extends unknown[] = any[]> {
    */
   terminate(): void {
     if (!this.#worker) throw new Error(`Cannot terminate ${this.#name}: it was not started`);
-    if (this.#exitCode !== null) return;
-    this.#fds = []; // it may have closed some: never close an fd number twice
-    this.#end(-15);
+    this.#worker.terminate();
   }
 
   static {
     channelOf = (t, onMessage) => {
-      if (!t.#builtin || !t.#worker || t.#exitCode !== null) {
+      if (!t.#builtin || !t.#worker || t.#worker.exitCode !== null) {
         throw new Error(`Cannot talk to ${t.#name}: it runs no builtin, or has not started, or has ended`);
       }
-      t.#onMessage = onMessage;
-      const early = t.#early.splice(0);
-      if (early.length) queueMicrotask(() => early.forEach(onMessage));
-      const worker = t.#worker;
-      return {
-        send: (body) => {
-          if (t.#exitCode === null) worker.postMessage({ type: "frame", body });
-        },
-      };
+      return t.#worker.channel(onMessage);
     };
     setBuiltin = (t, name) => void (t.#builtin = name);
-    exitedOf = (t) => t.#exited!;
+    exitedOf = (t) => t.#worker!.exited;
   }
 
   /** Terminates the thread if it still runs, and waits until it has ended. */
   async [Symbol.asyncDispose](): Promise<void> {
     if (!this.#worker) return;
-    if (this.#exitCode === null) this.terminate();
-    await this.#exited;
+    if (this.#worker.exitCode === null) this.terminate();
+    await this.#worker.exited;
   }
 }
 
@@ -446,103 +333,8 @@ export function threadForWorker(
   build: ThreadBuild,
   fields: Record<string, unknown> | undefined,
 ): Thread {
-  building = build;
-  try {
-    const t = Reflect.construct(Thread, [], cls) as Thread;
-    if (fields) Object.assign(t, fields);
-    return t;
-  } finally {
-    building = null;
-  }
-}
-
-function threadEntry(module: string | undefined): string {
-  const entry = new URL("./_thread_main.ts", import.meta.url).href;
-  const load = module ? importSource(module) : "null";
-  return `data:application/javascript,${
-    encodeURIComponent(`import { main } from ${JSON.stringify(entry)};\nDeno.exit(await main(${load}));\n`)
-  }`;
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Daemon threads end with the program (or with the thread that started them).
-  atExit(ExitPhase.daemons, () => {
-    for (const t of running) if (t.daemon) t.terminate();
-  });
-}
-
-/**
- * The threads started by this program (or by this thread) that are still running.
- *
- * @returns The started, not yet ended {@linkcode Thread} objects.
- *
- * @example Wait for every thread
- * ```ts
- * import { activeThreads, Thread } from "@mp/multiprocessing";
- *
- * export function work(n: number) {
- *   console.log(n);
- * }
- *
- * if (import.meta.main) {
- *   for (const n of [1, 2, 3]) await new Thread({ target: work, args: [n] }).start();
- *   await Promise.all(activeThreads().map((t) => t.join()));
- * }
- * ```
- */
-export function activeThreads(): Thread[] {
-  return [...running];
-}
-
-/**
- * Who this thread is: what {@linkcode currentThread} returns.
- *
- * @example
- * ```ts
- * import { type CurrentThread, currentThread } from "@mp/multiprocessing";
- *
- * const me: CurrentThread = currentThread();
- * console.log(me.name, me.ident); // MainThread 1
- * ```
- */
-export interface CurrentThread {
-  /** `"MainThread"` in the main program, the {@linkcode Thread}'s name in a thread. */
-  readonly name: string;
-  /** A number unique among the threads of this program; 1 for the main thread. */
-  readonly ident: number;
-  /** Whether this is a daemon thread. */
-  readonly daemon: boolean;
-}
-
-/**
- * Who this thread is, as Python's `threading.current_thread()`: `"MainThread"` (ident 1) in the
- * main program. It prints as `Thread(name="MainThread", ident=1, current)`.
- *
- * @returns This thread's name, ident and daemon flag.
- *
- * @example Name the thread a function runs in
- * ```ts
- * import { currentThread } from "@mp/multiprocessing";
- *
- * export function work() {
- *   console.log(`${currentThread().name} at work`);
- * }
- *
- * if (import.meta.main) work(); // MainThread at work
- * ```
- */
-export function currentThread(): CurrentThread {
-  const { name, ident, daemon } = registry().current;
-  return withInspect(
-    { name, ident, daemon },
-    () =>
-      described("Thread", false, () => [
-        `name=${JSON.stringify(name)}`,
-        `ident=${ident}`,
-        "current",
-        ...(daemon ? ["daemon"] : []),
-      ]),
-  );
+  // Only Thread's constructor runs: the subclass's ran in the parent, its fields come along.
+  const t = construct(cls, build, { only: Thread });
+  if (fields) Object.assign(t, fields);
+  return t;
 }
