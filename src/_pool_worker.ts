@@ -17,8 +17,7 @@
  *
  * @module
  */
-import { writeAll } from "../native/mod.ts";
-import { encodeFrame, readFrameSync } from "./_frames.ts";
+import { readFrameSync, writeFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { findExport } from "./_caller.ts";
 import { SharedMemory } from "./shared_memory.ts";
@@ -177,7 +176,7 @@ export function poolWorker(
 ): Promise<number> {
   return serveTasks(
     () => readFrameSync(control),
-    (body) => writeAll(control, encodeFrame(body) as Uint8Array<ArrayBuffer>),
+    (body) => writeFrameSync(control, body),
     mod,
     args[0] as WorkerArgs,
     module,
