@@ -139,13 +139,13 @@ export class FrameDecoder {
 
   /** Takes the next chunk of the stream. */
   push(chunk: Uint8Array): void {
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let at = 0;
     while (at < chunk.length) {
       let body = this.#body;
       if (body === null) {
         if (this.#headGot === 0 && chunk.length - at >= HEAD) {
           // The whole frame may be in this chunk: take it in one copy.
-          const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
           const n = frameLength(view, at, chunk.length);
           if (chunk.length - at >= n) {
             const start = at + headAt(view, at);
