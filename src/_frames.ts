@@ -1,84 +1,305 @@
 /**
- * Length-prefixed frames on the control channel between a parent and each child: a 4-byte
- * little-endian length, then the body. The parent reads them from a `node:net` socket; the child
- * uses blocking reads, because loading `node:net` would add ~15 ms to every child's start.
+ * THE frame format, for every byte stream of the library: the control channel between a parent
+ * and each child, Connection/Pipe, the queue's pipe and segments, and the manager's wire.
+ *
+ * **Layout.** A frame is a header, then the body. The header is the body's length as a u32
+ * little-endian; a length of 4 GiB − 1 or more takes the long form: `0xFFFFFFFF`, then the length
+ * as a u64 little-endian (12 bytes in all). So every channel carries frames of any size a
+ * `Uint8Array` can hold. A reader tells the two forms apart by the first word alone
+ * ({@linkcode headAt}); the writer picks the form from the size ({@linkcode headerLength}).
+ *
+ * **A stream cut in the middle of a frame** is one error everywhere: `Deno.errors.UnexpectedEof`
+ * ({@linkcode cutMidFrame}), naming the channel and how many bytes arrived: the writer closed or
+ * died while sending. A stream that ends between frames is a clean end (each reader says so in
+ * its own way: null, or `EOFError`).
+ *
+ * **Readers.** How a reader gets its bytes differs, so there are three styles, each written once:
+ * - in memory (the queue's read-ahead and segments): {@linkcode headAt}/{@linkcode sizeAt}/
+ *   {@linkcode frameLength} on a `DataView` at an offset;
+ * - pushed chunks from a stream with one owner (the parent's `node:net` control socket):
+ *   {@linkcode FrameDecoder}, which copies each byte once into its frame;
+ * - pulled: {@linkcode readFrameSync} (blocking fd: the child's side of the control channel, which
+ *   avoids `node:net`: loading it adds ~15 ms to every child's start) and {@linkcode FrameReader}
+ *   (buffered, over an async `read`, for a `Deno.Conn`). Connection pulls exactly one header and
+ *   one body with non-blocking reads (`_fd_channel.ts`), because several processes may share
+ *   one of its ends.
  *
  * @module
  */
 import type { Socket } from "node:net";
 import { read, writeAll } from "../native/mod.ts";
 
-/** Encodes one frame. */
-export function encodeFrame(body: Uint8Array): Uint8Array {
-  if (body.length > 0xffff_ffff) {
-    throw new RangeError(`Cannot send ${body.length} bytes in one control message: the limit is 4 GiB`);
+/** The short header's length: a u32 body length. */
+export const HEAD = 4;
+/** The long header's length: the mark, then a u64 body length. */
+export const LONG_HEAD = 12;
+/** The first word of a long header. */
+const LONG_MARK = 0xffff_ffff;
+/** Bodies of this size and more take the long header (lowered by tests only). */
+let longFrom = LONG_MARK;
+
+/**
+ * For tests: bodies of `size` bytes and more take the long header from now on, in this process
+ * (so the long form can be tested without 4 GiB frames). Returns the previous threshold.
+ */
+export function setLongFrom(size: number): number {
+  const before = longFrom;
+  longFrom = Math.min(size, LONG_MARK);
+  return before;
+}
+
+/** The header's length for a body of `size` bytes: {@linkcode HEAD} or {@linkcode LONG_HEAD}. */
+export function headerLength(size: number): number {
+  return size < longFrom ? HEAD : LONG_HEAD;
+}
+
+/** Writes the header for a body of `size` bytes at `at`; returns where the body starts. */
+export function writeHeader(view: DataView, at: number, size: number): number {
+  if (size < longFrom) {
+    view.setUint32(at, size, true);
+    return at + HEAD;
   }
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length, true);
-  out.set(body, 4);
+  view.setUint32(at, LONG_MARK, true);
+  view.setBigUint64(at + 4, BigInt(size), true);
+  return at + LONG_HEAD;
+}
+
+/** A header for a body of `size` bytes. */
+export function encodeHeader(size: number): Uint8Array<ArrayBuffer> {
+  const head = new Uint8Array(headerLength(size));
+  writeHeader(new DataView(head.buffer), 0, size);
+  return head;
+}
+
+/** One frame: the header, then a copy of `body`. */
+export function encodeFrame(body: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(headerLength(body.length) + body.length);
+  out.set(body, writeHeader(new DataView(out.buffer), 0, body.length));
   return out;
 }
 
+/** The length of the header at `at`, told by its first word (4 bytes must be there). */
+export function headAt(view: DataView, at: number): number {
+  return view.getUint32(at, true) === LONG_MARK ? LONG_HEAD : HEAD;
+}
+
+/** The body length in the header at `at` (the whole header, {@linkcode headAt}, must be there). */
+export function sizeAt(view: DataView, at: number): number {
+  const short = view.getUint32(at, true);
+  if (short !== LONG_MARK) return short;
+  const size = view.getBigUint64(at + 4, true);
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new RangeError(`Invalid frame header: a ${size}-byte body; the stream is out of step`);
+  }
+  return Number(size);
+}
+
 /**
- * Calls `onFrame` with each complete frame that arrives on `socket`. Each byte is copied once
- * into its frame (a 64 MiB frame arriving in 64 KiB pieces is not re-copied at every piece).
+ * How many bytes from `at` the frame there takes, as far as the bytes before `end` tell: header
+ * and body when the header is all there, else the length of the header so far known (4, then
+ * 12). So the frame is all there exactly when `end - at >= frameLength(view, at, end)`; a buffered
+ * reader fills to the length this returns and asks again.
  */
-export function onFrames(socket: Socket, onFrame: (body: Uint8Array) => void): void {
-  const head = new Uint8Array(4);
-  let headLength = 0;
-  let body: Uint8Array | null = null;
-  let bodyLength = 0;
-  socket.on("data", (chunk: Uint8Array) => {
+export function frameLength(view: DataView, at: number, end: number): number {
+  if (end - at < HEAD) return HEAD;
+  const head = headAt(view, at);
+  return end - at < head ? head : head + sizeAt(view, at);
+}
+
+/**
+ * The error for a stream that ended inside a frame. `channel` names the stream ("The control
+ * channel"); `size` is the body's length once its header arrived (then `got` counts body bytes).
+ */
+export function cutMidFrame(channel: string, got: number, size?: number): Deno.errors.UnexpectedEof {
+  const what = size === undefined ? `${got} bytes of its header` : `${got} of its ${size} bytes`;
+  return new Deno.errors.UnexpectedEof(
+    `${channel} ended in the middle of a message (${what} arrived): the sender closed or died while sending`,
+  );
+}
+
+/**
+ * Turns chunks of a stream into frames: `push()` each chunk as it comes, and `onFrame` is called
+ * with each complete body, in order; `end()` at the end of the stream throws
+ * {@linkcode cutMidFrame} when it ended inside a frame. Each byte is copied once, into its frame
+ * (a 64 MiB frame arriving in 64 KiB pieces is not re-copied at each piece).
+ */
+export class FrameDecoder {
+  #channel: string;
+  #onFrame: (body: Uint8Array) => void;
+  #head = new Uint8Array(LONG_HEAD);
+  #headView = new DataView(this.#head.buffer);
+  #headGot = 0;
+  #body: Uint8Array | null = null;
+  #bodyGot = 0;
+
+  constructor(channel: string, onFrame: (body: Uint8Array) => void) {
+    this.#channel = channel;
+    this.#onFrame = onFrame;
+  }
+
+  /** Takes the next chunk of the stream. */
+  push(chunk: Uint8Array): void {
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let at = 0;
     while (at < chunk.length) {
+      let body = this.#body;
       if (body === null) {
-        const n = Math.min(4 - headLength, chunk.length - at);
-        head.set(chunk.subarray(at, at + n), headLength);
-        headLength += n;
+        if (this.#headGot === 0 && chunk.length - at >= HEAD) {
+          // The whole frame may be in this chunk: take it in one copy.
+          const n = frameLength(view, at, chunk.length);
+          if (chunk.length - at >= n) {
+            const start = at + headAt(view, at);
+            at += n;
+            // A copy (a Buffer's slice() would be a view): the chunk's memory may be reused.
+            const body = new Uint8Array(at - start);
+            body.set(chunk.subarray(start, at));
+            this.#onFrame(body);
+            continue;
+          }
+        }
+        const need = this.#headGot < HEAD ? HEAD : headAt(this.#headView, 0);
+        const n = Math.min(need - this.#headGot, chunk.length - at);
+        this.#head.set(chunk.subarray(at, at + n), this.#headGot);
+        this.#headGot += n;
         at += n;
-        if (headLength < 4) return;
-        body = new Uint8Array(new DataView(head.buffer).getUint32(0, true));
-        bodyLength = 0;
-        headLength = 0;
+        if (this.#headGot < need || headAt(this.#headView, 0) > need) continue;
+        body = this.#body = new Uint8Array(sizeAt(this.#headView, 0));
+        this.#headGot = 0;
+        this.#bodyGot = 0;
       }
-      const n = Math.min(body.length - bodyLength, chunk.length - at);
-      body.set(chunk.subarray(at, at + n), bodyLength);
-      bodyLength += n;
+      const n = Math.min(body.length - this.#bodyGot, chunk.length - at);
+      body.set(chunk.subarray(at, at + n), this.#bodyGot);
+      this.#bodyGot += n;
       at += n;
-      if (bodyLength === body.length) {
-        const done = body;
-        body = null;
-        onFrame(done);
+      if (this.#bodyGot === body.length) {
+        this.#body = null;
+        this.#onFrame(body);
       }
+    }
+  }
+
+  /** The stream ended: throws {@linkcode cutMidFrame} when it ended inside a frame. */
+  end(): void {
+    if (this.#body !== null) throw cutMidFrame(this.#channel, this.#bodyGot, this.#body.length);
+    if (this.#headGot > 0) throw cutMidFrame(this.#channel, this.#headGot);
+  }
+}
+
+/**
+ * Calls `onFrame` with each complete frame that arrives on `socket` (the parent's end of a
+ * control channel). A socket that ends inside a frame is destroyed with {@linkcode cutMidFrame}
+ * as its error (the child died while it wrote; its exit status says why).
+ */
+export function onFrames(socket: Socket, onFrame: (body: Uint8Array) => void): void {
+  const decoder = new FrameDecoder("The control channel", onFrame);
+  socket.on("data", (chunk: Uint8Array) => decoder.push(chunk));
+  socket.on("end", () => {
+    try {
+      decoder.end();
+    } catch (e) {
+      socket.destroy(e as Error);
     }
   });
 }
 
-/** Reads one frame from a blocking fd, blocking the thread; null at end of file. */
-export function readFrameSync(fd: number): Uint8Array | null {
-  const head = readExactlySync(fd, 4);
-  if (!head) return null;
-  const size = new DataView(head.buffer).getUint32(0, true);
-  const body = readExactlySync(fd, size);
-  if (!body) throw new Error(`Control channel closed in the middle of a ${size}-byte frame`);
+/**
+ * Reads one frame from a blocking fd, blocking the thread; null at the end of the stream
+ * (between frames). Throws {@linkcode cutMidFrame} when it ends inside one.
+ */
+export function readFrameSync(fd: number, channel = "The control channel"): Uint8Array | null {
+  const head = new Uint8Array(LONG_HEAD);
+  const view = new DataView(head.buffer);
+  let got = readIntoSync(fd, head, 0, HEAD);
+  if (got === 0) return null;
+  if (got === HEAD && headAt(view, 0) === LONG_HEAD) got = readIntoSync(fd, head, HEAD, LONG_HEAD);
+  if (got < headAt(view, 0)) throw cutMidFrame(channel, got);
+  const size = sizeAt(view, 0);
+  const body = new Uint8Array(size);
+  got = readIntoSync(fd, body, 0, size);
+  if (got < size) throw cutMidFrame(channel, got, size);
   return body;
 }
 
 /** Writes one frame to a blocking fd, blocking the thread. */
 export function writeFrameSync(fd: number, body: Uint8Array): void {
-  writeAll(fd, encodeFrame(body) as Uint8Array<ArrayBuffer>);
+  writeAll(fd, encodeFrame(body));
 }
 
-function readExactlySync(fd: number, size: number): Uint8Array<ArrayBuffer> | null {
-  const out = new Uint8Array(size);
-  let at = 0;
-  while (at < size) {
-    const n = read(fd, out.subarray(at));
-    if (n === 0) {
-      if (at === 0) return null;
-      throw new Error(`Control channel closed after ${at} of ${size} bytes`);
-    }
+/** Reads into `buf` from `at` until `end` or the end of the stream; returns where it got. */
+function readIntoSync(fd: number, buf: Uint8Array<ArrayBuffer>, at: number, end: number): number {
+  while (at < end) {
+    const n = read(fd, buf.subarray(at, end));
+    if (n === 0) break;
     if (n > 0) at += n;
   }
-  return out;
+  return at;
+}
+
+/**
+ * Pulls frames from a stream through a buffer: `read` fills a buffer as `Deno.Conn.read` does
+ * (resolves to a count, or null at the end of the stream). Reads are one at a time. Small frames
+ * cost no allocation: a body is a view into the buffer, valid until the next call.
+ */
+export class FrameReader {
+  #read: (buf: Uint8Array) => Promise<number | null>;
+  #channel: string;
+  #buf = new Uint8Array(64 * 1024);
+  #view = new DataView(this.#buf.buffer);
+  #start = 0;
+  #end = 0;
+
+  constructor(read: (buf: Uint8Array) => Promise<number | null>, channel: string) {
+    this.#read = read;
+    this.#channel = channel;
+  }
+
+  /**
+   * The next frame's body, or null at the end of the stream between frames; throws
+   * {@linkcode cutMidFrame} when it ends inside one. A body longer than `max` is refused before it
+   * is read: `refuse(size)` is thrown (a RangeError unless given).
+   */
+  async readFrame(
+    max = Infinity,
+    refuse: (size: number) => Error = (size) =>
+      new RangeError(`Refused a ${size}-byte frame: the limit is ${max}`),
+  ): Promise<Uint8Array | null> {
+    if (!(await this.#fill(HEAD))) {
+      if (this.#end === this.#start) return null;
+      throw cutMidFrame(this.#channel, this.#end - this.#start);
+    }
+    const head = headAt(this.#view, this.#start);
+    if (!(await this.#fill(head))) throw cutMidFrame(this.#channel, this.#end - this.#start);
+    const size = sizeAt(this.#view, this.#start);
+    if (size > max) throw refuse(size);
+    if (!(await this.#fill(head + size))) {
+      throw cutMidFrame(this.#channel, this.#end - this.#start - head, size);
+    }
+    const body = this.#buf.subarray(this.#start + head, this.#start + head + size);
+    this.#start += head + size;
+    return body;
+  }
+
+  /** Ensures `n` unread bytes are buffered; false at the end of the stream before that. */
+  async #fill(n: number): Promise<boolean> {
+    if (this.#end - this.#start >= n) return true;
+    if (this.#buf.length - this.#start < n) {
+      // Move the unread bytes to the front, of a larger buffer when `n` needs one.
+      if (n > this.#buf.length) {
+        const bigger = new Uint8Array(n);
+        bigger.set(this.#buf.subarray(this.#start, this.#end));
+        this.#buf = bigger;
+        this.#view = new DataView(bigger.buffer);
+      } else this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    } else if (this.#start === this.#end) {
+      this.#start = this.#end = 0;
+    }
+    while (this.#end - this.#start < n) {
+      const got = await this.#read(this.#buf.subarray(this.#end));
+      if (got === null) return false;
+      this.#end += got;
+    }
+    return true;
+  }
 }

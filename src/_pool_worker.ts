@@ -17,8 +17,7 @@
  *
  * @module
  */
-import { writeAll } from "../native/mod.ts";
-import { encodeFrame, readFrameSync } from "./_frames.ts";
+import { readFrameSync, writeFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { findExport } from "./_caller.ts";
 import { packError } from "./_error_transport.ts";
@@ -158,7 +157,7 @@ export function poolWorker(
 ): Promise<number> {
   return serveTasks(
     () => readFrameSync(control),
-    (body) => writeAll(control, encodeFrame(body) as Uint8Array<ArrayBuffer>),
+    (body) => writeFrameSync(control, body),
     mod,
     args[0] as WorkerArgs,
     module,

@@ -5,7 +5,10 @@
  * **Buffering.** `put()` resolves once the item is accepted (serialized, its place taken and
  * recorded in this process's producer record). Items are packed into chunks (see
  * `_queue_shared.ts`); a chunk goes into the pipe as soon as it is full, the last one on the next
- * turn of the event loop, under the writer lock, whenever the pipe has room.
+ * turn of the event loop, under the writer lock, whenever the pipe has room. An item is one frame
+ * (header by `_frames.ts`, then its tag and payload); an item whose frame does not fit in one
+ * `PIPE_BUF` chunk goes into a segment of its own (`_queue_segment.ts`), and a small frame naming
+ * that segment goes into the chunk instead.
  *
  * **No deadlock and nothing lost at exit** (CPython's bpo-29797). At exit, a process writes what
  * is left while readers make room; when the pipe stays full (nobody reads), it takes both locks
@@ -22,9 +25,7 @@ import {
   claimProducer,
   crashPoint,
   givePlaces,
-  HEAD,
   leaveProducer,
-  MAX_INLINE,
   notePending,
   PIPE_BUF,
   type Shared,
@@ -35,8 +36,10 @@ import {
   W_UNFINISHED,
   wakePutters,
 } from "./_queue_shared.ts";
-import { makeSegment, type Reader, segmentRef } from "./_queue_reader.ts";
+import type { Reader } from "./_queue_reader.ts";
+import { makeSegment, segmentRef } from "./_queue_segment.ts";
 import { serialize } from "./_reduction.ts";
+import { headerLength, writeHeader } from "./_frames.ts";
 
 /** At exit: how long the pipe may stay full before the items are handed over in a segment. */
 const STALL_MS = 50;
@@ -64,6 +67,11 @@ export function encodeItem(item: unknown): Encoded {
   return { tag: TAG_ITEM, payload: serialize(item) };
 }
 
+/** The length of an item's frame: the header, the tag, the payload. */
+function itemFrameLength(payloadLength: number): number {
+  return headerLength(1 + payloadLength) + 1 + payloadLength;
+}
+
 /** Frames waiting in this process to be written, packed in chunks. */
 class Chunks {
   #bufs: Uint8Array<ArrayBuffer>[] = [];
@@ -86,9 +94,9 @@ class Chunks {
     return this.#frames;
   }
 
-  /** Appends a frame of `tag` with `payload` (at most MAX_INLINE bytes). */
+  /** Appends a frame of `tag` with `payload` (its {@linkcode itemFrameLength} ≤ PIPE_BUF). */
   push(tag: number, payload: Uint8Array): void {
-    const size = HEAD + payload.length;
+    const size = itemFrameLength(payload.length);
     const i = this.#bufs.length - 1;
     let buf = this.#bufs[i];
     let at = this.#lens[i];
@@ -100,10 +108,9 @@ class Chunks {
       this.#counts.push(0);
       at = 0;
     }
-    const view = this.#views[this.#views.length - 1];
-    view.setUint32(at, size - 4, true);
-    buf[at + 4] = tag;
-    buf.set(payload, at + HEAD);
+    const body = writeHeader(this.#views[this.#views.length - 1], at, 1 + payload.length);
+    buf[body] = tag;
+    buf.set(payload, body + 1);
     this.#lens[this.#lens.length - 1] = at + size;
     this.#counts[this.#counts.length - 1]++;
     this.#frames++;
@@ -212,12 +219,13 @@ export class Feeder {
     if (this.#joinable) Atomics.add(this.#w, W_UNFINISHED, 1);
     crashPoint("put");
     const chunks = this.#out.length;
-    if (item.payload.length <= MAX_INLINE) {
+    if (itemFrameLength(item.payload.length) <= PIPE_BUF) {
       this.#out.push(item.tag, item.payload);
     } else {
-      const head = new Uint8Array(HEAD);
-      new DataView(head.buffer).setUint32(0, item.payload.length + 1, true);
-      head[4] = item.tag;
+      // The item's frame (its header may be the long one) goes into a segment of its own.
+      const n = 1 + item.payload.length;
+      const head = new Uint8Array(headerLength(n) + 1);
+      head[writeHeader(new DataView(head.buffer), 0, n)] = item.tag;
       const seg = makeSegment([head, item.payload]);
       this.#out.push(TAG_SEGMENT, segmentRef(seg.name, seg.size));
     }

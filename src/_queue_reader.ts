@@ -21,19 +21,22 @@
  *
  * **Segments.** An item too big for one pipe write travels in a shared memory segment of its own, and
  * the exit hand-over moves a backlog into one; the pipe (or the record) names it. Readers take
- * items from the current segment before anything else.
+ * items from the current segment before anything else (`_queue_segment.ts`).
+ *
+ * Frames in the read-ahead and in segments are parsed in place with `_frames.ts`'s helpers (in a
+ * segment, a big item's header may be the long one).
  *
  * @module
  */
-import { mapSharedMemory, read as readFd, type SharedMapping, unlinkSharedMemory } from "../native/mod.ts";
+import { mapSharedMemory, read as readFd, type SharedMapping } from "../native/mod.ts";
 import { deserialize } from "./_reduction.ts";
-import { track, uniqueName, untrack } from "./_tracker.ts";
+import { frameLength, HEAD, headAt, sizeAt } from "./_frames.ts";
+import { makeSegment, removeSegment } from "./_queue_segment.ts";
 import {
   B_FRONT,
   B_RECORDS,
   crashPoint,
   FRONT_CAP,
-  HEAD,
   R_SIZE,
   type Shared,
   TAG_RAW,
@@ -64,15 +67,14 @@ export function decodeItem(tag: number, payload: Uint8Array): unknown {
   return tag === TAG_RAW ? payload.slice() : deserialize(payload);
 }
 
-/** Where the whole frames at the start of `bytes` end (at the first zero length, or a cut frame). */
+/** Where the whole frames at the start of `view` end (at the first zero length, or a cut frame). */
 function framesEnd(view: DataView, limit: number): number {
   let at = 0;
-  while (limit - at >= HEAD) {
-    const size = view.getUint32(at, true);
-    if (size === 0 || limit - at < 4 + size) break;
-    at += 4 + size;
+  for (;;) {
+    const n = frameLength(view, at, limit);
+    if (n === HEAD || limit - at < n) return at; // an empty body: zeroed bytes (an item has its tag)
+    at += n;
   }
-  return at;
 }
 
 /**
@@ -81,49 +83,9 @@ function framesEnd(view: DataView, limit: number): number {
  */
 function cutFrame(off: number, size: number, len: number): Error {
   return new Error(
-    `Queue read-ahead holds a cut frame (${size} bytes at ${off} of ${len}): this system's pipes ` +
+    `Queue read-ahead holds a cut frame (a ${size}-byte frame at ${off} of ${len}): this system's pipes ` +
       `hold more than the 64 KiB read-ahead (a page size above 4 KiB), which queues do not support`,
   );
-}
-
-/**
- * Writes `parts` (each a run of whole frames) into a new shared memory segment; returns its name
- * and size.
- */
-export function makeSegment(parts: Uint8Array[]): { name: string; size: number } {
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const name = uniqueName("b");
-  const map = mapSharedMemory(name, true, size);
-  try {
-    track("shm", name);
-    const bytes = new Uint8Array(map.buffer);
-    let at = 0;
-    for (const p of parts) {
-      bytes.set(p, at);
-      at += p.length;
-    }
-  } finally {
-    map.unmap();
-  }
-  return { name, size };
-}
-
-/** The payload of a frame naming segment `name` of `size` bytes. */
-export function segmentRef(name: string, size: number): Uint8Array {
-  const nameBytes = encoder.encode(name);
-  const payload = new Uint8Array(8 + nameBytes.length);
-  new DataView(payload.buffer).setFloat64(0, size, true);
-  payload.set(nameBytes, 8);
-  return payload;
-}
-
-function removeSegment(name: string): void {
-  try {
-    unlinkSharedMemory(name);
-  } finally {
-    untrack("shm", name);
-  }
 }
 
 /** The readers' shared state of one queue, as this process sees it. */
@@ -208,11 +170,12 @@ export class Reader {
       const len = v.getUint32(cur + R_FRONT_LEN, true);
       const off = v.getUint32(cur + R_FRONT_OFF, true);
       if (off < len) {
-        const size = fv.getUint32(off, true);
-        if (size === 0 || off + 4 + size > len) throw cutFrame(off, size, len);
-        const tag = front[off + 4];
-        const payload = front.subarray(off + HEAD, off + 4 + size);
-        const next = off + 4 + size;
+        const n = frameLength(fv, off, len);
+        if (n === HEAD || off + n > len) throw cutFrame(off, n, len);
+        const body = off + headAt(fv, off);
+        const tag = front[body];
+        const next = off + n;
+        const payload = front.subarray(body + 1, next);
         if (tag === TAG_SEGMENT) {
           const d = this.#draft();
           v.setUint32(d + R_FRONT_OFF, next, true);
@@ -295,11 +258,11 @@ export class Reader {
     const name = this.#segmentName(cur);
     const { bytes, view } = this.#mapSegment(name);
     const off = v.getFloat64(cur + R_SEG_OFF, true);
-    const size = view.getUint32(off, true);
-    const next = off + 4 + size;
+    const body = off + headAt(view, off);
+    const next = body + sizeAt(view, off);
     let value: unknown;
     try {
-      value = decodeItem(bytes[off + 4], bytes.subarray(off + HEAD, off + 4 + size));
+      value = decodeItem(bytes[body], bytes.subarray(body + 1, next));
     } finally {
       const d = this.#draft(true);
       if (next >= segLen) {
@@ -354,17 +317,18 @@ export class Reader {
         const cv = new DataView(c.buffer, c.byteOffset, c.byteLength);
         let run = 0;
         for (let at = 0; at < c.length;) {
-          const size = cv.getUint32(at, true);
-          if (c[at + 4] === TAG_SEGMENT) {
+          const payload = at + headAt(cv, at) + 1;
+          const next = payload - 1 + sizeAt(cv, at);
+          if (c[payload - 1] === TAG_SEGMENT) {
             if (at > run) parts.push(c.subarray(run, at));
-            const name = decoder.decode(c.subarray(at + HEAD + 8, at + 4 + size));
+            const name = decoder.decode(c.subarray(payload + 8, next));
             const map = mapSharedMemory(name, false);
             maps.push(map);
-            parts.push(new Uint8Array(map.buffer, 0, cv.getFloat64(at + HEAD, true)));
+            parts.push(new Uint8Array(map.buffer, 0, cv.getFloat64(payload, true)));
             drop.push(name);
-            run = at + 4 + size;
+            run = next;
           }
-          at += 4 + size;
+          at = next;
         }
         if (c.length > run) parts.push(c.subarray(run));
       }

@@ -2,7 +2,8 @@
  * The shared part of a queue: the pipe, the control block and its layout, the count of items,
  * and the producer records that let a SIGKILLed producer's places be given back.
  *
- * **The pipe carries whole frames.** Each item is a frame `[u32 size][u8 tag][payload]`. Writers
+ * **The pipe carries whole frames.** Each item is a frame (`_frames.ts`: a header, then the
+ * body) whose body is `[u8 tag][payload]`; in the pipe the header is always the 4-byte one. Writers
  * write whole frames in writes of at most `PIPE_BUF` (4096) bytes, which the kernel makes atomic:
  * frames from different processes never interleave, a writer killed mid-way cannot leave half a
  * frame behind, and so the pipe only ever holds whole frames. The shared read-ahead is as large
@@ -42,10 +43,6 @@ import { Lock } from "./lock.ts";
 
 /** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF, in native/constants.ts). */
 export const PIPE_BUF: number = OS.PIPE_BUF;
-/** Frame header: u32 size (of tag + payload), u8 tag. */
-export const HEAD = 5;
-/** The largest payload that travels inline in the pipe. */
-export const MAX_INLINE = PIPE_BUF - HEAD;
 export const TAG_ITEM = 0;
 /** Payload: f64 length of the segment, then its name (UTF-8). The segment holds item frames. */
 export const TAG_SEGMENT = 1;

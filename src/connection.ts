@@ -11,58 +11,27 @@
  * an end when it is passed as a `Process` argument (it then inherits that fd, under the same
  * number), and any process gets one that arrives inside a message (a queue item, a `send()`, a
  * pool task or result: see `_fd_sharer.ts`; until it is received, the sending process holds it).
- * `recv()` reports the end of the stream ({@linkcode EOFError}) once every copy of the other end
+ * `recv()` reports the end of the stream (`EOFError`) once every copy of the other end
  * is closed, in every process. A stream that ends in the middle of a message is a
  * different error (`Deno.errors.UnexpectedEof`): the writer died while it was sending.
  *
- * Reads and writes are non-blocking `read()`/`write()` calls through FFI, and reads are exact
- * (a header, then its body): a process never takes bytes beyond the message it returns, so
- * several processes may share one end, as in CPython. When the fd is not ready, a wait first
- * spins for a few tens of microseconds (an answer from a busy peer usually comes that fast, and
- * catching it this way costs ~5 µs instead of an event-loop wake-up), then sleeps in `poll()` on
- * a worker thread, so the event loop keeps running. Spinning backs off for a while each time it
- * did not pay.
+ * The frames travel through `_fd_channel.ts` (exact, non-blocking reads and writes on the fd;
+ * the frame format is `_frames.ts`'s). This file adds what a user sees: values (structured
+ * clone), argument checks, `Pipe()` and `wait()`.
  *
  * @module
  */
-import {
-  close as closeFd,
-  OS,
-  pipe,
-  pollFds,
-  pollFdsAsync,
-  read as readFd,
-  setNonBlocking,
-  setSendBufferSize,
-  socketpair,
-  write as writeFd,
-} from "../native/mod.ts";
-import { SLICE_MS, Waiter } from "./_fd_wait.ts";
+import { OS, pipe, pollFdsAsync, setSendBufferSize, socketpair } from "../native/mod.ts";
+import { FdChannel } from "./_fd_channel.ts";
+import { SLICE_MS } from "./_fd_wait.ts";
 import { described, inspect } from "./_inspect.ts";
 import { Deadline, sleep, timeoutMs } from "./_wait.ts";
 import { deserialize, receivedFd, registerReducer, serialize } from "./_reduction.ts";
-import { BufferTooShortError, EOFError } from "./errors.ts";
+import { BufferTooShortError } from "./errors.ts";
 import type { Process } from "./process.ts";
 
-/** Length values at and above this take the 8-byte form. */
-const LONG_LENGTH = 0xffff_ffff;
 /** The send buffer a duplex pipe asks for (default 208 KiB; capped by net.core.wmem_max). */
 const SEND_BUFFER = 1 << 20;
-/** Bodies up to this size are copied next to their header and written with one syscall. */
-const COPY_LIMIT = 64 * 1024;
-/** Encodes a frame header for a body of `size` bytes. */
-function header(size: number): Uint8Array<ArrayBuffer> {
-  if (size < LONG_LENGTH) {
-    const h = new Uint8Array(4);
-    new DataView(h.buffer).setUint32(0, size, true);
-    return h;
-  }
-  const h = new Uint8Array(12);
-  const view = new DataView(h.buffer);
-  view.setUint32(0, LONG_LENGTH, true);
-  view.setBigUint64(4, BigInt(size), true);
-  return h;
-}
 
 function asBytes(buf: ArrayBufferView | ArrayBuffer, what: string): Uint8Array<ArrayBuffer> {
   if (
@@ -76,14 +45,6 @@ function asBytes(buf: ArrayBufferView | ArrayBuffer, what: string): Uint8Array<A
   }
   throw new TypeError(`Invalid buffer for ${what}: expected an ArrayBuffer or a typed array / DataView`);
 }
-
-const finalizer = new FinalizationRegistry<number>((fd) => {
-  try {
-    closeFd(fd);
-  } catch {
-    // nothing left to do
-  }
-});
 
 const INTERNAL = Symbol("Connection.internal");
 
@@ -117,26 +78,9 @@ let readyNow: (c: Connection) => boolean;
  * ```
  */
 export class Connection<T = unknown> {
-  #fd: number;
+  #ch: FdChannel;
   #readable: boolean;
   #writable: boolean;
-  #closed = false;
-  /** Aborted by `close()`: stops every wait (a signal, so that a wait leaves nothing behind). */
-  #closer = new AbortController();
-  /** The size of a message whose header was read but whose body was not (recvBytes' maxLength). */
-  #pendingSize: number | null = null;
-  /** A body the fast path began to read; the waiting path of the same receive finishes it. */
-  #partial: { body: Uint8Array<ArrayBuffer>; at: number; ended: boolean } | null = null;
-  /** Receives of this process under way on the waiting path. */
-  #reading = 0;
-  #head = new Uint8Array(12);
-  /** The fast path just found nothing to read: the waiting path starts by waiting. */
-  #nothingYet = false;
-  /** Serializes reads, and writes, within this process. */
-  #readChain: Promise<unknown> = Promise.resolve();
-  #writeChain: Promise<unknown> | null = null;
-  #readWaiter = new Waiter();
-  #writeWaiter = new Waiter();
 
   /**
    * Internal: connections come from {@linkcode Pipe}, or from a parent as a `Process` argument.
@@ -146,18 +90,15 @@ export class Connection<T = unknown> {
     if (token !== INTERNAL) {
       throw new TypeError("Cannot construct a Connection directly: use Pipe() to make a pair");
     }
-    // Reads and writes must never block the thread: waits happen in poll().
-    setNonBlocking(fd, true);
-    this.#fd = fd;
+    this.#ch = new FdChannel(fd, this);
     this.#readable = readable;
     this.#writable = writable;
-    finalizer.register(this, fd, this);
   }
 
   /** `Connection(fd=7, readable, writable)`; `Connection(closed)` once closed. */
   [inspect](): string {
-    return described("Connection", this.#closed, () => [
-      `fd=${this.#fd}`,
+    return described("Connection", this.#ch.closed, () => [
+      `fd=${this.#ch.fd}`,
       ...(this.#readable ? ["readable"] : []),
       ...(this.#writable ? ["writable"] : []),
     ]);
@@ -165,7 +106,7 @@ export class Connection<T = unknown> {
 
   /** True after `close()`. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#ch.closed;
   }
 
   /** True when this end can receive (not the write end of a one-way pipe). */
@@ -181,7 +122,7 @@ export class Connection<T = unknown> {
   /** The file descriptor of this end. */
   fileno(): number {
     this.#check("fileno");
-    return this.#fd;
+    return this.#ch.fd;
   }
 
   /**
@@ -190,8 +131,7 @@ export class Connection<T = unknown> {
    */
   send(obj: T): Promise<void> {
     this.#checkWritable("send");
-    const body = serialize(obj);
-    return this.#writeFrame(body);
+    return this.#ch.write(serialize(obj) as Uint8Array<ArrayBuffer>);
   }
 
   /**
@@ -216,15 +156,14 @@ export class Connection<T = unknown> {
         `Invalid size: ${size}: offset ${offset} + size exceeds the buffer's ${bytes.length} bytes`,
       );
     }
-    return this.#writeFrame(bytes.subarray(offset, offset + size));
+    return this.#ch.write(bytes.subarray(offset, offset + size));
   }
 
-  /** Receives the next value. Rejects with {@linkcode EOFError} at the end of the stream. */
+  /** Receives the next value. Rejects with `EOFError` at the end of the stream. */
   async recv(): Promise<T> {
     this.#checkReadable("recv");
-    const now = this.#reading === 0 ? this.#readNow(Infinity, null) : null;
-    if (now) return deserialize(now) as T;
-    return deserialize(await this.#serialRead(() => this.#readBody(Infinity, null))) as T;
+    const body = this.#ch.read(Infinity, null);
+    return deserialize(body instanceof Uint8Array ? body : await body) as T;
   }
 
   /**
@@ -236,9 +175,7 @@ export class Connection<T = unknown> {
     if (maxLength !== undefined && !(maxLength >= 0)) {
       throw new RangeError(`Invalid maxLength: ${maxLength}: it must be a non-negative number`);
     }
-    const now = this.#reading === 0 ? this.#readNow(maxLength ?? Infinity, null) : null;
-    if (now) return now;
-    return await this.#serialRead(() => this.#readBody(maxLength ?? Infinity, null));
+    return await this.#ch.read(maxLength ?? Infinity, null);
   }
 
   /**
@@ -265,9 +202,8 @@ export class Connection<T = unknown> {
         `Buffer too short: the message has ${body.length} bytes, the buffer has room for ${room.length}`,
       );
     };
-    const now = this.#reading === 0 ? this.#readNow(Infinity, room) : null;
-    if (now) return finish(now);
-    return await this.#serialRead(async () => finish(await this.#readBody(Infinity, room)));
+    const body = this.#ch.read(Infinity, room);
+    return finish(body instanceof Uint8Array ? body : await body);
   }
 
   /**
@@ -278,18 +214,14 @@ export class Connection<T = unknown> {
   async poll(timeout: number = 0): Promise<boolean> {
     const ms = timeoutMs(timeout, "poll()");
     this.#checkReadable("poll");
-    if (this.#readyNow()) return true;
+    if (this.#ch.readyNow()) return true;
     if (!(ms > 0)) return false;
-    return await this.#waitReadable(ms);
+    return await this.#ch.waitReadable(ms);
   }
 
   /** Closes this end in this process (idempotent). Pending receives reject with `BadResource`. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    finalizer.unregister(this);
-    this.#closer.abort();
-    closeFd(this.#fd);
+    this.#ch.close();
   }
 
   /** Closes this end (`using conn = ...`). */
@@ -297,30 +229,12 @@ export class Connection<T = unknown> {
     this.close();
   }
 
-  // -------------------------------------------------------------------------------------------
-  // Internals shared with wait()
-
   static {
-    readyNow = (c) => c.#readyNow();
+    readyNow = (c) => c.#ch.readyNow();
   }
-
-  /** True when a receive would not wait (a message or the end of the stream is there). */
-  #readyNow(): boolean {
-    return this.#closed || this.#pendingSize !== null || pollFds([this.#fd], OS.POLLIN, 0).length > 0;
-  }
-
-  /** Resolves true once something can be received (false after `ms`). */
-  async #waitReadable(ms: number): Promise<boolean> {
-    if (this.#readyNow()) return true;
-    const deadline = new Deadline(ms).at;
-    return await this.#readWaiter.ready(this.#fd, OS.POLLIN, [this.#closer.signal], deadline) ||
-      this.#closed;
-  }
-
-  // -------------------------------------------------------------------------------------------
 
   #check(what: string): void {
-    if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${what}: the connection is closed`);
+    if (this.#ch.closed) throw new Deno.errors.BadResource(`Cannot ${what}: the connection is closed`);
   }
 
   #checkReadable(what: string): void {
@@ -340,207 +254,6 @@ export class Connection<T = unknown> {
       );
     }
   }
-
-  /** Runs reads of this process one after the other. */
-  #serialRead<R>(read: () => Promise<R>): Promise<R> {
-    this.#reading++;
-    const next = this.#readChain.then(read).finally(() => this.#reading--);
-    this.#readChain = next.catch(() => {});
-    return next;
-  }
-
-  /** One non-blocking read: the count, 0 at the end of the stream, -1 when nothing is there yet. */
-  #rawRead(buf: Uint8Array<ArrayBuffer>): number {
-    try {
-      return readFd(this.#fd, buf);
-    } catch (e) {
-      // A peer that closed with unread data resets a Unix socket: for us it is the end.
-      if ((e as { errno?: number }).errno === OS.errno.ECONNRESET) return 0;
-      throw e;
-    }
-  }
-
-  /**
-   * The fast path of a receive: the next message if all of it is there, without waiting (no
-   * promise, no worker thread). Else null, with what it read kept for the waiting path. Only
-   * when no other read of this process is under way.
-   */
-  #readNow(maxLength: number, into: Uint8Array<ArrayBuffer> | null): Uint8Array<ArrayBuffer> | null {
-    if (this.#partial) return null;
-    let size = this.#pendingSize;
-    if (size === null) {
-      const head = this.#head;
-      const n = this.#rawRead(head.subarray(0, 4));
-      if (n < 0) {
-        this.#nothingYet = true; // the waiting path waits before it reads again
-        return null;
-      }
-      if (n === 0) return null; // the end: the waiting path says which kind
-      // A header is written whole (one write of at most 12 bytes), so it is read whole.
-      if (n !== 4) throw new Error(`Connection out of step: read ${n} bytes of a frame header`);
-      const view = new DataView(head.buffer);
-      size = view.getUint32(0, true);
-      if (size === LONG_LENGTH) {
-        if (this.#rawRead(head.subarray(4, 12)) !== 8) {
-          throw new Error("Connection out of step: a long frame header arrived in pieces");
-        }
-        size = Number(view.getBigUint64(4, true));
-      }
-      this.#pendingSize = size;
-    }
-    if (size > maxLength) throw tooLong(size, maxLength);
-    const body = into && into.length >= size ? into.subarray(0, size) : new Uint8Array(size);
-    this.#pendingSize = null;
-    const m = size === 0 ? 0 : this.#rawRead(body);
-    if (m === size) return body;
-    this.#partial = { body, at: Math.max(m, 0), ended: m === 0 };
-    return null;
-  }
-
-  /**
-   * Reads into `buf` until it is full; resolves to the count, which is less only at the end of
-   * the stream.
-   */
-  async #readFully(buf: Uint8Array<ArrayBuffer>, at = 0): Promise<number> {
-    if (this.#nothingYet) {
-      this.#nothingYet = false;
-      await this.#readWaiter.ready(this.#fd, OS.POLLIN, [this.#closer.signal]);
-    }
-    while (at < buf.length) {
-      if (this.#closed) {
-        throw new Deno.errors.BadResource("Cannot recv: the connection was closed while receiving");
-      }
-      let n: number;
-      try {
-        n = readFd(this.#fd, at === 0 ? buf : buf.subarray(at));
-      } catch (e) {
-        // A peer that closed with unread data resets a Unix socket: for us it is the end.
-        if ((e as { errno?: number }).errno === OS.errno.ECONNRESET) return at;
-        throw e;
-      }
-      if (n > 0) at += n;
-      else if (n === 0) return at;
-      else await this.#readWaiter.ready(this.#fd, OS.POLLIN, [this.#closer.signal]);
-    }
-    return at;
-  }
-
-  /** Reads the next frame's header (or takes the one left by a too-long recvBytes). */
-  async #readSize(): Promise<number> {
-    if (this.#pendingSize !== null) return this.#pendingSize;
-    const head = new Uint8Array(12);
-    const got = await this.#readFully(head.subarray(0, 4));
-    if (got === 0) throw new EOFError();
-    if (got < 4) throw midMessage(got);
-    const view = new DataView(head.buffer);
-    let size = view.getUint32(0, true);
-    if (size === LONG_LENGTH) {
-      const more = await this.#readFully(head.subarray(4, 12));
-      if (more < 8) throw midMessage(4 + more);
-      size = Number(view.getBigUint64(4, true));
-    }
-    this.#pendingSize = size;
-    return size;
-  }
-
-  /**
-   * Reads the next message's body: into `into` when it fits there, else into a new array. A body
-   * longer than `maxLength` is left unread (RangeError).
-   */
-  async #readBody(maxLength: number, into: Uint8Array<ArrayBuffer> | null): Promise<Uint8Array<ArrayBuffer>> {
-    const partial = this.#partial;
-    if (partial) {
-      // Started by the fast path of this same receive.
-      this.#partial = null;
-      const got = partial.ended ? partial.at : await this.#readFully(partial.body, partial.at);
-      if (got < partial.body.length) throw midMessage(got, partial.body.length);
-      return partial.body;
-    }
-    const size = await this.#readSize();
-    if (size > maxLength) throw tooLong(size, maxLength);
-    const body = into && into.length >= size ? into.subarray(0, size) : new Uint8Array(size);
-    this.#pendingSize = null;
-    const got = await this.#readFully(body);
-    if (got < size) throw midMessage(got, size);
-    return body;
-  }
-
-  /** Writes one frame; later frames of this process queue behind it. */
-  #writeFrame(body: Uint8Array): Promise<void> {
-    const head = header(body.length);
-    if (this.#writeChain === null) {
-      let rest: Uint8Array<ArrayBuffer>[];
-      try {
-        rest = this.#writeNow(head, body as Uint8Array<ArrayBuffer>);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      if (rest.length === 0) return Promise.resolve();
-      return this.#queueWrite(rest);
-    }
-    const parts = body.length <= COPY_LIMIT ? [concat(head, body)] : [head, body];
-    return this.#queueWrite(parts as Uint8Array<ArrayBuffer>[]);
-  }
-
-  #queueWrite(parts: Uint8Array<ArrayBuffer>[]): Promise<void> {
-    const prev = this.#writeChain ?? Promise.resolve();
-    const next = prev.then(() => this.#writeFully(parts));
-    const tail = next.catch(() => {});
-    this.#writeChain = tail;
-    tail.then(() => {
-      if (this.#writeChain === tail) this.#writeChain = null;
-    });
-    return next;
-  }
-
-  /** Writes what fits now; returns what did not fit (views: the caller's buffer is not copied). */
-  #writeNow(head: Uint8Array<ArrayBuffer>, body: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer>[] {
-    const fd = this.#fd;
-    if (body.length <= COPY_LIMIT) {
-      const frame = concat(head, body);
-      const n = writeFd(fd, frame);
-      return n === frame.length ? [] : [frame.subarray(Math.max(n, 0))];
-    }
-    const n = writeFd(fd, head);
-    if (n !== head.length) return [head.subarray(Math.max(n, 0)), body];
-    const m = writeFd(fd, body);
-    return m === body.length ? [] : [body.subarray(Math.max(m, 0))];
-  }
-
-  async #writeFully(parts: Uint8Array<ArrayBuffer>[]): Promise<void> {
-    for (const part of parts) {
-      let at = 0;
-      while (at < part.length) {
-        if (this.#closed) {
-          throw new Deno.errors.BadResource("Cannot send: the connection was closed while sending");
-        }
-        const n = writeFd(this.#fd, at === 0 ? part : part.subarray(at));
-        if (n >= 0) at += n;
-        else await this.#writeWaiter.ready(this.#fd, OS.POLLOUT, [this.#closer.signal]);
-      }
-    }
-  }
-}
-
-function tooLong(size: number, maxLength: number): RangeError {
-  return new RangeError(
-    `Message too long: ${size} bytes, more than maxLength ${maxLength}; it stays unread (receive it with a larger maxLength)`,
-  );
-}
-
-function midMessage(got: number, size?: number): Error {
-  return new Deno.errors.UnexpectedEof(
-    `The stream ended in the middle of a message (${got} bytes of ${
-      size === undefined ? "its header" : `its ${size}`
-    } arrived): the sender closed or died while sending`,
-  );
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 registerReducer(Connection, {
