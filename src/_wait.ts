@@ -19,30 +19,31 @@
  * what to do next and leaves the doing to its driver (sync or async):
  *
  * 1. **try** (`tryTake`: an atomic compare-and-swap, or `poll` with a zero timeout);
- * 2. **spin** — re-try for up to {@linkcode SPIN_MS} (0.1 ms) — only while a core is free
- *    ({@linkcode spinPays}: runnable threads ≤ cores, from `/proc/loadavg`, looked at every
- *    100 ms at most; ~20 µs a look). A spinner catches an answer without being woken at all,
- *    and waking a sleeping process costs the waker ~30 µs of kernel time on this VM; but a
- *    spinner on a full machine takes the CPU its peer needs to answer;
- * 3. **park** — block the calling thread in the kernel (`ppoll`, `sem_timedwait`) for up to
- *    {@linkcode PARK_MS} (0.3 ms, the event loop is blocked no longer than the old spin was). The
- *    peer's answer wakes it directly, one wake-up as in CPython's blocking `read`, and it costs
- *    no CPU while it waits;
+ * 2. **spin**: re-try for up to {@linkcode SPIN_MS} (0.1 ms) while a core is free, or
+ *    {@linkcode SPIN_LOADED_MS} (0.03 ms) while every core is taken ({@linkcode coreIsFree}:
+ *    runnable threads ≤ cores in `/proc/loadavg`, looked at every 100 ms at most, ~20 µs a
+ *    look); only while this waiter's recent spins paid ({@linkcode Eagerness}). A spin catches
+ *    the answer without a wake-up, and waking a sleeping process costs the waker ~30 µs of
+ *    kernel time on this VM; but a spin that waits for a peer that has no core takes the CPU
+ *    that peer needs, which is what made the old loops lose under load;
+ * 3. **park**: block the calling thread in the kernel (`ppoll`, `sem_timedwait`) for up to
+ *    {@linkcode PARK_MS} (0.3 ms: the event loop is blocked no longer than by the old spins).
+ *    The answer wakes the thread directly (one wake-up, as CPython's blocking `read`), and it
+ *    costs no CPU meanwhile;
  * 4. **sleep** off the thread (a worker thread's `poll`/`sem_timedwait`; the event loop runs) in
  *    slices of at most {@linkcode SLICE_MS} (50 ms), re-checking deadline, abort, close and dead
- *    holders between slices. A wake-up through a worker thread costs two thread hops
- *    (~100 µs quiet, milliseconds on a full machine).
+ *    holders between slices. Its wake-up costs two thread hops (~100 µs on a quiet machine,
+ *    milliseconds on a full one).
  *
- * Spin and park are "early tries", learnt per waiter by {@linkcode Eagerness}: after early tries
- * that keep failing (a slow peer), waits skip them for a while, so a slow peer costs at most
- * one 0.4 ms early try per 64 waits.
+ * Spins and parks are learnt per waiter ({@linkcode Eagerness}): a slow peer soon costs neither.
  *
- * Why (measured side by side with CPython on the shared 2-core VM, other suites running, load
- * 4–7; `deno task bench:compare`): the previous loops spun 50–300 µs (fd) or 50 µs (sync) and
- * then slept off the thread; a wait that had taken longer than 0.3 ms stopped spinning, so on a
- * loaded machine every wait paid the worker-thread hop. Pipe round trip: 387 → 141 µs
- * (CPython 45–54), with both cores busy 684 → 372 µs (CPython 92–135); Semaphore hand-off,
- * `acquireSync()` 148 → 42 µs, `await acquire()` 54 → 42 µs.
+ * Why, measured side by side with CPython (`deno task bench:compare`, shared 2-core VM with other
+ * suites running, load 5–7): the old loops spun 50–300 µs (fd) or 50 µs (sync) and then slept off
+ * the thread, and an fd wait that had taken over 0.3 ms stopped spinning, so on a loaded machine
+ * every wait paid the worker-thread hop while the spins starved the peer. Before → after:
+ * Pipe round trip 236 → 148 µs (CPython 35–55), with both cores busy 554 → 292 µs (CPython
+ * 89–109); Semaphore hand-off with both cores busy 202 → 16 µs, quiet ~6 µs before and after;
+ * Barrier of 5 processes × 1000 passes 581 → 242 ms.
  *
  * @module
  */
@@ -195,13 +196,16 @@ function describe(value: unknown): string {
  */
 export const SLICE_MS = 50;
 
-/** The longest a wait spins (re-tries without a syscall that sleeps), in ms, when a core is free. */
+/** The longest a wait spins (re-tries without sleeping), in ms, while a core is free. */
 export const SPIN_MS = 0.1;
+
+/** The longest a wait spins while every core is taken: long enough for a peer that is running. */
+export const SPIN_LOADED_MS = 0.03;
 
 /** The longest a wait parks (blocks its own thread in the kernel) before it sleeps off it, in ms. */
 export const PARK_MS = 0.3;
 
-/** The most waits that skip spinning and parking after early tries that kept failing. */
+/** The most waits that skip their park after parks that kept failing. */
 const MAX_SKIP = 63;
 
 /** How often the machine's load is looked at, in ms. */
@@ -212,42 +216,61 @@ let loadSeen = -Infinity;
 let coreFree = CORES > 1;
 
 /**
- * Whether a core is free for a spin: runnable threads (this one included) no more than cores,
- * looked at every {@linkcode LOAD_EVERY_MS} at most. Where the count cannot be read, any
- * machine with more than one core.
+ * Whether a core is free: runnable threads (this one included) no more than cores, looked at
+ * every {@linkcode LOAD_EVERY_MS} at most (where the count cannot be read: any core but ours).
  */
-export function spinPays(): boolean {
+export function coreIsFree(): boolean {
   const now = performance.now();
   if (now - loadSeen >= LOAD_EVERY_MS) {
     loadSeen = now;
     const runnable = runnableThreads();
-    coreFree = runnable === undefined ? CORES > 1 : runnable <= CORES;
+    coreFree = CORES > 1 && (runnable === undefined || runnable <= CORES);
   }
   return coreFree;
 }
 
 /**
  * How eagerly one waiter (a connection's end in one direction, a primitive's handle in one
- * process) waits on its own thread before it sleeps off it, learnt from how its early tries went.
- * An early try (spin, then park) that ends the wait makes the next wait try early too. Early
- * tries that do not (the peer is slow: a worker computing, a lock held for long) block the event
- * loop for nothing, so after the n-th of them in a row the next 2^(n-1)-1 waits (at most
- * {@linkcode MAX_SKIP}) go straight to sleep; then one tries again. A single miss costs
- * nothing: a busy machine delays some answers past the park.
+ * process) waits on its own thread before it sleeps off it, learnt from how its spins and parks
+ * went.
+ *
+ * - Spins: a score of recent outcomes (each success adds 1/8 of the way to 1, each miss takes
+ *   1/8 away); the waiter spins while the score is at least 1/2, and otherwise only every 16th
+ *   wait, to notice when spinning pays again. A peer that answers within the spin (a semaphore
+ *   hand-off: microseconds) keeps it; a peer that needs longer (a Connection's answer on a full
+ *   machine) soon stops it, so the spin does not take the CPU that peer needs.
+ * - Parks: a park that ends the wait makes the next wait park too. Parks that do not (a slow
+ *   peer: a worker computing, a lock held for long) block the event loop for nothing, so after the
+ *   n-th of them in a row the next 2^(n-1)-1 waits (at most {@linkcode MAX_SKIP}) do not park;
+ *   then one tries again. A single miss costs nothing: a busy machine delays some answers.
  */
 export class Eagerness {
+  #spinScore = 1;
+  #spinProbe = 0;
   #misses = 0;
   #skip = 0;
 
-  /** Whether this wait tries early (counts the wait as skipped when not). */
-  take(): boolean {
+  /** Whether this wait spins. */
+  spins(): boolean {
+    if (this.#spinScore >= 0.5) return true;
+    this.#spinProbe = (this.#spinProbe + 1) & 15;
+    return this.#spinProbe === 0;
+  }
+
+  /** Records whether a spin ended its wait. */
+  spun(ended: boolean): void {
+    this.#spinScore += ((ended ? 1 : 0) - this.#spinScore) / 8;
+  }
+
+  /** Whether this wait parks (counts the wait as skipped when not). */
+  parks(): boolean {
     if (this.#skip === 0) return true;
     this.#skip--;
     return false;
   }
 
-  /** Records whether an early try ended its wait. */
-  paid(ended: boolean): void {
+  /** Records whether a park ended its wait. */
+  parked(ended: boolean): void {
     if (ended) this.#misses = 0;
     else this.#skip = Math.min(2 ** this.#misses++ - 1, MAX_SKIP);
   }
@@ -257,6 +280,7 @@ export class Eagerness {
 export interface Step {
   /** True: block the calling thread (a short park); false: sleep off it where the driver can. */
   readonly park: boolean;
+  /** The longest the step lasts, in ms. */
   readonly ms: number;
 }
 
@@ -295,16 +319,14 @@ export function* waitSteps(
   register?: () => () => void,
 ): Generator<Step, boolean, boolean> {
   if (attempt.tryTake()) return true;
-  let early = eager.take();
-  if (early && spinPays()) {
-    const until = performance.now() + Math.min(SPIN_MS, deadline.left());
-    do {
-      if (attempt.tryTake()) {
-        eager.paid(true);
-        return true;
-      }
-    } while (performance.now() < until);
+  if (CORES > 1 && eager.spins()) {
+    const until = performance.now() + Math.min(coreIsFree() ? SPIN_MS : SPIN_LOADED_MS, deadline.left());
+    let ended = false;
+    do ended = attempt.tryTake(); while (!ended && performance.now() < until);
+    eager.spun(ended);
+    if (ended) return true;
   }
+  let early = eager.parks();
   const unregister = register?.();
   try {
     let took = false;
@@ -320,7 +342,7 @@ export function* waitSteps(
       const ended = took && attempt.tryTake();
       if (early) {
         early = false;
-        eager.paid(ended);
+        eager.parked(ended);
       }
       if (ended) return true;
       if (took) attempt.stray?.();

@@ -66,27 +66,38 @@ Deno.test("A wait that is not allowed to wait at all yields no step", () => {
   assert.deepEqual(steps.next(), { done: true, value: false });
 });
 
-Deno.test("Eagerness: a miss or two cost nothing, misses in a row skip 2^(n-1)-1 waits (at most 63), a success resets", () => {
+Deno.test("Eagerness parks: a miss costs nothing, misses in a row skip 2^(n-1)-1 waits (at most 63), a success resets", () => {
   const eager = new Eagerness();
-  /** How many waits skip their early try before one tries again. */
+  /** How many waits skip their park before one parks again. */
   const skipped = () => {
     let n = 0;
-    while (!eager.take()) n++;
+    while (!eager.parks()) n++;
     return n;
   };
   assert.equal(skipped(), 0);
-  eager.paid(false); // 1st miss in a row
+  eager.parked(false); // 1st miss in a row
   assert.equal(skipped(), 0);
-  eager.paid(false); // 2nd
+  eager.parked(false); // 2nd
   assert.equal(skipped(), 1);
-  eager.paid(false); // 3rd
+  eager.parked(false); // 3rd
   assert.equal(skipped(), 3);
-  for (let i = 0; i < 10; i++) eager.paid(false);
+  for (let i = 0; i < 10; i++) eager.parked(false);
   assert.equal(skipped(), 63);
-  eager.paid(true);
+  eager.parked(true);
   assert.equal(skipped(), 0);
-  eager.paid(false);
+  eager.parked(false);
   assert.equal(skipped(), 0);
+});
+
+Deno.test("Eagerness spins while most recent spins paid, and then only every 16th wait until they pay again", () => {
+  const eager = new Eagerness();
+  assert.equal(eager.spins(), true);
+  for (let i = 0; i < 6; i++) eager.spun(false); // 1 -> (7/8)^6 < 1/2
+  const pattern = Array.from({ length: 32 }, () => eager.spins());
+  assert.deepEqual(pattern.map((s, i) => s ? i : -1).filter((i) => i >= 0), [15, 31]);
+  for (let i = 0; i < 8; i++) eager.spun(true);
+  assert.equal(eager.spins(), true);
+  assert.equal(eager.spins(), true);
 });
 
 Deno.test("pollFds honours a timeout of a fraction of a millisecond (ppoll): nothing for an empty pipe, the fd once it is readable", () => {
