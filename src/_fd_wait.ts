@@ -3,7 +3,7 @@
  * loop for long: the fd driver of the one wait loop (`waitSteps` in `_wait.ts`, where the policy
  * and its numbers are).
  *
- * A step that parks polls the fd on this thread (`ppoll`, at most `PARK_MS`); a step that sleeps
+ * A spin re-polls the fd with a zero timeout; a step that parks polls it on this thread (`ppoll`, at most `PARK_MS`); a step that sleeps
  * polls it on a worker thread (a non-blocking FFI call: the event loop runs meanwhile) for at most
  * one slice, raced against `stop`, so that close, abort and deadlines are noticed.
  *
@@ -14,7 +14,10 @@ import { Deadline, Eagerness, SLICE_MS, waitSteps, whenAborted } from "./_wait.t
 
 export { SLICE_MS };
 
-/** Waits for one fd again and again (one per connection end and direction: it keeps what the loop learnt about early tries). */
+/**
+ * Waits for one fd again and again: one per connection end and direction, as it keeps what the
+ * loop learnt about this peer's answers (whether spins and parks pay).
+ */
 export class Waiter {
   #eager = new Eagerness();
 

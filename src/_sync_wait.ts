@@ -5,9 +5,11 @@
  * synchronously (`waitUntilSync`: on the calling thread). A park is a `sem_timedwait` on the
  * calling thread in both.
  *
- * A wait first tries the state (no syscall at all), then counts itself in the channel's
+ * A wait first tries the state (no syscall at all), maybe spins on it (re-tries, still before it
+ * is counted, so a spin that pays makes no one post), then counts itself in the channel's
  * `waiters` word (so that whoever changes the state in its favour posts the block's semaphore)
- * and runs the loop: maybe one short park, then sleeps of one slice at most. Between steps it
+ * and goes on with the loop: maybe one short park, then sleeps of one slice at most. What the
+ * loop learns about spins and parks is kept per block (`SyncBlock.eager`). Between steps it
  * re-checks the deadline, the abort signal, a closed handle, and (through `WaitSpec.recover`)
  * holders that died: a waiter wakes at least every slice, and if the recorded holder no longer
  * runs it frees what the dead process held. Each primitive describes itself to the loop with a
