@@ -142,3 +142,60 @@ export async function runPython(source: string, timeoutMs?: number): Promise<num
   if (!(await hasCommand("python3"))) throw new Skipped("python3 is not installed");
   return lastNumber(await run("python3", ["-c", source], timeoutMs));
 }
+
+/**
+ * Runs `fn` while `n` other processes (default: one per core) spin on a CPU each
+ * (`deno eval "for(;;){}"`), so that what `fn` measures competes for every core, as on a busy
+ * machine. The spinners are killed when `fn` ends, however it ends (and on Ctrl-C, with the
+ * baselines).
+ */
+export async function withBusyCores<T>(fn: () => Promise<T>, n = navigator.hardwareConcurrency): Promise<T> {
+  const spinners: Deno.ChildProcess[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["eval", "for (;;) {}"],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      live.add(child);
+      spinners.push(child);
+    }
+    // Let them get past start-up (~50 ms) and into their loops.
+    await new Promise((r) => setTimeout(r, 500));
+    return await fn();
+  } finally {
+    for (const child of spinners) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already ended
+      }
+      await child.status;
+      live.delete(child);
+    }
+  }
+}
+
+/** The 1-minute load average and the runnable count from /proc/loadavg ("" where there is none). */
+export function loadLine(): string {
+  try {
+    const [one, , , running] = Deno.readTextFileSync("/proc/loadavg").split(" ");
+    return `load ${one}, runnable now ${running.split("/")[0]}`;
+  } catch {
+    return "";
+  }
+}
+
+/** How many spinning processes the busy rows start: one per core. */
+export const BUSY: number = navigator.hardwareConcurrency;
+
+/** A row's `around`: measures with {@linkcode BUSY} spinning processes, and says the load. */
+export async function busyCores(measure: () => Promise<void>): Promise<void> {
+  await withBusyCores(async () => {
+    console.error(`    with ${BUSY} spinning processes: ${loadLine()}`);
+    await measure();
+    console.error(`    after: ${loadLine()}`);
+  }, BUSY);
+}

@@ -28,4 +28,8 @@ export interface CompareRow {
   /** The goal in words, checked and printed: e.g. { vs: "python", ratio: 0.7 } means
    *  deno ≤ 0.7 × python for times (deno ≥ ratio × python when higherIsBetter). */
   goal?: { vs: "python" | "c" | string; ratio: number };
+  /** Runs the row's whole measurement (every side, every rep) inside it, e.g. with the cores
+   *  kept busy by other processes (`withBusyCores` in `_measure.ts`); it must clean up in
+   *  `finally`. */
+  around?: (measure: () => Promise<void>) => Promise<void>;
 }

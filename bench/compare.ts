@@ -146,20 +146,29 @@ async function measureRow(row: CompareRow, index: number, reps: number, tmp: () 
   for (const [name, fn] of Object.entries(row.extra ?? {})) sides.set(name, fn);
   for (const name of sides.keys()) cells.set(name, { values: [] });
 
-  for (let rep = 0; rep < reps; rep++) {
-    for (const [name, fn] of sides) {
-      const cell = cells.get(name)!;
-      if (cell.error !== undefined || cell.skipped) continue;
-      try {
-        const v = await withLimit(fn(), name);
-        if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`not a number: ${String(v)}`);
-        cell.values.push(v);
-      } catch (e) {
-        if (e instanceof Skipped) cell.skipped = true;
-        else cell.error = message(e);
+  const measure = async () => {
+    for (let rep = 0; rep < reps; rep++) {
+      for (const [name, fn] of sides) {
+        const cell = cells.get(name)!;
+        if (cell.error !== undefined || cell.skipped) continue;
+        try {
+          const v = await withLimit(fn(), name);
+          if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`not a number: ${String(v)}`);
+          cell.values.push(v);
+        } catch (e) {
+          if (e instanceof Skipped) cell.skipped = true;
+          else cell.error = message(e);
+        }
       }
     }
-  }
+  };
+  if (row.around) {
+    try {
+      await row.around(measure);
+    } catch (e) {
+      for (const cell of cells.values()) if (!cell.values.length) cell.error ??= message(e);
+    }
+  } else await measure();
   return cells;
 }
 

@@ -33,6 +33,8 @@ const LINUX = {
   POLLERR: 0x8,
   POLLHUP: 0x10,
   POLLNVAL: 0x20,
+  /** clock_gettime(): the clock sem_timedwait's deadlines are on. */
+  CLOCK_REALTIME: 0,
   PR_SET_PDEATHSIG: 1,
   /** waitid(): idtype for one pid, and the options "has exited" and "leave it unreaped". */
   P_PID: 1,

@@ -150,12 +150,16 @@ export function writeAll(fd: number, buf: Uint8Array<ArrayBuffer>): void {
 
 /**
  * Waits until one of `fds` has any of `events` (or an error/hang-up), for at most `timeoutMs`
- * (-1: forever). Returns the fds that are ready. Blocks the thread.
+ * (-1: forever; a fraction of a millisecond is honoured, through `ppoll`). Returns the fds that
+ * are ready. Blocks the thread.
  */
 export function pollFds(fds: number[], events: number, timeoutMs: number): number[] {
   const buf = pollBuffer(fds, events);
+  const exact = timeoutMs > 0 && !Number.isInteger(timeoutMs) ? timespec(timeoutMs) : null;
   for (;;) {
-    const n = libc().poll(buf, BigInt(fds.length), timeoutMs);
+    const n = exact
+      ? libc().ppoll(buf, BigInt(fds.length), exact, null)
+      : libc().poll(buf, BigInt(fds.length), timeoutMs);
     if (n >= 0) return readyFds(buf, fds);
     const code = errno();
     if (code !== OS.errno.EINTR) throw osError("poll", code);
@@ -169,6 +173,16 @@ export async function pollFdsAsync(fds: number[], events: number, timeoutMs: num
   // errno is thread-local and belongs to the worker thread: EINTR is the only likely failure,
   // and the caller loops on an empty answer anyway.
   return n > 0 ? readyFds(buf, fds) : [];
+}
+
+/** A relative `struct timespec` of `ms` (64-bit Linux: two 64-bit words). */
+function timespec(ms: number): Uint8Array<ArrayBuffer> {
+  const buf = new Uint8Array(16);
+  const view = new DataView(buf.buffer);
+  const whole = Math.floor(ms / 1000);
+  view.setBigInt64(0, BigInt(whole), true);
+  view.setBigInt64(8, BigInt(Math.floor((ms - whole * 1000) * 1e6)), true);
+  return buf;
 }
 
 function pollBuffer(fds: number[], events: number): Uint8Array<ArrayBuffer> {

@@ -14,6 +14,8 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum) */
   strerror: { parameters: ["i32"], result: "pointer" },
+  /** int clock_gettime(clockid_t clk, struct timespec *tp) */
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   /** pid_t getpid(void) */
   getpid: { parameters: [], result: "i32" },
   /** pid_t getppid(void) */
@@ -64,6 +66,8 @@ const SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** int poll(struct pollfd *fds, nfds_t nfds, int timeout) */
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  /** int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo, const sigset_t *mask) */
+  ppoll: { parameters: ["buffer", "u64", "buffer", "pointer"], result: "i32" },
   /** int poll(...), on a worker thread so the event loop keeps running */
   poll_async: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   /** sem_t *sem_open(const char *name, int oflag, mode_t mode, unsigned int value) */

@@ -22,6 +22,7 @@ export {
   kill,
   newSession,
   processAlive,
+  runnableThreads,
   setParentDeathSignal,
   signalNumber,
   waitForChildExit,

@@ -2,12 +2,13 @@
  * Processes through libc: ids (`getpid`/`getppid`), signals (`kill`, `signalNumber`), liveness
  * (`processAlive`: exists and, on Linux, is not a zombie), the parent-death signal (`prctl`),
  * waiting for a child's end without reaping it (`waitid(..., WNOWAIT)`, so Deno still collects
- * its status) and `setsid`. Every wrapper checks the return code and throws {@linkcode osError}.
+ * its status), `setsid`, and how many threads are runnable (`runnableThreads`, for the wait
+ * policy). Every wrapper checks the return code and throws {@linkcode osError}.
  *
  * @module
  */
 import { OS } from "./constants.ts";
-import { errno, libc } from "./libc.ts";
+import { cString, errno, libc } from "./libc.ts";
 import { osError } from "./errors.ts";
 import { readFileRaw } from "./fd.ts";
 
@@ -92,4 +93,30 @@ export function newSession(): boolean {
 /** The number of a signal name, e.g. `"SIGKILL"` → 9. */
 export function signalNumber(name: string): number | undefined {
   return OS.signals[name];
+}
+
+const LOADAVG = cString("/proc/loadavg");
+const loadBuf = new Uint8Array(128);
+
+/**
+ * How many threads are runnable right now, system-wide, this one included (Linux: the
+ * "running" of "running/total" in `/proc/loadavg`), or undefined where that cannot be read. Read
+ * with libc (no read permission needed; ~10 µs).
+ */
+export function runnableThreads(): number | undefined {
+  const fd = libc().open(LOADAVG, OS.O_RDONLY | OS.O_CLOEXEC, 0);
+  if (fd < 0) return undefined;
+  try {
+    const n = Number(libc().read(fd, loadBuf, BigInt(loadBuf.length)));
+    // "0.52 0.58 0.59 2/345 1234": the count before the slash.
+    let at = loadBuf.subarray(0, Math.max(n, 0)).indexOf(0x2f);
+    if (at <= 0) return undefined;
+    let value = 0;
+    for (let scale = 1; at-- > 0 && loadBuf[at] >= 0x30 && loadBuf[at] <= 0x39; scale *= 10) {
+      value += (loadBuf[at] - 0x30) * scale;
+    }
+    return value;
+  } finally {
+    libc().close(fd);
+  }
 }

@@ -13,14 +13,25 @@ import { cString, errno, isFailedPointer, libc, type Pointer } from "./libc.ts";
 import { osError } from "./errors.ts";
 import { checkName } from "./shm.ts";
 
+/**
+ * The absolute CLOCK_REALTIME deadline `ms` from now, as sem_timedwait wants it (struct timespec
+ * { time_t tv_sec; long tv_nsec; } on 64-bit Linux). Read from the clock itself, to the
+ * nanosecond: a park of a fraction of a millisecond must not be cut by `Date.now()`'s rounding.
+ */
 function timespecAfter(ms: number): Uint8Array<ArrayBuffer> {
-  // struct timespec { time_t tv_sec; long tv_nsec; } on 64-bit Linux; CLOCK_REALTIME as sem_timedwait wants.
-  const deadline = Date.now() + Math.max(0, ms);
   const buf = new Uint8Array(16);
   const view = new DataView(buf.buffer);
-  view.setBigInt64(0, BigInt(Math.floor(deadline / 1000)), true);
-  // Timeouts may be fractional (e.g. a remaining time): whole nanoseconds only.
-  view.setBigInt64(8, BigInt(Math.floor((deadline % 1000) * 1_000_000)), true);
+  libc().clock_gettime(OS.CLOCK_REALTIME, buf);
+  const add = Math.max(0, ms);
+  const whole = Math.floor(add / 1000);
+  let sec = view.getBigInt64(0, true) + BigInt(whole);
+  let nsec = view.getBigInt64(8, true) + BigInt(Math.floor((add - whole * 1000) * 1_000_000));
+  if (nsec >= 1_000_000_000n) {
+    sec += 1n;
+    nsec -= 1_000_000_000n;
+  }
+  view.setBigInt64(0, sec, true);
+  view.setBigInt64(8, nsec, true);
   return buf;
 }
 

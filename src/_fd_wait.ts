@@ -1,32 +1,25 @@
 /**
- * Waiting for a file descriptor to become ready, without blocking the event loop for long.
+ * Waiting for a file descriptor to become ready (readable, writable), without blocking the event
+ * loop for long: the fd driver of the one wait loop (`waitSteps` in `_wait.ts`, where the policy
+ * and its numbers are).
  *
- * A wait first spins, polling the fd with a zero timeout, for about as long as the previous wait
- * took (50 µs to 0.3 ms): a peer that is busy talking to us usually answers that fast, and
- * catching the answer this way costs a few microseconds instead of a wake-up from a worker thread
- * (~100-150 µs here). After a longer wait it does not spin. Then it sleeps in `poll()` on a worker
- * thread (a non-blocking FFI call), one slice at a time so that close, abort and deadlines are
- * noticed. The event loop is blocked during a spin, never longer.
+ * A spin re-polls the fd with a zero timeout; a step that parks polls it on this thread (`ppoll`, at most `PARK_MS`); a step that sleeps
+ * polls it on a worker thread (a non-blocking FFI call: the event loop runs meanwhile) for at most
+ * one slice, raced against `stop`, so that close, abort and deadlines are noticed.
  *
  * @module
  */
 import { pollFds, pollFdsAsync } from "../native/mod.ts";
-import { whenAborted } from "./_wait.ts";
+import { Deadline, Eagerness, SLICE_MS, waitSteps, whenAborted } from "./_wait.ts";
 
-/** The shortest and longest a wait spins before it sleeps, in ms. */
-const SPIN_MIN_MS = 0.05;
-const SPIN_MAX_MS = 0.3;
-/** How long one sleeping poll lasts before it looks at close/abort/timeout again, in ms. */
-export const SLICE_MS = 200;
+export { SLICE_MS };
 
 /**
- * Waits for an fd to be ready: spins for up to twice as long as the last wait took (at least
- * 50 µs, at most 0.3 ms), else sleeps in poll() on a worker thread. A last wait longer than that
- * (a slow peer) means no spinning at all. Spinning for as long as a worker-thread wake-up takes
- * matters: with shorter spins, two peers that both fell asleep once keep missing each other.
+ * Waits for one fd again and again: one per connection end and direction, as it keeps what the
+ * loop learnt about this peer's answers (whether spins and parks pay).
  */
 export class Waiter {
-  #lastMs = 0;
+  #eager = new Eagerness();
 
   /**
    * Resolves true when `fd` has `events`, false when one of `stop` aborts first or at `deadline`
@@ -41,32 +34,33 @@ export class Waiter {
     stop: readonly AbortSignal[] | Promise<unknown>,
     deadline = Infinity,
   ): Promise<boolean> {
-    const t0 = performance.now();
-    if (this.#lastMs <= SPIN_MAX_MS) {
-      const end = t0 + Math.min(Math.max(2 * this.#lastMs, SPIN_MIN_MS), SPIN_MAX_MS);
-      do {
-        if (pollFds([fd], events, 0).length > 0) {
-          this.#lastMs = performance.now() - t0;
-          return true;
-        }
-      } while (performance.now() < end);
-    }
-    const aborted = Array.isArray(stop) ? whenAborted(stop as AbortSignal[]) : null;
-    let stopped = false;
-    const stopping = (aborted ? aborted.promise : stop as Promise<unknown>)
-      .then(() => stopped = true, () => stopped = true).then(() => null);
+    const fds = [fd];
+    const steps = waitSteps(
+      { tryTake: () => pollFds(fds, events, 0).length > 0 },
+      Deadline.until(deadline),
+      this.#eager,
+    );
     try {
-      for (;;) {
-        const left = deadline - performance.now();
-        if (left <= 0) return false;
-        const slice = Math.max(1, Math.min(left, SLICE_MS)) | 0;
-        const ready = await Promise.race([pollFdsAsync([fd], events, slice), stopping]);
-        if (stopped || ready === null) return false;
-        if (ready.length > 0) return true;
+      let step = steps.next();
+      // Parks happen here, before any promise is made for the stop signals.
+      while (!step.done && step.value.park) step = steps.next(pollFds(fds, events, step.value.ms).length > 0);
+      if (step.done) return step.value;
+      const aborted = Array.isArray(stop) ? whenAborted(stop as AbortSignal[]) : null;
+      let stopped = false;
+      const stopping = (aborted ? aborted.promise : stop as Promise<unknown>)
+        .then(() => stopped = true, () => stopped = true).then(() => null);
+      try {
+        while (!step.done) {
+          const ready = await Promise.race([pollFdsAsync(fds, events, step.value.ms | 0 || 1), stopping]);
+          if (stopped || ready === null) return false;
+          step = steps.next(ready.length > 0);
+        }
+        return step.value;
+      } finally {
+        aborted?.dispose();
       }
     } finally {
-      aborted?.dispose();
-      this.#lastMs = performance.now() - t0;
+      steps.return(false);
     }
   }
 }

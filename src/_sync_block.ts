@@ -34,6 +34,7 @@
 import { mapSharedMemory, NamedSemaphore, type SharedMapping } from "../native/mod.ts";
 import { holderId } from "./_state.ts";
 import { createNamed, forgetCollected, type Named, onCollected, own, releaseNamed } from "./_resource.ts";
+import { Eagerness } from "./_wait.ts";
 
 /** Size of each primitive's shared block (one page): header words, then slots. */
 const SHM_SIZE = 4096;
@@ -132,6 +133,8 @@ export class SyncBlock {
   #closed = false;
   /** Index of this process's holder slot (semaphores), -1 until claimed, -2 when full. */
   slot = -1;
+  /** How eagerly this process's waits on the block spin and park before they sleep (`_wait.ts`). */
+  readonly eager: Eagerness = new Eagerness();
 
   private constructor(h: Handles, kind: number) {
     this.name = h.name;

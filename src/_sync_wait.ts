@@ -1,22 +1,35 @@
 /**
- * Waiting on a primitive's shared block without blocking the event loop: the one wait loop of
- * the synchronization primitives, driven asynchronously (`waitUntil`: each sleep is a
- * `sem_timedwait` on a worker thread) or synchronously (`waitUntilSync`: on the calling thread).
+ * Waiting on a primitive's shared block without blocking the event loop: the sync-primitive
+ * driver of the one wait loop (`waitSteps` in `_wait.ts`, where the policy and its numbers are),
+ * run asynchronously (`waitUntil`: a sleep is a `sem_timedwait` on a worker thread) or
+ * synchronously (`waitUntilSync`: on the calling thread). A park is a `sem_timedwait` on the
+ * calling thread in both.
  *
- * A wait first tries the state (no syscall at all), then spins briefly ({@linkcode spin}), then
- * counts itself in the channel's `waiters` word and sleeps on the block's semaphore one slice
- * ({@linkcode SLICE_MS}) at a time. Between slices it re-checks the deadline, the abort signal,
- * a closed handle, and (through `WaitSpec.recover`) holders that died: a waiter wakes at least
- * every slice, and if the recorded holder no longer runs it frees what the dead process held.
- * Each primitive describes itself to the loop with a {@linkcode WaitSpec}.
+ * A wait first tries the state (no syscall at all), maybe spins on it (re-tries, still before it
+ * is counted, so a spin that pays makes no one post), then counts itself in the channel's
+ * `waiters` word (so that whoever changes the state in its favour posts the block's semaphore)
+ * and goes on with the loop: maybe one short park, then sleeps of one slice at most. What the
+ * loop learns about spins and parks is kept per block (`SyncBlock.eager`). Between steps it
+ * re-checks the deadline, the abort signal, a closed handle, and (through `WaitSpec.recover`)
+ * holders that died: a waiter wakes at least every slice, and if the recorded holder no longer
+ * runs it frees what the dead process held. Each primitive describes itself to the loop with a
+ * {@linkcode WaitSpec}.
  *
  * @module
  */
-import { type CheckedWait, checkWait, Deadline, timeoutMs } from "./_wait.ts";
+import {
+  type Attempt,
+  type CheckedWait,
+  checkWait,
+  Deadline,
+  SLICE_MS,
+  type Step,
+  timeoutMs,
+  waitSteps,
+} from "./_wait.ts";
 import { type SyncBlock, waitersWord } from "./_sync_block.ts";
 
-/** The longest a waiter sleeps before it looks at the state again (abort, dead holders). */
-export const SLICE_MS = 50;
+export { SLICE_MS };
 
 /**
  * Options of `acquire()` and `hold()`.
@@ -107,115 +120,58 @@ export async function holdWith(
   return { [Symbol.dispose]: () => void dispose().catch(() => {}), [Symbol.asyncDispose]: dispose };
 }
 
-/**
- * How long a waiter spins (re-trying the state) before it sleeps, in ms. A hand-off between two
- * processes on different cores usually completes within it, which saves the two thread hops of
- * a sleep on a worker thread (~100 µs); a lock held longer costs the waiter this much CPU once.
- * No spinning on a single core, where the holder cannot run meanwhile.
- */
-const SPIN_MS = (navigator.hardwareConcurrency ?? 1) > 1 ? 0.05 : 0;
-
-/** Re-tries `spec.tryTake()` for up to {@linkcode SPIN_MS}; true when it succeeded. */
-export function spin(spec: WaitSpec): boolean {
-  if (SPIN_MS === 0) return false;
-  const until = performance.now() + SPIN_MS;
-  for (;;) {
-    for (let i = 0; i < 32; i++) if (spec.tryTake()) return true;
-    if (performance.now() > until) return false;
-  }
-}
-
 /** What a wait needs to know about its primitive (made once per handle). */
-export interface WaitSpec {
+export interface WaitSpec extends Attempt {
   /** Names the primitive in errors, e.g. "lock". */
   readonly what: string;
   /** The wake-up channel to sleep on (default 0). */
   readonly channel?: number;
-  /** Tries to take what the waiter wants; true on success. Never waits. */
-  tryTake(): boolean;
-  /**
-   * Runs right before each sleep, e.g. to make sure the holder's release will post. False means
-   * the state just changed: try again instead of sleeping.
-   */
-  beforeSleep?(): boolean;
-  /** After a slice that ended without a post: recover from dead holders. */
-  recover?(): void;
-  /** After a post that did not let `tryTake()` succeed: maybe pass it on. */
-  stray?(): void;
-  /** When the waiter gives up (timeout) after its last sleep took a post: maybe pass it on. */
-  passOn?(): void;
 }
 
 /**
- * The one wait loop, shared by the async and the sync driver. It counts itself among the
- * channel's waiters, then alternates: try to take; give up at the deadline; otherwise yield how
- * long to sleep (at most {@linkcode SLICE_MS}) and receive whether the sleep took a post. The
- * driver does the sleeping (on a worker thread, or on the calling thread) and must call
- * `return()` when it leaves early (an abort, a closed handle), so that the count is undone.
+ * The one wait loop; before its first park or sleep it counts itself among the channel's waiters
+ * (undone when the loop ends, or when the driver calls `return()` as it leaves early).
  */
-function* waitSteps(
-  core: SyncBlock,
-  spec: WaitSpec,
-  deadline: Deadline,
-): Generator<number, boolean, boolean> {
+function blockSteps(core: SyncBlock, spec: WaitSpec, deadline: Deadline): Generator<Step, boolean, boolean> {
   const waiters = waitersWord(spec.channel ?? 0);
-  Atomics.add(core.words, waiters, 1);
-  let took = false;
-  try {
-    for (;;) {
-      if (spec.tryTake()) return true;
-      const left = deadline.left();
-      if (left <= 0) {
-        if (took) spec.passOn?.();
-        return false;
-      }
-      if (spec.beforeSleep && !spec.beforeSleep()) continue;
-      took = yield Math.min(SLICE_MS, Math.ceil(left));
-      if (took) {
-        if (spec.tryTake()) return true;
-        spec.stray?.();
-      } else spec.recover?.();
-    }
-  } finally {
-    if (!core.closed) Atomics.sub(core.words, waiters, 1);
-  }
+  return waitSteps(spec, deadline, core.eager, () => {
+    Atomics.add(core.words, waiters, 1);
+    return () => {
+      if (!core.closed) Atomics.sub(core.words, waiters, 1);
+    };
+  });
 }
 
 /**
- * What every wait does before it sleeps: true or false when it is already decided (taken at
- * once or in a short spin; not taken and must not wait), undefined when it must sleep.
+ * What every wait does before it waits: true or false when it is already decided (taken at
+ * once; not taken and must not wait), undefined when it must wait.
  */
-function before(core: SyncBlock, spec: WaitSpec, wait: CheckedWait, spun: boolean): boolean | undefined {
+function before(core: SyncBlock, spec: WaitSpec, wait: CheckedWait): boolean | undefined {
   core.check(spec.what);
   if (spec.tryTake()) return true;
   if (!wait.block || wait.timeout <= 0) return false;
-  if (!spun && spin(spec)) return true;
   return undefined;
 }
 
 /**
- * Waits until `spec.tryTake()` succeeds: at once when it can, else spinning briefly, else
- * sleeping on the core's semaphore in slices of at most {@linkcode SLICE_MS}. Resolves false
- * on timeout or `block: false`; rejects with `signal.reason` when aborted. `wait` comes from
- * `checkWait()` (the caller validates its arguments, naming its call); `spun`: the caller has
- * already spun.
+ * Waits until `spec.tryTake()` succeeds: at once when it can, else parking briefly on the
+ * core's semaphore on this thread, else sleeping on it on a worker thread in slices of at most
+ * {@linkcode SLICE_MS}. Resolves false on timeout or `block: false`; rejects with
+ * `signal.reason` when aborted. `wait` comes from `checkWait()` (the caller validates its
+ * arguments, naming its call).
  */
-export async function waitUntil(
-  core: SyncBlock,
-  spec: WaitSpec,
-  wait: CheckedWait,
-  spun = false,
-): Promise<boolean> {
+export async function waitUntil(core: SyncBlock, spec: WaitSpec, wait: CheckedWait): Promise<boolean> {
   const signal = wait.signal;
   signal?.throwIfAborted();
-  const now = before(core, spec, wait, spun);
+  const now = before(core, spec, wait);
   if (now !== undefined) return now;
   const channel = spec.channel ?? 0;
-  const steps = waitSteps(core, spec, new Deadline(wait.timeout));
+  const steps = blockSteps(core, spec, new Deadline(wait.timeout));
   try {
     let step = steps.next();
     while (!step.done) {
-      const took = await core.sleep(step.value, signal, channel);
+      const { park, ms } = step.value;
+      const took = park ? core.sleepSync(ms, channel) : await core.sleep(ms, signal, channel);
       core.check(spec.what); // closed meanwhile: its words may be unmapped, look no further
       step = steps.next(took);
     }
@@ -241,13 +197,13 @@ export function waitWith(core: SyncBlock, spec: WaitSpec, options: unknown, call
 
 /** As {@linkcode waitUntil}, blocking the calling thread (no signal: nothing could abort it). */
 export function waitUntilSync(core: SyncBlock, spec: WaitSpec, wait: CheckedWait): boolean {
-  const now = before(core, spec, wait, false);
+  const now = before(core, spec, wait);
   if (now !== undefined) return now;
   const channel = spec.channel ?? 0;
-  const steps = waitSteps(core, spec, new Deadline(wait.timeout));
+  const steps = blockSteps(core, spec, new Deadline(wait.timeout));
   try {
     let step = steps.next();
-    while (!step.done) step = steps.next(core.sleepSync(step.value, channel));
+    while (!step.done) step = steps.next(core.sleepSync(step.value.ms, channel));
     return step.value;
   } finally {
     steps.return(false);

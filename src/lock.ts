@@ -23,7 +23,6 @@ import {
   type AcquireSyncOptions,
   FOREVER,
   holdWith,
-  spin,
   TRUE,
   type WaitSpec,
   waitUntil,
@@ -115,10 +114,9 @@ export class Lock {
    */
   acquire(options?: AcquireOptions): Promise<boolean> {
     if (options === undefined) {
-      // Taken at once, or within a short spin: no promise machinery beyond the one returned.
+      // Taken at once: no promise machinery beyond the one returned.
       if (Atomics.compareExchange(this.#w, W.A, 0, PID) === 0) return TRUE;
-      if (!this.#core.closed && spin(this.#spec)) return TRUE;
-      return waitUntil(this.#core, this.#spec, FOREVER, true);
+      return waitUntil(this.#core, this.#spec, FOREVER);
     }
     return waitWith(this.#core, this.#spec, options, "Lock.acquire()");
   }
@@ -254,8 +252,7 @@ export class RLock {
   acquire(options?: AcquireOptions): Promise<boolean> {
     if (options === undefined) {
       if (this.#fast()) return TRUE;
-      if (!this.#core.closed && spin(this.#spec)) return TRUE;
-      return waitUntil(this.#core, this.#spec, FOREVER, true);
+      return waitUntil(this.#core, this.#spec, FOREVER);
     }
     return waitWith(this.#core, this.#spec, options, "RLock.acquire()");
   }

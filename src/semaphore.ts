@@ -20,7 +20,6 @@ import {
   type AcquireSyncOptions,
   FOREVER,
   holdWith,
-  spin,
   TRUE,
   type WaitSpec,
   waitUntil,
@@ -115,8 +114,8 @@ export class Semaphore {
   /** Takes one unit; resolves false after `timeout` ms or at once with `block: false`. */
   acquire(options?: AcquireOptions): Promise<boolean> {
     if (options === undefined && !this.#core.closed) {
-      if (this.#spec.tryTake() || spin(this.#spec)) return TRUE;
-      return waitUntil(this.#core, this.#spec, FOREVER, true);
+      if (this.#spec.tryTake()) return TRUE;
+      return waitUntil(this.#core, this.#spec, FOREVER);
     }
     return waitWith(this.#core, this.#spec, options, "Semaphore.acquire()");
   }

@@ -19,7 +19,7 @@
  */
 import { type Connection, Pipe, Process, Queue } from "../../mod.ts";
 import type { CompareRow } from "../_row.ts";
-import { lastNumber, run } from "../_measure.ts";
+import { BUSY, busyCores, lastNumber, run } from "../_measure.ts";
 import { echo, produceSmall, sendBig, takeConnections } from "./_ipc_targets.ts";
 
 const targets = new URL("./_ipc_targets.ts", import.meta.url);
@@ -141,7 +141,7 @@ import multiprocessing as mp, time, resource
 ctx = mp.get_context("fork")
 `;
 
-const PY_ROUND_TRIP = PY_PRELUDE + `
+export const PY_ROUND_TRIP = PY_PRELUDE + `
 def echo(c, other):
     other.close()  # the fork copied the parent's end: without this, EOF never comes
     while True:
@@ -360,6 +360,17 @@ export const rows: CompareRow[] = [
     python: PY_ROUND_TRIP,
     c: C_ROUND_TRIP,
     goal: { vs: "python", ratio: 0.75 },
+  },
+  {
+    // The same, measured while every core is taken by a spinning process: a waiter that spins
+    // then takes the CPU its peer needs (src/_wait.ts, the spin policy).
+    name: `Connection round trip, small object, 2 processes, ${BUSY} cores busy (spinning processes)`,
+    unit: "µs",
+    deno: () => roundTripUs(),
+    python: PY_ROUND_TRIP,
+    c: C_ROUND_TRIP,
+    goal: { vs: "python", ratio: 1 },
+    around: busyCores,
   },
   {
     name: "Connection handed over inside a message to a child (send, receive, answer)",

@@ -6,7 +6,7 @@
  */
 import { Barrier, Event, Lock, Process, Semaphore, Thread } from "../../mod.ts";
 import type { CompareRow } from "../_row.ts";
-import { nsPerOp } from "../_measure.ts";
+import { BUSY, busyCores, nsPerOp } from "../_measure.ts";
 import { barrierParty, pong, pongSync } from "./_sync_targets.ts";
 
 const targets = new URL("./_sync_targets.ts", import.meta.url);
@@ -183,7 +183,7 @@ print(dt / n)
 `;
 
 // Fork context: under \`python3 -c\` a spawned child cannot import functions from __main__.
-const PY_HANDOFF = `
+export const PY_HANDOFF = `
 import multiprocessing as mp, time
 ctx = mp.get_context("fork")
 ping, pong = ctx.Semaphore(0), ctx.Semaphore(0)
@@ -249,6 +249,15 @@ export const rows: CompareRow[] = [
     python: PY_HANDOFF,
     c: C_HANDOFF,
     goal: { vs: "c", ratio: 1.5 },
+  },
+  {
+    name:
+      `Semaphore hand-off round trip, 2 processes, await acquire(), ${BUSY} cores busy (spinning processes)`,
+    unit: "µs",
+    deno: () => handOffUs(false),
+    python: PY_HANDOFF,
+    c: C_HANDOFF,
+    around: busyCores,
   },
   {
     name: "Semaphore hand-off round trip, 2 processes, acquireSync()",

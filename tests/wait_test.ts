@@ -1,0 +1,119 @@
+/** The one wait loop (`src/_wait.ts`): its steps, its learning, and the native calls it parks in. */
+import assert from "node:assert/strict";
+import { Deadline, Eagerness, PARK_MS, sleep, SLICE_MS, type Step, waitSteps } from "../src/_wait.ts";
+import { close as closeFd, OS, pipe, pollFds, runnableThreads, write } from "../native/mod.ts";
+
+Deno.test("The wait loop registers once, parks once, then sleeps in slices, and return() undoes the registration", () => {
+  const calls: string[] = [];
+  const steps = waitSteps(
+    { tryTake: () => false },
+    new Deadline(Infinity),
+    new Eagerness(),
+    () => {
+      calls.push("register");
+      return () => calls.push("unregister");
+    },
+  );
+  const seen: Step[] = [];
+  let step = steps.next();
+  for (let i = 0; i < 4 && !step.done; i++) {
+    seen.push(step.value);
+    step = steps.next(false);
+  }
+  assert.deepEqual(seen, [
+    { park: true, ms: PARK_MS },
+    { park: false, ms: SLICE_MS },
+    { park: false, ms: SLICE_MS },
+    { park: false, ms: SLICE_MS },
+  ]);
+  assert.deepEqual(calls, ["register"]);
+  steps.return(false);
+  assert.deepEqual(calls, ["register", "unregister"]);
+});
+
+Deno.test("The wait loop ends as soon as a wake-up lets tryTake() succeed, and undoes the registration", () => {
+  let available = false;
+  let registered = 0;
+  const steps = waitSteps(
+    { tryTake: () => available },
+    new Deadline(Infinity),
+    new Eagerness(),
+    () => (registered++, () => registered--),
+  );
+  assert.equal((steps.next().value as Step).park, true);
+  assert.equal((steps.next(false).value as Step).park, false);
+  available = true;
+  assert.deepEqual(steps.next(true), { done: true, value: true });
+  assert.equal(registered, 0);
+});
+
+Deno.test("The wait loop passes on a wake-up it took when the deadline passes before tryTake() succeeds", async () => {
+  const log: string[] = [];
+  const steps = waitSteps(
+    { tryTake: () => false, stray: () => log.push("stray"), passOn: () => log.push("passOn") },
+    new Deadline(10),
+    new Eagerness(),
+  );
+  const first = steps.next();
+  assert.equal(first.done, false);
+  await sleep(20); // the deadline has passed when the step reports its wake-up
+  assert.deepEqual(steps.next(true), { done: true, value: false });
+  assert.deepEqual(log, ["stray", "passOn"]);
+});
+
+Deno.test("A wait that is not allowed to wait at all yields no step", () => {
+  const steps = waitSteps({ tryTake: () => false }, new Deadline(0), new Eagerness());
+  assert.deepEqual(steps.next(), { done: true, value: false });
+});
+
+Deno.test("Eagerness parks: a miss costs nothing, misses in a row skip 2^(n-1)-1 waits (at most 63), a success resets", () => {
+  const eager = new Eagerness();
+  /** How many waits skip their park before one parks again. */
+  const skipped = () => {
+    let n = 0;
+    while (!eager.parks()) n++;
+    return n;
+  };
+  assert.equal(skipped(), 0);
+  eager.parked(false); // 1st miss in a row
+  assert.equal(skipped(), 0);
+  eager.parked(false); // 2nd
+  assert.equal(skipped(), 1);
+  eager.parked(false); // 3rd
+  assert.equal(skipped(), 3);
+  for (let i = 0; i < 10; i++) eager.parked(false);
+  assert.equal(skipped(), 63);
+  eager.parked(true);
+  assert.equal(skipped(), 0);
+  eager.parked(false);
+  assert.equal(skipped(), 0);
+});
+
+Deno.test("Eagerness spins while most recent spins paid, and then only every 16th wait until they pay again", () => {
+  const eager = new Eagerness();
+  assert.equal(eager.spins(), true);
+  for (let i = 0; i < 6; i++) eager.spun(false); // 1 -> (7/8)^6 < 1/2
+  const pattern = Array.from({ length: 32 }, () => eager.spins());
+  assert.deepEqual(pattern.map((s, i) => s ? i : -1).filter((i) => i >= 0), [15, 31]);
+  for (let i = 0; i < 8; i++) eager.spun(true);
+  assert.equal(eager.spins(), true);
+  assert.equal(eager.spins(), true);
+});
+
+Deno.test("pollFds honours a timeout of a fraction of a millisecond (ppoll): nothing for an empty pipe, the fd once it is readable", () => {
+  const [r, w] = pipe();
+  try {
+    assert.deepEqual(pollFds([r], OS.POLLIN, 0.2), []);
+    assert.equal(write(w, new Uint8Array([1])), 1);
+    assert.deepEqual(pollFds([r], OS.POLLIN, 0.2), [r]);
+  } finally {
+    closeFd(r);
+    closeFd(w);
+  }
+});
+
+Deno.test("runnableThreads() counts at least this thread on Linux", () => {
+  const n = runnableThreads();
+  if (Deno.build.os !== "linux") return;
+  assert.ok(Number.isInteger(n) && n! >= 1, `expected a count of at least 1, got ${n}`);
+});
