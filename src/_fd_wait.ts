@@ -22,19 +22,19 @@ export class Waiter {
   #eager = new Eagerness();
 
   /**
-   * Resolves true when `fd` has `events`, false when one of `stop` aborts first or at `deadline`
+   * Resolves true when `fd` (or one of several) has `events`, false when one of `stop` aborts first or at `deadline`
    * (a `performance.now()` time). Nothing of the wait stays attached to the signals afterwards: a
    * connection waits millions of times on the one signal that its `close()` aborts. (`stop` may
    * also be a promise that lives no longer than the caller's wait: each wait adds a reaction to
    * it.)
    */
   async ready(
-    fd: number,
+    fd: number | readonly number[],
     events: number,
     stop: readonly AbortSignal[] | Promise<unknown>,
     deadline = Infinity,
   ): Promise<boolean> {
-    const fds = [fd];
+    const fds = typeof fd === "number" ? [fd] : [...fd];
     const steps = waitSteps(
       { tryTake: () => pollFds(fds, events, 0).length > 0 },
       Deadline.until(deadline),

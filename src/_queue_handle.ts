@@ -6,7 +6,8 @@
  * feeder of `_queue_feeder.ts`, the reader of `_queue_reader.ts`) and does the waiting:
  *
  * - a put() waits for room on the wake-up semaphore, counted in `W_PUT_WAITERS` (a get() that
- *   frees a place posts it), in slices of `SLICE_MS`, looking for dead producers' places between;
+ *   frees a place posts it), through the one wait loop (`waitSteps`, driven by `driveOn` of
+ *   `_sync_wait.ts`), looking for dead producers' places between sleeps;
  * - a get() holds the reader lock (this process's gets go one at a time, in order, through
  *   `getChain`), then waits for the pipe to be readable;
  * - JoinableQueue's join() waits on the same semaphore, counted in `W_JOIN_WAITERS`, until
@@ -38,8 +39,8 @@ import {
 } from "./_queue_shared.ts";
 // A waiting put() or join() sleeps in slices as a lock does: then it looks at abort, close and
 // dead producers.
-import { SLICE_MS } from "./_sync_wait.ts";
-import { type CheckedWait, checkWait, Deadline, whenAborted } from "./_wait.ts";
+import { driveOn, FOREVER } from "./_sync_wait.ts";
+import { type CheckedWait, checkWait, Deadline, Eagerness, waitSteps, whenAborted } from "./_wait.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
 
 /** qsize() looks for dead producers at most this often. */
@@ -67,6 +68,8 @@ export class QueueHandle {
   /** Serializes this process's gets, so only one at a time waits for the reader lock. */
   #getChain: Promise<unknown> = Promise.resolve();
   #waiter = new Waiter();
+  /** What the wait loop learnt about this queue's put() and join() waits. */
+  #eager = new Eagerness();
   #getsPending = 0;
   /** True while a get() of this process holds the reader lock (across an await). */
   #holdsReadLock = false;
@@ -238,25 +241,51 @@ export class QueueHandle {
   }
 
   /**
-   * JoinableQueue.join(): sleeps on the wake-up semaphore until no task is unfinished (the last
-   * taskDone() posts it; slices bound the wait should a producer's post take it).
+   * JoinableQueue.join(): waits (the one wait loop, on the wake-up semaphore) until no task is
+   * unfinished; the last taskDone() posts it.
    */
   async #join(): Promise<void> {
     const w = this.#w;
-    while (Atomics.load(w, W_UNFINISHED) > 0) {
-      this.#check("join");
-      Atomics.add(w, W_JOIN_WAITERS, 1);
-      this.#inflight++;
-      try {
-        if (Atomics.load(w, W_UNFINISHED) <= 0) break;
-        await this.#s.wake.waitAsync(SLICE_MS);
-      } finally {
-        this.#inflight--;
-        if (!this.#released) Atomics.sub(w, W_JOIN_WAITERS, 1);
-        if (this.#closed) queueMicrotask(() => this.#maybeRelease());
+    this.#check("join");
+    await this.#wait(() => Atomics.load(w, W_UNFINISHED) <= 0, W_JOIN_WAITERS, FOREVER, "join");
+  }
+
+  /**
+   * Waits (the one wait loop: `waitSteps`, driven on the wake-up semaphore by `driveOn`) until
+   * `tryTake()` succeeds, counted in the `waiters` word meanwhile so that whoever changes the
+   * state posts; looks for dead producers' places between sleeps. False at the deadline.
+   */
+  #wait(
+    tryTake: () => boolean,
+    waiters: number,
+    { timeout, signal }: CheckedWait,
+    what: string,
+  ): Promise<boolean> {
+    const w = this.#w;
+    const steps = waitSteps(
+      {
+        tryTake,
+        recover: () => reclaimDeadProducers(w, this.#s),
+        stray: () => reclaimDeadProducers(w, this.#s),
+      },
+      new Deadline(timeout),
+      this.#eager,
+      () => {
+        Atomics.add(w, waiters, 1);
+        this.#inflight++;
+        return () => {
+          this.#inflight--;
+          if (!this.#released) Atomics.sub(w, waiters, 1);
+          // Closed meanwhile: this was the last use of the semaphore, perhaps.
+          if (this.#closed) queueMicrotask(() => this.#maybeRelease());
+        };
+      },
+    );
+    return driveOn(steps, this.#s.wake, signal, () => {
+      if (this.#closed) {
+        throw new Deno.errors.BadResource(`Cannot ${what}: the queue was closed while waiting`);
       }
-      reclaimDeadProducers(w, this.#s);
-    }
+    });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -276,31 +305,12 @@ export class QueueHandle {
     if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${what}: the queue is closed`);
   }
 
-  async #putLater(bytes: Encoded, { timeout, signal }: CheckedWait): Promise<void> {
-    const deadline = new Deadline(timeout);
-    const w = this.#w;
-    for (;;) {
-      signal?.throwIfAborted();
-      if (this.#closed) throw new Deno.errors.BadResource("Cannot put: the queue was closed while waiting");
-      reclaimDeadProducers(w, this.#s);
-      if (this.#feeder.tryTake()) break;
-      const left = deadline.left();
-      if (left <= 0) {
-        throw new QueueFullError(`Queue is full: no room for ${timeout} ms (maxsize ${this.#s.maxsize})`);
-      }
-      Atomics.add(w, W_PUT_WAITERS, 1);
-      this.#inflight++;
-      try {
-        // Looked again after counting itself: a get() that freed a place meanwhile posts.
-        if (this.#feeder.tryTake()) break;
-        await this.#s.wake.waitAsync(Math.min(left, SLICE_MS));
-      } finally {
-        this.#inflight--;
-        if (!this.#released) Atomics.sub(w, W_PUT_WAITERS, 1);
-        // Closed meanwhile: this was the last use of the semaphore, perhaps.
-        if (this.#closed) queueMicrotask(() => this.#maybeRelease());
-      }
+  async #putLater(bytes: Encoded, wait: CheckedWait): Promise<void> {
+    reclaimDeadProducers(this.#w, this.#s);
+    if (!await this.#wait(() => this.#feeder.tryTake(), W_PUT_WAITERS, wait, "put")) {
+      throw new QueueFullError(`Queue is full: no room for ${wait.timeout} ms (maxsize ${this.#s.maxsize})`);
     }
+    const { signal } = wait;
     if (signal?.aborted || this.#closed) {
       this.#feeder.untake();
       signal?.throwIfAborted();

@@ -77,6 +77,7 @@ export interface AcquireSyncOptions {
 
 /** A settled `true`, returned by fast paths (no promise made per call). */
 export const TRUE: Promise<boolean> = Promise.resolve(true);
+const FALSE: Promise<boolean> = Promise.resolve(false);
 /** No options: wait forever, no signal. */
 export const FOREVER: CheckedWait = checkWait(undefined, "");
 
@@ -160,19 +161,52 @@ function before(core: SyncBlock, spec: WaitSpec, wait: CheckedWait): boolean | u
  * `signal.reason` when aborted. `wait` comes from `checkWait()` (the caller validates its
  * arguments, naming its call).
  */
-export async function waitUntil(core: SyncBlock, spec: WaitSpec, wait: CheckedWait): Promise<boolean> {
-  const signal = wait.signal;
-  signal?.throwIfAborted();
-  const now = before(core, spec, wait);
-  if (now !== undefined) return now;
+export function waitUntil(core: SyncBlock, spec: WaitSpec, wait: CheckedWait): Promise<boolean> {
+  try {
+    wait.signal?.throwIfAborted();
+    const now = before(core, spec, wait);
+    if (now !== undefined) return now ? TRUE : FALSE;
+  } catch (e) {
+    return Promise.reject(e);
+  }
   const channel = spec.channel ?? 0;
-  const steps = blockSteps(core, spec, new Deadline(wait.timeout));
+  return driveOn(
+    blockSteps(core, spec, new Deadline(wait.timeout)),
+    {
+      waitSync: (ms) => core.sleepSync(ms, channel),
+      waitAsync: (ms, signal) => core.sleep(ms, signal, channel),
+    },
+    wait.signal,
+    () => core.check(spec.what),
+  ); // closed meanwhile: its words may be unmapped
+}
+
+/** What {@linkcode driveOn} sleeps on: a semaphore, as `NamedSemaphore` is one. */
+export interface Sleeper {
+  /** Blocks this thread up to `ms`; true when a post was taken. */
+  waitSync(ms: number): boolean;
+  /** Sleeps up to `ms` on a worker thread; true when a post was taken; rejects when `signal` aborts. */
+  waitAsync(ms: number, signal?: AbortSignal): Promise<boolean>;
+}
+
+/**
+ * The async driver of the one wait loop (`waitSteps`) on a semaphore: a park blocks this thread
+ * (`waitSync`), a sleep runs on a worker thread (`waitAsync`, which an abort of `signal` ends at
+ * once); `check` runs after each step and may throw (a closed handle). The queue's waits use it
+ * too, on their own wake-up semaphore.
+ */
+export async function driveOn(
+  steps: Generator<Step, boolean, boolean>,
+  sleeper: Sleeper,
+  signal: AbortSignal | undefined,
+  check: () => void,
+): Promise<boolean> {
   try {
     let step = steps.next();
     while (!step.done) {
       const { park, ms } = step.value;
-      const took = park ? core.sleepSync(ms, channel) : await core.sleep(ms, signal, channel);
-      core.check(spec.what); // closed meanwhile: its words may be unmapped, look no further
+      const took = park ? sleeper.waitSync(ms) : await sleeper.waitAsync(ms, signal);
+      check();
       step = steps.next(took);
     }
     return step.value;

@@ -21,11 +21,11 @@
  *
  * @module
  */
-import { OS, pipe, pollFdsAsync, setSendBufferSize, socketpair } from "../native/mod.ts";
+import { OS, pipe, setSendBufferSize, socketpair } from "../native/mod.ts";
 import { FdChannel } from "./_fd_channel.ts";
-import { SLICE_MS } from "./_fd_wait.ts";
+import { Waiter } from "./_fd_wait.ts";
 import { described, inspect } from "./_inspect.ts";
-import { Deadline, sleep, timeoutMs } from "./_wait.ts";
+import { Deadline, raceTimeout, timeoutMs } from "./_wait.ts";
 import { deserialize, receivedFd, registerReducer, serialize } from "./_reduction.ts";
 import { BufferTooShortError } from "./errors.ts";
 import type { Process } from "./process.ts";
@@ -334,28 +334,21 @@ export async function wait(
   }
   const now = ready();
   if (now.length > 0 || !(ms > 0) || objects.length === 0) return now;
-  // One poll on a worker thread watches every connection; processes report their exit.
+  // One wait (`_fd_wait.ts`) watches every connection; processes report their exit.
   const fds = objects.filter((o) => o instanceof Connection).map((c) => (c as Connection).fileno());
   const joins = objects.filter((o) => !(o instanceof Connection)).map((p) =>
     (p as Process).join().catch(() => {})
   );
   let exited: Promise<unknown> | null = joins.length > 0 ? Promise.race(joins) : null;
   const deadline = new Deadline(ms);
+  const waiter = new Waiter();
   for (;;) {
-    const left = deadline.left();
-    if (left <= 0) return ready();
-    const slice = Math.max(1, Math.min(left, SLICE_MS)) | 0;
-    const stop = new AbortController();
-    const waited = fds.length > 0
-      ? pollFdsAsync(fds, OS.POLLIN, slice)
-      : sleep(slice, { signal: stop.signal }).catch(() => {});
-    const which = await Promise.race([
-      waited.then(() => "io"),
-      ...(exited ? [exited.then(() => "exit")] : []),
-    ]);
-    stop.abort();
-    if (which === "exit") exited = null; // at most once: a process that never started stays unready
+    let exit = false;
+    const stop = exited ? exited.then(() => void (exit = true)) : new Promise<void>(() => {});
+    if (fds.length > 0) await waiter.ready(fds, OS.POLLIN, stop, deadline.at);
+    else await raceTimeout(stop, deadline.left());
+    if (exit) exited = null; // at most once: a process that never started stays unready
     const r = ready();
-    if (r.length > 0) return r;
+    if (r.length > 0 || deadline.left() <= 0) return r;
   }
 }
