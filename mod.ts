@@ -56,7 +56,9 @@ export { BoundedSemaphore, Semaphore } from "./src/semaphore.ts";
 export { Event } from "./src/event.ts";
 export { Condition } from "./src/condition.ts";
 export { Barrier, type BarrierOptions } from "./src/barrier.ts";
-export { JoinableQueue, Queue, type QueueWaitOptions, SimpleQueue } from "./src/queues.ts";
+export { Queue, type QueueWaitOptions } from "./src/queue.ts";
+export { JoinableQueue } from "./src/joinable_queue.ts";
+export { SimpleQueue } from "./src/simple_queue.ts";
 export { SharedMemory, type SharedMemoryOptions } from "./src/shared_memory.ts";
 export {
   SharedArray,

@@ -1,6 +1,6 @@
 /**
  * This process's handle on one queue: what a `Queue` object does (CPython: the methods of
- * `queues.Queue`), behind the public classes of `queues.ts`, which only describe and forward.
+ * `queues.Queue`), behind the public classes (`queue.ts`, `joinable_queue.ts`, `simple_queue.ts`), which only describe and forward.
  *
  * It holds this process's parts of the queue (the shared state of `_queue_shared.ts`, the
  * feeder of `_queue_feeder.ts`, the reader of `_queue_reader.ts`) and does the waiting:

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { QueueWaitOptions } from "./queues.ts";
+import type { QueueWaitOptions } from "./queue.ts";
 import { checkWait } from "./_wait.ts";
 import { BaseProxy, call, checkOpen, registerProxy } from "./_manager_proxy.ts";
 

@@ -205,6 +205,24 @@ Deno.test("JoinableQueue.join() waits for every taskDone(), and one taskDone() t
   }
 });
 
+Deno.test("A subclass of JoinableQueue counts tasks as JoinableQueue does", async () => {
+  class Jobs extends JoinableQueue<string> {}
+  const q = new Jobs();
+  try {
+    await q.put("a");
+    assert.equal(await q.get(), "a");
+    let joined = false;
+    const joining = q.join().then(() => joined = true);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(joined, false); // the item is not done yet
+    q.taskDone();
+    assert.equal(await raceTimeout(joining, 10_000), true);
+    assert.throws(() => q.taskDone(), RangeError);
+  } finally {
+    q.close();
+  }
+});
+
 Deno.test("SimpleQueue puts, gets and reports empty()", async () => {
   const q = new SimpleQueue<string>();
   try {

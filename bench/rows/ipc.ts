@@ -1,5 +1,5 @@
 /**
- * Pipes and queues between two processes (src/connection.ts, src/queues.ts) against CPython's
+ * Pipes and queues between two processes (src/connection.ts, src/queue.ts) against CPython's
  * `multiprocessing` (fork context, so its targets can live in `python3 -c`) and the C floor
  * (plain pipes, fork, blocking read/write).
  *

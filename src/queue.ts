@@ -1,5 +1,6 @@
 /**
- * Queues between processes (CPython: `queues.py`).
+ * The queue between processes (CPython: `queues.py`'s `Queue`); `joinable_queue.ts` and
+ * `simple_queue.ts` build on it.
  *
  * A queue is an OS pipe plus a little shared state, and every process holding the queue holds
  * both ends of the pipe (they travel to children as `Process` arguments). The parts:
@@ -51,10 +52,26 @@ export interface QueueWaitOptions {
   signal?: AbortSignal;
 }
 
-// Friend access, set in the classes' static blocks: the reducers and JoinableQueue reach
-// private state through these (no `_` members in the public API).
+// Friend access, set in Queue's static block: the reducers and JoinableQueue reach its private
+// state through it (no `_` members in the public API).
 let handleOf: (q: Queue) => QueueHandle;
-let queueOf: (q: SimpleQueue) => Queue;
+
+const joinable = new WeakSet<object>();
+
+/** Marks `cls` (JoinableQueue): its queues, and its subclasses', count unfinished tasks. */
+export function markJoinable(cls: object): void {
+  joinable.add(cls);
+}
+
+function isJoinable(cls: object | null): boolean {
+  for (; cls !== null; cls = Object.getPrototypeOf(cls)) if (joinable.has(cls)) return true;
+  return false;
+}
+
+/** This process's handle behind `q` (for `joinable_queue.ts` and the reducers). */
+export function queueHandle(q: Queue): QueueHandle {
+  return handleOf(q);
+}
 
 /**
  * A FIFO queue shared between processes, as Python's `multiprocessing.Queue`: any number of
@@ -85,7 +102,7 @@ export class Queue<T = unknown> {
 
   /** Makes a queue holding at most `maxsize` items (0 or omitted: unbounded). */
   constructor(maxsize = 0) {
-    this.#h = new QueueHandle(adopted<Shared>(new.target), maxsize, new.target === JoinableQueue);
+    this.#h = new QueueHandle(adopted<Shared>(new.target), maxsize, isJoinable(new.target));
   }
 
   /** `Queue(qsize=3, maxsize=10)` (no maxsize when unbounded), `JoinableQueue(...)`; `Queue(closed)` once closed. */
@@ -172,113 +189,8 @@ export class Queue<T = unknown> {
   }
 }
 
-/**
- * A {@linkcode Queue} that also counts unfinished tasks, as Python's
- * `multiprocessing.JoinableQueue`: each accepted item adds one, each `taskDone()` takes one away,
- * and `join()` waits until none is left.
- *
- * @example Wait until every item is processed
- * ```ts
- * import { JoinableQueue, Process } from "@mp/multiprocessing";
- *
- * export async function worker(q: JoinableQueue<number>) {
- *   for (;;) {
- *     const n = await q.get();
- *     console.log(n * n);
- *     q.taskDone();
- *   }
- * }
- *
- * if (import.meta.main) {
- *   const q = new JoinableQueue<number>();
- *   const p = new Process({ target: worker, args: [q], daemon: true });
- *   await p.start();
- *   for (let i = 0; i < 5; i++) await q.put(i);
- *   await q.join(); // every item got its taskDone()
- *   q.close();
- * }
- * ```
- */
-export class JoinableQueue<T = unknown> extends Queue<T> {
-  /** Makes a joinable queue holding at most `maxsize` items (0 or omitted: unbounded). */
-  constructor(maxsize = 0) {
-    super(maxsize);
-  }
-
-  /**
-   * Says that an item taken with `get()` is processed. Throws a `RangeError` when called more
-   * times than items were put.
-   */
-  taskDone(): void {
-    if (!handleOf(this).taskDone()) {
-      throw new RangeError("Cannot mark a task done: taskDone() was called more times than items were put");
-    }
-  }
-
-  /** Resolves once every item put so far (in any process) has been marked done. */
-  async join(): Promise<void> {
-    await handleOf(this).join();
-  }
-}
-
-/**
- * A simpler unbounded queue, as Python's `multiprocessing.SimpleQueue`: `put`, `get`, `empty`,
- * `close`. It shares {@linkcode Queue}'s machinery (and its guarantees).
- *
- * @example
- * ```ts
- * import { SimpleQueue } from "@mp/multiprocessing";
- *
- * const q = new SimpleQueue<string>();
- * await q.put("a");
- * console.log(await q.get(), q.empty()); // "a" true
- * q.close();
- * ```
- */
-export class SimpleQueue<T = unknown> {
-  #q: Queue<T>;
-
-  /** Makes an unbounded queue. */
-  constructor() {
-    this.#q = adopted<Queue<T>>(new.target) ?? new Queue<T>();
-  }
-
-  /** `SimpleQueue(qsize=3)`; `SimpleQueue(closed)` once closed. */
-  [inspect](): string {
-    return this.#q[inspect]().replace(/^Queue/, "SimpleQueue");
-  }
-
-  /** Puts an item; an item that cannot be serialized throws from this call. */
-  put(item: T): Promise<void> {
-    return this.#q.put(item);
-  }
-
-  /** Takes the next item, waiting for one. */
-  get(): Promise<T> {
-    return this.#q.get();
-  }
-
-  /** True when the queue holds no item. */
-  empty(): boolean {
-    return this.#q.empty();
-  }
-
-  /** Says this process will put and get no more (idempotent). */
-  close(): void {
-    this.#q.close();
-  }
-
-  /** Closes this process's handle. */
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
-  static {
-    queueOf = (q) => q.#q;
-  }
-}
-
-interface QueueState {
+/** How a queue travels (all three classes alike). */
+export interface QueueState {
   readFd: number;
   writeFd: number;
   controlName: string;
@@ -287,7 +199,8 @@ interface QueueState {
   locks: Uint8Array;
 }
 
-function reduceQueue(q: Queue, ctx: ReduceContext): QueueState {
+/** The state of `q` for another process. */
+export function reduceQueue(q: Queue, ctx: ReduceContext): QueueState {
   const s = handleOf(q).shared();
   return {
     readFd: ctx.passFd(s.readFd),
@@ -299,7 +212,8 @@ function reduceQueue(q: Queue, ctx: ReduceContext): QueueState {
   };
 }
 
-function revive(st: QueueState): Shared {
+/** The shared state a travelled queue stands for, opened in this process. */
+export function reviveQueue(st: QueueState): Shared {
   const fds = { readFd: receivedFd(st.readFd), writeFd: receivedFd(st.writeFd) };
   return reviveShared({ ...st, ...fds, locks: deserialize(st.locks) as { rlock: Lock; wlock: Lock } });
 }
@@ -308,20 +222,6 @@ registerReducer(Queue, {
   name: "mp.Queue",
   reduce: reduceQueue,
   revive(st: QueueState) {
-    return construct(Queue, revive(st));
-  },
-});
-registerReducer(JoinableQueue, {
-  name: "mp.JoinableQueue",
-  reduce: reduceQueue,
-  revive(st: QueueState) {
-    return construct(JoinableQueue, revive(st));
-  },
-});
-registerReducer(SimpleQueue, {
-  name: "mp.SimpleQueue",
-  reduce: (q: SimpleQueue, ctx) => reduceQueue(queueOf(q), ctx),
-  revive(st: QueueState) {
-    return construct(SimpleQueue, construct(Queue, revive(st)));
+    return construct(Queue, reviveQueue(st));
   },
 });
