@@ -41,7 +41,8 @@ export {
   RemoteError,
   WorkerDiedError,
 } from "./src/errors.ts";
-export { Connection, Pipe, wait } from "./src/connection.ts";
+export { Connection } from "./src/connection.ts";
+export { Pipe, wait } from "./src/pipe.ts";
 export {
   type ApplyOptions,
   AsyncResult,

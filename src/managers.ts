@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { Pipe } from "./connection.ts";
+import { Pipe } from "./pipe.ts";
 import { Process } from "./process.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { track } from "./_tracker.ts";
