@@ -6,7 +6,8 @@
  * @module
  */
 import { registerReducer } from "./_reduction.ts";
-import { type Endpoint, endpoint, holdRef, lend, releaseRef, request } from "./_manager_client.ts";
+import { type Endpoint, endpoint, request } from "./_manager_client.ts";
+import { holdRef, lend, releaseRef } from "./_manager_refs.ts";
 import type { ManagerAddress } from "./_manager_wire.ts";
 
 /** Only a Manager (and revival) makes proxies. */

@@ -27,6 +27,7 @@ import {
   type ManagerAddress,
   NATIVE_ERROR,
   OK,
+  PENDING,
 } from "./_manager_wire.ts";
 import { sleep } from "./_wait.ts";
 import { AttributeError, native, nativeErrors, repr } from "./_manager_objects.ts";
@@ -35,8 +36,17 @@ import { type CustomTypeSpec, loadTypes, type TypeInfo, TYPES } from "./_manager
 import { type Described, ObjectTable, type Session } from "./_manager_table.ts";
 export type { CustomTypeSpec } from "./_manager_types.ts";
 // Proxies stored inside shared objects revive here; the server counts them as references.
-import { setLocalServer } from "./_manager_client.ts";
+import { setLocalServer } from "./_manager_refs.ts";
 import "./managers.ts";
+
+const NOTHING = new Uint8Array(0);
+
+/** The reply of a call that threw `e`. */
+function errorReply(id: number, e: unknown, signal: AbortSignal): Uint8Array {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const kind = signal.aborted ? CANCELLED : nativeErrors.has(err) ? NATIVE_ERROR : ERROR;
+  return encodeReply(id, kind, serialize([err.name, err.message, err.stack ?? ""]));
+}
 
 /** What the server tells the process that started it, once (the address: a TCP port may be 0). */
 export type ServerReady = { ok: true; address: ManagerAddress } | {
@@ -221,30 +231,34 @@ export async function serve(
           continue;
         }
         const ctl = new AbortController();
-        inflight.set(id, ctl);
         // Revived now: the bytes are valid only until the next read.
-        let args: unknown[] | Error;
+        let result: unknown;
         try {
-          args = deserialize(argBytes) as unknown[];
+          result = call(objectId, method, deserialize(argBytes) as unknown[], session, ctl.signal);
         } catch (e) {
-          args = e instanceof Error ? e : new Error(String(e));
+          ch.writeFramed(errorReply(id, e, ctl.signal)).catch(() => {});
+          continue;
         }
-        (async () => {
+        if (!(result instanceof Promise)) {
+          // Answered in the same tick: most calls.
           let reply: Uint8Array;
           try {
-            if (args instanceof Error) throw args;
-            let result = call(objectId, method, args, session, ctl.signal);
-            if (result instanceof Promise) result = await result;
             reply = encodeReply(id, OK, serialize(result));
           } catch (e) {
-            const err = e instanceof Error ? e : new Error(String(e));
-            const kind = ctl.signal.aborted ? CANCELLED : nativeErrors.has(err) ? NATIVE_ERROR : ERROR;
-            reply = encodeReply(id, kind, serialize([err.name, err.message, err.stack ?? ""]));
-          } finally {
-            inflight.delete(id);
+            reply = errorReply(id, e, ctl.signal);
           }
-          await ch.writeFramed(reply).catch(() => {});
-        })();
+          ch.writeFramed(reply).catch(() => {});
+          continue;
+        }
+        ch.writeFramed(encodeReply(id, PENDING, NOTHING)).catch(() => {});
+        inflight.set(id, ctl);
+        result.then((value) => encodeReply(id, OK, serialize(value))).catch((e) =>
+          errorReply(id, e, ctl.signal)
+        )
+          .then((reply) => {
+            inflight.delete(id);
+            return ch.writeFramed(reply);
+          }).catch(() => {});
       }
     } catch {
       // A client that failed authentication or went away: nothing to do but forget it.

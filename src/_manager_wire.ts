@@ -10,7 +10,8 @@
  * - client → server: request id (u32), object id (u32, 0 is the manager itself), the method's
  *   name (u8 length, then ASCII), then the `serialize()`d array of arguments;
  * - server → client: request id (u32), a kind (u8: OK, ERROR, ...), then the `serialize()`d
- *   result, or `[name, message, stack]` of the error.
+ *   result, or `[name, message, stack]` of the error; a call that has to wait is first
+ *   acknowledged with kind PENDING and no payload.
  *
  * The envelope is a few fixed bytes rather than a serialized tuple: a round trip is then one
  * serialization each way (and the arguments are revived apart from the envelope, so an argument
@@ -45,6 +46,11 @@ export const ERROR = 1;
 export const NATIVE_ERROR = 2;
 /** The request was cancelled (its signal aborted) before it completed. */
 export const CANCELLED = 3;
+/**
+ * Not a reply yet: the call waits (a queue `get()`, a taken lock...), its reply comes later.
+ * Sent at once, so that the client knows not to wait for it on its own thread.
+ */
+export const PENDING = 4;
 
 /** Frames larger than this are refused before authentication. */
 const AUTH_FRAME_MAX = 256;
@@ -57,8 +63,48 @@ export function addressKey(address: ManagerAddress): string {
   return "path" in address ? address.path : `${address.hostname}:${address.port}`;
 }
 
-/** A connection carrying frames. Reads are one at a time; writes may overlap (they are queued). */
-export class FrameChannel {
+/** The bytes of a frame's header. */
+export const FRAME_HEADER = 4;
+
+/** Writes a frame's header (its body's length) at `at`. */
+export function putFrameHeader(frame: Uint8Array, at: number, bodySize: number): void {
+  frame[at] = bodySize & 0xff;
+  frame[at + 1] = (bodySize >>> 8) & 0xff;
+  frame[at + 2] = (bodySize >>> 16) & 0xff;
+  frame[at + 3] = bodySize >>> 24;
+}
+
+/** Reads the body length from a frame's header at `at`. */
+export function frameBodySize(bytes: Uint8Array, at: number): number {
+  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16)) + bytes[at + 3] * 0x100_0000;
+}
+
+/** A whole frame around `body`. */
+export function frameOf(body: Uint8Array): Uint8Array<ArrayBuffer> {
+  const frame = new Uint8Array(FRAME_HEADER + checkSize(body.length));
+  putFrameHeader(frame, 0, body.length);
+  frame.set(body, FRAME_HEADER);
+  return frame;
+}
+
+/** Refuses a frame of `size` bytes before authentication. */
+export function checkFrameSize(size: number, max: number): void {
+  if (size > max) throw new AuthenticationError(`Refused a ${size}-byte frame before authentication`);
+}
+
+/** Either end of a connection, as the handshake sees it. */
+export interface Frames {
+  /** The next frame's body (valid until the next read), or null at end of stream. */
+  readFrame(max?: number): Promise<Uint8Array | null>;
+  /** Writes one frame. */
+  writeFrame(body: Uint8Array): Promise<void>;
+}
+
+/**
+ * A `Deno.Conn` carrying frames (the server's end of each connection). Reads are one at a time;
+ * writes may overlap (they are queued).
+ */
+export class FrameChannel implements Frames {
   #conn: Deno.Conn;
   #buf = new Uint8Array(64 * 1024);
   #start = 0;
@@ -68,6 +114,7 @@ export class FrameChannel {
 
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
   }
 
   /** The connection underneath (for ref/unref). */
@@ -80,14 +127,28 @@ export class FrameChannel {
    * deserialize them at once.
    */
   async readFrame(max = Infinity): Promise<Uint8Array | null> {
-    if (!(await this.#fill(4))) return null;
-    const size = new DataView(this.#buf.buffer, this.#start, 4).getUint32(0, true);
-    if (size > max) throw new AuthenticationError(`Refused a ${size}-byte frame before authentication`);
-    this.#start += 4;
+    const got = this.takeFrame(max);
+    if (got) return got;
+    if (!(await this.#fill(FRAME_HEADER))) return null;
+    const size = frameBodySize(this.#buf, this.#start);
+    checkFrameSize(size, max);
+    this.#start += FRAME_HEADER;
     if (!(await this.#fill(size))) throw new Error(`Connection closed in the middle of a ${size}-byte frame`);
     const body = this.#buf.subarray(this.#start, this.#start + size);
     this.#start += size;
     return body;
+  }
+
+  /** A whole frame's body that is buffered already (valid until the next read), else null. */
+  takeFrame(max = Infinity): Uint8Array | null {
+    const have = this.#end - this.#start;
+    if (have < FRAME_HEADER) return null;
+    const size = frameBodySize(this.#buf, this.#start);
+    checkFrameSize(size, max);
+    if (have < FRAME_HEADER + size) return null;
+    const at = this.#start + FRAME_HEADER;
+    this.#start = at + size;
+    return this.#buf.subarray(at, at + size);
   }
 
   /** Ensures `n` unread bytes are buffered; false at end of stream before any of them. */
@@ -117,10 +178,7 @@ export class FrameChannel {
 
   /** Writes one frame; frames written concurrently go out whole, one after the other. */
   writeFrame(body: Uint8Array): Promise<void> {
-    const frame = new Uint8Array(4 + checkSize(body.length));
-    new DataView(frame.buffer).setUint32(0, body.length, true);
-    frame.set(body, 4);
-    return this.writeFramed(frame);
+    return this.writeFramed(frameOf(body));
   }
 
   /**
@@ -130,11 +188,13 @@ export class FrameChannel {
    * an unhandled rejection (which would end the server).
    */
   writeFramed(frame: Uint8Array): Promise<void> {
-    const write = async () => {
-      let at = 0;
-      while (at < frame.length) at += await this.#conn.write(frame.subarray(at));
+    const write = async (n = 0) => {
+      for (let at = n; at < frame.length;) at += await this.#conn.write(frame.subarray(at));
     };
-    const next = this.#writing ? this.#writing.then(write) : write();
+    // Nothing queued: write at once, and chain only if the write was short.
+    const next = this.#writing
+      ? this.#writing.then(() => write())
+      : this.#conn.write(frame).then((n) => n < frame.length ? write(n) : undefined);
     const settled: Promise<void> = next.then(done, done).then(() => {
       if (this.#writing === settled) this.#writing = null;
     });
@@ -163,22 +223,52 @@ function checkSize(n: number): number {
   return n;
 }
 
-const ascii = new TextEncoder();
 const asciiDecoder = new TextDecoder();
 
 /** A whole request frame. */
-export function encodeRequest(id: number, objectId: number, method: string, args: Uint8Array): Uint8Array {
-  const name = ascii.encode(method);
-  const size = checkSize(9 + name.length + args.length);
-  const frame = new Uint8Array(4 + size);
+export function encodeRequest(
+  id: number,
+  objectId: number,
+  method: string,
+  args: Uint8Array,
+): Uint8Array<ArrayBuffer> {
+  const name = methodBytes(method);
+  const n = name.length;
+  const size = checkSize(9 + n + args.length);
+  const frame = new Uint8Array(FRAME_HEADER + size);
   const view = new DataView(frame.buffer);
-  view.setUint32(0, size, true);
+  putFrameHeader(frame, 0, size);
   view.setUint32(4, id, true);
   view.setUint32(8, objectId, true);
-  frame[12] = name.length;
+  frame[12] = n;
   frame.set(name, 13);
-  frame.set(args, 13 + name.length);
+  frame.set(args, 13 + n);
   return frame;
+}
+
+const utf8 = new TextEncoder();
+const names = new Map<string, Uint8Array>();
+
+/** A method's name as UTF-8 (remembered: proxies call few distinct methods). */
+function methodBytes(method: string): Uint8Array {
+  let bytes = names.get(method);
+  if (bytes) return bytes;
+  bytes = utf8.encode(method);
+  if (bytes.length > 255) {
+    throw new RangeError(`Cannot call a method named ${JSON.stringify(method)}: names are at most 255 bytes`);
+  }
+  if (names.size < 1024) names.set(method, bytes);
+  return bytes;
+}
+
+/** A method's name from its UTF-8 bytes (ASCII without a call into the decoder). */
+function methodName(bytes: Uint8Array): string {
+  let ascii = "";
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] > 0x7f) return asciiDecoder.decode(bytes);
+    ascii += String.fromCharCode(bytes[i]);
+  }
+  return ascii;
 }
 
 /** Reads a request's body (the bytes of `args` are valid until the next read). */
@@ -190,7 +280,7 @@ export function decodeRequest(
   return {
     id: view.getUint32(0, true),
     objectId: view.getUint32(4, true),
-    method: asciiDecoder.decode(body.subarray(9, 9 + n)),
+    method: methodName(body.subarray(9, 9 + n)),
     args: body.subarray(9 + n),
   };
 }
@@ -198,9 +288,9 @@ export function decodeRequest(
 /** A whole reply frame. */
 export function encodeReply(id: number, kind: number, payload: Uint8Array): Uint8Array {
   const size = checkSize(5 + payload.length);
-  const frame = new Uint8Array(4 + size);
+  const frame = new Uint8Array(FRAME_HEADER + size);
   const view = new DataView(frame.buffer);
-  view.setUint32(0, size, true);
+  putFrameHeader(frame, 0, size);
   view.setUint32(4, id, true);
   frame[8] = kind;
   frame.set(payload, 9);
@@ -239,7 +329,7 @@ function startsWith(a: Uint8Array, prefix: Uint8Array): boolean {
 }
 
 /** Sends a random challenge and checks that the peer answers it with the authkey's HMAC. */
-export async function deliverChallenge(ch: FrameChannel, authkey: Uint8Array, peer: string): Promise<void> {
+export async function deliverChallenge(ch: Frames, authkey: Uint8Array, peer: string): Promise<void> {
   const message = new Uint8Array(CHALLENGE.length + 32);
   message.set(CHALLENGE);
   crypto.getRandomValues(message.subarray(CHALLENGE.length));
@@ -254,7 +344,7 @@ export async function deliverChallenge(ch: FrameChannel, authkey: Uint8Array, pe
 }
 
 /** Answers the peer's challenge with the authkey's HMAC, and checks that it was accepted. */
-export async function answerChallenge(ch: FrameChannel, authkey: Uint8Array, peer: string): Promise<void> {
+export async function answerChallenge(ch: Frames, authkey: Uint8Array, peer: string): Promise<void> {
   const got = await ch.readFrame(AUTH_FRAME_MAX);
   if (got === null) throw new EOFError(`${peer} closed the connection before it sent a challenge`);
   if (!startsWith(got, CHALLENGE)) {
