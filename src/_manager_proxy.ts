@@ -95,6 +95,12 @@ export function refOf(proxy: unknown, what: string): ProxyRef {
   return s.ref;
 }
 
+/** A proxy to object `id` (of `type`) of the manager that `proxy` belongs to. */
+export function relatedProxy<P>(proxy: BaseProxy, id: number, type: string): P {
+  const { address, authkey } = stateOf(proxy).ref;
+  return makeProxy<P>({ address, authkey, id, type });
+}
+
 /** What the server said about the proxy's object besides its type. */
 export function extraOf(proxy: BaseProxy): Record<string, unknown> {
   return stateOf(proxy).ref.extra ?? {};

@@ -35,9 +35,11 @@ import type { CallContext } from "./_manager_sync.ts";
 import { type CustomTypeSpec, loadTypes, type TypeInfo, TYPES } from "./_manager_types.ts";
 import { type Described, ObjectTable, type Session } from "./_manager_table.ts";
 export type { CustomTypeSpec } from "./_manager_types.ts";
-// Proxies stored inside shared objects revive here; the server counts them as references.
+// Proxies stored inside shared objects revive here (as their classes: the two modules register
+// them); the server counts them as references.
 import { setLocalServer } from "./_manager_refs.ts";
-import "./managers.ts";
+import "./manager_proxies.ts";
+import "./manager_sync.ts";
 
 const NOTHING = new Uint8Array(0);
 
@@ -149,7 +151,13 @@ export async function serve(
           );
         }
         const impl = t.make(rest, find);
-        return table.add(session, { type, impl, methods: t.methods, extra: t.extra?.(impl) });
+        return table.add(session, {
+          type,
+          impl,
+          methods: t.methods,
+          extra: t.extra?.(impl, rest),
+          holds: t.holds?.(rest),
+        });
       }
       case "incref":
         for (const id of args as number[]) table.hold(session, id);
@@ -165,6 +173,8 @@ export async function serve(
         table.publish(name, id);
         return null;
       }
+      case "unpublish":
+        return table.unpublish(String(args[0]));
       case "lookup": {
         const found: Described | undefined = table.lookup(session, args[0] as string);
         if (!found) {

@@ -189,6 +189,10 @@ export class ConditionImpl {
   constructor(lock?: LockImpl | RLockImpl) {
     this.#lock = lock ?? new RLockImpl();
   }
+  /** The type of its lock, as the table names it. */
+  get lockType(): "lock" | "rlock" {
+    return this.#lock instanceof LockImpl ? "lock" : "rlock";
+  }
   acquire(wait: unknown, ctx: CallContext): boolean | Promise<boolean> {
     return this.#lock.acquire(wait, ctx);
   }
