@@ -50,6 +50,8 @@ const SYMBOLS = {
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   /** int getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *optlen) */
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  /** int getsockname(int fd, struct sockaddr *addr, socklen_t *len) */
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   /** ssize_t send(int fd, const void *buf, size_t len, int flags) */
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   /** int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout, const sigset_t *mask) */

@@ -45,12 +45,16 @@ export {
   writeAll,
 } from "./fd.ts";
 export {
+  acceptSocket,
   connectResult,
   connectSocket,
+  listenSocket,
   pollFdMicros,
+  PollSet,
   send,
   shutdownSocket,
   type SocketAddress,
+  socketPort,
 } from "./socket.ts";
 export { NamedSemaphore } from "./semaphore.ts";
 export { mapSharedMemory, type SharedMapping, unlinkSharedMemory } from "./shm.ts";

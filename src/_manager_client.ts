@@ -133,11 +133,12 @@ export class Client {
   /** Settles the replies that have come; false at the end of the stream. */
   #readReplies(): boolean {
     for (;;) {
-      let frame;
-      while ((frame = this.#ch.takeFrame()) !== null) this.#reply(frame);
+      // Whole frames never stay buffered between calls: read first.
       const got = this.#ch.fill();
       if (got === null) return false;
-      if (!got) return true;
+      let frame;
+      while ((frame = this.#ch.takeFrame()) !== null) this.#reply(frame);
+      if (!got || this.#ch.drained) return true;
     }
   }
 
@@ -176,7 +177,6 @@ export class Client {
       const now = performance.now();
       if (now - this.#lastDrain > IDLE_MS) this.#burstStart = now;
       this.#lastDrain = now;
-      if (!this.#readReplies()) return this.#lose();
       while (this.#fresh > 0 && now - this.#burstStart < TURN_MS && this.#ch.poll(QUICK_WAIT_US)) {
         if (!this.#readReplies()) return this.#lose();
       }

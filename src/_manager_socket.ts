@@ -81,6 +81,12 @@ export function parseIp(text: string): Uint8Array | null {
   return out;
 }
 
+/**
+ * How a channel waits until its fd has `events` (true), or `stop` aborts (false). By default on
+ * its own (`Waiter`: a worker thread's poll); the server's channels ask its one poll loop.
+ */
+export type Readiness = (fd: number, events: number, stop: AbortSignal) => Promise<boolean>;
+
 /** A connected, non-blocking socket carrying frames. */
 export class SocketChannel implements Frames {
   readonly fd: number;
@@ -90,12 +96,19 @@ export class SocketChannel implements Frames {
   /** Bytes of frames not written yet (the socket's buffer was full), in order. */
   #out: Uint8Array<ArrayBuffer>[] = [];
   #flushing: Promise<void> | null = null;
+  #drained = false;
   #closed = new AbortController();
-  #reader = new Waiter();
-  #writer = new Waiter();
+  #ready: Readiness;
 
-  private constructor(fd: number) {
+  /** A channel over the connected socket `fd` (it closes it). */
+  constructor(fd: number, ready?: Readiness) {
     this.fd = fd;
+    if (ready) this.#ready = ready;
+    else {
+      const reader = new Waiter();
+      const writer = new Waiter();
+      this.#ready = (fd, events, stop) => (events === OS.POLLOUT ? writer : reader).ready(fd, events, [stop]);
+    }
   }
 
   /** Connects to `address` (without blocking the event loop while a TCP connect is in progress). */
@@ -104,7 +117,7 @@ export class SocketChannel implements Frames {
     const ch = new SocketChannel(fd);
     if (!connected) {
       try {
-        await ch.#writer.ready(fd, OS.POLLOUT, [ch.#closed.signal]);
+        await ch.#ready(fd, OS.POLLOUT, ch.#closed.signal);
         const code = connectResult(fd);
         if (code !== 0) throw osError("connect", code, `${addressText(address)}`);
       } catch (e) {
@@ -152,11 +165,18 @@ export class SocketChannel implements Frames {
       this.#end = have;
     }
     if (this.closed) return null;
+    const room = this.#buf.length - this.#end;
     const n = read(this.fd, this.#buf.subarray(this.#end) as Uint8Array<ArrayBuffer>);
     if (n === 0) return null;
     if (n < 0) return false;
     this.#end += n;
+    this.#drained = n < room;
     return true;
+  }
+
+  /** The last {@linkcode fill} took all there was (no need to read again before a wait). */
+  get drained(): boolean {
+    return this.#drained;
   }
 
   /** Sleeps on this thread for at most `micros` µs until something can be read; true if so. */
@@ -166,7 +186,7 @@ export class SocketChannel implements Frames {
 
   /** Resolves when something can be read (true), or false once the channel is closed. */
   readable(): Promise<boolean> {
-    return this.#reader.ready(this.fd, OS.POLLIN, [this.#closed.signal]);
+    return this.#ready(this.fd, OS.POLLIN, this.#closed.signal);
   }
 
   /** The next frame's body (for the handshake), or null at end of stream. */
@@ -217,7 +237,7 @@ export class SocketChannel implements Frames {
   async #flush(): Promise<void> {
     try {
       while (this.#out.length > 0) {
-        if (!(await this.#writer.ready(this.fd, OS.POLLOUT, [this.#closed.signal]))) {
+        if (!(await this.#ready(this.fd, OS.POLLOUT, this.#closed.signal))) {
           throw new Deno.errors.BadResource("The connection to the manager was closed while writing");
         }
         const head = this.#out[0];

@@ -101,7 +101,8 @@ export interface Frames {
 }
 
 /**
- * A `Deno.Conn` carrying frames (the server's end of each connection). Reads are one at a time;
+ * A `Deno.Conn` carrying frames: the wire as any client could speak it (the tests' raw clients;
+ * the library's own ends use native sockets, `_manager_socket.ts`). Reads are one at a time;
  * writes may overlap (they are queued).
  */
 export class FrameChannel implements Frames {
@@ -286,7 +287,7 @@ export function decodeRequest(
 }
 
 /** A whole reply frame. */
-export function encodeReply(id: number, kind: number, payload: Uint8Array): Uint8Array {
+export function encodeReply(id: number, kind: number, payload: Uint8Array): Uint8Array<ArrayBuffer> {
   const size = checkSize(5 + payload.length);
   const frame = new Uint8Array(FRAME_HEADER + size);
   const view = new DataView(frame.buffer);
