@@ -40,6 +40,13 @@ const CONNECT_TIMEOUT_MS = 20_000;
  */
 const QUICK_WAIT_US = 20_000;
 /**
+ * Before it sleeps, the quick wait spins this long, in µs (and so does the server's loop): a
+ * reply that comes meanwhile costs no wake-up of an idle core. Measured on a 2-core VM, dict set
+ * round trips: ~150 µs without, ~30 µs with; with both cores kept busy by other programs, ~130 µs
+ * without and ~70 µs with.
+ */
+const SPIN_US = 100;
+/**
  * Calls answered one after the other within the quick wait never let the event loop turn (each
  * continues in a microtask); after this many ms of that, one wait goes through the event loop,
  * so that timers and I/O of the program are not starved by a loop of calls.
@@ -177,7 +184,7 @@ export class Client {
       const now = performance.now();
       if (now - this.#lastDrain > IDLE_MS) this.#burstStart = now;
       this.#lastDrain = now;
-      while (this.#fresh > 0 && now - this.#burstStart < TURN_MS && this.#ch.poll(QUICK_WAIT_US)) {
+      while (this.#fresh > 0 && now - this.#burstStart < TURN_MS && this.#ch.poll(QUICK_WAIT_US, SPIN_US)) {
         if (!this.#readReplies()) return this.#lose();
       }
     } catch {

@@ -179,9 +179,19 @@ export class SocketChannel implements Frames {
     return this.#drained;
   }
 
-  /** Sleeps on this thread for at most `micros` µs until something can be read; true if so. */
-  poll(micros: number): boolean {
-    return !this.closed && pollFdMicros(this.fd, OS.POLLIN, micros);
+  /**
+   * Waits on this thread for at most `micros` µs until something can be read (true): first
+   * spinning for up to `spinMicros` µs, then asleep in the kernel.
+   */
+  poll(micros: number, spinMicros = 0): boolean {
+    if (this.closed) return false;
+    if (spinMicros > 0) {
+      const end = performance.now() + spinMicros / 1000;
+      do {
+        if (pollFdMicros(this.fd, OS.POLLIN, 0)) return true;
+      } while (performance.now() < end);
+    }
+    return pollFdMicros(this.fd, OS.POLLIN, micros);
   }
 
   /** Resolves when something can be read (true), or false once the channel is closed. */
