@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { lookup } from "node:dns/promises";
 import {
   close as closeFd,
   connectResult,
@@ -39,6 +38,8 @@ export async function socketAddress(address: ManagerAddress): Promise<SocketAddr
   const { hostname, port } = address;
   const literal = parseIp(hostname);
   if (literal) return { ip: literal, port };
+  // Loaded only here: a node: module costs every process that imports it milliseconds of start-up.
+  const { lookup } = await import("node:dns/promises");
   const found = await lookup(hostname);
   const ip = parseIp(found.address);
   if (!ip) throw new Deno.errors.NotFound(`Cannot resolve ${JSON.stringify(hostname)}: got ${found.address}`);
