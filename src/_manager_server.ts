@@ -229,15 +229,19 @@ export async function serve(
       loop.forget(fd);
       ch.close();
     };
+    let proven = false;
     try {
       await deliverChallenge(ch, authkey, "the client");
+      // It knows the authkey: no longer one of the unauthenticated (before it is told so).
+      proven = true;
+      unauthenticated--;
       await answerChallenge(ch, authkey, "the client");
     } catch {
       // A client that failed authentication or went away: nothing to do but forget it.
       return end();
     } finally {
       clearTimeout(tooSlow);
-      unauthenticated--;
+      if (!proven) unauthenticated--;
       loop.busy--;
     }
     const reply = (frame: Uint8Array<ArrayBuffer>) => {
