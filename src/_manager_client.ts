@@ -19,7 +19,7 @@ import {
   OK,
   PENDING,
 } from "./_manager_wire.ts";
-import { SocketChannel } from "./_manager_socket.ts";
+import { SocketChannel, Spin } from "./_manager_socket.ts";
 import {
   AuthenticationError,
   BrokenBarrierError,
@@ -39,13 +39,6 @@ const CONNECT_TIMEOUT_MS = 20_000;
  * timeout shorter than the kernel's tick, 4 ms here, costs ~15 µs more per wait.)
  */
 const QUICK_WAIT_US = 20_000;
-/**
- * Before it sleeps, the quick wait spins this long, in µs (and so does the server's loop): a
- * reply that comes meanwhile costs no wake-up of an idle core. Measured on a 2-core VM, dict set
- * round trips: ~150 µs without, ~30 µs with; with both cores kept busy by other programs, ~130 µs
- * without and ~70 µs with.
- */
-const SPIN_US = 100;
 /**
  * Calls answered one after the other within the quick wait never let the event loop turn (each
  * continues in a microtask); after this many ms of that, one wait goes through the event loop,
@@ -80,6 +73,7 @@ export class Client {
   /** Since when calls are answered back to back without the event loop turning, and the last. */
   #burstStart = 0;
   #lastDrain = 0;
+  #spin = new Spin();
 
   constructor(ch: SocketChannel, where: string, onLost: () => void) {
     this.#ch = ch;
@@ -184,7 +178,9 @@ export class Client {
       const now = performance.now();
       if (now - this.#lastDrain > IDLE_MS) this.#burstStart = now;
       this.#lastDrain = now;
-      while (this.#fresh > 0 && now - this.#burstStart < TURN_MS && this.#ch.poll(QUICK_WAIT_US, SPIN_US)) {
+      while (
+        this.#fresh > 0 && now - this.#burstStart < TURN_MS && this.#ch.poll(QUICK_WAIT_US, this.#spin)
+      ) {
         if (!this.#readReplies()) return this.#lose();
       }
     } catch {

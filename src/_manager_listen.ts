@@ -8,9 +8,9 @@
  *
  * How the loop waits, in order:
  * - while requests keep coming and nothing else is in progress (no handshake, no call that
- *   waits, no write that waits for room), it polls on this thread, spinning for
- *   {@linkcode SPIN_MS} and then asleep for up to {@linkcode QUICK_MS}: the next request of a
- *   busy client is read without a wake-up or a trip through the event loop. The event loop is blocked meanwhile, so this lasts at most {@linkcode TURN_MS}
+ *   waits, no write that waits for room), it polls on this thread, spinning a moment while that
+ *   pays (`Spin`) and then asleep for up to {@linkcode QUICK_MS}: the next request of a busy
+ *   client is read without a wake-up or a trip through the event loop. The event loop is blocked meanwhile, so this lasts at most {@linkcode TURN_MS}
  *   before one turn of the event loop (timers, signals);
  * - otherwise it polls on a worker thread (the event loop runs: handshakes, timers, calls that
  *   wait), woken by a byte on its own pipe when something new must be watched.
@@ -28,11 +28,10 @@ import {
   shutdownSocket,
   write as writeFd,
 } from "../native/mod.ts";
+import { Spin } from "./_manager_socket.ts";
 
 /** The longest a poll on this thread blocks the event loop, in ms (at least the kernel's tick). */
 const QUICK_MS = 5;
-/** Before it sleeps in that poll, the loop spins this long, in ms (see the client's SPIN_US). */
-const SPIN_MS = 0.1;
 /** After this many ms of polls on this thread, one poll goes through the event loop. */
 const TURN_MS = 10;
 /** A poll on a worker thread lasts at most this long before it looks at the loop's state again. */
@@ -65,6 +64,7 @@ export class ServerLoop {
   #lastActive = 0;
   #restUntil = 0;
   #backoff = ACCEPT_BACKOFF_MS;
+  #spin = new Spin();
   /** Work in progress that needs the event loop (handshakes, calls that wait). */
   busy = 0;
 
@@ -155,9 +155,8 @@ export class ServerLoop {
         now - this.#lastTurn < TURN_MS;
       let n: number;
       if (quick) {
-        const end = now + SPIN_MS;
-        do n = set.wait(0); while (n === 0 && performance.now() < end);
-        if (n === 0) n = set.wait(QUICK_MS);
+        n = 0;
+        if (!this.#spin.spin(() => (n = set.wait(0)) > 0)) n = set.wait(QUICK_MS);
       } else {
         const turn = now - this.#lastTurn >= TURN_MS && now - this.#lastActive < QUICK_MS;
         const rest = this.#restUntil > now ? Math.ceil(this.#restUntil - now) : SLICE_MS;
