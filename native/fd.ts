@@ -155,11 +155,12 @@ export function writeAll(fd: number, buf: Uint8Array<ArrayBuffer>): void {
  */
 export function pollFds(fds: number[], events: number, timeoutMs: number): number[] {
   const buf = pollBuffer(fds, events);
-  const exact = timeoutMs > 0 && !Number.isInteger(timeoutMs) ? timespec(timeoutMs) : null;
+  const ppoll = libc().ppoll; // optional: where libc has none, the timeout is rounded up
+  const exact = ppoll && timeoutMs > 0 && !Number.isInteger(timeoutMs) ? timespec(timeoutMs) : null;
   for (;;) {
     const n = exact
-      ? libc().ppoll(buf, BigInt(fds.length), exact, null)
-      : libc().poll(buf, BigInt(fds.length), timeoutMs);
+      ? ppoll!(buf, BigInt(fds.length), exact, null)
+      : libc().poll(buf, BigInt(fds.length), timeoutMs < 0 ? -1 : Math.ceil(timeoutMs));
     if (n >= 0) return readyFds(buf, fds);
     const code = errno();
     if (code !== OS.errno.EINTR) throw osError("poll", code);

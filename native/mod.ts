@@ -8,6 +8,7 @@
  * - `errors.ts`: errno → error;
  * - `proc.ts`: process ids, signals, liveness, waiting for a child;
  * - `fd.ts`: pipes, socket pairs, fd flags, read/write/poll;
+ * - `socket.ts`: stream sockets a client connects itself (Unix path, IPv4/IPv6), send, a set of fds polled at once;
  * - `semaphore.ts`: POSIX named semaphores;
  * - `shm.ts`: POSIX shared memory and the IPC name check;
  * - `v8.ts`: the probe of Deno's internal V8 serializer.
@@ -44,6 +45,17 @@ export {
   write,
   writeAll,
 } from "./fd.ts";
+export {
+  acceptSocket,
+  connectResult,
+  connectSocket,
+  listenSocket,
+  PollSet,
+  send,
+  shutdownSocket,
+  type SocketAddress,
+  socketPort,
+} from "./socket.ts";
 export { NamedSemaphore } from "./semaphore.ts";
 export { mapSharedMemory, type SharedMapping, unlinkSharedMemory } from "./shm.ts";
 export { fastSerializer, type Serializer } from "./v8.ts";

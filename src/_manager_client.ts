@@ -1,13 +1,13 @@
 /**
  * The client side of a manager: one authenticated connection per manager per process, shared by
- * every proxy (CPython: `managers.py`'s `BaseProxy._connect` and `_incref`/`_decref`), and the
- * process's reference counts of the objects its proxies point at.
+ * every proxy (CPython: `managers.py`'s `BaseProxy._connect`). The process's reference counts of
+ * the objects its proxies point at are in `_manager_refs.ts`.
  *
  * @module
  */
 import { deserialize, serialize } from "./_reduction.ts";
 import { type PackedError, unpackError } from "./_error_transport.ts";
-import { raceTimeout, TIMED_OUT } from "./_wait.ts";
+import { Eagerness, raceTimeout, TIMED_OUT } from "./_wait.ts";
 import {
   addressKey,
   answerChallenge,
@@ -15,17 +15,36 @@ import {
   decodeReply,
   deliverChallenge,
   encodeRequest,
-  FrameChannel,
   type ManagerAddress,
   NATIVE_ERROR,
   OK,
+  PENDING,
 } from "./_manager_wire.ts";
+import { SocketChannel } from "./_manager_socket.ts";
 import { AuthenticationError, EOFError, RemoteError } from "./errors.ts";
 
 /** How long connecting to a manager and the handshake may take, unless `connect()` says. */
 const CONNECT_TIMEOUT_MS = 20_000;
+/**
+ * The longest a call waits on this thread (the event loop blocked) for its reply, or for the
+ * server's word that the call waits (kind PENDING), in ms: the server answers one or the other at
+ * once, so this bound only matters when the server is stalled. A wait that does not block costs
+ * a worker thread's wake-up (~100 µs here) on top of the reply's own time. (Not much shorter: a
+ * timeout shorter than the kernel's tick, 4 ms here, costs ~15 µs more per wait.)
+ */
+const QUICK_WAIT_MS = 20;
+/**
+ * Calls answered one after the other within the quick wait never let the event loop turn (each
+ * continues in a microtask); after this many ms of that, one wait goes through the event loop,
+ * so that timers and I/O of the program are not starved by a loop of calls.
+ */
+const TURN_MS = 20;
+/** A gap this long between calls means the event loop had its turn meanwhile. */
+const IDLE_MS = 1;
 
 interface Pending {
+  /** Neither its reply nor word that it waits has come yet. */
+  fresh: boolean;
   resolve(v: unknown): void;
   reject(e: unknown): void;
   signal?: AbortSignal;
@@ -33,19 +52,27 @@ interface Pending {
 }
 
 export class Client {
-  #ch: FrameChannel;
+  #ch: SocketChannel;
   #where: string;
   #pending = new Map<number, Pending>();
   #nextId = 1;
+  /** How many pending requests are fresh (see {@linkcode Pending}). */
+  #fresh = 0;
   #lost: Error | null = null;
   #onLost: () => void;
+  /** A quick drain is queued (as a microtask) for the requests just sent. */
+  #kicked = false;
+  /** A wait that does not block the event loop is in progress. */
+  #waiting = false;
+  /** Since when calls are answered back to back without the event loop turning, and the last. */
+  #burstStart = 0;
+  #lastDrain = 0;
+  #eager = new Eagerness();
 
-  constructor(ch: FrameChannel, where: string, onLost: () => void) {
+  constructor(ch: SocketChannel, where: string, onLost: () => void) {
     this.#ch = ch;
     this.#where = where;
     this.#onLost = onLost;
-    ch.conn.unref(); // an idle connection does not keep the program alive
-    this.#readLoop();
   }
 
   /**
@@ -59,20 +86,16 @@ export class Client {
     timeout = CONNECT_TIMEOUT_MS,
   ): Promise<Client> {
     const where = `the manager at ${addressKey(address)}`;
-    let ch: FrameChannel | undefined;
+    let ch: SocketChannel | undefined;
     let gaveUp = false;
     const opening = (async () => {
-      let conn: Deno.Conn;
       try {
-        conn = "path" in address
-          ? await Deno.connect({ transport: "unix", path: address.path })
-          : await Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
+        ch = await SocketChannel.connect(address);
       } catch (e) {
         if (!(e instanceof Error)) throw e;
         const Class = e.constructor as new (message: string, options?: ErrorOptions) => Error;
         throw new Class(`Cannot connect to ${where}: ${e.message} (is it running?)`, { cause: e });
       }
-      ch = new FrameChannel(conn);
       if (gaveUp) ch.close();
       try {
         await answerChallenge(ch, authkey, where);
@@ -102,55 +125,110 @@ export class Client {
     return new Client(opened, where, onLost);
   }
 
-  async #readLoop(): Promise<void> {
+  /** Settles the replies that have come; false at the end of the stream. */
+  #readReplies(): boolean {
+    for (;;) {
+      // Whole frames never stay buffered between calls: read first.
+      const got = this.#ch.fill();
+      if (got === null) return false;
+      let frame;
+      while ((frame = this.#ch.takeFrame()) !== null) this.#reply(frame);
+      if (!got || this.#ch.drained) return true;
+    }
+  }
+
+  #reply(frame: Uint8Array): void {
+    const { id, kind, payload } = decodeReply(frame);
+    const p = this.#pending.get(id);
+    if (!p) return;
+    if (kind === PENDING) {
+      if (p.fresh) this.#fresh--;
+      p.fresh = false;
+      return;
+    }
+    this.#settled(id, p);
+    let value: unknown;
     try {
-      for (;;) {
-        const frame = await this.#ch.readFrame();
-        if (frame === null) break;
-        const { id, kind, payload } = decodeReply(frame);
-        const p = this.#pending.get(id);
-        if (!p) continue;
-        this.#settled(id, p);
-        let value: unknown;
-        try {
-          value = deserialize(payload);
-        } catch (e) {
-          p.reject(e);
-          continue;
-        }
-        if (kind === OK) {
-          p.resolve(value);
-        } else if (kind === CANCELLED && p.signal?.aborted) {
-          p.reject(p.signal.reason);
-        } else {
-          p.reject(remoteError(kind, value as PackedError));
-        }
+      value = deserialize(payload);
+    } catch (e) {
+      p.reject(e);
+      return;
+    }
+    if (kind === OK) p.resolve(value);
+    else if (kind === CANCELLED && p.signal?.aborted) p.reject(p.signal.reason);
+    else p.reject(remoteError(kind, value as PackedError));
+  }
+
+  /**
+   * Runs once after the requests of one stretch of synchronous code were sent: settles what has
+   * come, and waits on this thread until each of them is answered or said to wait (so that a call
+   * answered at once costs no trip through the event loop). What is still pending then is left
+   * to {@linkcode #wait}.
+   */
+  #drain(): void {
+    this.#kicked = false;
+    if (this.#lost) return;
+    try {
+      const now = performance.now();
+      if (now - this.#lastDrain > IDLE_MS) this.#burstStart = now;
+      this.#lastDrain = now;
+      while (
+        this.#fresh > 0 && now - this.#burstStart < TURN_MS && this.#ch.poll(QUICK_WAIT_MS, this.#eager)
+      ) {
+        if (!this.#readReplies()) return this.#lose();
+      }
+    } catch {
+      return this.#lose();
+    }
+    if (this.#pending.size > 0) this.#wait();
+  }
+
+  /** Waits for replies without blocking the event loop, while any request is pending. */
+  async #wait(): Promise<void> {
+    if (this.#waiting) return;
+    this.#waiting = true;
+    try {
+      while (this.#pending.size > 0 && !this.#lost) {
+        if (!(await this.#ch.readable())) break;
+        this.#burstStart = this.#lastDrain = performance.now(); // the event loop turned
+        if (!this.#readReplies()) break;
       }
     } catch {
       // the connection broke: same as its end
+    } finally {
+      this.#waiting = false;
     }
-    this.#lose();
+    if (this.#pending.size > 0 || this.#ch.closed) this.#lose();
   }
 
   #settled(id: number, p: Pending): void {
     this.#pending.delete(id);
+    if (p.fresh) this.#fresh--;
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort);
-    if (this.#pending.size === 0) this.#unref();
-  }
-
-  #unref(): void {
-    try {
-      this.#ch.conn.unref();
-    } catch { /* closed */ }
   }
 
   #lose(): void {
     this.#lost ??= new EOFError(`Lost the connection to ${this.#where}: it has shut down or died`);
-    this.#ch.close();
-    this.#onLost();
+    if (!this.#ch.closed) {
+      this.#ch.close();
+      this.#onLost();
+    }
     for (const [id, p] of [...this.#pending]) {
       this.#settled(id, p);
       p.reject(this.#lost);
+    }
+  }
+
+  #send(frame: Uint8Array<ArrayBuffer>): void {
+    try {
+      this.#ch.send(frame);
+    } catch {
+      this.#lose();
+      return;
+    }
+    if (!this.#kicked) {
+      this.#kicked = true;
+      queueMicrotask(() => this.#drain());
     }
   }
 
@@ -158,18 +236,17 @@ export class Client {
   request(objectId: number, method: string, args: Uint8Array, signal?: AbortSignal): Promise<unknown> {
     if (this.#lost) return Promise.reject(this.#lost);
     const id = this.#nextId++;
+    const frame = encodeRequest(id, objectId, method, args);
     return new Promise((resolve, reject) => {
-      const p: Pending = { resolve, reject };
-      if (this.#pending.size === 0) this.#ch.conn.ref();
+      const p: Pending = { fresh: true, resolve, reject };
       this.#pending.set(id, p);
+      this.#fresh++;
       if (signal) {
         p.signal = signal;
-        p.onAbort = () => {
-          this.#ch.writeFramed(encodeRequest(this.#nextId++, 0, "cancel", serialize([id]))).catch(() => {});
-        };
+        p.onAbort = () => this.#send(encodeRequest(this.#nextId++, 0, "cancel", serialize([id])));
         signal.addEventListener("abort", p.onAbort, { once: true });
       }
-      this.#ch.writeFramed(encodeRequest(id, objectId, method, args)).catch(() => this.#lose());
+      this.#send(frame);
     });
   }
 
@@ -233,6 +310,11 @@ export function dropClient(to: Endpoint): void {
   entry?.client.then((c) => c.close(), () => {});
 }
 
+/** This process's connection to `to` when it is open (and authenticated), else undefined. */
+export function openClient(to: Endpoint): Client | undefined {
+  return clients.get(to.key)?.ready;
+}
+
 /** Sends one call; `args` are serialized here, so a value that cannot travel throws at once. */
 export function request(
   to: Endpoint,
@@ -246,66 +328,4 @@ export function request(
   const c = clientFor(to);
   if (c instanceof Client) return c.request(objectId, method, bytes, signal);
   return c.then((c) => c.request(objectId, method, bytes, signal));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reference counts. This process counts its live proxies per object, and tells the server only
-// when the first appears (incref) and the last goes (decref): the server counts each
-// connection once and forgets what a connection held when it ends. In the server itself,
-// proxies revived inside stored values count directly in its table.
-
-interface LocalServer {
-  incref(id: number): void;
-  decref(id: number): void;
-}
-
-const counts = new Map<string, number>();
-let localServer: { key: string; hooks: LocalServer } | undefined;
-
-/** Called by the server: proxies to itself revived in its process count in its own table. */
-export function setLocalServer(address: ManagerAddress, authkey: Uint8Array, hooks: LocalServer): void {
-  localServer = { key: clientKey(address, authkey), hooks };
-}
-
-/**
- * One more proxy to object `id` in this process. `counted`: the server already counts this
- * connection as holding it (the proxy of a `create()`), so there is nothing to tell it.
- */
-export function holdRef(to: Endpoint, id: number, counted = false): void {
-  const k = `${to.key}#${id}`;
-  const n = counts.get(k) ?? 0;
-  counts.set(k, n + 1);
-  if (n > 0 || counted) return;
-  if (localServer?.key === to.key) localServer.hooks.incref(id);
-  else request(to, 0, "incref", [id]).catch(() => {});
-}
-
-/** One proxy fewer to object `id` in this process. */
-export function releaseRef(to: Endpoint, id: number): void {
-  const k = `${to.key}#${id}`;
-  const n = (counts.get(k) ?? 0) - 1;
-  if (n > 0) {
-    counts.set(k, n);
-    return;
-  }
-  counts.delete(k);
-  if (localServer?.key === to.key) return localServer.hooks.decref(id);
-  // Only over a connection that is open: when it is gone, the server forgot what it held.
-  const entry = clients.get(to.key);
-  if (entry?.ready) entry.ready.request(0, "decref", serialize([id])).catch(() => {});
-}
-
-/**
- * How long a process keeps holding an object after it sent a proxy to it away (to a child, into
- * a queue or a dict), so that the object outlives the trip even when the sender closes its proxy
- * at once: the receiver holds it from the moment it revives the proxy.
- */
-export const LEND_MS = 30_000;
-
-/** Holds object `id` for {@linkcode LEND_MS} (a proxy to it is on its way somewhere). */
-export function lend(to: Endpoint, id: number): void {
-  if (!counts.has(`${to.key}#${id}`)) return; // no live proxy here: nothing to keep
-  holdRef(to, id);
-  const timer = setTimeout(() => releaseRef(to, id), LEND_MS);
-  Deno.unrefTimer(timer);
 }

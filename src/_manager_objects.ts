@@ -264,8 +264,17 @@ export class Changes {
     for (const w of wakers) w();
   }
 
-  /** `wait` is `{ block, timeout }` as it came over the wire (checked here). */
-  async until(attempt: () => boolean, wait: unknown, signal: AbortSignal, what: string): Promise<boolean> {
+  /**
+   * Tries `attempt` until it succeeds (true) or the wait ends (false). `wait` is
+   * `{ block, timeout }` as it came over the wire (checked here). An attempt that succeeds at
+   * once, or a wait of none, answers without a promise: the server then replies in the same tick.
+   */
+  until(
+    attempt: () => boolean,
+    wait: unknown,
+    signal: AbortSignal,
+    what: string,
+  ): boolean | Promise<boolean> {
     let checked;
     try {
       checked = checkWait(wait, what);
@@ -274,7 +283,11 @@ export class Changes {
     }
     if (attempt()) return true;
     if (!checked.block || !(checked.timeout > 0)) return false;
-    const deadline = new Deadline(checked.timeout);
+    return this.#wait(attempt, checked.timeout, signal);
+  }
+
+  async #wait(attempt: () => boolean, timeout: number, signal: AbortSignal): Promise<boolean> {
+    const deadline = new Deadline(timeout);
     const aborted = whenAborted([signal]);
     try {
       for (;;) {

@@ -1,12 +1,66 @@
 /**
- * Checking what a user gives `Manager.start()`/`connect()`, and the manager's temporary
- * directory.
+ * What a user gives `Manager.start()`/`connect()` (the options' types, and their checks), and the
+ * manager's temporary directory.
  *
  * @module
  */
 import { unlinkResource, untrack } from "./_tracker.ts";
 import type { ManagerAddress } from "./_manager_wire.ts";
 import type { CustomTypeSpec } from "./_manager_types.ts";
+
+/**
+ * Options of {@linkcode Manager.start}.
+ *
+ * @example A manager with a key of your own
+ * ```ts
+ * import { Manager, type ManagerStartOptions } from "@mp/multiprocessing";
+ *
+ * const options: ManagerStartOptions = { authkey: new TextEncoder().encode("a shared secret") };
+ * await using manager = await Manager.start(options);
+ * console.log(manager.address);
+ * ```
+ */
+export interface ManagerStartOptions {
+  /** Where to listen: `{ path }` (a Unix socket) or `{ hostname, port }` (TCP; port 0 picks one).
+   * Default: a Unix socket in a fresh temporary directory. */
+  address?: ManagerAddress;
+  /** The key clients must prove they know. Default: 32 random bytes. */
+  authkey?: Uint8Array;
+  /**
+   * Custom types the server can make (Python's `BaseManager.register(typeid, callable,
+   * exposed)`): `{ Counter: { module: import.meta.url, export: "Counter", exposed: ["inc"] } }`.
+   * `module` is the URL (or absolute path) of a module exporting the class; `exposed` lists the
+   * methods a proxy may call (default: every public method, i.e. not starting with `_`). Make one
+   * with `manager.create("Counter", ...args)`, from any client.
+   */
+  types?: Record<string, { module: string | URL; export: string; exposed?: string[] }>;
+}
+
+/**
+ * Options of {@linkcode Manager.connect}.
+ *
+ * @example Connect to a manager another program started
+ * ```ts
+ * import { Manager, type ManagerConnectOptions } from "@mp/multiprocessing";
+ *
+ * await using server = await Manager.start();
+ * const options: ManagerConnectOptions = { address: server.address, authkey: server.authkey, timeout: 5_000 };
+ * const client = await Manager.connect(options);
+ * const d = await client.dict<number>({ a: 1 });
+ * console.log(await d.get("a")); // 1
+ * ```
+ */
+export interface ManagerConnectOptions {
+  /** The address of a running manager (its `address`). */
+  address: ManagerAddress;
+  /** The manager's authkey. */
+  authkey: Uint8Array;
+  /**
+   * How long connecting and proving the authkey may take, in ms (default 20 000); after that
+   * the call rejects with `Deno.errors.TimedOut`.
+   */
+  timeout?: number;
+}
 
 export function checkAuthkey(authkey: unknown): Uint8Array {
   if (!(authkey instanceof Uint8Array)) throw new TypeError("Invalid authkey: expected a Uint8Array");

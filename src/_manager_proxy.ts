@@ -6,7 +6,8 @@
  * @module
  */
 import { registerReducer } from "./_reduction.ts";
-import { type Endpoint, endpoint, holdRef, lend, releaseRef, request } from "./_manager_client.ts";
+import { type Endpoint, endpoint, request } from "./_manager_client.ts";
+import { holdRef, lend, releaseRef } from "./_manager_refs.ts";
 import type { ManagerAddress } from "./_manager_wire.ts";
 
 /** Only a Manager (and revival) makes proxies. */
@@ -92,6 +93,12 @@ export function refOf(proxy: unknown, what: string): ProxyRef {
   const s = stateOf(proxy);
   if (s.closed) throw new Deno.errors.BadResource(`Cannot ${what}: the proxy was closed`);
   return s.ref;
+}
+
+/** A proxy to object `id` (of `type`) of the manager that `proxy` belongs to. */
+export function relatedProxy<P>(proxy: BaseProxy, id: number, type: string): P {
+  const { address, authkey } = stateOf(proxy).ref;
+  return makeProxy<P>({ address, authkey, id, type });
 }
 
 /** What the server said about the proxy's object besides its type. */

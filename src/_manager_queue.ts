@@ -31,15 +31,17 @@ export class QueueImpl {
     this.#changes.changed();
     return true;
   }
-  async put(item: unknown, wait: unknown, signal: AbortSignal): Promise<void> {
-    if (!(await this.#changes.until(() => this.#tryPut(item), wait, signal, "put()"))) {
-      throw this.#fullError();
-    }
+  put(item: unknown, wait: unknown, signal: AbortSignal): void | Promise<void> {
+    const put = this.#changes.until(() => this.#tryPut(item), wait, signal, "put()");
+    const check = (ok: boolean) => {
+      if (!ok) throw this.#fullError();
+    };
+    return typeof put === "boolean" ? check(put) : put.then(check);
   }
   putNowait(item: unknown): void {
     if (!this.#tryPut(item)) throw this.#fullError();
   }
-  async get(wait: unknown, signal: AbortSignal): Promise<unknown> {
+  get(wait: unknown, signal: AbortSignal): unknown {
     let item: unknown;
     const take = () => {
       if (this.#items.length === 0) return false;
@@ -47,8 +49,12 @@ export class QueueImpl {
       this.#changes.changed();
       return true;
     };
-    if (!(await this.#changes.until(take, wait, signal, "get()"))) throw native(new QueueEmptyError());
-    return item;
+    const got = this.#changes.until(take, wait, signal, "get()");
+    const check = (ok: boolean) => {
+      if (!ok) throw native(new QueueEmptyError());
+      return item;
+    };
+    return typeof got === "boolean" ? check(got) : got.then(check);
   }
   getNowait(): unknown {
     if (this.#items.length === 0) throw native(new QueueEmptyError());

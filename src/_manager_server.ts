@@ -23,21 +23,34 @@ import {
   deliverChallenge,
   encodeReply,
   ERROR,
-  FrameChannel,
   type ManagerAddress,
   NATIVE_ERROR,
   OK,
+  PENDING,
 } from "./_manager_wire.ts";
-import { sleep } from "./_wait.ts";
+import { listenSocket, socketPort } from "../native/mod.ts";
+import { ServerLoop } from "./_manager_listen.ts";
+import { socketAddress, SocketChannel } from "./_manager_socket.ts";
 import { AttributeError, native, nativeErrors, repr } from "./_manager_objects.ts";
 import { packError } from "./_error_transport.ts";
 import type { CallContext } from "./_manager_sync.ts";
 import { type CustomTypeSpec, loadTypes, type TypeInfo, TYPES } from "./_manager_types.ts";
 import { type Described, ObjectTable, type Session } from "./_manager_table.ts";
 export type { CustomTypeSpec } from "./_manager_types.ts";
-// Proxies stored inside shared objects revive here; the server counts them as references.
-import { setLocalServer } from "./_manager_client.ts";
-import "./managers.ts";
+// Proxies stored inside shared objects revive here (as their classes: the two modules register
+// them); the server counts them as references.
+import { setLocalServer } from "./_manager_refs.ts";
+import "./manager_proxies.ts";
+import "./manager_sync.ts";
+
+const NOTHING = new Uint8Array(0);
+
+/** The reply of a call that threw `e`. */
+function errorReply(id: number, e: unknown, signal: AbortSignal): Uint8Array<ArrayBuffer> {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const kind = signal.aborted ? CANCELLED : nativeErrors.has(err) ? NATIVE_ERROR : ERROR;
+  return encodeReply(id, kind, serialize(packError(err)));
+}
 
 /** What the server tells the process that started it, once (the address: a TCP port may be 0). */
 export type ServerReady = { ok: true; address: ManagerAddress } | {
@@ -56,9 +69,6 @@ export interface ServerLimits {
 
 /** The limits a manager's server runs with. */
 export const SERVER_LIMITS: ServerLimits = { handshakeMs: 10_000, maxUnauthenticated: 64 };
-/** After a failed accept() (EMFILE: out of fds), the server waits this long, doubling up to 1 s. */
-const ACCEPT_BACKOFF_MS = 10;
-const ACCEPT_BACKOFF_MAX_MS = 1000;
 
 /**
  * The server's main: runs until a client asks it to shut down, or SIGTERM/SIGINT. Nothing a
@@ -80,13 +90,11 @@ export async function serve(
     e.preventDefault();
     console.error("multiprocessing manager: unhandled rejection (the server keeps running):", e.reason);
   });
-  let listener: Deno.Listener;
+  let listener: number;
   let types: Record<string, TypeInfo>;
   try {
     types = { ...TYPES, ...await loadTypes(customTypes) };
-    listener = "path" in address
-      ? Deno.listen({ transport: "unix", path: address.path })
-      : Deno.listen({ transport: "tcp", hostname: address.hostname, port: address.port });
+    listener = listenSocket(await socketAddress(address));
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
     await ready.send({ ok: false, name: err.name, message: err.message });
@@ -95,13 +103,13 @@ export async function serve(
   }
   const bound: ManagerAddress = "path" in address
     ? address
-    : { hostname: address.hostname, port: (listener.addr as Deno.NetAddr).port };
+    : { hostname: address.hostname, port: socketPort(listener) };
   const where = addressKey(bound);
 
   const table = new ObjectTable();
   // Proxies to this manager revived here (nested in stored values) hold their objects too.
   setLocalServer(bound, authkey, { incref: (id) => table.incref(id), decref: (id) => table.decref(id) });
-  const channels = new Set<FrameChannel>();
+  const channels = new Set<SocketChannel>();
   let stopping = false;
   let stopped!: () => void;
   const done = new Promise<void>((r) => stopped = r);
@@ -109,9 +117,7 @@ export async function serve(
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    try {
-      listener.close();
-    } catch { /* closed */ }
+    loop.stop();
     for (const ch of channels) ch.close();
     if ("path" in bound) {
       try {
@@ -140,7 +146,13 @@ export async function serve(
           );
         }
         const impl = t.make(rest, find);
-        return table.add(session, { type, impl, methods: t.methods, extra: t.extra?.(impl) });
+        return table.add(session, {
+          type,
+          impl,
+          methods: t.methods,
+          extra: t.extra?.(impl, rest),
+          holds: t.holds?.(rest),
+        });
       }
       case "incref":
         for (const id of args as number[]) table.hold(session, id);
@@ -156,6 +168,8 @@ export async function serve(
         table.publish(name, id);
         return null;
       }
+      case "unpublish":
+        return table.unpublish(String(args[0]));
       case "lookup": {
         const found: Described | undefined = table.lookup(session, args[0] as string);
         if (!found) {
@@ -194,89 +208,109 @@ export async function serve(
   };
 
   let unauthenticated = 0;
-  const serveConnection = async (conn: Deno.Conn) => {
-    const ch = new FrameChannel(conn);
+  const serveConnection = async (fd: number) => {
+    const ch = new SocketChannel(fd, loop.ready);
     if (unauthenticated >= limits.maxUnauthenticated || stopping) {
       ch.close();
       return;
     }
     unauthenticated++;
+    loop.busy++;
     channels.add(ch);
     const session: Session = { refs: new Set(), holding: new Set(), gone: false };
     const inflight = new Map<number, AbortController>();
     const tooSlow = setTimeout(() => ch.close(), limits.handshakeMs);
-    try {
-      try {
-        await deliverChallenge(ch, authkey, "the client");
-        await answerChallenge(ch, authkey, "the client");
-      } finally {
-        clearTimeout(tooSlow);
-        unauthenticated--;
-      }
-      for (;;) {
-        const frame = await ch.readFrame();
-        if (frame === null) break;
-        const { id, objectId, method, args: argBytes } = decodeRequest(frame);
-        if (method === "cancel" && objectId === 0) {
-          inflight.get((deserialize(argBytes) as number[])[0])?.abort();
-          continue;
-        }
-        const ctl = new AbortController();
-        inflight.set(id, ctl);
-        // Revived now: the bytes are valid only until the next read.
-        let args: unknown[] | Error;
-        try {
-          args = deserialize(argBytes) as unknown[];
-        } catch (e) {
-          args = e instanceof Error ? e : new Error(String(e));
-        }
-        (async () => {
-          let reply: Uint8Array;
-          try {
-            if (args instanceof Error) throw args;
-            let result = call(objectId, method, args, session, ctl.signal);
-            if (result instanceof Promise) result = await result;
-            reply = encodeReply(id, OK, serialize(result));
-          } catch (e) {
-            const err = e instanceof Error ? e : new Error(String(e));
-            const kind = ctl.signal.aborted ? CANCELLED : nativeErrors.has(err) ? NATIVE_ERROR : ERROR;
-            reply = encodeReply(id, kind, serialize(packError(err)));
-          } finally {
-            inflight.delete(id);
-          }
-          await ch.writeFramed(reply).catch(() => {});
-        })();
-      }
-    } catch {
-      // A client that failed authentication or went away: nothing to do but forget it.
-    } finally {
+    const end = () => {
+      if (session.gone) return;
       session.gone = true;
       for (const ctl of inflight.values()) ctl.abort();
       for (const h of [...session.holding]) h.drop(session);
       table.drop(session);
       channels.delete(ch);
+      loop.forget(fd);
       ch.close();
+    };
+    let proven = false;
+    try {
+      await deliverChallenge(ch, authkey, "the client");
+      // It knows the authkey: no longer one of the unauthenticated (before it is told so).
+      proven = true;
+      unauthenticated--;
+      await answerChallenge(ch, authkey, "the client");
+    } catch {
+      // A client that failed authentication or went away: nothing to do but forget it.
+      return end();
+    } finally {
+      clearTimeout(tooSlow);
+      if (!proven) unauthenticated--;
+      loop.busy--;
     }
+    const reply = (frame: Uint8Array<ArrayBuffer>) => {
+      try {
+        ch.send(frame);
+      } catch {
+        end(); // the client went away
+      }
+    };
+    // Every request that has come, answered at once (a call that waits: when it is done).
+    const handle = (frame: Uint8Array) => {
+      const { id, objectId, method, args: argBytes } = decodeRequest(frame);
+      if (method === "cancel" && objectId === 0) {
+        inflight.get((deserialize(argBytes) as number[])[0])?.abort();
+        return;
+      }
+      const ctl = new AbortController();
+      // Revived now: the bytes are valid only until the next read.
+      let result: unknown;
+      try {
+        result = call(objectId, method, deserialize(argBytes) as unknown[], session, ctl.signal);
+      } catch (e) {
+        return reply(errorReply(id, e, ctl.signal));
+      }
+      if (!(result instanceof Promise)) {
+        // Answered in the same tick: most calls.
+        let frame: Uint8Array<ArrayBuffer>;
+        try {
+          frame = encodeReply(id, OK, serialize(result));
+        } catch (e) {
+          frame = errorReply(id, e, ctl.signal);
+        }
+        return reply(frame);
+      }
+      reply(encodeReply(id, PENDING, NOTHING));
+      inflight.set(id, ctl);
+      loop.busy++;
+      result.then((value) => encodeReply(id, OK, serialize(value))).catch((e) =>
+        errorReply(id, e, ctl.signal)
+      )
+        .then((frame) => {
+          loop.busy--;
+          inflight.delete(id);
+          if (!session.gone) reply(frame);
+        });
+    };
+    const onReadable = () => {
+      try {
+        for (;;) {
+          const got = ch.fill();
+          if (got === null) return end();
+          let frame;
+          while (!session.gone && (frame = ch.takeFrame()) !== null) handle(frame);
+          if (!got || ch.drained || session.gone) return;
+        }
+      } catch {
+        end(); // the connection broke
+      }
+    };
+    loop.serve(fd, onReadable);
+    onReadable(); // what came with the handshake's last frame
   };
 
-  (async () => {
-    let backoff = ACCEPT_BACKOFF_MS;
-    while (!stopping) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (e) {
-        if (stopping || e instanceof Deno.errors.BadResource) return; // closed by stop()
-        // Out of fds (EMFILE/ENFILE) or a connection that was reset before it was accepted: the
-        // clients that are connected keep working; try again in a moment.
-        await sleep(backoff);
-        backoff = Math.min(2 * backoff, ACCEPT_BACKOFF_MAX_MS);
-        continue;
-      }
-      backoff = ACCEPT_BACKOFF_MS;
-      serveConnection(conn);
-    }
-  })();
+  const loop = new ServerLoop(listener, (fd) => void serveConnection(fd));
+  loop.run().catch((e) => {
+    console.error("multiprocessing manager: the server's loop failed:", e);
+    stop();
+  });
 
   await ready.send({ ok: true, address: bound });
   ready.close();

@@ -48,7 +48,7 @@ export class LockImpl implements Holdable {
     o.holding.add(this);
     return true;
   }
-  acquire(wait: unknown, ctx: CallContext): Promise<boolean> {
+  acquire(wait: unknown, ctx: CallContext): boolean | Promise<boolean> {
     return this.#changes.until(() => this.#try(ctx.owner), wait, ctx.signal, "acquire()");
   }
   release(_ctx: CallContext): void {
@@ -68,7 +68,7 @@ export class LockImpl implements Holdable {
     this.release({ owner: o, signal: new AbortController().signal });
     return 1;
   }
-  restore(o: Owner, _saved: number, signal: AbortSignal): Promise<boolean> {
+  restore(o: Owner, _saved: number, signal: AbortSignal): boolean | Promise<boolean> {
     return this.#changes.until(() => this.#try(o), undefined, signal, "acquire()");
   }
   drop(o: Owner): void {
@@ -92,7 +92,7 @@ export class RLockImpl implements Holdable {
     o.holding.add(this);
     return true;
   }
-  acquire(wait: unknown, ctx: CallContext): Promise<boolean> {
+  acquire(wait: unknown, ctx: CallContext): boolean | Promise<boolean> {
     return this.#changes.until(() => this.#try(ctx.owner), wait, ctx.signal, "acquire()");
   }
   release(ctx: CallContext): void {
@@ -121,7 +121,7 @@ export class RLockImpl implements Holdable {
     this.#free();
     return count;
   }
-  restore(o: Owner, saved: number, signal: AbortSignal): Promise<boolean> {
+  restore(o: Owner, saved: number, signal: AbortSignal): boolean | Promise<boolean> {
     return this.#changes.until(() => this.#try(o, saved), undefined, signal, "acquire()");
   }
   drop(o: Owner): void {
@@ -149,7 +149,7 @@ export class SemaphoreImpl implements Holdable {
     o.holding.add(this);
     return true;
   }
-  acquire(wait: unknown, ctx: CallContext): Promise<boolean> {
+  acquire(wait: unknown, ctx: CallContext): boolean | Promise<boolean> {
     return this.#changes.until(() => this.#try(ctx.owner), wait, ctx.signal, "acquire()");
   }
   release(ctx: CallContext): void {
@@ -189,7 +189,11 @@ export class ConditionImpl {
   constructor(lock?: LockImpl | RLockImpl) {
     this.#lock = lock ?? new RLockImpl();
   }
-  acquire(wait: unknown, ctx: CallContext): Promise<boolean> {
+  /** The type of its lock, as the table names it. */
+  get lockType(): "lock" | "rlock" {
+    return this.#lock instanceof LockImpl ? "lock" : "rlock";
+  }
+  acquire(wait: unknown, ctx: CallContext): boolean | Promise<boolean> {
     return this.#lock.acquire(wait, ctx);
   }
   release(ctx: CallContext): void {
@@ -241,7 +245,7 @@ export class EventImpl {
   isSet(_ctx?: CallContext): boolean {
     return this.#flag;
   }
-  wait(timeout: number | undefined, ctx: CallContext): Promise<boolean> {
+  wait(timeout: number | undefined, ctx: CallContext): boolean | Promise<boolean> {
     return this.#changes.until(() => this.#flag, { timeout }, ctx.signal, "wait()");
   }
 }

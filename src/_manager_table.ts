@@ -25,6 +25,8 @@ export interface Entry {
   methods: ReadonlySet<string>;
   /** What a proxy needs besides the id and type (a custom type's methods, a barrier's parties). */
   extra?: Record<string, unknown>;
+  /** Objects this one uses (a condition's lock): held while it lives. */
+  holds?: number[];
 }
 
 /** What a client is told about an object, to make a proxy for it. */
@@ -48,6 +50,7 @@ export class ObjectTable {
   /** Adds an object held by `session`. */
   add(session: Session, entry: Omit<Entry, "refs">): Described {
     const id = this.#next++;
+    for (const h of entry.holds ?? []) this.incref(h);
     this.#objects.set(id, { ...entry, refs: 1 });
     session.refs.add(id);
     return { id, type: entry.type, extra: entry.extra };
@@ -64,7 +67,9 @@ export class ObjectTable {
 
   decref(id: number): void {
     const e = this.#objects.get(id);
-    if (e && --e.refs <= 0) this.#objects.delete(id);
+    if (!e || --e.refs > 0) return;
+    this.#objects.delete(id);
+    for (const h of e.holds ?? []) this.decref(h);
   }
 
   /** `session` holds a proxy to `id` (idempotent). False when there is no such object. */
@@ -97,6 +102,15 @@ export class ObjectTable {
     const old = this.#names.get(name);
     this.#names.set(name, id);
     if (old !== undefined) this.decref(old);
+  }
+
+  /** Removes the name `name`; false when no object had it. The object lives on while held. */
+  unpublish(name: string): boolean {
+    const id = this.#names.get(name);
+    if (id === undefined) return false;
+    this.#names.delete(name);
+    this.decref(id);
+    return true;
   }
 
   /** The object published as `name`, held by `session` from now on; undefined if none. */

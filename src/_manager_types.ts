@@ -34,7 +34,10 @@ export interface TypeInfo {
   /** These methods get the request's signal last (queue calls that wait). */
   waits?: ReadonlySet<string>;
   make(args: unknown[], find: (id: unknown) => object | undefined): object;
-  extra?(impl: object): Record<string, unknown>;
+  /** What the proxy needs besides the id and type, from the object and the `create` arguments. */
+  extra?(impl: object, args: unknown[]): Record<string, unknown>;
+  /** The ids of objects of the table that the new object uses (held while it lives). */
+  holds?(args: unknown[]): number[];
 }
 
 const QUEUE_METHODS = ["put", "putNowait", "get", "getNowait", "qsize", "empty", "full"];
@@ -111,6 +114,9 @@ export const TYPES: Record<string, TypeInfo> = {
       }
       return new ConditionImpl(lock);
     },
+    // The proxy's `lock` is a proxy to the lock given (the client always gives one).
+    extra: (c, [lockId]) => lockId === undefined ? {} : { lockId, lockType: (c as ConditionImpl).lockType },
+    holds: ([lockId]) => lockId === undefined ? [] : [lockId as number],
   },
   event: { methods: new Set(["set", "clear", "isSet", "wait"]), ctx: true, make: () => new EventImpl() },
   barrier: {

@@ -2,7 +2,7 @@
  * What a manager and its clients say to each other over a socket (CPython: `connection.py`'s
  * `deliver_challenge`/`answer_challenge` and `managers.py`'s request/reply tuples).
  *
- * Every message is a frame: a 4-byte little-endian length, then the body. The first frames of a
+ * Every message is a frame (`_frames.ts`: the one header, then the body). The first frames of a
  * connection are raw bytes that prove each side knows the authkey (nothing is deserialized before
  * that: reviving a value may open named resources); after that every body is a `serialize()`d
  * value:
@@ -10,7 +10,8 @@
  * - client → server: request id (u32), object id (u32, 0 is the manager itself), the method's
  *   name (u8 length, then ASCII), then the `serialize()`d array of arguments;
  * - server → client: request id (u32), a kind (u8: OK, ERROR, ...), then the `serialize()`d
- *   result, or `[name, message, stack]` of the error.
+ *   result, or `[name, message, stack]` of the error; a call that has to wait is first
+ *   acknowledged with kind PENDING and no payload.
  *
  * The envelope is a few fixed bytes rather than a serialized tuple: a round trip is then one
  * serialization each way (and the arguments are revived apart from the envelope, so an argument
@@ -22,6 +23,7 @@
  * @module
  */
 import { AuthenticationError, EOFError } from "./errors.ts";
+import { headerLength, writeHeader } from "./_frames.ts";
 
 /**
  * Where a manager listens: a Unix socket path, or a TCP host and port.
@@ -45,6 +47,11 @@ export const ERROR = 1;
 export const NATIVE_ERROR = 2;
 /** The request was cancelled (its signal aborted) before it completed. */
 export const CANCELLED = 3;
+/**
+ * Not a reply yet: the call waits (a queue `get()`, a taken lock...), its reply comes later.
+ * Sent at once, so that the client knows not to wait for it on its own thread.
+ */
+export const PENDING = 4;
 
 /** Frames larger than this are refused before authentication. */
 const AUTH_FRAME_MAX = 256;
@@ -57,128 +64,65 @@ export function addressKey(address: ManagerAddress): string {
   return "path" in address ? address.path : `${address.hostname}:${address.port}`;
 }
 
-/** A connection carrying frames. Reads are one at a time; writes may overlap (they are queued). */
-export class FrameChannel {
-  #conn: Deno.Conn;
-  #buf = new Uint8Array(64 * 1024);
-  #start = 0;
-  #end = 0;
-  #writing: Promise<void> | null = null;
-  #closed = false;
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  /** The connection underneath (for ref/unref). */
-  get conn(): Deno.Conn {
-    return this.#conn;
-  }
-
-  /**
-   * The next frame's body, or null at end of stream. The bytes are valid until the next call:
-   * deserialize them at once.
-   */
-  async readFrame(max = Infinity): Promise<Uint8Array | null> {
-    if (!(await this.#fill(4))) return null;
-    const size = new DataView(this.#buf.buffer, this.#start, 4).getUint32(0, true);
-    if (size > max) throw new AuthenticationError(`Refused a ${size}-byte frame before authentication`);
-    this.#start += 4;
-    if (!(await this.#fill(size))) throw new Error(`Connection closed in the middle of a ${size}-byte frame`);
-    const body = this.#buf.subarray(this.#start, this.#start + size);
-    this.#start += size;
-    return body;
-  }
-
-  /** Ensures `n` unread bytes are buffered; false at end of stream before any of them. */
-  async #fill(n: number): Promise<boolean> {
-    if (this.#end - this.#start >= n) return true;
-    if (this.#buf.length - this.#start < n) {
-      const bigger = new Uint8Array(Math.max(n, this.#buf.length));
-      bigger.set(this.#buf.subarray(this.#start, this.#end));
-      this.#end -= this.#start;
-      this.#start = 0;
-      this.#buf = bigger;
-    } else if (this.#start === this.#end) {
-      this.#start = this.#end = 0;
-    }
-    while (this.#end - this.#start < n) {
-      if (this.#buf.length === this.#end) {
-        this.#buf.copyWithin(0, this.#start, this.#end);
-        this.#end -= this.#start;
-        this.#start = 0;
-      }
-      const got = await this.#conn.read(this.#buf.subarray(this.#end));
-      if (got === null) return false;
-      this.#end += got;
-    }
-    return true;
-  }
-
-  /** Writes one frame; frames written concurrently go out whole, one after the other. */
-  writeFrame(body: Uint8Array): Promise<void> {
-    const frame = new Uint8Array(4 + checkSize(body.length));
-    new DataView(frame.buffer).setUint32(0, body.length, true);
-    frame.set(body, 4);
-    return this.writeFramed(frame);
-  }
-
-  /**
-   * Writes bytes that already are a whole frame (see {@linkcode encodeRequest}). The returned
-   * promise rejects when the write fails (the peer is gone); nothing else does: the chain that
-   * orders the writes never rejects, so a failed write to a client that went away cannot become
-   * an unhandled rejection (which would end the server).
-   */
-  writeFramed(frame: Uint8Array): Promise<void> {
-    const write = async () => {
-      let at = 0;
-      while (at < frame.length) at += await this.#conn.write(frame.subarray(at));
-    };
-    const next = this.#writing ? this.#writing.then(write) : write();
-    const settled: Promise<void> = next.then(done, done).then(() => {
-      if (this.#writing === settled) this.#writing = null;
-    });
-    this.#writing = settled;
-    return next;
-  }
-
-  /** Closes the connection (idempotent). */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
-  }
+/** Refuses a frame of `size` bytes before authentication. */
+export function checkFrameSize(size: number, max: number): void {
+  if (size > max) throw new AuthenticationError(`Refused a ${size}-byte frame before authentication`);
 }
 
-function done(): void {}
-
-function checkSize(n: number): number {
-  if (n > 0xffff_ffff) {
-    throw new RangeError(`Cannot send ${n} bytes in one manager message: the limit is 4 GiB`);
-  }
-  return n;
+/** Either end of a connection, as the handshake sees it. */
+export interface Frames {
+  /** The next frame's body (valid until the next read), or null at end of stream. */
+  readFrame(max?: number): Promise<Uint8Array | null>;
+  /** Writes one frame. */
+  writeFrame(body: Uint8Array): Promise<void>;
 }
 
-const ascii = new TextEncoder();
 const asciiDecoder = new TextDecoder();
 
 /** A whole request frame. */
-export function encodeRequest(id: number, objectId: number, method: string, args: Uint8Array): Uint8Array {
-  const name = ascii.encode(method);
-  const size = checkSize(9 + name.length + args.length);
-  const frame = new Uint8Array(4 + size);
+export function encodeRequest(
+  id: number,
+  objectId: number,
+  method: string,
+  args: Uint8Array,
+): Uint8Array<ArrayBuffer> {
+  const name = methodBytes(method);
+  const n = name.length;
+  const size = 9 + n + args.length;
+  const frame = new Uint8Array(headerLength(size) + size);
   const view = new DataView(frame.buffer);
-  view.setUint32(0, size, true);
-  view.setUint32(4, id, true);
-  view.setUint32(8, objectId, true);
-  frame[12] = name.length;
-  frame.set(name, 13);
-  frame.set(args, 13 + name.length);
+  const at = writeHeader(view, 0, size);
+  view.setUint32(at, id, true);
+  view.setUint32(at + 4, objectId, true);
+  frame[at + 8] = n;
+  frame.set(name, at + 9);
+  frame.set(args, at + 9 + n);
   return frame;
+}
+
+const utf8 = new TextEncoder();
+const names = new Map<string, Uint8Array>();
+
+/** A method's name as UTF-8 (remembered: proxies call few distinct methods). */
+function methodBytes(method: string): Uint8Array {
+  let bytes = names.get(method);
+  if (bytes) return bytes;
+  bytes = utf8.encode(method);
+  if (bytes.length > 255) {
+    throw new RangeError(`Cannot call a method named ${JSON.stringify(method)}: names are at most 255 bytes`);
+  }
+  if (names.size < 1024) names.set(method, bytes);
+  return bytes;
+}
+
+/** A method's name from its UTF-8 bytes (ASCII without a call into the decoder). */
+function methodName(bytes: Uint8Array): string {
+  let ascii = "";
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] > 0x7f) return asciiDecoder.decode(bytes);
+    ascii += String.fromCharCode(bytes[i]);
+  }
+  return ascii;
 }
 
 /** Reads a request's body (the bytes of `args` are valid until the next read). */
@@ -190,20 +134,20 @@ export function decodeRequest(
   return {
     id: view.getUint32(0, true),
     objectId: view.getUint32(4, true),
-    method: asciiDecoder.decode(body.subarray(9, 9 + n)),
+    method: methodName(body.subarray(9, 9 + n)),
     args: body.subarray(9 + n),
   };
 }
 
 /** A whole reply frame. */
-export function encodeReply(id: number, kind: number, payload: Uint8Array): Uint8Array {
-  const size = checkSize(5 + payload.length);
-  const frame = new Uint8Array(4 + size);
+export function encodeReply(id: number, kind: number, payload: Uint8Array): Uint8Array<ArrayBuffer> {
+  const size = 5 + payload.length;
+  const frame = new Uint8Array(headerLength(size) + size);
   const view = new DataView(frame.buffer);
-  view.setUint32(0, size, true);
-  view.setUint32(4, id, true);
-  frame[8] = kind;
-  frame.set(payload, 9);
+  const at = writeHeader(view, 0, size);
+  view.setUint32(at, id, true);
+  frame[at + 4] = kind;
+  frame.set(payload, at + 5);
   return frame;
 }
 
@@ -239,7 +183,7 @@ function startsWith(a: Uint8Array, prefix: Uint8Array): boolean {
 }
 
 /** Sends a random challenge and checks that the peer answers it with the authkey's HMAC. */
-export async function deliverChallenge(ch: FrameChannel, authkey: Uint8Array, peer: string): Promise<void> {
+export async function deliverChallenge(ch: Frames, authkey: Uint8Array, peer: string): Promise<void> {
   const message = new Uint8Array(CHALLENGE.length + 32);
   message.set(CHALLENGE);
   crypto.getRandomValues(message.subarray(CHALLENGE.length));
@@ -254,7 +198,7 @@ export async function deliverChallenge(ch: FrameChannel, authkey: Uint8Array, pe
 }
 
 /** Answers the peer's challenge with the authkey's HMAC, and checks that it was accepted. */
-export async function answerChallenge(ch: FrameChannel, authkey: Uint8Array, peer: string): Promise<void> {
+export async function answerChallenge(ch: Frames, authkey: Uint8Array, peer: string): Promise<void> {
   const got = await ch.readFrame(AUTH_FRAME_MAX);
   if (got === null) throw new EOFError(`${peer} closed the connection before it sent a challenge`);
   if (!startsWith(got, CHALLENGE)) {

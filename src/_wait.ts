@@ -276,6 +276,21 @@ export class Eagerness {
   }
 }
 
+/**
+ * The loop's spin, also for waits that drive their own parks (the manager's client and server
+ * loop): when `eager` says spinning pays (and there is more than one core), re-tries `tryTake`
+ * for up to {@linkcode SPIN_MS} ({@linkcode SPIN_LOADED_MS} while every core is taken; never
+ * past `maxMs`) and records whether it paid. True when a try succeeded.
+ */
+export function spinWhilePays(eager: Eagerness, tryTake: () => boolean, maxMs = Infinity): boolean {
+  if (CORES <= 1 || !eager.spins()) return false;
+  const until = performance.now() + Math.min(coreIsFree() ? SPIN_MS : SPIN_LOADED_MS, maxMs);
+  let ended = false;
+  do ended = tryTake(); while (!ended && performance.now() < until);
+  eager.spun(ended);
+  return ended;
+}
+
 /** One step of a wait: block this thread up to `ms` (`park`), or sleep up to `ms`. */
 export interface Step {
   /** True: block the calling thread (a short park); false: sleep off it where the driver can. */
@@ -319,13 +334,7 @@ export function* waitSteps(
   register?: () => () => void,
 ): Generator<Step, boolean, boolean> {
   if (attempt.tryTake()) return true;
-  if (CORES > 1 && eager.spins()) {
-    const until = performance.now() + Math.min(coreIsFree() ? SPIN_MS : SPIN_LOADED_MS, deadline.left());
-    let ended = false;
-    do ended = attempt.tryTake(); while (!ended && performance.now() < until);
-    eager.spun(ended);
-    if (ended) return true;
-  }
+  if (spinWhilePays(eager, () => attempt.tryTake(), deadline.left())) return true;
   let early = eager.parks();
   const unregister = register?.();
   try {

@@ -12,7 +12,7 @@
 import type { AcquireOptions } from "./lock.ts";
 import { checkWait, Deadline, timeoutMs } from "./_wait.ts";
 import { holdWith } from "./_sync_wait.ts";
-import { BaseProxy, call, extraOf, registerProxy } from "./_manager_proxy.ts";
+import { BaseProxy, call, extraOf, registerProxy, relatedProxy } from "./_manager_proxy.ts";
 
 function acquireWith(proxy: BaseProxy, options: AcquireOptions | undefined): Promise<boolean> {
   const w = checkWait(options, "acquire()");
@@ -145,6 +145,20 @@ export class BoundedSemaphoreProxy extends SemaphoreProxy {}
  * ```
  */
 export class ConditionProxy extends BaseProxy {
+  #lock: LockProxy | RLockProxy | undefined;
+  /** The lock this condition uses (a proxy to it, the same object each time). */
+  get lock(): LockProxy | RLockProxy {
+    if (!this.#lock) {
+      const { lockId, lockType } = extraOf(this);
+      if (typeof lockId !== "number") {
+        throw new TypeError(
+          "This condition's lock is unknown: it was made by a client that did not give one",
+        );
+      }
+      this.#lock = relatedProxy<LockProxy | RLockProxy>(this, lockId, lockType === "lock" ? "lock" : "rlock");
+    }
+    return this.#lock;
+  }
   /** Acquires the condition's lock. */
   acquire(options?: AcquireOptions): Promise<boolean> {
     return acquireWith(this, options);

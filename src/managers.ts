@@ -16,14 +16,20 @@
  *
  * @module
  */
-import { Pipe } from "./pipe.ts";
-import { Process } from "./process.ts";
+import type { Process } from "./process.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { track } from "./_tracker.ts";
 import { raceTimeout, timeoutMs } from "./_wait.ts";
 import type { ManagerAddress } from "./_manager_wire.ts";
-import type { ServerReady } from "./_manager_server.ts";
-import { checkAddress, checkAuthkey, checkTypes, listenError, removeDir } from "./_manager_options.ts";
+import {
+  checkAddress,
+  checkAuthkey,
+  checkTypes,
+  type ManagerConnectOptions,
+  type ManagerStartOptions,
+  removeDir,
+} from "./_manager_options.ts";
+import { startServer, STOP_TIMEOUT_MS } from "./_manager_start.ts";
 import type { Described } from "./_manager_table.ts";
 import { clientFor, dropClient, type Endpoint, endpoint, request } from "./_manager_client.ts";
 import { INTERNAL, makeProxy, refOf, type Remote } from "./_manager_proxy.ts";
@@ -45,9 +51,9 @@ import type {
   RLockProxy,
   SemaphoreProxy,
 } from "./manager_sync.ts";
-import { EOFError, ProcessError } from "./errors.ts";
 
 export type { ManagerAddress } from "./_manager_wire.ts";
+export type { ManagerConnectOptions, ManagerStartOptions } from "./_manager_options.ts";
 export {
   DictProxy,
   JoinableQueueProxy,
@@ -66,66 +72,6 @@ export {
   SemaphoreProxy,
 } from "./manager_sync.ts";
 export { BaseProxy, ObjectProxy, type Remote } from "./_manager_proxy.ts";
-
-/**
- * Options of {@linkcode Manager.start}.
- *
- * @example A manager with a key of your own
- * ```ts
- * import { Manager, type ManagerStartOptions } from "@mp/multiprocessing";
- *
- * const options: ManagerStartOptions = { authkey: new TextEncoder().encode("a shared secret") };
- * await using manager = await Manager.start(options);
- * console.log(manager.address);
- * ```
- */
-export interface ManagerStartOptions {
-  /** Where to listen: `{ path }` (a Unix socket) or `{ hostname, port }` (TCP; port 0 picks one).
-   * Default: a Unix socket in a fresh temporary directory. */
-  address?: ManagerAddress;
-  /** The key clients must prove they know. Default: 32 random bytes. */
-  authkey?: Uint8Array;
-  /**
-   * Custom types the server can make (Python's `BaseManager.register(typeid, callable,
-   * exposed)`): `{ Counter: { module: import.meta.url, export: "Counter", exposed: ["inc"] } }`.
-   * `module` is the URL (or absolute path) of a module exporting the class; `exposed` lists the
-   * methods a proxy may call (default: every public method, i.e. not starting with `_`). Make one
-   * with `manager.create("Counter", ...args)`, from any client.
-   */
-  types?: Record<string, { module: string | URL; export: string; exposed?: string[] }>;
-}
-
-/**
- * Options of {@linkcode Manager.connect}.
- *
- * @example Connect to a manager another program started
- * ```ts
- * import { Manager, type ManagerConnectOptions } from "@mp/multiprocessing";
- *
- * await using server = await Manager.start();
- * const options: ManagerConnectOptions = { address: server.address, authkey: server.authkey, timeout: 5_000 };
- * const client = await Manager.connect(options);
- * const d = await client.dict<number>({ a: 1 });
- * console.log(await d.get("a")); // 1
- * ```
- */
-export interface ManagerConnectOptions {
-  /** The address of a running manager (its `address`). */
-  address: ManagerAddress;
-  /** The manager's authkey. */
-  authkey: Uint8Array;
-  /**
-   * How long connecting and proving the authkey may take, in ms (default 20 000); after that
-   * the call rejects with `Deno.errors.TimedOut`.
-   */
-  timeout?: number;
-}
-
-const SERVER_MODULE = new URL("./_manager_server.ts", import.meta.url);
-/** How long the server may take to start listening. */
-const START_TIMEOUT_MS = 30_000;
-/** How long shutdown() waits for the server to end before it kills it. */
-const STOP_TIMEOUT_MS = 5_000;
 
 /**
  * A server process holding shared objects (Python's `multiprocessing.Manager()`): dicts, lists,
@@ -207,47 +153,15 @@ export class Manager {
       }
       address = { path: `${tempDir}/socket` };
     }
-    const [reader, writer] = Pipe<ServerReady>({ duplex: false });
-    const { serve } = await import("./_manager_server.ts");
-    const process = new Process({
-      target: serve,
-      args: [writer, address, authkey, undefined, types],
-      module: SERVER_MODULE,
-      daemon: true,
-      name: "Manager",
-    });
+    const { process, address: bound } = await startServer(address, authkey, types, tempDir);
     let manager: Manager | undefined;
     try {
-      await process.start();
-      writer.close(); // the server has its own copy: its exit means EOF here
-      if (!(await reader.poll(START_TIMEOUT_MS))) {
-        throw new ProcessError(`The manager's server did not start listening within ${START_TIMEOUT_MS} ms`);
-      }
-      let ready: ServerReady;
-      try {
-        ready = await reader.recv();
-      } catch (e) {
-        if (!(e instanceof EOFError)) throw e;
-        await process.join(STOP_TIMEOUT_MS);
-        throw new ProcessError(
-          `The manager's server exited (code ${process.exitCode}) before it listened; its stderr says why`,
-        );
-      }
-      if (!ready.ok) throw listenError(ready);
-      manager = new Manager(INTERNAL, ready.address, authkey, process, tempDir);
-      await clientFor(endpoint(ready.address, authkey)); // connected and authenticated
+      manager = new Manager(INTERNAL, bound, authkey, process, tempDir);
+      await clientFor(endpoint(bound, authkey)); // connected and authenticated
       return manager;
     } catch (e) {
-      if (manager) await manager.shutdown();
-      else {
-        if (process.isAlive()) process.kill();
-        await process.join(STOP_TIMEOUT_MS);
-        if (tempDir) removeDir(tempDir);
-      }
+      await manager?.shutdown();
       throw e;
-    } finally {
-      writer.close();
-      reader.close();
     }
   }
 
@@ -345,6 +259,18 @@ export class Manager {
   }
 
   /**
+   * Removes the name `name` (Python has none; `del` of a registry entry is the nearest). The
+   * object stays while a proxy to it is open anywhere, and is freed once none is. Resolves
+   * `true` when a name was removed, `false` when no object had that name.
+   */
+  async unpublish(name: string): Promise<boolean> {
+    if (typeof name !== "string") {
+      throw new TypeError(`Invalid name: ${Deno.inspect(name)}: expected a string`);
+    }
+    return await this.#manage("unpublish", [name], `unpublish ${JSON.stringify(name)}`) as boolean;
+  }
+
+  /**
    * A proxy to the object published as `name` (by any client of this manager). Rejects with
    * `Deno.errors.NotFound` when no object has that name.
    */
@@ -423,9 +349,15 @@ export class Manager {
     return this.#proxy("boundedSemaphore", value === undefined ? [] : [value]);
   }
 
-  /** A condition (on `lock`, a lock or rlock of this manager, or on a new rlock) held by the server. */
-  condition(lock?: LockProxy | RLockProxy): Promise<ConditionProxy> {
-    return this.#proxy("condition", lock === undefined ? [] : [refOf(lock, "make a condition").id]);
+  /**
+   * A condition (on `lock`, a lock or rlock of this manager, or on a new rlock) held by the
+   * server; its `lock` is a proxy to that lock.
+   */
+  async condition(lock?: LockProxy | RLockProxy): Promise<ConditionProxy> {
+    if (lock !== undefined) return await this.#proxy("condition", [refOf(lock, "make a condition").id]);
+    // Its own rlock, held by the condition in the server (this proxy to it can go at once).
+    using own = await this.rlock();
+    return await this.#proxy("condition", [refOf(own, "make a condition").id]);
   }
 
   /** An event held by the server. */

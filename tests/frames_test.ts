@@ -20,6 +20,7 @@ import {
   writeFrameSync,
 } from "../src/_frames.ts";
 import * as fx from "./fixtures/ipc_fixtures.ts";
+import { SocketChannel } from "../src/_manager_socket.ts";
 import { cleanup, SPAWNS } from "./fixtures/helpers.ts";
 
 const module = new URL("./fixtures/ipc_fixtures.ts", import.meta.url);
@@ -196,6 +197,35 @@ Deno.test("The parent's control socket that ends in the middle of a frame is des
     assert.deepEqual(frames, [bytes(2)]);
   } finally {
     socket.destroy();
+  }
+});
+
+Deno.test("A manager connection cut in the middle of a frame is UnexpectedEof; at a boundary it ends with null", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/s`;
+  const listener = Deno.listen({ transport: "unix", path });
+  try {
+    for (
+      const [bytes, cut] of [[[100, 0, 0, 0, 1, 2], true], [[1, 0], true], [[1, 0, 0, 0, 7], false]] as const
+    ) {
+      const connecting = SocketChannel.connect({ path });
+      const server = await listener.accept();
+      const ch = await connecting;
+      try {
+        await server.write(new Uint8Array(bytes));
+        server.close();
+        if (cut) await assert.rejects(ch.readFrame(), Deno.errors.UnexpectedEof);
+        else {
+          assert.deepEqual(await ch.readFrame(), new Uint8Array([7]));
+          assert.equal(await ch.readFrame(), null);
+        }
+      } finally {
+        ch.close();
+      }
+    }
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
