@@ -90,4 +90,4 @@ export {
   RLockProxy,
   SemaphoreProxy,
   ValueProxy,
-} from "./src/managers.ts";
+} from "./src/manager.ts";

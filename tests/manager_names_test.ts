@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type DictProxy, LockProxy, Manager, RLockProxy } from "../mod.ts";
 import { SPAWNS } from "./fixtures/helpers.ts";
-import { objectCount } from "../src/managers.ts";
+import { objectCount } from "../src/manager.ts";
 
 Deno.test({
   name:

@@ -20,7 +20,7 @@ import * as fx from "./fixtures/manager_fixtures.ts";
 import { cleanup, isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 import { serve, SERVER_LIMITS, type ServerLimits, type ServerReady } from "../src/_manager_server.ts";
 import { SocketChannel } from "../src/_manager_socket.ts";
-import { objectCount } from "../src/managers.ts";
+import { objectCount } from "../src/manager.ts";
 import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
 
 const module = new URL("./fixtures/manager_fixtures.ts", import.meta.url);
