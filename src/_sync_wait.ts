@@ -195,14 +195,31 @@ export interface Sleeper {
  * once); `check` runs after each step and may throw (a closed handle). The queue's waits use it
  * too, on their own wake-up semaphore.
  */
-export async function driveOn(
+export function driveOn(
   steps: Generator<Step, boolean, boolean>,
   sleeper: Sleeper,
   signal: AbortSignal | undefined,
   check: () => void,
 ): Promise<boolean> {
+  // The first step runs here: a wait that its spin ends costs no async function.
+  let step: IteratorResult<Step, boolean>;
   try {
-    let step = steps.next();
+    step = steps.next();
+  } catch (e) {
+    steps.return(false);
+    return Promise.reject(e);
+  }
+  return step.done ? (step.value ? TRUE : FALSE) : driveRest(steps, step, sleeper, signal, check);
+}
+
+async function driveRest(
+  steps: Generator<Step, boolean, boolean>,
+  step: IteratorResult<Step, boolean>,
+  sleeper: Sleeper,
+  signal: AbortSignal | undefined,
+  check: () => void,
+): Promise<boolean> {
+  try {
     while (!step.done) {
       const { park, ms } = step.value;
       const took = park ? sleeper.waitSync(ms) : await sleeper.waitAsync(ms, signal);
