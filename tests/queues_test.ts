@@ -19,10 +19,18 @@ function ourShmEntries(): string[] {
   return [...Deno.readDirSync("/dev/shm")].map((e) => e.name).filter((n) => mine.test(n));
 }
 
+/**
+ * Our names in /dev/shm that were not there `before`: what a test left. (Not a count: a queue of
+ * an earlier test may still be releasing its names while this one runs.)
+ */
+function leftSince(before: Set<string>): string[] {
+  return ourShmEntries().filter((n) => !before.has(n));
+}
+
 type Item = { from: number; i: number; pad: string };
 
 Deno.test("Queue keeps FIFO order and qsize()/empty()/full() are exact right after put() and get()", async () => {
-  const before = ourShmEntries().length;
+  const before = new Set(ourShmEntries());
   const q = new Queue<unknown>(3);
   try {
     assert.equal(q.empty(), true);
@@ -41,7 +49,7 @@ Deno.test("Queue keeps FIFO order and qsize()/empty()/full() are exact right aft
   } finally {
     q.close();
   }
-  assert.equal(ourShmEntries().length, before);
+  assert.deepEqual(leftSince(before), []);
 });
 
 Deno.test("Queue.put() and get() reject with QueueFullError / QueueEmptyError for block:false and after the timeout", async () => {
@@ -102,7 +110,7 @@ Deno.test("Queue.put() of a value that cannot be serialized throws synchronously
 });
 
 Deno.test("Queue carries items larger than a pipe write (through shared memory) in order with small ones", async () => {
-  const before = ourShmEntries().length;
+  const before = new Set(ourShmEntries());
   const q = new Queue<unknown>();
   try {
     const big = new Uint8Array(2 * 1024 * 1024).map((_, i) => i % 253);
@@ -117,7 +125,7 @@ Deno.test("Queue carries items larger than a pipe write (through shared memory) 
   } finally {
     q.close();
   }
-  assert.equal(ourShmEntries().length, before);
+  assert.deepEqual(leftSince(before), []);
 });
 
 Deno.test("Queue returns byte arrays as structuredClone would: whole arrays as raw bytes, views with their offset", async () => {
@@ -166,7 +174,7 @@ Deno.test("Queue put()/get() after close() throw BadResource, and close() is ide
 });
 
 Deno.test("Queue.close() rejects this process's waiting get() and put() with BadResource, then releases everything", async () => {
-  const before = ourShmEntries().length;
+  const before = new Set(ourShmEntries());
   const q = new Queue<number>(1);
   await q.put(1);
   const getter = new Queue<number>();
@@ -180,7 +188,7 @@ Deno.test("Queue.close() rejects this process's waiting get() and put() with Bad
   await assert.rejects(secondGet, Deno.errors.BadResource);
   await assert.rejects(waitingPut, Deno.errors.BadResource);
   await new Promise((r) => setTimeout(r, 100)); // the put's last wait slice ends
-  assert.equal(ourShmEntries().length, before);
+  assert.deepEqual(leftSince(before), []);
 });
 
 Deno.test("JoinableQueue.join() waits for every taskDone(), and one taskDone() too many is a RangeError", async () => {
@@ -645,7 +653,7 @@ Deno.test({
   name: "A queue closed right after start(), before it resolved, still works in the child",
   ...SPAWNS,
   fn: async () => {
-    const before = ourShmEntries().length;
+    const before = new Set(ourShmEntries());
     const q = new Queue<string>();
     const out = new Queue<string>();
     let p: Process | undefined;
@@ -664,6 +672,6 @@ Deno.test({
       out.close();
       await cleanup(p);
     }
-    assert.equal(ourShmEntries().length, before);
+    assert.deepEqual(leftSince(before), []);
   },
 });
