@@ -155,13 +155,22 @@ export function writeAll(fd: number, buf: Uint8Array<ArrayBuffer>): void {
  */
 export function pollFds(fds: number[], events: number, timeoutMs: number): number[] {
   const buf = pollBuffer(fds, events);
+  return pollArray(buf, fds.length, timeoutMs) > 0 ? readyFds(buf, fds) : [];
+}
+
+/**
+ * `poll()` of the first `n` entries of a `struct pollfd` array, blocking the thread for at most
+ * `timeoutMs` (-1: forever; a fraction of a millisecond is honoured, through `ppoll`); retried
+ * on EINTR. Returns how many entries have events.
+ */
+export function pollArray(buf: Uint8Array<ArrayBuffer>, n: number, timeoutMs: number): number {
   const ppoll = libc().ppoll; // optional: where libc has none, the timeout is rounded up
   const exact = ppoll && timeoutMs > 0 && !Number.isInteger(timeoutMs) ? timespec(timeoutMs) : null;
   for (;;) {
-    const n = exact
-      ? ppoll!(buf, BigInt(fds.length), exact, null)
-      : libc().poll(buf, BigInt(fds.length), timeoutMs < 0 ? -1 : Math.ceil(timeoutMs));
-    if (n >= 0) return readyFds(buf, fds);
+    const ready = exact
+      ? ppoll!(buf, BigInt(n), exact, null)
+      : libc().poll(buf, BigInt(n), timeoutMs < 0 ? -1 : Math.ceil(timeoutMs));
+    if (ready >= 0) return ready;
     const code = errno();
     if (code !== OS.errno.EINTR) throw osError("poll", code);
   }

@@ -17,6 +17,7 @@
 import { OS } from "./constants.ts";
 import { osError } from "./errors.ts";
 import { errno, libc } from "./libc.ts";
+import { pollArray } from "./fd.ts";
 
 const NET = {
   AF_UNIX: 1,
@@ -214,12 +215,7 @@ export class PollSet {
 
   /** Waits on this thread for at most `timeoutMs` (-1: forever); the count of ready fds. */
   wait(timeoutMs: number): number {
-    for (;;) {
-      const n = libc().poll(this.#buf, BigInt(this.#n), timeoutMs);
-      if (n >= 0) return n;
-      const code = errno();
-      if (code !== OS.errno.EINTR) throw osError("poll", code);
-    }
+    return pollArray(this.#buf, this.#n, timeoutMs);
   }
 
   /** As {@linkcode wait}, on a worker thread (0 on EINTR: errno is the worker's). */

@@ -37,8 +37,8 @@ import {
   W_UNFINISHED,
   wakePutters,
 } from "./_queue_shared.ts";
-// A waiting put() or join() sleeps in slices as a lock does: then it looks at abort, close and
-// dead producers.
+// A waiting put() or join() runs the wait loop a lock runs (`driveOn`): between sleeps it looks at
+// abort, close and dead producers.
 import { driveOn, FOREVER } from "./_sync_wait.ts";
 import { type CheckedWait, checkWait, Deadline, Eagerness, waitSteps, whenAborted } from "./_wait.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
