@@ -3,16 +3,20 @@
  * loop for long: the fd driver of the one wait loop (`waitSteps` in `_wait.ts`, where the policy
  * and its numbers are).
  *
- * A spin re-polls the fd with a zero timeout; a step that parks polls it on this thread (`ppoll`, at most `PARK_MS`); a step that sleeps
- * polls it on a worker thread (a non-blocking FFI call: the event loop runs meanwhile) for at most
- * one slice, raced against `stop`, so that close, abort and deadlines are noticed.
+ * A spin re-polls the fd with a zero timeout; a step that parks polls it on this thread (`ppoll`,
+ * at most the park's length); a step that sleeps polls it on a worker thread (a non-blocking FFI
+ * call: the event loop runs meanwhile) for at most one slice, raced against `stop`, so that
+ * close, abort and deadlines are noticed. A wait that ends before it sleeps is answered
+ * synchronously (a boolean, not a promise): no async function, no extra microtask turns.
  *
  * @module
  */
 import { pollFds, pollFdsAsync } from "../native/mod.ts";
-import { Deadline, Eagerness, SLICE_MS, waitSteps, whenAborted } from "./_wait.ts";
+import { Deadline, Eagerness, PARK_MS, SLICE_MS, type Step, waitSteps, whenAborted } from "./_wait.ts";
 
 export { SLICE_MS };
+
+const FOREVER = new Deadline(Infinity);
 
 /**
  * Waits for one fd again and again: one per connection end and direction, as it keeps what the
@@ -22,45 +26,90 @@ export class Waiter {
   #eager = new Eagerness();
 
   /**
-   * Resolves true when `fd` (or one of several) has `events`, false when one of `stop` aborts first or at `deadline`
-   * (a `performance.now()` time). Nothing of the wait stays attached to the signals afterwards: a
-   * connection waits millions of times on the one signal that its `close()` aborts. (`stop` may
-   * also be a promise that lives no longer than the caller's wait: each wait adds a reaction to
-   * it.)
+   * True when `fd` (or one of several) has `events`, false when one of `stop` aborts first or at
+   * `deadline` (a `performance.now()` time); a promise of that once the wait sleeps off the
+   * thread. Nothing of the wait stays attached to the signals afterwards: a connection waits
+   * millions of times on the one signal that its `close()` aborts. (`stop` may also be a promise
+   * that lives no longer than the caller's wait: each wait adds a reaction to it.) `parkMs` is
+   * the loop's park length (`waitSteps`).
    */
-  async ready(
+  ready(
     fd: number | readonly number[],
     events: number,
     stop: readonly AbortSignal[] | Promise<unknown>,
     deadline = Infinity,
-  ): Promise<boolean> {
+    parkMs = PARK_MS,
+  ): boolean | Promise<boolean> {
     const fds = typeof fd === "number" ? [fd] : [...fd];
     const steps = waitSteps(
       { tryTake: () => pollFds(fds, events, 0).length > 0 },
-      Deadline.until(deadline),
+      deadline === Infinity ? FOREVER : Deadline.until(deadline),
       this.#eager,
+      undefined,
+      parkMs,
     );
-    try {
-      let step = steps.next();
-      // Parks happen here, before any promise is made for the stop signals.
-      while (!step.done && step.value.park) step = steps.next(pollFds(fds, events, step.value.ms).length > 0);
-      if (step.done) return step.value;
-      const aborted = Array.isArray(stop) ? whenAborted(stop as AbortSignal[]) : null;
-      let stopped = false;
-      const stopping = (aborted ? aborted.promise : stop as Promise<unknown>)
-        .then(() => stopped = true, () => stopped = true).then(() => null);
-      try {
-        while (!step.done) {
-          const ready = await Promise.race([pollFdsAsync(fds, events, step.value.ms | 0 || 1), stopping]);
-          if (stopped || ready === null) return false;
-          step = steps.next(ready.length > 0);
-        }
-        return step.value;
-      } finally {
-        aborted?.dispose();
-      }
-    } finally {
-      steps.return(false);
+    const step = parkHere(steps, fds, events);
+    return step.done ? step.value : sleep(steps, step.value, fds, events, stop);
+  }
+
+  /**
+   * Waits on this thread only: the loop's try, spin and park (up to `parkMs`). True when `fd`
+   * has `events`; false when it has not by then (the wait would go on off the thread).
+   */
+  readyHere(fd: number, events: number, parkMs: number): boolean {
+    const fds = [fd];
+    const steps = waitSteps(
+      { tryTake: () => pollFds(fds, events, 0).length > 0 },
+      FOREVER,
+      this.#eager,
+      undefined,
+      parkMs,
+    );
+    const step = parkHere(steps, fds, events);
+    if (step.done) return step.value;
+    steps.return(false);
+    return false;
+  }
+}
+
+/** Runs the loop's first steps on this thread, up to its first sleep (or its end). */
+function parkHere(
+  steps: Generator<Step, boolean, boolean>,
+  fds: number[],
+  events: number,
+): IteratorResult<Step, boolean> {
+  try {
+    let step = steps.next();
+    while (!step.done && step.value.park) step = steps.next(pollFds(fds, events, step.value.ms).length > 0);
+    return step;
+  } catch (e) {
+    steps.return(false);
+    throw e;
+  }
+}
+
+/** The loop's sleeps, on a worker thread, raced against `stop`. */
+async function sleep(
+  steps: Generator<Step, boolean, boolean>,
+  first: Step,
+  fds: number[],
+  events: number,
+  stop: readonly AbortSignal[] | Promise<unknown>,
+): Promise<boolean> {
+  const aborted = Array.isArray(stop) ? whenAborted(stop as AbortSignal[]) : null;
+  let stopped = false;
+  const stopping = (aborted ? aborted.promise : stop as Promise<unknown>)
+    .then(() => stopped = true, () => stopped = true).then(() => null);
+  try {
+    let step: IteratorResult<Step, boolean> = { done: false, value: first };
+    while (!step.done) {
+      const ready = await Promise.race([pollFdsAsync(fds, events, step.value.ms | 0 || 1), stopping]);
+      if (stopped || ready === null) return false;
+      step = steps.next(ready.length > 0);
     }
+    return step.value;
+  } finally {
+    aborted?.dispose();
+    steps.return(false);
   }
 }

@@ -19,10 +19,10 @@
  * - pushed chunks from a stream with one owner (the parent's `node:net` control socket):
  *   {@linkcode FrameDecoder}, which copies each byte once into its frame;
  * - pulled: {@linkcode readFrameSync} (blocking fd: the child's side of the control channel, which
- *   avoids `node:net`: loading it adds ~15 ms to every child's start) and {@linkcode FrameReader}
- *   (buffered, over an async `read`, for a `Deno.Conn`). Connection pulls exactly one header and
- *   one body with non-blocking reads (`_fd_channel.ts`), because several processes may share
- *   one of its ends.
+ *   avoids `node:net`: loading it adds ~15 ms to every child's start) and {@linkcode FrameBuffer}
+ *   (buffered, over non-blocking reads, for a socket one process owns: the manager's). A
+ *   Connection pulls exactly one header and one body with non-blocking reads
+ *   (`_fd_channel.ts`'s exact mode), because several processes may share one of its ends.
  *
  * @module
  */
@@ -236,70 +236,78 @@ function readIntoSync(fd: number, buf: Uint8Array<ArrayBuffer>, at: number, end:
 }
 
 /**
- * Pulls frames from a stream through a buffer: `read` fills a buffer as `Deno.Conn.read` does
- * (resolves to a count, or null at the end of the stream). Reads are one at a time. Small frames
- * cost no allocation: a body is a view into the buffer, valid until the next call.
+ * Pulls frames through a buffer, from a stream this process alone reads (the manager's sockets:
+ * `_fd_channel.ts`'s buffered mode). {@linkcode FrameBuffer.fill} reads what has come with one
+ * non-blocking `read`; {@linkcode FrameBuffer.take} gives the next whole frame's body, a view into
+ * the buffer valid until the next fill, so small frames cost no allocation. The buffer grows to
+ * hold the frame that is coming, whole.
  */
-export class FrameReader {
-  #read: (buf: Uint8Array) => Promise<number | null>;
-  #channel: string;
+export class FrameBuffer {
   #buf = new Uint8Array(64 * 1024);
   #view = new DataView(this.#buf.buffer);
   #start = 0;
   #end = 0;
+  /** The last {@linkcode fill} filled less than its room: it took all there was. */
+  drained = false;
 
-  constructor(read: (buf: Uint8Array) => Promise<number | null>, channel: string) {
-    this.#read = read;
-    this.#channel = channel;
+  /**
+   * The next whole frame's body (valid until the next {@linkcode fill}), else null. A body longer
+   * than `max` is refused before it is read: `refuse(size)` is thrown.
+   */
+  take(max = Infinity, refuse: (size: number) => Error = tooLongFrame): Uint8Array | null {
+    const have = this.#end - this.#start;
+    if (have < HEAD) return null;
+    const head = headAt(this.#view, this.#start);
+    if (have < head) return null;
+    const size = sizeAt(this.#view, this.#start);
+    if (size > max) throw refuse(size);
+    if (have < head + size) return null;
+    const at = this.#start + head;
+    this.#start = at + size;
+    return this.#buf.subarray(at, at + size);
   }
 
   /**
-   * The next frame's body, or null at the end of the stream between frames; throws
-   * {@linkcode cutMidFrame} when it ends inside one. A body longer than `max` is refused before it
-   * is read: `refuse(size)` is thrown (a RangeError unless given).
+   * Reads once with `read` (a non-blocking read: the count, 0 at the end of the stream, -1 when
+   * nothing has come). True when something was read, false when nothing had come, null at the end.
+   * The bodies {@linkcode take} gave are invalid after.
    */
-  async readFrame(
-    max = Infinity,
-    refuse: (size: number) => Error = (size) =>
-      new RangeError(`Refused a ${size}-byte frame: the limit is ${max}`),
-  ): Promise<Uint8Array | null> {
-    if (!(await this.#fill(HEAD))) {
-      if (this.#end === this.#start) return null;
-      throw cutMidFrame(this.#channel, this.#end - this.#start);
-    }
-    const head = headAt(this.#view, this.#start);
-    if (!(await this.#fill(head))) throw cutMidFrame(this.#channel, this.#end - this.#start);
-    const size = sizeAt(this.#view, this.#start);
-    if (size > max) throw refuse(size);
-    if (!(await this.#fill(head + size))) {
-      throw cutMidFrame(this.#channel, this.#end - this.#start - head, size);
-    }
-    const body = this.#buf.subarray(this.#start + head, this.#start + head + size);
-    this.#start += head + size;
-    return body;
-  }
-
-  /** Ensures `n` unread bytes are buffered; false at the end of the stream before that. */
-  async #fill(n: number): Promise<boolean> {
-    if (this.#end - this.#start >= n) return true;
-    if (this.#buf.length - this.#start < n) {
-      // Move the unread bytes to the front, of a larger buffer when `n` needs one.
-      if (n > this.#buf.length) {
-        const bigger = new Uint8Array(n);
-        bigger.set(this.#buf.subarray(this.#start, this.#end));
-        this.#buf = bigger;
-        this.#view = new DataView(bigger.buffer);
-      } else this.#buf.copyWithin(0, this.#start, this.#end);
-      this.#end -= this.#start;
+  fill(read: (buf: Uint8Array<ArrayBuffer>) => number): boolean | null {
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    const have = this.#end - this.#start;
+    // Room for the frame that is coming, whole: grow, or move the unread bytes to the front.
+    const need = have >= HEAD ? frameLength(this.#view, this.#start, this.#end) : 4096;
+    if (this.#buf.length - this.#start < need || this.#end === this.#buf.length) {
+      const buf = need > this.#buf.length ? new Uint8Array(need) : this.#buf;
+      buf.set(this.#buf.subarray(this.#start, this.#end));
+      this.#buf = buf;
+      this.#view = new DataView(buf.buffer);
       this.#start = 0;
-    } else if (this.#start === this.#end) {
-      this.#start = this.#end = 0;
+      this.#end = have;
     }
-    while (this.#end - this.#start < n) {
-      const got = await this.#read(this.#buf.subarray(this.#end));
-      if (got === null) return false;
-      this.#end += got;
-    }
+    const room = this.#buf.length - this.#end;
+    const n = read(this.#buf.subarray(this.#end));
+    if (n === 0) return null;
+    if (n < 0) return false;
+    this.#end += n;
+    this.drained = n < room;
     return true;
   }
+
+  /**
+   * For the end of the stream: {@linkcode cutMidFrame} naming `channel` when it ended inside a
+   * frame, null when it ended between frames.
+   */
+  cut(channel: string): Deno.errors.UnexpectedEof | null {
+    const have = this.#end - this.#start;
+    if (have === 0) return null;
+    const head = have >= HEAD ? headAt(this.#view, this.#start) : HEAD;
+    return have < head
+      ? cutMidFrame(channel, have)
+      : cutMidFrame(channel, have - head, sizeAt(this.#view, this.#start));
+  }
+}
+
+function tooLongFrame(size: number): RangeError {
+  return new RangeError(`Refused a ${size}-byte frame: longer than the limit`);
 }

@@ -3,11 +3,18 @@
  * every proxy (CPython: `managers.py`'s `BaseProxy._connect`). The process's reference counts of
  * the objects its proxies point at are in `_manager_refs.ts`.
  *
+ * The connection is a buffered `FdChannel` (`_fd_channel.ts`). A call waits for its first answer
+ * (its reply, or the server's word that it waits) on this thread, in the one wait loop with the
+ * park for answers that come at once (`ANSWER_PARK_MS` in `_wait.ts`), bounded by `Turns`;
+ * what is still pending then, it waits for off the thread (the loop's usual park and slices).
+ *
  * @module
  */
 import { deserialize, serialize } from "./_reduction.ts";
 import { type PackedError, unpackError } from "./_error_transport.ts";
-import { Eagerness, raceTimeout, TIMED_OUT } from "./_wait.ts";
+import { ANSWER_PARK_MS, PARK_MS, raceTimeout, TIMED_OUT, Turns } from "./_wait.ts";
+import { OS } from "../native/mod.ts";
+import type { FdChannel } from "./_fd_channel.ts";
 import {
   addressKey,
   answerChallenge,
@@ -20,28 +27,11 @@ import {
   OK,
   PENDING,
 } from "./_manager_wire.ts";
-import { SocketChannel } from "./_manager_socket.ts";
+import { connectChannel } from "./_manager_socket.ts";
 import { AuthenticationError, EOFError, RemoteError } from "./errors.ts";
 
 /** How long connecting to a manager and the handshake may take, unless `connect()` says. */
 const CONNECT_TIMEOUT_MS = 20_000;
-/**
- * The longest a call waits on this thread (the event loop blocked) for its reply, or for the
- * server's word that the call waits (kind PENDING), in ms: the server answers one or the other at
- * once, so this bound only matters when the server is stalled. A wait that does not block costs
- * a worker thread's wake-up (~100 µs here) on top of the reply's own time. (Not much shorter: a
- * timeout shorter than the kernel's tick, 4 ms here, costs ~15 µs more per wait.)
- */
-const QUICK_WAIT_MS = 20;
-/**
- * Calls answered one after the other within the quick wait never let the event loop turn (each
- * continues in a microtask); after this many ms of that, one wait goes through the event loop,
- * so that timers and I/O of the program are not starved by a loop of calls.
- */
-const TURN_MS = 20;
-/** A gap this long between calls means the event loop had its turn meanwhile. */
-const IDLE_MS = 1;
-
 interface Pending {
   /** Neither its reply nor word that it waits has come yet. */
   fresh: boolean;
@@ -52,7 +42,7 @@ interface Pending {
 }
 
 export class Client {
-  #ch: SocketChannel;
+  #ch: FdChannel;
   #where: string;
   #pending = new Map<number, Pending>();
   #nextId = 1;
@@ -64,12 +54,10 @@ export class Client {
   #kicked = false;
   /** A wait that does not block the event loop is in progress. */
   #waiting = false;
-  /** Since when calls are answered back to back without the event loop turning, and the last. */
-  #burstStart = 0;
-  #lastDrain = 0;
-  #eager = new Eagerness();
+  /** How long calls have been answered back to back without the event loop turning. */
+  #turns = new Turns();
 
-  constructor(ch: SocketChannel, where: string, onLost: () => void) {
+  constructor(ch: FdChannel, where: string, onLost: () => void) {
     this.#ch = ch;
     this.#where = where;
     this.#onLost = onLost;
@@ -86,11 +74,11 @@ export class Client {
     timeout = CONNECT_TIMEOUT_MS,
   ): Promise<Client> {
     const where = `the manager at ${addressKey(address)}`;
-    let ch: SocketChannel | undefined;
+    let ch: FdChannel | undefined;
     let gaveUp = false;
     const opening = (async () => {
       try {
-        ch = await SocketChannel.connect(address);
+        ch = await connectChannel(address);
       } catch (e) {
         if (!(e instanceof Error)) throw e;
         const Class = e.constructor as new (message: string, options?: ErrorOptions) => Error;
@@ -169,12 +157,10 @@ export class Client {
     this.#kicked = false;
     if (this.#lost) return;
     try {
-      const now = performance.now();
-      if (now - this.#lastDrain > IDLE_MS) this.#burstStart = now;
-      this.#lastDrain = now;
-      while (
-        this.#fresh > 0 && now - this.#burstStart < TURN_MS && this.#ch.poll(QUICK_WAIT_MS, this.#eager)
-      ) {
+      while (this.#fresh > 0 && this.#turns.mayBlock()) {
+        const ready = this.#ch.readableHere(ANSWER_PARK_MS);
+        this.#turns.blocked();
+        if (!ready) break;
         if (!this.#readReplies()) return this.#lose();
       }
     } catch {
@@ -189,8 +175,15 @@ export class Client {
     this.#waiting = true;
     try {
       while (this.#pending.size > 0 && !this.#lost) {
-        if (!(await this.#ch.readable())) break;
-        this.#burstStart = this.#lastDrain = performance.now(); // the event loop turned
+        // When the event loop is due a turn, the wait neither spins nor parks: it goes off the thread.
+        const ready = this.#ch.ready(OS.POLLIN, this.#turns.mayBlock() ? PARK_MS : 0);
+        if (ready instanceof Promise) {
+          if (!(await ready)) break;
+          this.#turns.turned();
+        } else {
+          this.#turns.blocked();
+          if (!ready) break;
+        }
         if (!this.#readReplies()) break;
       }
     } catch {

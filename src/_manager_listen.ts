@@ -6,14 +6,17 @@
  * tick it is read: a round trip costs the server two syscalls, where `Deno.Conn` cost two async
  * ops and their promises (a third of the round trip, measured).
  *
- * How the loop waits, in order:
+ * Each wait of the loop is the one wait loop (`waitSteps` in `_wait.ts`), driven here on the
+ * whole poll set:
  * - while requests keep coming and nothing else is in progress (no handshake, no call that
- *   waits, no write that waits for room), it polls on this thread, spinning a moment while that
- *   pays (`spinWhilePays`, the one wait loop's spin) and then asleep for up to {@linkcode QUICK_MS}: the next request of a busy
- *   client is read without a wake-up or a trip through the event loop. The event loop is blocked meanwhile, so this lasts at most {@linkcode TURN_MS}
- *   before one turn of the event loop (timers, signals);
- * - otherwise it polls on a worker thread (the event loop runs: handshakes, timers, calls that
- *   wait), woken by a byte on its own pipe when something new must be watched.
+ *   waits, no write that waits for room), it spins while that pays and parks on this thread for
+ *   up to `ANSWER_PARK_MS`: the next request of a busy client is read without a wake-up or a
+ *   trip through the event loop. The event loop is blocked meanwhile, so such waits follow one
+ *   another for at most `TURN_MS` (`Turns`) before one poll goes through the event loop (timers,
+ *   signals);
+ * - otherwise, and after a park that nothing ended, it polls on a worker thread in the loop's
+ *   slices (the event loop runs: handshakes, timers, calls that wait), woken by a byte on its own
+ *   pipe when something new must be watched.
  *
  * @module
  */
@@ -28,14 +31,8 @@ import {
   shutdownSocket,
   write as writeFd,
 } from "../native/mod.ts";
-import { Eagerness, spinWhilePays } from "./_wait.ts";
+import { ANSWER_PARK_MS, Deadline, Eagerness, type Step, Turns, waitSteps } from "./_wait.ts";
 
-/** The longest a poll on this thread blocks the event loop, in ms (at least the kernel's tick). */
-const QUICK_MS = 5;
-/** After this many ms of polls on this thread, one poll goes through the event loop. */
-const TURN_MS = 10;
-/** A poll on a worker thread lasts at most this long before it looks at the loop's state again. */
-const SLICE_MS = 1000;
 /** After a failed accept() (EMFILE: out of fds), the listener rests this long, doubling up to 1 s. */
 const ACCEPT_BACKOFF_MS = 10;
 const ACCEPT_BACKOFF_MAX_MS = 1000;
@@ -60,8 +57,7 @@ export class ServerLoop {
   #wakeBuf = new Uint8Array(64);
   #asyncWaiting = false;
   #stopped = false;
-  #lastTurn = 0;
-  #lastActive = 0;
+  #turns = new Turns();
   #restUntil = 0;
   #backoff = ACCEPT_BACKOFF_MS;
   #eager = new Eagerness();
@@ -151,33 +147,64 @@ export class ServerLoop {
       for (const [fd, list] of this.#interests) {
         if (!this.#served.has(fd)) set.add(fd, list.reduce((e, i) => e | i.events, 0));
       }
-      const quick = this.busy === 0 && this.#interests.size === 0 && now - this.#lastActive < QUICK_MS &&
-        now - this.#lastTurn < TURN_MS;
       let n: number;
-      if (quick) {
-        n = 0;
-        if (!spinWhilePays(this.#eager, () => (n = set.wait(0)) > 0)) n = set.wait(QUICK_MS);
-      } else {
-        const turn = now - this.#lastTurn >= TURN_MS && now - this.#lastActive < QUICK_MS;
-        const rest = this.#restUntil > now ? Math.ceil(this.#restUntil - now) : SLICE_MS;
-        this.#asyncWaiting = true;
-        try {
-          n = await set.waitAsync(turn ? 0 : Math.min(rest, SLICE_MS));
-        } finally {
-          this.#asyncWaiting = false;
-        }
-        this.#lastTurn = performance.now();
+      if (this.#turns.mayBlock(now)) n = await this.#wait(now);
+      else {
+        // The event loop's turn: a poll that does not wait, through a worker thread.
+        n = await set.waitAsync(0);
+        this.#turns.turned();
       }
       if (this.#stopped) break;
       if (n > 0) this.#dispatch();
+      this.#turns.blocked();
       // Let what was resolved go on (a handshake's next step) before the next poll.
       await null;
     }
   }
 
+  /**
+   * One wait of the loop (`waitSteps`) on the poll set: spin and park on this thread only while
+   * nothing else needs the event loop; sleep on a worker thread (woken by `#poke`) until the
+   * listener's rest ends. Resolves to the count of ready fds, 0 at that deadline.
+   */
+  #wait(now: number): number | Promise<number> {
+    const set = this.#set;
+    let n = 0;
+    const steps = waitSteps(
+      { tryTake: () => (n = set.wait(0)) > 0 },
+      new Deadline(this.#restUntil > now ? this.#restUntil - now : Infinity),
+      this.#eager,
+      undefined,
+      this.busy === 0 && this.#interests.size === 0 ? ANSWER_PARK_MS : 0,
+    );
+    let step = steps.next();
+    while (!step.done && step.value.park) step = steps.next((n = set.wait(step.value.ms)) > 0);
+    if (step.done) return step.value ? n : 0;
+    return this.#sleep(steps, step.value.ms, () => n);
+  }
+
+  async #sleep(steps: Generator<Step, boolean, boolean>, ms: number, found: () => number): Promise<number> {
+    try {
+      for (;;) {
+        this.#asyncWaiting = true;
+        let n: number;
+        try {
+          n = await this.#set.waitAsync(ms);
+        } finally {
+          this.#asyncWaiting = false;
+        }
+        this.#turns.turned();
+        if (this.#stopped) return 0;
+        const step = steps.next(n > 0);
+        if (step.done) return step.value ? found() : 0;
+        ms = step.value.ms;
+      }
+    } finally {
+      steps.return(false);
+    }
+  }
   #dispatch(): void {
     const set = this.#set;
-    let active = false;
     for (let i = 0; i < set.size && !this.#stopped; i++) {
       const revents = set.revents(i);
       if (revents === 0) continue;
@@ -186,7 +213,6 @@ export class ServerLoop {
         while (readFd(fd, this.#wakeBuf) > 0) { /* drained */ }
         continue;
       }
-      active = true;
       if (fd === this.#listener) {
         this.#accept();
         continue;
@@ -202,7 +228,6 @@ export class ServerLoop {
       }
       if (revents & READABLE) this.#served.get(fd)?.();
     }
-    if (active) this.#lastActive = performance.now();
   }
 
   #accept(): void {

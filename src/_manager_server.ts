@@ -30,7 +30,8 @@ import {
 } from "./_manager_wire.ts";
 import { listenSocket, socketPort } from "../native/mod.ts";
 import { ServerLoop } from "./_manager_listen.ts";
-import { socketAddress, SocketChannel } from "./_manager_socket.ts";
+import { socketAddress } from "./_manager_socket.ts";
+import { FdChannel } from "./_fd_channel.ts";
 import { AttributeError, native, nativeErrors, repr } from "./_manager_objects.ts";
 import { packError } from "./_error_transport.ts";
 import type { CallContext } from "./_manager_sync.ts";
@@ -109,7 +110,7 @@ export async function serve(
   const table = new ObjectTable();
   // Proxies to this manager revived here (nested in stored values) hold their objects too.
   setLocalServer(bound, authkey, { incref: (id) => table.incref(id), decref: (id) => table.decref(id) });
-  const channels = new Set<SocketChannel>();
+  const channels = new Set<FdChannel>();
   let stopping = false;
   let stopped!: () => void;
   const done = new Promise<void>((r) => stopped = r);
@@ -209,7 +210,8 @@ export async function serve(
 
   let unauthenticated = 0;
   const serveConnection = async (fd: number) => {
-    const ch = new SocketChannel(fd, loop.ready);
+    // Buffered reads, waits through the one poll loop.
+    const ch = new FdChannel(fd, { buffered: true, ready: loop.ready, name: "The client's connection" });
     if (unauthenticated >= limits.maxUnauthenticated || stopping) {
       ch.close();
       return;

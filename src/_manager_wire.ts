@@ -64,17 +64,20 @@ export function addressKey(address: ManagerAddress): string {
   return "path" in address ? address.path : `${address.hostname}:${address.port}`;
 }
 
-/** Refuses a frame of `size` bytes before authentication. */
-export function checkFrameSize(size: number, max: number): void {
-  if (size > max) throw new AuthenticationError(`Refused a ${size}-byte frame before authentication`);
+/** The error for a frame of `size` bytes, over the limit before authentication. */
+function refuseUnauthenticated(size: number): Error {
+  return new AuthenticationError(`Refused a ${size}-byte frame before authentication`);
 }
 
-/** Either end of a connection, as the handshake sees it. */
+/** Either end of a connection, as the handshake sees it (`_fd_channel.ts`'s buffered mode). */
 export interface Frames {
-  /** The next frame's body (valid until the next read), or null at end of stream. */
-  readFrame(max?: number): Promise<Uint8Array | null>;
+  /**
+   * The next frame's body (valid until the next read), or null at end of stream; a body over
+   * `max` bytes throws `refuse(size)`.
+   */
+  readFrame(max?: number, refuse?: (size: number) => Error): Promise<Uint8Array | null>;
   /** Writes one frame. */
-  writeFrame(body: Uint8Array): Promise<void>;
+  write(body: Uint8Array<ArrayBuffer>): Promise<void>;
 }
 
 const asciiDecoder = new TextDecoder();
@@ -160,7 +163,7 @@ export function decodeReply(body: Uint8Array): { id: number; kind: number; paylo
   };
 }
 
-async function hmac(authkey: Uint8Array, message: Uint8Array): Promise<Uint8Array> {
+async function hmac(authkey: Uint8Array, message: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
   const key = await crypto.subtle.importKey(
     "raw",
     authkey as Uint8Array<ArrayBuffer>,
@@ -187,25 +190,25 @@ export async function deliverChallenge(ch: Frames, authkey: Uint8Array, peer: st
   const message = new Uint8Array(CHALLENGE.length + 32);
   message.set(CHALLENGE);
   crypto.getRandomValues(message.subarray(CHALLENGE.length));
-  await ch.writeFrame(message);
-  const answer = await ch.readFrame(AUTH_FRAME_MAX);
+  await ch.write(message);
+  const answer = await ch.readFrame(AUTH_FRAME_MAX, refuseUnauthenticated);
   const expected = await hmac(authkey, message);
   if (answer === null || !equalBytes(answer, expected)) {
-    await ch.writeFrame(FAILURE).catch(() => {});
+    await ch.write(FAILURE).catch(() => {});
     throw new AuthenticationError(`Authentication failed: ${peer} did not prove it knows the authkey`);
   }
-  await ch.writeFrame(WELCOME);
+  await ch.write(WELCOME);
 }
 
 /** Answers the peer's challenge with the authkey's HMAC, and checks that it was accepted. */
 export async function answerChallenge(ch: Frames, authkey: Uint8Array, peer: string): Promise<void> {
-  const got = await ch.readFrame(AUTH_FRAME_MAX);
+  const got = await ch.readFrame(AUTH_FRAME_MAX, refuseUnauthenticated);
   if (got === null) throw new EOFError(`${peer} closed the connection before it sent a challenge`);
   if (!startsWith(got, CHALLENGE)) {
     throw new AuthenticationError(`Authentication failed: ${peer} did not send a challenge`);
   }
-  await ch.writeFrame(await hmac(authkey, got.slice()));
-  const verdict = await ch.readFrame(AUTH_FRAME_MAX);
+  await ch.write(await hmac(authkey, got.slice()));
+  const verdict = await ch.readFrame(AUTH_FRAME_MAX, refuseUnauthenticated);
   if (verdict === null || !equalBytes(verdict, WELCOME)) {
     throw new AuthenticationError(
       `Authentication failed: ${peer} rejected the authkey; pass the authkey the manager was started with`,

@@ -27,7 +27,8 @@
  *    kernel time on this VM; but a spin that waits for a peer that has no core takes the CPU
  *    that peer needs, which is what made the old loops lose under load;
  * 3. **park**: block the calling thread in the kernel (`ppoll`, `sem_timedwait`) for up to
- *    {@linkcode PARK_MS} (0.3 ms: the event loop is blocked no longer than by the old spins).
+ *    {@linkcode PARK_MS} (0.3 ms: the event loop is blocked no longer than by the old spins;
+ *    {@linkcode ANSWER_PARK_MS} for the manager's answers, which come at once by contract).
  *    The answer wakes the thread directly (one wake-up, as CPython's blocking `read`), and it
  *    costs no CPU meanwhile;
  * 4. **sleep** off the thread (a worker thread's `poll`/`sem_timedwait`; the event loop runs) in
@@ -37,10 +38,9 @@
  *
  * Spins and parks are learnt per waiter ({@linkcode Eagerness}): a slow peer soon costs neither.
  *
- * Why, measured side by side with CPython (`deno task bench:compare`, shared 2-core VM with other
- * suites running, load 5–7): the old loops spun 50–300 µs (fd) or 50 µs (sync) and then slept off
- * the thread, and an fd wait that had taken over 0.3 ms stopped spinning, so on a loaded machine
- * every wait paid the worker-thread hop while the spins starved the peer. Before → after:
+ * Why, measured beside CPython (`bench:compare`, shared 2-core VM, load 5–7): the old loops spun
+ * 50–300 µs (fd) or 50 µs (sync), then slept off the thread, so on a loaded machine every wait
+ * paid the worker-thread hop while the spins starved the peer. Before → after:
  * Pipe round trip 236 → 148 µs (CPython 35–55), with both cores busy 554 → 292 µs (CPython
  * 89–109); Semaphore hand-off with both cores busy 202 → 16 µs, quiet ~6 µs before and after;
  * Barrier of 5 processes × 1000 passes 581 → 242 ms.
@@ -205,6 +205,47 @@ export const SPIN_LOADED_MS = 0.03;
 /** The longest a wait parks (blocks its own thread in the kernel) before it sleeps off it, in ms. */
 export const PARK_MS = 0.3;
 
+/**
+ * The park of a wait for an answer that comes at once by contract, in ms: the manager's client
+ * waiting for a reply (or the server's word that the call waits, sent as soon as it reads the
+ * call), and its server waiting for a busy client's next call. The answer nearly always ends the
+ * park, so its length only matters when the peer is stalled; it spares each call a worker
+ * thread's wake-up (~100 µs). Not below the kernel's tick (4 ms here): a shorter timed park costs
+ * ~15 µs more. Such parks block the event loop, so {@linkcode Turns} bounds them too.
+ */
+export const ANSWER_PARK_MS = 5;
+
+/**
+ * How long waits that block the thread may follow one another (each answered call goes on in a
+ * microtask) before one goes through the event loop, in ms: timers and I/O must not starve.
+ */
+export const TURN_MS = 10;
+
+/**
+ * Counts how long waits that block the thread have followed one another ({@linkcode TURN_MS}). A
+ * pause of over 1 ms since the last `blocked()` counts as a turn: the caller's code ran meanwhile.
+ */
+export class Turns {
+  #since = -Infinity;
+  #last = -Infinity;
+
+  /** Whether the next wait may block the thread (else it goes through the event loop). */
+  mayBlock(now = performance.now()): boolean {
+    if (now - this.#last > 1) this.#since = now;
+    return now - this.#since < TURN_MS;
+  }
+
+  /** The thread was kept from the event loop until now. */
+  blocked(now = performance.now()): void {
+    this.#last = now;
+  }
+
+  /** The event loop turned. */
+  turned(now = performance.now()): void {
+    this.#since = this.#last = now;
+  }
+}
+
 /** The most waits that skip their park after parks that kept failing. */
 const MAX_SKIP = 63;
 
@@ -276,21 +317,6 @@ export class Eagerness {
   }
 }
 
-/**
- * The loop's spin, also for waits that drive their own parks (the manager's client and server
- * loop): when `eager` says spinning pays (and there is more than one core), re-tries `tryTake`
- * for up to {@linkcode SPIN_MS} ({@linkcode SPIN_LOADED_MS} while every core is taken; never
- * past `maxMs`) and records whether it paid. True when a try succeeded.
- */
-export function spinWhilePays(eager: Eagerness, tryTake: () => boolean, maxMs = Infinity): boolean {
-  if (CORES <= 1 || !eager.spins()) return false;
-  const until = performance.now() + Math.min(coreIsFree() ? SPIN_MS : SPIN_LOADED_MS, maxMs);
-  let ended = false;
-  do ended = tryTake(); while (!ended && performance.now() < until);
-  eager.spun(ended);
-  return ended;
-}
-
 /** One step of a wait: block this thread up to `ms` (`park`), or sleep up to `ms`. */
 export interface Step {
   /** True: block the calling thread (a short park); false: sleep off it where the driver can. */
@@ -317,25 +343,35 @@ export interface Attempt {
 }
 
 /**
- * The one wait loop, for every driver. It tries to take; then, when `eager` says so, spins (only
- * while a core is free: {@linkcode spinPays}) for up to {@linkcode SPIN_MS}; then registers
+ * The one wait loop, for every driver. It tries to take; then, when `eager` says so, spins for up
+ * to {@linkcode SPIN_MS} ({@linkcode SPIN_LOADED_MS} while every core is taken); then registers
  * (`register()`, e.g. counts itself among the sleepers; the returned function undoes it) and
  * alternates: yield a {@linkcode Step}, receive whether the wait was woken (a post taken, the fd
- * ready), try to take; give up at the deadline. The first step parks up to {@linkcode PARK_MS}
- * when `eager` says so, the others sleep up to {@linkcode SLICE_MS}. A wake-up is a hint, never a
- * grant: `tryTake()` decides. The driver does each step (`Waiter` in `_fd_wait.ts`;
- * `waitUntil`/`waitUntilSync` in `_sync_wait.ts`) and calls `return()` when it leaves early (an
- * abort, a closed handle), so that the registration is undone.
+ * ready), try to take; give up at the deadline. The first step parks up to `parkMs` when `eager`
+ * says so, the others sleep up to {@linkcode SLICE_MS}. A wake-up is a hint, never a grant:
+ * `tryTake()` decides. The driver does each step (`_fd_wait.ts`, `_sync_wait.ts`, the manager
+ * server's loop) and calls `return()` when it leaves early (an abort, a closed handle).
+ *
+ * `parkMs`: {@linkcode PARK_MS} for a peer that may take any time, {@linkcode ANSWER_PARK_MS} for
+ * an answer that comes at once by contract (the manager's), 0 for a wait that must not block the
+ * thread at all (no spin, no park: the manager's server while a handshake needs the event loop).
  */
 export function* waitSteps(
   attempt: Attempt,
   deadline: Deadline,
   eager: Eagerness,
   register?: () => () => void,
+  parkMs = PARK_MS,
 ): Generator<Step, boolean, boolean> {
   if (attempt.tryTake()) return true;
-  if (spinWhilePays(eager, () => attempt.tryTake(), deadline.left())) return true;
-  let early = eager.parks();
+  if (parkMs > 0 && CORES > 1 && eager.spins()) {
+    const until = performance.now() + Math.min(coreIsFree() ? SPIN_MS : SPIN_LOADED_MS, deadline.left());
+    let ended = false;
+    do ended = attempt.tryTake(); while (!ended && performance.now() < until);
+    eager.spun(ended);
+    if (ended) return true;
+  }
+  let early = parkMs > 0 && eager.parks();
   const unregister = register?.();
   try {
     let took = false;
@@ -347,7 +383,7 @@ export function* waitSteps(
         return false;
       }
       if (attempt.beforeSleep && !attempt.beforeSleep()) continue;
-      took = yield { park: early, ms: early ? Math.min(PARK_MS, left) : Math.min(SLICE_MS, Math.ceil(left)) };
+      took = yield { park: early, ms: early ? Math.min(parkMs, left) : Math.min(SLICE_MS, Math.ceil(left)) };
       const ended = took && attempt.tryTake();
       if (early) {
         early = false;

@@ -94,7 +94,7 @@ export class Connection<T = unknown> {
     if (token !== INTERNAL) {
       throw new TypeError("Cannot construct a Connection directly: use Pipe() to make a pair");
     }
-    this.#ch = new FdChannel(fd, this);
+    this.#ch = new FdChannel(fd, { owner: this });
     this.#readable = readable;
     this.#writable = writable;
   }

@@ -9,9 +9,9 @@ import { close, pipe, read, socketpair, write } from "../native/mod.ts";
 import {
   cutMidFrame,
   encodeFrame,
+  FrameBuffer,
   FrameDecoder,
   frameLength,
-  FrameReader,
   headAt,
   onFrames,
   readFrameSync,
@@ -20,7 +20,7 @@ import {
   writeFrameSync,
 } from "../src/_frames.ts";
 import * as fx from "./fixtures/ipc_fixtures.ts";
-import { SocketChannel } from "../src/_manager_socket.ts";
+import { connectChannel } from "../src/_manager_socket.ts";
 import { cleanup, SPAWNS } from "./fixtures/helpers.ts";
 
 const module = new URL("./fixtures/ipc_fixtures.ts", import.meta.url);
@@ -59,15 +59,28 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 /** A `read` over fixed chunks, as Deno.Conn.read does: a count, or null at the end. */
-function chunkedRead(stream: Uint8Array, chunk: number): (buf: Uint8Array) => Promise<number | null> {
+/** A non-blocking read of `stream` in pieces of at most `chunk` bytes (0 at its end). */
+function chunkedRead(stream: Uint8Array, chunk: number): (buf: Uint8Array) => number {
   let at = 0;
   return (buf) => {
-    if (at >= stream.length) return Promise.resolve(null);
     const n = Math.min(chunk, buf.length, stream.length - at);
     buf.set(stream.subarray(at, at + n));
     at += n;
-    return Promise.resolve(n);
+    return n;
   };
+}
+
+/** The next frame of `b`, filling it with `read` as needed; null at the end between frames. */
+function nextFrame(b: FrameBuffer, read: (buf: Uint8Array) => number, max?: number): Uint8Array | null {
+  for (;;) {
+    const frame = b.take(max);
+    if (frame) return frame;
+    if (b.fill(read) === null) {
+      const cut = b.cut("The manager connection");
+      if (cut) throw cut;
+      return null;
+    }
+  }
 }
 
 Deno.test("A frame header is 4 bytes below the long threshold and 0xFFFFFFFF plus a u64 from it on", async () => {
@@ -96,21 +109,21 @@ Deno.test("FrameDecoder yields the same frames however the stream is cut into ch
   });
 });
 
-Deno.test("FrameReader reads frames through a buffer, long ones included, and refuses one over its limit", async () => {
-  await withLongFrom(300, async () => {
+Deno.test("FrameBuffer reads frames through a buffer, long ones included, and refuses one over its limit", async () => {
+  await withLongFrom(300, () => {
     const bodies = [bytes(3), bytes(0), bytes(100_000, 1), bytes(400, 2)];
     const stream = concat(bodies.map(encodeFrame));
     for (const chunk of [1, 7, 65_536, stream.length]) {
-      const r = new FrameReader(chunkedRead(stream, chunk), "The test stream");
-      for (const body of bodies) assert.deepEqual((await r.readFrame())?.slice(), body);
-      assert.equal(await r.readFrame(), null);
+      const b = new FrameBuffer();
+      const read = chunkedRead(stream, chunk);
+      for (const body of bodies) assert.deepEqual(nextFrame(b, read)?.slice(), body);
+      assert.equal(nextFrame(b, read), null);
     }
-    const r = new FrameReader(chunkedRead(stream, 5), "The test stream");
-    await assert.rejects(r.readFrame(2), RangeError);
+    assert.throws(() => nextFrame(new FrameBuffer(), chunkedRead(stream, 5), 2), RangeError);
   });
 });
 
-Deno.test("A stream cut in the middle of a frame is UnexpectedEof naming the channel, in every reader style", async () => {
+Deno.test("A stream cut in the middle of a frame is UnexpectedEof naming the channel, in every reader style", () => {
   const frame = encodeFrame(bytes(10));
   for (const cut of [2, 4 + 3]) {
     const part = frame.subarray(0, cut);
@@ -122,9 +135,8 @@ Deno.test("A stream cut in the middle of a frame is UnexpectedEof naming the cha
       (e) => e instanceof Deno.errors.UnexpectedEof && /^The test stream/.test(e.message),
     );
     // Buffered pull.
-    const r = new FrameReader(chunkedRead(part, 1), "The manager connection");
-    await assert.rejects(
-      r.readFrame(),
+    assert.throws(
+      () => nextFrame(new FrameBuffer(), chunkedRead(part, 1)),
       (e) => e instanceof Deno.errors.UnexpectedEof && /manager/.test(e.message),
     );
     // Blocking fd.
@@ -208,7 +220,7 @@ Deno.test("A manager connection cut in the middle of a frame is UnexpectedEof; a
     for (
       const [bytes, cut] of [[[100, 0, 0, 0, 1, 2], true], [[1, 0], true], [[1, 0, 0, 0, 7], false]] as const
     ) {
-      const connecting = SocketChannel.connect({ path });
+      const connecting = connectChannel({ path });
       const server = await listener.accept();
       const ch = await connecting;
       try {

@@ -19,7 +19,8 @@ import { activeChildren, Pipe } from "../mod.ts";
 import * as fx from "./fixtures/manager_fixtures.ts";
 import { cleanup, isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 import { serve, SERVER_LIMITS, type ServerLimits, type ServerReady } from "../src/_manager_server.ts";
-import { SocketChannel } from "../src/_manager_socket.ts";
+import type { FdChannel } from "../src/_fd_channel.ts";
+import { connectChannel } from "../src/_manager_socket.ts";
 import { objectCount } from "../src/manager.ts";
 import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
 
@@ -410,8 +411,8 @@ function socketCount(pid: number): number {
 }
 
 /** A raw connection to a Unix socket, speaking frames but no authkey. */
-function rawClient(path: string): Promise<SocketChannel> {
-  return SocketChannel.connect({ path });
+function rawClient(path: string): Promise<FdChannel> {
+  return connectChannel({ path });
 }
 
 /**
@@ -467,7 +468,7 @@ Deno.test({
     for (let i = 0; i < 3; i++) {
       const ch = await rawClient(path);
       assert.ok(await ch.readFrame(), "the server sends its challenge");
-      await ch.writeFrame(new Uint8Array(32));
+      await ch.write(new Uint8Array(32));
       ch.close();
       // The server has answered (or failed to) once it has closed its end.
       const closed = await waitUntil(() => !isRunning(pid) || socketCount(pid) <= sockets, 20_000);
@@ -554,7 +555,7 @@ Deno.test({
   ...SPAWNS,
   async fn() {
     const server = await startServer(SERVER_LIMITS);
-    const raw: SocketChannel[] = [];
+    const raw: FdChannel[] = [];
     try {
       const { address, authkey } = server;
       const pid = server.process.pid!;
