@@ -42,7 +42,7 @@ export class Waiter {
   ): boolean | Promise<boolean> {
     const fds = typeof fd === "number" ? [fd] : [...fd];
     const steps = waitSteps(
-      { tryTake: () => pollFds(fds, events, 0).length > 0 },
+      { tryTake: () => pollFds(fds, events, 0).length > 0, wakeTakes: true },
       deadline === Infinity ? FOREVER : Deadline.until(deadline),
       this.#eager,
       undefined,
@@ -59,7 +59,7 @@ export class Waiter {
   readyHere(fd: number, events: number, parkMs: number): boolean {
     const fds = [fd];
     const steps = waitSteps(
-      { tryTake: () => pollFds(fds, events, 0).length > 0 },
+      { tryTake: () => pollFds(fds, events, 0).length > 0, wakeTakes: true },
       FOREVER,
       this.#eager,
       undefined,

@@ -12,7 +12,7 @@
  *   waits, no write that waits for room), it spins while that pays and parks on this thread for
  *   up to `ANSWER_PARK_MS`: the next request of a busy client is read without a wake-up or a
  *   trip through the event loop. The event loop is blocked meanwhile, so such waits follow one
- *   another for at most `TURN_MS` (`Turns`) before one poll goes through the event loop (timers,
+ *   another for at most one slice (`Turns`) before one poll goes through the event loop (timers,
  *   signals);
  * - otherwise, and after a park that nothing ended, it polls on a worker thread in the loop's
  *   slices (the event loop runs: handshakes, timers, calls that wait), woken by a byte on its own
@@ -58,6 +58,8 @@ export class ServerLoop {
   #asyncWaiting = false;
   #stopped = false;
   #turns = new Turns();
+  /** How many fds the last poll of the set found ready. */
+  #found = 0;
   #restUntil = 0;
   #backoff = ACCEPT_BACKOFF_MS;
   #eager = new Eagerness();
@@ -169,40 +171,40 @@ export class ServerLoop {
    */
   #wait(now: number): number | Promise<number> {
     const set = this.#set;
-    let n = 0;
     const steps = waitSteps(
-      { tryTake: () => (n = set.wait(0)) > 0 },
+      { tryTake: () => (this.#found = set.wait(0)) > 0, wakeTakes: true },
       new Deadline(this.#restUntil > now ? this.#restUntil - now : Infinity),
       this.#eager,
       undefined,
       this.busy === 0 && this.#interests.size === 0 ? ANSWER_PARK_MS : 0,
     );
     let step = steps.next();
-    while (!step.done && step.value.park) step = steps.next((n = set.wait(step.value.ms)) > 0);
-    if (step.done) return step.value ? n : 0;
-    return this.#sleep(steps, step.value.ms, () => n);
+    while (!step.done && step.value.park) step = steps.next((this.#found = set.wait(step.value.ms)) > 0);
+    if (step.done) return step.value ? this.#found : 0;
+    return this.#sleep(steps, step.value.ms);
   }
 
-  async #sleep(steps: Generator<Step, boolean, boolean>, ms: number, found: () => number): Promise<number> {
+  /** The wait's sleeps, on a worker thread. */
+  async #sleep(steps: Generator<Step, boolean, boolean>, ms: number): Promise<number> {
     try {
       for (;;) {
         this.#asyncWaiting = true;
-        let n: number;
         try {
-          n = await this.#set.waitAsync(ms);
+          this.#found = await this.#set.waitAsync(ms);
         } finally {
           this.#asyncWaiting = false;
         }
         this.#turns.turned();
         if (this.#stopped) return 0;
-        const step = steps.next(n > 0);
-        if (step.done) return step.value ? found() : 0;
+        const step = steps.next(this.#found > 0);
+        if (step.done) return step.value ? this.#found : 0;
         ms = step.value.ms;
       }
     } finally {
       steps.return(false);
     }
   }
+
   #dispatch(): void {
     const set = this.#set;
     for (let i = 0; i < set.size && !this.#stopped; i++) {

@@ -192,7 +192,8 @@ function describe(value: unknown): string {
 /**
  * The longest one sleep lasts before the waiter looks again at what a sleep cannot see: a
  * deadline, an abort, a closed handle, a holder that died. Both kinds of wait (an fd, a
- * primitive's shared word) use it.
+ * primitive's shared word) use it; it also bounds how long waits that block the thread may
+ * follow one another ({@linkcode Turns}).
  */
 export const SLICE_MS = 50;
 
@@ -207,23 +208,19 @@ export const PARK_MS = 0.3;
 
 /**
  * The park of a wait for an answer that comes at once by contract, in ms: the manager's client
- * waiting for a reply (or the server's word that the call waits, sent as soon as it reads the
- * call), and its server waiting for a busy client's next call. The answer nearly always ends the
- * park, so its length only matters when the peer is stalled; it spares each call a worker
- * thread's wake-up (~100 µs). Not below the kernel's tick (4 ms here): a shorter timed park costs
- * ~15 µs more. Such parks block the event loop, so {@linkcode Turns} bounds them too.
+ * waiting for a reply (or the server's word that the call waits, sent as soon as it reads it), its
+ * server waiting for a busy client's next call. The answer nearly always ends the park (sparing a
+ * worker thread's wake-up, ~100 µs), so its length matters only when the peer stalls. Not below
+ * the kernel's tick (4 ms here): a shorter timed park costs ~15 µs more. {@linkcode Turns} bounds
+ * such parks too.
  */
 export const ANSWER_PARK_MS = 5;
 
 /**
- * How long waits that block the thread may follow one another (each answered call goes on in a
- * microtask) before one goes through the event loop, in ms: timers and I/O must not starve.
- */
-export const TURN_MS = 10;
-
-/**
- * Counts how long waits that block the thread have followed one another ({@linkcode TURN_MS}). A
- * pause of over 1 ms since the last `blocked()` counts as a turn: the caller's code ran meanwhile.
+ * Counts how long waits that block the thread followed one another (an answered manager call goes
+ * on in a microtask): after one {@linkcode SLICE_MS}, one wait goes through the event loop, so
+ * that timers and I/O do not starve (not more often: a turn costs a worker thread's wake-up,
+ * milliseconds on a full machine). A pause of over 1 ms since `blocked()` counts as a turn.
  */
 export class Turns {
   #since = -Infinity;
@@ -232,7 +229,7 @@ export class Turns {
   /** Whether the next wait may block the thread (else it goes through the event loop). */
   mayBlock(now = performance.now()): boolean {
     if (now - this.#last > 1) this.#since = now;
-    return now - this.#since < TURN_MS;
+    return now - this.#since < SLICE_MS;
   }
 
   /** The thread was kept from the event loop until now. */
@@ -317,11 +314,10 @@ export class Eagerness {
   }
 }
 
-/** One step of a wait: block this thread up to `ms` (`park`), or sleep up to `ms`. */
+/** One step of a wait: block this thread up to `ms` ms (`park`), or sleep up to `ms` ms. */
 export interface Step {
   /** True: block the calling thread (a short park); false: sleep off it where the driver can. */
   readonly park: boolean;
-  /** The longest the step lasts, in ms. */
   readonly ms: number;
 }
 
@@ -329,6 +325,8 @@ export interface Step {
 export interface Attempt {
   /** Tries to take what the waiter wants (a unit, readiness); true on success. Never waits. */
   tryTake(): boolean;
+  /** A wake-up is the take itself (an fd's readiness, as `poll` reports it): no try follows. */
+  readonly wakeTakes?: boolean;
   /**
    * Runs right before each sleep, e.g. to make sure the holder's release will post. False means
    * the state just changed: try again instead of sleeping.
@@ -375,8 +373,10 @@ export function* waitSteps(
   const unregister = register?.();
   try {
     let took = false;
+    let tried = !register; // unregistered, nothing changed since the last try
     for (;;) {
-      if (attempt.tryTake()) return true;
+      if (!tried && attempt.tryTake()) return true;
+      tried = false;
       const left = deadline.left();
       if (left <= 0) {
         if (took) attempt.passOn?.();
@@ -384,7 +384,7 @@ export function* waitSteps(
       }
       if (attempt.beforeSleep && !attempt.beforeSleep()) continue;
       took = yield { park: early, ms: early ? Math.min(parkMs, left) : Math.min(SLICE_MS, Math.ceil(left)) };
-      const ended = took && attempt.tryTake();
+      const ended = took && (attempt.wakeTakes || attempt.tryTake());
       if (early) {
         early = false;
         eager.parked(ended);
