@@ -1,6 +1,16 @@
 /** The one wait loop (`src/_wait.ts`): its steps, its learning, and the native calls it parks in. */
 import assert from "node:assert/strict";
-import { Deadline, Eagerness, PARK_MS, sleep, SLICE_MS, type Step, waitSteps } from "../src/_wait.ts";
+import {
+  ANSWER_PARK_MS,
+  Deadline,
+  Eagerness,
+  PARK_MS,
+  sleep,
+  SLICE_MS,
+  type Step,
+  Turns,
+  waitSteps,
+} from "../src/_wait.ts";
 import { close as closeFd, OS, pipe, pollFds, runnableThreads, write } from "../native/mod.ts";
 
 Deno.test("The wait loop registers once, parks once, then sleeps in slices, and return() undoes the registration", () => {
@@ -59,6 +69,57 @@ Deno.test("The wait loop passes on a wake-up it took when the deadline passes be
   await sleep(20); // the deadline has passed when the step reports its wake-up
   assert.deepEqual(steps.next(true), { done: true, value: false });
   assert.deepEqual(log, ["stray", "passOn"]);
+});
+
+Deno.test("The wait loop parks for the park length it is given, and with 0 it neither spins nor parks", () => {
+  const long = waitSteps(
+    { tryTake: () => false },
+    new Deadline(Infinity),
+    new Eagerness(),
+    undefined,
+    ANSWER_PARK_MS,
+  );
+  assert.deepEqual(long.next().value, { park: true, ms: ANSWER_PARK_MS });
+  long.return(false);
+  let tries = 0;
+  const never = waitSteps(
+    { tryTake: () => (tries++, false) },
+    new Deadline(Infinity),
+    new Eagerness(),
+    undefined,
+    0,
+  );
+  assert.deepEqual(never.next().value, { park: false, ms: SLICE_MS });
+  assert.equal(tries, 1, "one try, no spin, no second try before the first sleep");
+  never.return(false);
+});
+
+Deno.test("A wake-up ends a wait whose wake-ups are the take (an fd's readiness) without another try", () => {
+  let tries = 0;
+  const steps = waitSteps(
+    { tryTake: () => (tries++, false), wakeTakes: true },
+    new Deadline(Infinity),
+    new Eagerness(),
+    undefined,
+    0,
+  );
+  steps.next();
+  const before = tries;
+  assert.deepEqual(steps.next(true), { done: true, value: true });
+  assert.equal(tries, before);
+});
+
+Deno.test("Turns lets blocking waits follow one another for one slice, then asks for a turn; a turn or a pause resets it", () => {
+  const turns = new Turns();
+  assert.equal(turns.mayBlock(1000), true);
+  turns.blocked(1000.5);
+  assert.equal(turns.mayBlock(1000.6), true);
+  for (let t = 1001; t < 1000 + SLICE_MS; t++) turns.blocked(t);
+  assert.equal(turns.mayBlock(1000 + SLICE_MS), false, "one slice of blocking waits in a row");
+  turns.turned(1000 + SLICE_MS + 1);
+  assert.equal(turns.mayBlock(1000 + SLICE_MS + 1.5), true, "after a turn");
+  for (let t = 1000 + SLICE_MS + 2; t < 1000 + 2 * SLICE_MS + 2; t++) turns.blocked(t);
+  assert.equal(turns.mayBlock(1000 + 2 * SLICE_MS + 10), true, "after a pause of more than 1 ms");
 });
 
 Deno.test("A wait that is not allowed to wait at all yields no step", () => {
