@@ -4,10 +4,11 @@
  *
  * 1. `queueHandover`: queues move the items this process accepted but has not yet written into
  *    the shared queue (children and other processes still read them).
- * 2. `joinChildren`: wait for non-daemon children, as Python does.
+ * 2. `joinChildren`: wait for non-daemon child processes and threads, as Python does
+ *    (`_children.ts`); before anything they may still use is released below.
  * 3. `holders`: semaphore units this process holds at a normal exit count as consumed.
  * 4. `names`: named semaphores and shared memory this process owns are unlinked (and untracked).
- * 5. `daemons`: daemon children get SIGTERM.
+ * 5. `daemons`: daemon child processes get SIGTERM, daemon threads end (`_children.ts`).
  * 6. `managerDirs`: a manager's temporary socket directory is removed.
  * 7. `fdSharer`: the fd sharer (`_fd_sharer.ts`) stops answering and closes the fds it held for
  *    messages not yet received (in a thread: the process goes on, so nothing else would).

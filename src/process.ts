@@ -10,7 +10,7 @@
  * @module
  */
 import { kill as sendSignal } from "../native/mod.ts";
-import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
+import { checkStart, describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
 import { serialize } from "./_reduction.ts";
 import { adopted, construct } from "./_adopt.ts";
 import { type ChildHeader, type ChildInit, type ControlChannel, Popen } from "./_popen.ts";
@@ -204,27 +204,12 @@ export class Process<A extends unknown[] = any[]> {
   start(): Promise<void> {
     this.#checkOpen("start");
     if (this.#popen) throw new Error(`Cannot start ${this.#name}: a process can be started only once`);
-    if (state().bootstrapping) {
-      // Python's "attempt to start a new process before the current process has finished its
-      // bootstrapping phase": every child would start children of its own, without end.
-      throw new Error(
-        `Cannot start ${this.#name}: this child process is still importing ${
-          state().moduleUrl ?? "its module"
-        }, ` +
-          "whose top-level code starts processes. Put that code under `if (import.meta.main) { ... }` " +
-          "so that it runs only in the main program.",
-      );
-    }
     const fds: number[] = [];
     const target = this.#target;
     const className = this.constructor === Process ? null : this.constructor.name;
-    if ((target || className) && !this.#module) {
-      throw new TypeError(
-        `Cannot start ${this.#name}: cannot tell which module exports its ${
-          className ? "class" : "target"
-        }; pass { module: import.meta.url } from that module`,
-      );
-    }
+    const s = state();
+    const importing = s.bootstrapping && s.moduleUrl;
+    checkStart("process", { name: this.#name, target, className, module: this.#module, importing });
     // Serializing first: a value that cannot travel throws here, before anything is spawned.
     const fields = className ? { ...this } : undefined;
     const body = serialize({ args: this.#args, fields }, { passFd: (fd) => (fds.push(fd), fd) });

@@ -604,6 +604,19 @@ Deno.test({
 });
 
 Deno.test({
+  name: "A program that exits while its non-daemon thread dies of an uncaught error ends, after the thread",
+  ...SPAWNS,
+  async fn() {
+    const program = new URL("./fixtures/thread_program.ts", import.meta.url);
+    // The thread's target waits 30 s after its error: the program must not wait that long (the
+    // thread ends at its error), nor forever (runProgram kills it after 30 s: code 137).
+    const out = await runProgram(program, { env: { THREAD_DAEMON: "throws" }, timeoutMs: 20_000 });
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stderr, /late boom from a thread/);
+  },
+});
+
+Deno.test({
   name: "A Thread prints its name, ident and state; currentThread() prints itself, here and in a thread",
   ...SPAWNS,
   async fn() {
