@@ -94,7 +94,9 @@ function onUncaught(event: ErrorEvent | PromiseRejectionEvent): void {
   queueMicrotask(() => {
     if (preventedByProgram) return;
     const error = event instanceof ErrorEvent ? event.error ?? event.message : event.reason;
-    const what = event instanceof ErrorEvent ? "Uncaught" : "Uncaught (in promise)";
+    // In a Worker (a thread), named as Deno names it: `Uncaught (in worker "Thread-1 [mp-thread 2]")`.
+    const where = "WorkerGlobalScope" in globalThis ? ` (in worker ${JSON.stringify(globalThis.name)})` : "";
+    const what = `Uncaught${where}${event instanceof ErrorEvent ? "" : " (in promise)"}`;
     console.error(`error: ${what} ${error instanceof Error ? error.stack ?? error : Deno.inspect(error)}`);
     Deno.exit(1);
   });

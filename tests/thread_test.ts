@@ -612,7 +612,10 @@ Deno.test({
     // thread ends at its error), nor forever (runProgram kills it after 30 s: code 137).
     const out = await runProgram(program, { env: { THREAD_DAEMON: "throws" }, timeoutMs: 20_000 });
     assert.equal(out.code, 0, out.stderr);
-    assert.match(out.stderr, /late boom from a thread/);
+    assert.match(
+      out.stderr,
+      /^error: Uncaught \(in worker "Thread-1 \[mp-thread 2\]"\) Error: late boom from a thread/m,
+    );
   },
 });
 
