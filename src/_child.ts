@@ -66,22 +66,32 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   }
   reply({ ok: true });
 
+  Deno.exit(
+    await runWork(`Process ${s.name}`, async () => {
+      if (header.builtin !== "pool-worker") return void await process.run();
+      const { poolWorker } = await import("./_pool_worker.ts");
+      return await poolWorker(control, mod, args, header.module);
+    }),
+  );
+}
+
+/**
+ * Runs the work of a child process or thread (its `run()`, or a builtin that resolves to its exit
+ * code) and resolves to its exit code: 0, or 1 when it threw, after printing the error's stack
+ * under `title` (`Process <name>` or `Thread <name>`). Then, as Python, it waits for its own
+ * non-daemon children and threads.
+ */
+export async function runWork(title: string, work: () => Promise<number | void>): Promise<number> {
   let code = 0;
   try {
-    if (header.builtin === "pool-worker") {
-      const { poolWorker } = await import("./_pool_worker.ts");
-      code = await poolWorker(control, mod, args, header.module);
-    } else {
-      await process.run();
-    }
+    code = await work() ?? 0;
   } catch (error) {
-    console.error(`Process ${s.name}:`);
+    console.error(`${title}:`);
     console.error(error instanceof Error ? error.stack ?? String(error) : Deno.inspect(error));
     code = 1;
   }
-  // As Python: a process waits for its own non-daemon children (and threads) before it ends.
   await nonDaemonsEnded();
-  Deno.exit(code);
+  return code;
 }
 
 /**

@@ -27,6 +27,7 @@
  * @module
  */
 import { atExit, ExitPhase } from "./_exit.ts";
+import { raceTimeout } from "./_wait.ts";
 
 /** A started child (a `Popen` or a `ThreadWorker`), as this registry sees it. */
 export interface Child {
@@ -71,6 +72,31 @@ export function childEnded(child: Child): void {
  */
 export function nonDaemonsEnded(): Promise<unknown> {
   return Promise.all([...running].filter((child) => !child.daemon).map((child) => child.exited));
+}
+
+/** A started child someone may wait for (`Popen`, `ThreadWorker`). */
+export interface Joinable {
+  /** null while it runs. */
+  readonly exitCode: number | null;
+  readonly exited: Promise<void>;
+  /** Keeps this program alive while the child runs (a daemon child does not, by itself). */
+  ref(): void;
+  /** Undoes one `ref()`. */
+  unref(): void;
+}
+
+/**
+ * `join(timeout)` of `Process` and `Thread`: waits until `child` has ended or `ms` have passed.
+ * A daemon child does not keep the program alive, but someone waiting for it must.
+ */
+export async function joinWithin(child: Joinable, ms: number): Promise<void> {
+  if (child.exitCode !== null || ms <= 0) return;
+  child.ref();
+  try {
+    await raceTimeout(child.exited, ms);
+  } finally {
+    child.unref();
+  }
 }
 
 /** The owners of the running children of one kind (`Popen` or `ThreadWorker`), oldest first. */

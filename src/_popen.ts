@@ -27,7 +27,7 @@ import {
   waitForChildExit,
   write,
 } from "../native/mod.ts";
-import { type Child, childEnded, childStarted } from "./_children.ts";
+import { type Child, childEnded, childStarted, type Joinable } from "./_children.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { importSource } from "./_import.ts";
 import { type PackedError, unpackError } from "./_error_transport.ts";
@@ -106,7 +106,7 @@ function loadNet(): Promise<typeof import("node:net")> {
 }
 
 /** One spawned child, seen from its parent; running until it has ended (`_children.ts`). */
-export class Popen implements Child {
+export class Popen implements Child, Joinable {
   /** The object this child belongs to (its `Process`), for `activeChildren()`. */
   readonly owner: unknown;
   readonly child: Deno.ChildProcess;
@@ -125,6 +125,8 @@ export class Popen implements Child {
   #socket: Socket | undefined;
   /** The frames that arrive after the handshake. */
   #inbox = new Inbox();
+  /** How many `ref()`s are not undone yet. */
+  #refs = 0;
 
   /**
    * Spawns the child at once and sends it `header`; it counts as running until it has ended.
@@ -211,6 +213,16 @@ export class Popen implements Child {
     } finally {
       socket.unref();
     }
+  }
+
+  /** Keeps this program alive while the child runs (for someone joining a daemon child). */
+  ref(): void {
+    if (this.#refs++ === 0 && this.daemon) this.child.ref();
+  }
+
+  /** Undoes one {@linkcode Popen.ref}. */
+  unref(): void {
+    if (--this.#refs === 0 && this.daemon) this.child.unref();
   }
 
   /**

@@ -15,8 +15,7 @@
 // Every class of the library registers how it travels when its module loads: load them all, so
 // arguments revive even when the target's module imports the library for its types only.
 import "../mod.ts";
-import { findClass, importModule } from "./_child.ts";
-import { nonDaemonsEnded } from "./_children.ts";
+import { findClass, importModule, runWork } from "./_child.ts";
 import { findExport } from "./_caller.ts";
 import { packError } from "./_error_transport.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
@@ -93,29 +92,18 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
   }
   reply({ type: "started" });
 
-  let code = 0;
-  try {
-    if (init.builtin === "pool-worker") {
-      const { serveTasks } = await import("./_pool_worker.ts");
-      const read = frameReader();
-      code = await serveTasks(
-        read,
-        (body) => reply({ type: "frame", body }),
-        mod,
-        args[0] as WorkerArgs,
-        init.module,
-      );
-    } else {
-      await thread.run();
-    }
-  } catch (error) {
-    console.error(`Thread ${init.name}:`);
-    console.error(error instanceof Error ? error.stack ?? String(error) : Deno.inspect(error));
-    code = 1;
-  }
-  // As Python: the program (here: the thread) waits for its non-daemon threads and children.
-  await nonDaemonsEnded();
-  return code;
+  return await runWork(`Thread ${init.name}`, async () => {
+    if (init.builtin !== "pool-worker") return void await thread.run();
+    const { serveTasks } = await import("./_pool_worker.ts");
+    const read = frameReader();
+    return await serveTasks(
+      read,
+      (body) => reply({ type: "frame", body }),
+      mod,
+      args[0] as WorkerArgs,
+      init.module,
+    );
+  });
 }
 
 /**

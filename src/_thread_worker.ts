@@ -28,7 +28,7 @@
  * @module
  */
 import { close } from "../native/mod.ts";
-import { type Child, childEnded, childStarted } from "./_children.ts";
+import { type Child, childEnded, childStarted, type Joinable } from "./_children.ts";
 import { type ControlChannel, Inbox } from "./_popen.ts";
 import { unpackError } from "./_error_transport.ts";
 import { importSource } from "./_import.ts";
@@ -45,7 +45,7 @@ import { ProcessError } from "./errors.ts";
 const BEGIN_WAIT_MS = 10_000;
 
 /** One started thread, seen from the program that started it; running until it has ended (`_children.ts`). */
-export class ThreadWorker implements Child {
+export class ThreadWorker implements Child, Joinable {
   /** The object this thread belongs to (its `Thread`), for `activeThreads()`. */
   readonly owner: unknown;
   readonly name: string;
@@ -172,7 +172,8 @@ export class ThreadWorker implements Child {
 
   /** Undoes one {@linkcode ThreadWorker.ref}. */
   unref(): void {
-    if (--this.#refs === 0 && this.daemon && this.exitCode === null) workerRef?.call(this.worker, false);
+    if (this.exitCode !== null) return; // ended: nothing is ref'd any more
+    if (--this.#refs === 0 && this.daemon) workerRef?.call(this.worker, false);
   }
 
   /** Ends the Worker at once, with exit code -15; the fds passed to it stay open. */

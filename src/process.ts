@@ -14,7 +14,8 @@ import { checkStart, describeFunction, reportUnhandledStart, targetOptions } fro
 import { serialize } from "./_reduction.ts";
 import { adopted, construct } from "./_adopt.ts";
 import { type ChildHeader, type ChildInit, type ControlChannel, Popen } from "./_popen.ts";
-import { raceTimeout, timeoutMs } from "./_wait.ts";
+import { timeoutMs } from "./_wait.ts";
+import { joinWithin } from "./_children.ts";
 import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { described, inspect } from "./_inspect.ts";
@@ -125,7 +126,6 @@ export class Process<A extends unknown[] = any[]> {
   #builtin: string | null = null;
   /** Settles once the child has ended (and left `activeChildren()`). */
   #exited: Promise<void> | undefined;
-  #joiners = 0;
   #closed = false;
 
   /** Describes the process; nothing runs until {@linkcode Process.start}. */
@@ -257,15 +257,7 @@ export class Process<A extends unknown[] = any[]> {
     this.#checkOpen("join");
     const ms = timeoutMs(timeout, `${this.#name}.join()`);
     if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
-    if (this.exitCode !== null || ms <= 0) return;
-    // A daemon child does not keep the program alive, but someone waiting for it must.
-    this.#joiners++;
-    this.#popen!.child.ref();
-    try {
-      await raceTimeout(this.#exited, ms);
-    } finally {
-      if (--this.#joiners === 0 && this.#daemon) this.#popen!.child.unref();
-    }
+    await joinWithin(this.#popen!, ms);
   }
 
   /** True from `start()` until the process has ended. */

@@ -38,7 +38,8 @@ import { state } from "./_state.ts";
 import { IDENTS, NAMES, registry, type ThreadInit } from "./_thread_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { canRunDeno } from "./_spawn.ts";
-import { raceTimeout, timeoutMs } from "./_wait.ts";
+import { timeoutMs } from "./_wait.ts";
+import { joinWithin } from "./_children.ts";
 import { described, inspect } from "./_inspect.ts";
 import type { ProcessOptions } from "./process.ts";
 import type { ControlChannel } from "./_popen.ts";
@@ -265,15 +266,7 @@ export class Thread<A extends unknown[] = any[]> {
   async join(timeout?: number): Promise<void> {
     const ms = timeoutMs(timeout, "join");
     if (!this.#worker) throw new Error(`Cannot join ${this.#name}: it was not started`);
-    const worker = this.#worker!;
-    if (worker.exitCode !== null || ms <= 0) return;
-    // A daemon thread does not keep the program alive, but someone waiting for it must.
-    worker.ref();
-    try {
-      await raceTimeout(worker.exited, ms);
-    } finally {
-      if (worker.exitCode === null) worker.unref();
-    }
+    await joinWithin(this.#worker, ms);
   }
 
   /** True from `start()` until the thread has ended. */
