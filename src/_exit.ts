@@ -12,11 +12,13 @@
  * 6. `managerDirs`: a manager's temporary socket directory is removed.
  * 7. `fdSharer`: the fd sharer (`_fd_sharer.ts`) stops answering and closes the fds it held for
  *    messages not yet received (in a thread: the process goes on, so nothing else would).
- * 8. `threadEnd`: a thread (a Web Worker, see `thread.ts`) tells its parent it has ended; last, so
- *    that `join()` returns only once the thread's queues have handed their items over.
+ * 8. `threadEnd`: a thread (a Web Worker, see `thread.ts`) tells its parent it has ended (a
+ *    message, and a word in shared memory for a parent that is itself in `joinChildren`); last,
+ *    so that `join()` returns only once the thread's queues have handed their items over.
  *
  * A thread runs these hooks too when it ends (its exit ends only its Worker), for what it made
- * or holds itself.
+ * or holds itself; its `threadEnd` hook is always `needed`, so an uncaught error in a thread
+ * ends it through them too.
  *
  * A hook that throws is reported on stderr and the others still run. `unload` handlers are
  * synchronous: a hook that must wait blocks the thread (through `native/`), never the event loop.
