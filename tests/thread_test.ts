@@ -21,7 +21,7 @@ import {
   Thread,
   Value,
 } from "../mod.ts";
-import { cleanup, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+import { cleanup, runProgram, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
 import { raceTimeout } from "../src/_wait.ts";
 import { _resourceNames } from "../src/_sync_block.ts";
 import { existingShmFiles } from "./fixtures/helpers.ts";
@@ -36,6 +36,7 @@ import {
   holdsLock,
   holdsRLockTwice,
   identifies,
+  leavesAThreadRunning,
   notifies,
   putsNumbers,
   returns,
@@ -600,6 +601,23 @@ Deno.test({
     const nonDaemon = await runProgram(program, { env: { THREAD_DAEMON: "0" } });
     assert.equal(nonDaemon.code, 0, nonDaemon.stderr);
     assert.equal(nonDaemon.stdout, "main done\nthread done\n");
+  },
+});
+
+Deno.test({
+  name: "A child process whose target returns while its non-daemon thread runs waits for that thread",
+  ...SPAWNS,
+  async fn() {
+    using result = tempFile();
+    const p = new Process({ target: leavesAThreadRunning, args: [result.path], module: FIXTURES });
+    try {
+      await p.start();
+      await p.join(30_000);
+      assert.equal(p.exitCode, 0);
+      assert.equal(Deno.readTextFileSync(result.path), "done", "the thread was ended with its process");
+    } finally {
+      await cleanup(p);
+    }
   },
 });
 
