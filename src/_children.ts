@@ -11,11 +11,16 @@
  * `needed` in `_exit.ts`). The wait is synchronous (an `unload` listener cannot await), so it
  * blocks this thread: it is safe only because no child needs this thread's event loop to end. A
  * child process is its own program. A thread is a Worker with an event loop of its own: what it
- * does on its way out (its queues' hand-over, its own exit hooks) needs nothing from this
- * thread, it posts its last message without waiting for an answer, and the fd sharer answers
- * from a thread of its own (`_fd_sharer.ts`); it says it has ended through shared memory, not a
- * message (see `_thread_worker.ts`). A child that waits for something only this thread would do
- * (a lock this thread holds, an item it would put) waits forever, as in Python.
+ * does on its way out needs nothing from this thread: its queues' hand-over moves what nobody
+ * reads into a segment (and this thread released its queue locks in the `queueHandover` phase,
+ * before), it posts its last message without waiting for an answer, and the fd sharer answers
+ * from a thread of its own (`_fd_sharer.ts`). It says it has ended through shared memory, as
+ * this thread reads no message any more (see `_thread_worker.ts`); one that has not begun (it
+ * may have failed to load its module) is waited for at most 10 s. A child that waits for
+ * something only this thread would do (a lock this thread holds, an item it would put) waits
+ * forever, as in Python.
+ *
+ * `join()` of `Process` and `Thread` is {@linkcode joinWithin}.
  *
  * In the `daemons` phase, each daemon child still running is terminated (SIGTERM for a process;
  * a thread's Worker ends at once).
