@@ -174,28 +174,31 @@ for (
     ["exit-at-once", 4, "Deno.exit(4) right after start() (not awaited)"],
   ] as const
 ) {
-  Deno.test({
-    name: `A program that ends with ${how} first waits for its running non-daemon child`,
-    ...SPAWNS,
-    async fn() {
-      using result = tempFile();
-      const out = await runProgram(new URL("./fixtures/exit_waits_program.ts", import.meta.url), {
-        args: [mode, result.path],
-      });
-      const childPid = Number(out.stdout.trim());
-      try {
-        assert.equal(out.code, code, out.stderr);
-        assert.equal(
-          Deno.readTextFileSync(result.path),
-          "done",
-          "the child was killed before it wrote its result",
-        );
-        if (code === 1) assert.match(out.stderr, /^error: Uncaught .*on purpose/m);
-      } finally {
-        if (childPid > 0 && isRunning(childPid)) Deno.kill(childPid, "SIGKILL");
-      }
-    },
-  });
+  for (const kind of ["child", "thread"]) {
+    Deno.test({
+      name: `A program that ends with ${how} first waits for its running non-daemon ${kind}`,
+      ...SPAWNS,
+      async fn() {
+        using result = tempFile();
+        const out = await runProgram(new URL("./fixtures/exit_waits_program.ts", import.meta.url), {
+          args: [mode, result.path, kind],
+        });
+        // A child's pid (a thread's program prints its own, which has ended by now).
+        const childPid = Number(out.stdout.trim());
+        try {
+          assert.equal(out.code, code, out.stderr);
+          assert.equal(
+            Deno.readTextFileSync(result.path),
+            "done",
+            `the ${kind} was ended before it wrote its result`,
+          );
+          if (code === 1) assert.match(out.stderr, /^error: Uncaught .*on purpose/m);
+        } finally {
+          if (childPid > 0 && isRunning(childPid)) Deno.kill(childPid, "SIGKILL");
+        }
+      },
+    });
+  }
 }
 
 Deno.test({
