@@ -3,7 +3,7 @@ import { JoinableQueue, Process, Queue, QueueEmptyError, QueueFullError, SimpleQ
 import * as fx from "./fixtures/ipc_fixtures.ts";
 import * as qx from "./fixtures/queue_fixtures.ts";
 import { cleanup, SPAWNS, tempFile } from "./fixtures/helpers.ts";
-import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
+import { raceTimeout, sleep, TIMED_OUT } from "../src/_wait.ts";
 
 const module = new URL("./fixtures/ipc_fixtures.ts", import.meta.url);
 const qmodule = new URL("./fixtures/queue_fixtures.ts", import.meta.url);
@@ -489,16 +489,78 @@ Deno.test({
       await p.join(60_000);
       assert.equal(p.exitCode, 0, "the process did not end by its Deno.exit(0)");
       assert.equal(q.qsize(), N);
-      for (let i = 0; i < N; i++) {
-        const x = await q.get({ timeout: 10_000 });
-        if (x !== i) assert.equal(x, i, `item ${i}`);
-      }
+      await getsNumbers(q, N);
       assert.equal(q.empty(), true);
     } finally {
       q.close();
       await cleanup(p);
     }
   },
+});
+
+/** Gets `count` items, asserting they are 0 … count - 1 in order; runs `pause` every 1000 items. */
+async function getsNumbers(q: Queue<number>, count: number, pause?: () => Promise<void>): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const x = await q.get({ timeout: 10_000 });
+    if (x !== i) assert.equal(x, i, `item ${i}`);
+    if (pause && i % 1000 === 999) await pause();
+  }
+}
+
+/** A backlog of about 1 MB of numbers: sixteen times what a pipe holds (64 KiB). */
+const BACKLOG = 100_000;
+
+/**
+ * Starts a child that puts the numbers 0 … BACKLOG - 1 at once on a fresh queue `q`
+ * (`qx.putBacklog`), waits until it said "accepted" on `ctl` (nothing was read yet: its drain waits
+ * for room in the full pipe), runs `fn`, and cleans up.
+ */
+async function withBacklog(
+  untilDrained: boolean,
+  fn: (q: Queue<number>, ctl: Queue<string>, p: Process) => Promise<void>,
+): Promise<void> {
+  const q = new Queue<number>();
+  const ctl = new Queue<string>();
+  const p = new Process({ target: qx.putBacklog, args: [q, ctl, BACKLOG, untilDrained], module: qmodule });
+  try {
+    await p.start();
+    assert.equal(await ctl.get({ timeout: 30_000 }), "accepted");
+    await fn(q, ctl, p);
+  } finally {
+    q.close();
+    ctl.close();
+    await cleanup(p);
+  }
+}
+
+Deno.test({
+  name:
+    "Queue: a producer whose backlog exceeds the pipe drains all of it, in order, into a slow consumer while the producer's event loop keeps running",
+  ...SPAWNS,
+  fn: () =>
+    withBacklog(true, async (q, ctl, p) => {
+      // A slow consumer: it pauses every 1000 items, so the pipe runs full again.
+      await getsNumbers(q, BACKLOG, () => sleep(2));
+      assert.equal(await ctl.get({ timeout: 30_000 }), "drained");
+      await p.join(30_000);
+      assert.equal(p.exitCode, 0);
+      assert.equal(q.empty(), true);
+    }),
+});
+
+Deno.test({
+  name:
+    "Queue: a producer that returns while its drain waits for room in a full pipe exits by itself and hands every item over",
+  ...SPAWNS,
+  fn: () =>
+    withBacklog(false, async (q, _ctl, p) => {
+      // Nobody reads meanwhile: the wait for room must not keep the producer alive.
+      await p.join(30_000);
+      assert.equal(p.exitCode, 0, "the producer did not end while its drain waited");
+      assert.equal(q.qsize(), BACKLOG);
+      await getsNumbers(q, BACKLOG);
+      assert.equal(q.empty(), true);
+    }),
 });
 
 /** The items of the reader fault-injection test: 200 of ~500 bytes (25 chunks), the 4th big. */
