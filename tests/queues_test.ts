@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { JoinableQueue, Process, Queue, QueueEmptyError, QueueFullError, SimpleQueue } from "../mod.ts";
 import * as fx from "./fixtures/ipc_fixtures.ts";
 import * as qx from "./fixtures/queue_fixtures.ts";
-import { cleanup, shmLeftSince, SPAWNS, tempFile } from "./fixtures/helpers.ts";
+import { cleanup, runProgram, shmLeftSince, SPAWNS, tempFile } from "./fixtures/helpers.ts";
 import { raceTimeout, sleep, TIMED_OUT } from "../src/_wait.ts";
 
 const module = new URL("./fixtures/ipc_fixtures.ts", import.meta.url);
@@ -538,17 +538,32 @@ Deno.test({
 
 Deno.test({
   name:
-    "Queue: a producer that returns while its drain waits for room in a full pipe exits by itself and hands every item over",
+    "Queue: a child process that returns while its drain waits for room in a full pipe hands every item over",
   ...SPAWNS,
   fn: () =>
     withBacklog(false, async (q, _ctl, p) => {
-      // Nobody reads meanwhile: the wait for room must not keep the producer alive.
       await p.join(30_000);
-      assert.equal(p.exitCode, 0, "the producer did not end while its drain waited");
+      assert.equal(p.exitCode, 0);
       assert.equal(q.qsize(), BACKLOG);
       await getsNumbers(q, BACKLOG);
       assert.equal(q.empty(), true);
     }),
+});
+
+Deno.test({
+  name:
+    "A program whose queue's drain waits for room in a full pipe ends by itself, and its exit hands every item over in order",
+  ...SPAWNS,
+  async fn() {
+    // A wait that kept the program alive would keep it alive for good: nobody reads.
+    const out = await runProgram(new URL("./fixtures/queue_exit_program.ts", import.meta.url), {
+      args: [`${BACKLOG}`],
+      timeoutMs: 60_000,
+    });
+    assert.equal(out.code, 0, `the program did not end by itself:\n${out.stderr}`);
+    assert.equal(out.stderr, "");
+    assert.deepEqual(JSON.parse(out.stdout), { inOrder: BACKLOG, emptyAfter: true });
+  },
 });
 
 /** The items of the reader fault-injection test: 200 of ~500 bytes (25 chunks), the 4th big. */
