@@ -20,9 +20,19 @@ const PROGRAM = new URL("./fixtures/parent_program.ts", import.meta.url);
 
 type Started = StartedProgram<{ children: number[]; names: string[] }>;
 
-/** Starts the parent program in `mode` and waits (bounded) for the JSON line it prints once it is ready. */
-function start(mode: string): Promise<Started> {
-  return startProgram(PROGRAM, { args: [mode], timeoutMs: 60_000 });
+/**
+ * Starts the parent program in `mode`, waits (bounded) for the JSON line it prints once it is
+ * ready, and runs `fn`; then kills whatever of it still runs (the program, its children), however
+ * `fn` ended.
+ */
+async function withProgram(mode: string, fn: (s: Started) => Promise<void>): Promise<void> {
+  const s: Started = await startProgram(PROGRAM, { args: [mode], timeoutMs: 60_000 });
+  try {
+    await fn(s);
+  } finally {
+    await s.stop();
+    s.first.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
+  }
 }
 
 /** Waits for every child of the program to be gone and every name it made to be unlinked. */
@@ -37,9 +47,8 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
   Deno.test({
     name: `A parent killed by ${signal} leaves no child running and nothing in /dev/shm`,
     ...SPAWNS,
-    async fn() {
-      const s = await start("wait");
-      try {
+    fn: () =>
+      withProgram("wait", async (s) => {
         assert.equal(s.first.children.length, 2);
         assert.ok(s.first.children.every(isRunning));
         assert.ok(s.first.names.every(shmEntryExists));
@@ -47,67 +56,55 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
         const status = await s.ended();
         assert.equal(status.signal, signal);
         await assertNothingLeft(s);
-      } finally {
-        s.first.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
-      }
-    },
+      }),
   });
 }
 
 Deno.test({
   name: "SIGKILL to the program's whole process group leaves no child running and nothing in /dev/shm",
   ...SPAWNS,
-  async fn() {
-    // The program leads a process group of its own, so that the signal spares this test runner.
-    const s = await start("group");
-    try {
-      assert.ok(s.first.names.every(shmEntryExists));
-      assert.ok(kill(-s.child.pid, "SIGKILL"), "the program's process group is gone already");
-      const status = await s.ended();
-      assert.equal(status.signal, "SIGKILL");
-      await assertNothingLeft(s);
-    } finally {
-      s.first.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
-      for (const name of s.first.names) {
-        NamedSemaphore.unlink(name);
-        unlinkSharedMemory(name);
+  // The program leads a process group of its own, so that the signal spares this test runner.
+  fn: () =>
+    withProgram("group", async (s) => {
+      try {
+        assert.ok(s.first.names.every(shmEntryExists));
+        assert.ok(kill(-s.child.pid, "SIGKILL"), "the program's process group is gone already");
+        const status = await s.ended();
+        assert.equal(status.signal, "SIGKILL");
+        await assertNothingLeft(s);
+      } finally {
+        for (const name of s.first.names) {
+          NamedSemaphore.unlink(name);
+          unlinkSharedMemory(name);
+        }
       }
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "A parent that dies of an uncaught error leaves no child running and nothing in /dev/shm",
   ...SPAWNS,
-  async fn() {
-    const s = await start("throw");
-    try {
+  fn: () =>
+    withProgram("throw", async (s) => {
       const status = await s.ended();
       assert.equal(status.code, 1);
       assert.equal((await s.lines.rest()).trim(), "non-daemon child done");
       await assertNothingLeft(s);
-    } finally {
-      s.first.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "A program waits for its non-daemon children, terminates its daemon children, and cleans /dev/shm",
   ...SPAWNS,
-  async fn() {
-    const s = await start("return");
-    try {
+  fn: () =>
+    withProgram("return", async (s) => {
       const [daemonPid] = s.first.children;
       const status = await s.ended();
       assert.equal(status.code, 0);
       assert.equal((await s.lines.rest()).trim(), "non-daemon child done");
       assert.ok(await waitUntil(() => !isRunning(daemonPid), 5000), "the daemon child outlived its parent");
       await assertNothingLeft(s);
-    } finally {
-      s.first.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
-    }
-  },
+    }),
 });
 
 Deno.test({
