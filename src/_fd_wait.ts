@@ -14,12 +14,23 @@ import { Deadline, Eagerness, SLICE_MS, waitSteps, whenAborted } from "./_wait.t
 
 export { SLICE_MS };
 
+const UNREF = { unref: true } as const;
+
 /**
  * Waits for one fd again and again: one per connection end and direction, as it keeps what the
  * loop learnt about this peer's answers (whether spins and parks pay).
  */
 export class Waiter {
   #eager = new Eagerness();
+  #unref: boolean;
+
+  /**
+   * `unref`: the wait does not keep the program alive by itself (its sleeps are unref'd polls):
+   * for a wait whose work the exit hook finishes anyway (a queue's drain).
+   */
+  constructor(options?: { unref?: boolean }) {
+    this.#unref = options?.unref ?? false;
+  }
 
   /**
    * Resolves true when `fd` (or one of several) has `events`, false when one of `stop` aborts first or at `deadline`
@@ -51,7 +62,10 @@ export class Waiter {
         .then(() => stopped = true, () => stopped = true).then(() => null);
       try {
         while (!step.done) {
-          const ready = await Promise.race([pollFdsAsync(fds, events, step.value.ms | 0 || 1), stopping]);
+          const ready = await Promise.race([
+            pollFdsAsync(fds, events, step.value.ms | 0 || 1, this.#unref ? UNREF : undefined),
+            stopping,
+          ]);
           if (stopped || ready === null) return false;
           step = steps.next(ready.length > 0);
         }
