@@ -36,6 +36,26 @@ export function nsPerOp(op: () => void, minMs = 200): number {
   return (elapsed * 1e6) / n;
 }
 
+/**
+ * The Python source of {@linkcode nsPerOp}'s twin: runs `setup`, then times `body` in batches of
+ * 10 000 for at least 200 ms after a warm-up batch, and prints ns per call.
+ */
+export const pythonNsPerOp = (setup: string, body: string): string => `
+import time
+${setup}
+def loop(n):
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        ${body}
+    return time.perf_counter_ns() - t0
+loop(10000)
+n, dt = 0, 0
+while dt < 2e8:
+    dt += loop(10000)
+    n += 10000
+print(dt / n)
+`;
+
 /** Milliseconds taken by `fn` (sync or async). */
 export async function timeMs(fn: () => unknown): Promise<number> {
   const t0 = performance.now();
@@ -43,52 +63,9 @@ export async function timeMs(fn: () => unknown): Promise<number> {
   return performance.now() - t0;
 }
 
-const available = new Map<string, Promise<boolean>>();
-
-/** True when `cmd --version` runs (cached). */
-export function hasCommand(cmd: string): Promise<boolean> {
-  let known = available.get(cmd);
-  if (!known) {
-    // A missing program makes `output()` throw synchronously, not reject.
-    known = (async () => {
-      try {
-        const o = await new Deno.Command(cmd, {
-          args: ["--version"],
-          stdin: "null",
-          stdout: "null",
-          stderr: "null",
-        })
-          .output();
-        return o.success;
-      } catch {
-        return false;
-      }
-    })();
-    available.set(cmd, known);
-  }
-  return known;
-}
-
-/** The first line `cmd --version` prints (stdout, else stderr), or undefined when it is missing. */
-export async function versionLine(cmd: string): Promise<string | undefined> {
-  try {
-    const o = await new Deno.Command(cmd, {
-      args: ["--version"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    })
-      .output();
-    const text = new TextDecoder().decode(o.stdout).trim() || new TextDecoder().decode(o.stderr).trim();
-    return text.split("\n")[0] || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 const live = new Set<Deno.ChildProcess>();
 
-/** Kills the baselines still running (on Ctrl-C: they must not outlive the benchmark). */
+/** Kills the programs still running (on Ctrl-C: they must not outlive the benchmark). */
 export function killRunning(): void {
   for (const child of live) {
     try {
@@ -100,12 +77,28 @@ export function killRunning(): void {
 }
 
 /**
+ * Starts `cmd args` (stdin closed; stdout and stderr piped unless `io` says otherwise), tracked
+ * until it ends so that {@linkcode killRunning} ends it: the one place the benchmarks spawn a
+ * program. A missing program throws (synchronously).
+ */
+export function start(
+  cmd: string,
+  args: string[],
+  io: { stdout?: "piped" | "null" | "inherit"; stderr?: "piped" | "null" | "inherit" } = {},
+): Deno.ChildProcess {
+  const { stdout = "piped", stderr = "piped" } = io;
+  const child = new Deno.Command(cmd, { args, stdin: "null", stdout, stderr }).spawn();
+  live.add(child);
+  child.status.finally(() => live.delete(child));
+  return child;
+}
+
+/**
  * Runs a command to completion and returns its stdout. Rejects with the end of its stderr when it
- * fails, or when it runs longer than `timeoutMs` (it is killed then).
+ * fails, or when it runs longer than `timeoutMs` (it is killed then), and when `cmd` is missing.
  */
 export async function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<string> {
-  const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
-  live.add(child);
+  const child = start(cmd, args);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -123,8 +116,37 @@ export async function run(cmd: string, args: string[], timeoutMs = 120_000): Pro
     return new TextDecoder().decode(o.stdout);
   } finally {
     clearTimeout(timer);
-    live.delete(child);
   }
+}
+
+const versions = new Map<string, Promise<{ runs: boolean; line?: string }>>();
+
+/** What `cmd --version` did (cached): whether it ran, and the first line it printed. */
+function version(cmd: string): Promise<{ runs: boolean; line?: string }> {
+  let known = versions.get(cmd);
+  if (!known) {
+    known = (async () => {
+      try {
+        const o = await start(cmd, ["--version"]).output();
+        const text = new TextDecoder().decode(o.stdout).trim() || new TextDecoder().decode(o.stderr).trim();
+        return { runs: o.success, line: text.split("\n")[0] || undefined };
+      } catch {
+        return { runs: false }; // missing
+      }
+    })();
+    versions.set(cmd, known);
+  }
+  return known;
+}
+
+/** True when `cmd --version` runs (cached). */
+export async function hasCommand(cmd: string): Promise<boolean> {
+  return (await version(cmd)).runs;
+}
+
+/** The first line `cmd --version` prints (stdout, else stderr), or undefined when it is missing. */
+export async function versionLine(cmd: string): Promise<string | undefined> {
+  return (await version(cmd)).line;
 }
 
 /** The number on the last non-empty line of a program's output. */
@@ -153,14 +175,7 @@ export async function withBusyCores<T>(fn: () => Promise<T>, n = navigator.hardw
   const spinners: Deno.ChildProcess[] = [];
   try {
     for (let i = 0; i < n; i++) {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["eval", "for (;;) {}"],
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      live.add(child);
-      spinners.push(child);
+      spinners.push(start(Deno.execPath(), ["eval", "for (;;) {}"], { stdout: "null", stderr: "null" }));
     }
     // Let them get past start-up (~50 ms) and into their loops.
     await new Promise((r) => setTimeout(r, 500));
@@ -173,7 +188,6 @@ export async function withBusyCores<T>(fn: () => Promise<T>, n = navigator.hardw
         // already ended
       }
       await child.status;
-      live.delete(child);
     }
   }
 }

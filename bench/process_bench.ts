@@ -4,9 +4,7 @@
  *
  * @module
  */
-import { startJoinOnce } from "./rows/process.ts";
-
-const EMPTY_FILE = new URL("./rows/_empty.ts", import.meta.url);
+import { denoRunEmpty, startJoinOnce } from "./rows/process.ts";
 
 Deno.bench({
   name: "Process start+join (empty target)",
@@ -25,12 +23,6 @@ Deno.bench({
   n: 20,
   warmup: 2,
   async fn() {
-    const { success } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-config", EMPTY_FILE.pathname],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    if (!success) throw new Error("deno run of an empty file failed");
+    await denoRunEmpty();
   },
 });

@@ -176,10 +176,40 @@ export function pollArray(buf: Uint8Array<ArrayBuffer>, n: number, timeoutMs: nu
   }
 }
 
-/** As {@linkcode pollFds}, on a worker thread: the event loop keeps running meanwhile. */
-export async function pollFdsAsync(fds: number[], events: number, timeoutMs: number): Promise<number[]> {
+/**
+ * Lets the program end while the op behind a promise is pending: Deno's own `unrefOpPromise` (the
+ * one `Deno.Conn.unref()` uses), found through `Deno[Deno.internal].core`; undefined where this
+ * Deno has none.
+ */
+const unrefOpPromise: ((promise: Promise<unknown>) => void) | undefined = (() => {
+  // deno-lint-ignore no-explicit-any
+  const core = (Deno as any)[(Deno as any).internal]?.core;
+  return typeof core?.unrefOpPromise === "function" && core.promiseIdSymbol !== undefined
+    ? (promise: Promise<unknown>) => core.unrefOpPromise(promise)
+    : undefined;
+})();
+
+/**
+ * As {@linkcode pollFds}, on a worker thread: the event loop keeps running meanwhile. A pending
+ * call keeps the program alive, like any op, unless `unref` is true (a wait that must not hold
+ * the program: a queue's drain, whose items the exit hook hands over).
+ */
+export async function pollFdsAsync(
+  fds: number[],
+  events: number,
+  timeoutMs: number,
+  options?: { unref?: boolean },
+): Promise<number[]> {
+  if (options?.unref && !unrefOpPromise) {
+    // No way to unref the call on this Deno: look again after at most 1 ms, on a timer that does
+    // not hold the program.
+    await new Promise<void>((r) => Deno.unrefTimer(setTimeout(r, Math.min(Math.max(timeoutMs, 0), 1))));
+    return pollFds(fds, events, 0);
+  }
   const buf = pollBuffer(fds, events);
-  const n = await libc().poll_async(buf, BigInt(fds.length), timeoutMs);
+  const call = libc().poll_async(buf, BigInt(fds.length), timeoutMs);
+  if (options?.unref) unrefOpPromise!(call);
+  const n = await call;
   // errno is thread-local and belongs to the worker thread: EINTR is the only likely failure,
   // and the caller loops on an empty answer anyway.
   return n > 0 ? readyFds(buf, fds) : [];

@@ -18,12 +18,13 @@
 export { OS } from "./constants.ts";
 export { osError, type OsErrorInfo } from "./errors.ts";
 export {
+  type CpuTurns,
+  cpuTurns,
   getpid,
   getppid,
   kill,
   newSession,
   processAlive,
-  runnableThreads,
   setParentDeathSignal,
   signalNumber,
   waitForChildExit,

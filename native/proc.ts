@@ -2,7 +2,7 @@
  * Processes through libc: ids (`getpid`/`getppid`), signals (`kill`, `signalNumber`), liveness
  * (`processAlive`: exists and, on Linux, is not a zombie), the parent-death signal (`prctl`),
  * waiting for a child's end without reaping it (`waitid(..., WNOWAIT)`, so Deno still collects
- * its status), `setsid`, and how many threads are runnable (`runnableThreads`, for the wait
+ * its status), `setsid`, and how long this thread waits for a CPU (`cpuTurns`, for the wait
  * policy). Every wrapper checks the return code and throws {@linkcode osError}.
  *
  * @module
@@ -95,27 +95,37 @@ export function signalNumber(name: string): number | undefined {
   return OS.signals[name];
 }
 
-const LOADAVG = cString("/proc/loadavg");
-const loadBuf = new Uint8Array(128);
+const SCHEDSTAT = cString("/proc/thread-self/schedstat");
+const statBuf = new Uint8Array(96);
+
+/** What the kernel counts of the calling thread's turns on a CPU ({@linkcode cpuTurns}). */
+export interface CpuTurns {
+  /** How long it waited, runnable, for a CPU since it started, in ns. */
+  waitedNs: number;
+  /** How many turns on a CPU it had. */
+  turns: number;
+}
 
 /**
- * How many threads are runnable right now, system-wide, this one included (Linux: the
- * "running" of "running/total" in `/proc/loadavg`), or undefined where that cannot be read. Read
- * with libc (no read permission needed; ~10 µs).
+ * The calling thread's wait for a CPU and its number of turns (Linux: the second and third field
+ * of `/proc/thread-self/schedstat`), or undefined where they cannot be read. Read with libc (no
+ * read permission needed; ~10 µs).
  */
-export function runnableThreads(): number | undefined {
-  const fd = libc().open(LOADAVG, OS.O_RDONLY | OS.O_CLOEXEC, 0);
+export function cpuTurns(): CpuTurns | undefined {
+  const fd = libc().open(SCHEDSTAT, OS.O_RDONLY | OS.O_CLOEXEC, 0);
   if (fd < 0) return undefined;
   try {
-    const n = Number(libc().read(fd, loadBuf, BigInt(loadBuf.length)));
-    // "0.52 0.58 0.59 2/345 1234": the count before the slash.
-    let at = loadBuf.subarray(0, Math.max(n, 0)).indexOf(0x2f);
-    if (at <= 0) return undefined;
-    let value = 0;
-    for (let scale = 1; at-- > 0 && loadBuf[at] >= 0x30 && loadBuf[at] <= 0x39; scale *= 10) {
-      value += (loadBuf[at] - 0x30) * scale;
+    const n = Math.max(0, Number(libc().read(fd, statBuf, BigInt(statBuf.length))));
+    // "1633419 52839 2": time on a CPU (ns), time waiting for one (ns), turns.
+    const fields = [0, 0, 0];
+    let field = 0;
+    for (let at = 0; at < n && field < 3; at++) {
+      const c = statBuf[at];
+      if (c >= 0x30 && c <= 0x39) fields[field] = fields[field] * 10 + c - 0x30;
+      else if (c === 0x20) field++;
+      else break;
     }
-    return value;
+    return field === 2 || field === 3 ? { waitedNs: fields[1], turns: fields[2] } : undefined;
   } finally {
     libc().close(fd);
   }

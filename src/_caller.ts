@@ -120,6 +120,41 @@ export function targetOptions(options: unknown, kind: string): TargetOptions {
 }
 
 /**
+ * The checks `start()` of a `Process` or a `Thread` (`kind`) makes before anything is spawned:
+ * this program (or child, or thread) must not be importing its module (Python's "attempt to start
+ * a new process before the current process has finished its bootstrapping phase": every child
+ * would start children of its own, without end), and the module of a target or subclass must be
+ * known (the child imports it).
+ */
+export function checkStart(
+  kind: "process" | "thread",
+  { name, target, className, module, importing }: {
+    name: string;
+    target: unknown;
+    className: string | null;
+    module: string | undefined;
+    /** `state().bootstrapping` and `state().moduleUrl`, when this program is importing its module. */
+    importing: string | null | false;
+  },
+): void {
+  if (importing !== false) {
+    const who = kind === "process" ? "this child process" : "this program";
+    throw new Error(
+      `Cannot start ${name}: ${who} is still importing ${importing ?? "its module"}, ` +
+        `whose top-level code starts ${kind === "process" ? "processes" : "threads"}. ` +
+        "Put that code under `if (import.meta.main) { ... }` so that it runs only in the main program.",
+    );
+  }
+  if ((target || className) && !module) {
+    throw new TypeError(
+      `Cannot start ${name}: cannot tell which module exports its ${
+        className ? "class" : "target"
+      }; pass { module: import.meta.url } from that module`,
+    );
+  }
+}
+
+/**
  * Finds an exported function by its name, or (exported under another name) by its source text.
  * `what` starts the error message, e.g. `Cannot run task: its function`.
  */

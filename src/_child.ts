@@ -14,7 +14,7 @@ import { state } from "./_state.ts";
 import { findExport } from "./_caller.ts";
 import { packError } from "./_error_transport.ts";
 import type { ChildHeader } from "./_popen.ts";
-import { activeChildren } from "./current_process.ts";
+import { nonDaemonsEnded } from "./_children.ts";
 import { Process, processForChild } from "./process.ts";
 
 type Module = Record<string, unknown>;
@@ -51,14 +51,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   let args: unknown[] = [];
   try {
     // The module first: importing it registers how this library's objects in the args revive.
-    s.bootstrapping = true;
-    try {
-      mod = load ? await load() : {};
-    } catch (error) {
-      throw whileImporting(error, header.module, "child process");
-    } finally {
-      s.bootstrapping = false;
-    }
+    mod = await importModule(load, header.module, "child process");
     const body = deserialize(header.body) as { args: unknown[]; fields?: Record<string, unknown> };
     args = body.args;
     const fields = body.fields;
@@ -73,22 +66,52 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   }
   reply({ ok: true });
 
+  Deno.exit(
+    await runWork(`Process ${s.name}`, async () => {
+      if (header.builtin !== "pool-worker") return void await process.run();
+      const { poolWorker } = await import("./_pool_worker.ts");
+      return await poolWorker(control, mod, args, header.module);
+    }),
+  );
+}
+
+/**
+ * Runs the work of a child process or thread (its `run()`, or a builtin that resolves to its exit
+ * code) and resolves to its exit code: 0, or 1 when it threw, after printing the error's stack
+ * under `title` (`Process <name>` or `Thread <name>`). Then, as Python, it waits for its own
+ * non-daemon children and threads.
+ */
+export async function runWork(title: string, work: () => Promise<number | void>): Promise<number> {
   let code = 0;
   try {
-    if (header.builtin === "pool-worker") {
-      const { poolWorker } = await import("./_pool_worker.ts");
-      code = await poolWorker(control, mod, args, header.module);
-    } else {
-      await process.run();
-    }
+    code = await work() ?? 0;
   } catch (error) {
-    console.error(`Process ${s.name}:`);
+    console.error(`${title}:`);
     console.error(error instanceof Error ? error.stack ?? String(error) : Deno.inspect(error));
     code = 1;
   }
-  // As Python: a process waits for its own non-daemon children before it ends.
-  await Promise.all(activeChildren().filter((p) => !p.daemon).map((p) => p.join()));
-  Deno.exit(code);
+  await nonDaemonsEnded();
+  return code;
+}
+
+/**
+ * Imports the target's module (`load`) in a child process or thread (`kind`), flagged as
+ * bootstrapping meanwhile (starting a process or thread then is an error, see `checkStart`).
+ */
+export async function importModule(
+  load: (() => Promise<Module>) | null,
+  module: string | null,
+  kind: "child process" | "thread",
+): Promise<Module> {
+  const s = state();
+  s.bootstrapping = true;
+  try {
+    return load ? await load() : {};
+  } catch (error) {
+    throw whileImporting(error, module, kind);
+  } finally {
+    s.bootstrapping = false;
+  }
 }
 
 /**

@@ -4,18 +4,21 @@
  *
  * 1. `queueHandover`: queues move the items this process accepted but has not yet written into
  *    the shared queue (children and other processes still read them).
- * 2. `joinChildren`: wait for non-daemon children, as Python does.
+ * 2. `joinChildren`: wait for non-daemon child processes and threads, as Python does
+ *    (`_children.ts`); before anything they may still use is released below.
  * 3. `holders`: semaphore units this process holds at a normal exit count as consumed.
  * 4. `names`: named semaphores and shared memory this process owns are unlinked (and untracked).
- * 5. `daemons`: daemon children get SIGTERM.
+ * 5. `daemons`: daemon child processes get SIGTERM, daemon threads end (`_children.ts`).
  * 6. `managerDirs`: a manager's temporary socket directory is removed.
  * 7. `fdSharer`: the fd sharer (`_fd_sharer.ts`) stops answering and closes the fds it held for
  *    messages not yet received (in a thread: the process goes on, so nothing else would).
- * 8. `threadEnd`: a thread (a Web Worker, see `thread.ts`) tells its parent it has ended; last, so
- *    that `join()` returns only once the thread's queues have handed their items over.
+ * 8. `threadEnd`: a thread (a Web Worker, see `thread.ts`) tells its parent it has ended (a
+ *    message, and a word in shared memory for a parent that is itself in `joinChildren`); last,
+ *    so that `join()` returns only once the thread's queues have handed their items over.
  *
  * A thread runs these hooks too when it ends (its exit ends only its Worker), for what it made
- * or holds itself.
+ * or holds itself; its `threadEnd` hook is always `needed`, so an uncaught error in a thread
+ * ends it through them too.
  *
  * A hook that throws is reported on stderr and the others still run. `unload` handlers are
  * synchronous: a hook that must wait blocks the thread (through `native/`), never the event loop.
@@ -93,7 +96,9 @@ function onUncaught(event: ErrorEvent | PromiseRejectionEvent): void {
   queueMicrotask(() => {
     if (preventedByProgram) return;
     const error = event instanceof ErrorEvent ? event.error ?? event.message : event.reason;
-    const what = event instanceof ErrorEvent ? "Uncaught" : "Uncaught (in promise)";
+    // In a Worker (a thread), named as Deno names it: `Uncaught (in worker "Thread-1 [mp-thread 2]")`.
+    const where = "WorkerGlobalScope" in globalThis ? ` (in worker ${JSON.stringify(globalThis.name)})` : "";
+    const what = `Uncaught${where}${event instanceof ErrorEvent ? "" : " (in promise)"}`;
     console.error(`error: ${what} ${error instanceof Error ? error.stack ?? error : Deno.inspect(error)}`);
     Deno.exit(1);
   });

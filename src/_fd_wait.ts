@@ -8,6 +8,7 @@
  * call: the event loop runs meanwhile) for at most one slice, raced against `stop`, so that
  * close, abort and deadlines are noticed. A wait that ends before it sleeps is answered
  * synchronously (a boolean, not a promise): no async function, no extra microtask turns.
+ * `Turns` bounds how long waits that block the thread (the manager's) follow one another.
  *
  * @module
  */
@@ -17,6 +18,7 @@ import { Deadline, Eagerness, PARK_MS, SLICE_MS, type Step, waitSteps, whenAbort
 export { SLICE_MS };
 
 const FOREVER = new Deadline(Infinity);
+const UNREF = { unref: true } as const;
 
 /**
  * Waits for one fd again and again: one per connection end and direction, as it keeps what the
@@ -24,6 +26,15 @@ const FOREVER = new Deadline(Infinity);
  */
 export class Waiter {
   #eager = new Eagerness();
+  #unref: boolean;
+
+  /**
+   * `unref`: the wait does not keep the program alive by itself (its sleeps are unref'd polls):
+   * for a wait whose work the exit hook finishes anyway (a queue's drain).
+   */
+  constructor(options?: { unref?: boolean }) {
+    this.#unref = options?.unref ?? false;
+  }
 
   /**
    * True when `fd` (or one of several) has `events`, false when one of `stop` aborts first or at
@@ -49,7 +60,9 @@ export class Waiter {
       parkMs,
     );
     const step = parkHere(steps, fds, events);
-    return step.done ? step.value : sleep(steps, step.value, fds, events, stop);
+    return step.done
+      ? step.value
+      : sleep(steps, step.value, fds, events, stop, this.#unref ? UNREF : undefined);
   }
 
   /**
@@ -95,6 +108,7 @@ async function sleep(
   fds: number[],
   events: number,
   stop: readonly AbortSignal[] | Promise<unknown>,
+  options: typeof UNREF | undefined,
 ): Promise<boolean> {
   const aborted = Array.isArray(stop) ? whenAborted(stop as AbortSignal[]) : null;
   let stopped = false;
@@ -103,7 +117,10 @@ async function sleep(
   try {
     let step: IteratorResult<Step, boolean> = { done: false, value: first };
     while (!step.done) {
-      const ready = await Promise.race([pollFdsAsync(fds, events, step.value.ms | 0 || 1), stopping]);
+      const ready = await Promise.race([
+        pollFdsAsync(fds, events, step.value.ms | 0 || 1, options),
+        stopping,
+      ]);
       if (stopped || ready === null) return false;
       step = steps.next(ready.length > 0);
     }
@@ -111,5 +128,32 @@ async function sleep(
   } finally {
     aborted?.dispose();
     steps.return(false);
+  }
+}
+
+/**
+ * Counts how long waits that block the thread followed one another (an answered manager call goes
+ * on in a microtask): after one `SLICE_MS`, one wait goes through the event loop, so
+ * that timers and I/O do not starve (not more often: a turn costs a worker thread's wake-up,
+ * milliseconds on a full machine). A pause of over 1 ms since `blocked()` counts as a turn.
+ */
+export class Turns {
+  #since = -Infinity;
+  #last = -Infinity;
+
+  /** Whether the next wait may block the thread (else it goes through the event loop). */
+  mayBlock(now = performance.now()): boolean {
+    if (now - this.#last > 1) this.#since = now;
+    return now - this.#since < SLICE_MS;
+  }
+
+  /** The thread was kept from the event loop until now. */
+  blocked(now = performance.now()): void {
+    this.#last = now;
+  }
+
+  /** The event loop turned. */
+  turned(now = performance.now()): void {
+    this.#since = this.#last = now;
   }
 }

@@ -12,7 +12,8 @@
  */
 import { deserialize, serialize } from "./_reduction.ts";
 import { type PackedError, unpackError } from "./_error_transport.ts";
-import { ANSWER_PARK_MS, PARK_MS, raceTimeout, TIMED_OUT, Turns } from "./_wait.ts";
+import { ANSWER_PARK_MS, PARK_MS, raceTimeout, TIMED_OUT } from "./_wait.ts";
+import { Turns } from "./_fd_wait.ts";
 import { OS } from "../native/mod.ts";
 import type { FdChannel } from "./_fd_channel.ts";
 import {

@@ -31,7 +31,8 @@ import {
   shutdownSocket,
   write as writeFd,
 } from "../native/mod.ts";
-import { ANSWER_PARK_MS, Deadline, Eagerness, type Step, Turns, waitSteps } from "./_wait.ts";
+import { ANSWER_PARK_MS, Deadline, Eagerness, type Step, waitSteps } from "./_wait.ts";
+import { Turns } from "./_fd_wait.ts";
 
 /** After a failed accept() (EMFILE: out of fds), the listener rests this long, doubling up to 1 s. */
 const ACCEPT_BACKOFF_MS = 10;

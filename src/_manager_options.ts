@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { unlinkResource, untrack } from "./_tracker.ts";
+import { releaseNamed } from "./_resource.ts";
 import type { ManagerAddress } from "./_manager_wire.ts";
 import type { CustomTypeSpec } from "./_manager_types.ts";
 
@@ -129,10 +129,5 @@ export function checkTypes(types: unknown): Record<string, CustomTypeSpec> {
 
 /** Removes a manager's temporary directory and tells the resource tracker it is gone. */
 export function removeDir(path: string): void {
-  try {
-    unlinkResource("dir", path);
-    untrack("dir", path);
-  } catch {
-    // cannot remove it (the tracker will try again at the end) or the tracker is gone
-  }
+  releaseNamed([{ kind: "dir", name: path }]);
 }

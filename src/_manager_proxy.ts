@@ -9,6 +9,7 @@ import { registerReducer } from "./_reduction.ts";
 import { type Endpoint, endpoint, request } from "./_manager_client.ts";
 import { holdRef, lend, releaseRef } from "./_manager_refs.ts";
 import type { ManagerAddress } from "./_manager_wire.ts";
+import { forgetCollected, onCollected } from "./_resource.ts";
 
 /** Only a Manager (and revival) makes proxies. */
 export const INTERNAL: unique symbol = Symbol("Manager.internal");
@@ -29,8 +30,10 @@ interface State {
   closed: boolean;
 }
 
-// A proxy collected without close() lets go of its object too.
-const finalizer = new FinalizationRegistry<{ to: Endpoint; id: number }>(({ to, id }) => releaseRef(to, id));
+/** The cleanup of a collected proxy: built here, where the proxy is out of sight. */
+function releaser(to: Endpoint, id: number): () => void {
+  return () => releaseRef(to, id);
+}
 
 let stateOf!: (p: BaseProxy) => State;
 
@@ -59,7 +62,8 @@ export class BaseProxy {
     const to = endpoint(ref.address, ref.authkey);
     this.#s = { ref, to, closed: false };
     holdRef(to, ref.id, counted);
-    finalizer.register(this, { to, id: ref.id }, this);
+    // A proxy collected without close() lets go of its object too.
+    onCollected(this, releaser(to, ref.id));
   }
 
   /**
@@ -71,7 +75,7 @@ export class BaseProxy {
     const s = this.#s;
     if (s.closed) return;
     s.closed = true;
-    finalizer.unregister(this);
+    forgetCollected(this);
     releaseRef(s.to, s.ref.id);
   }
 

@@ -27,7 +27,7 @@ import {
   waitForChildExit,
   write,
 } from "../native/mod.ts";
-import { atExit, ExitPhase } from "./_exit.ts";
+import { type Child, childEnded, childStarted, type Joinable } from "./_children.ts";
 import { encodeFrame, onFrames } from "./_frames.ts";
 import { importSource } from "./_import.ts";
 import { type PackedError, unpackError } from "./_error_transport.ts";
@@ -36,22 +36,27 @@ import { deserialize, serialize } from "./_reduction.ts";
 import { spawnDeno } from "./_spawn.ts";
 import { ProcessError } from "./errors.ts";
 
+/** What a child process or a thread runs, as its parent tells it (plain data). */
+export interface RunSpec {
+  /** Export name and source text of the target, when there is one. */
+  target: { name: string; source: string } | null;
+  /** Export name of the `Process` or `Thread` subclass, when it is one. */
+  className: string | null;
+  /** One of the library's own entry points (`"pool-worker"`), instead of `run()`. */
+  builtin: string | null;
+  /** The module that exports the target or subclass. */
+  module: string | null;
+  /** `serialize()`d `{ args, fields }`, revived only once the child knows who it is. */
+  body: Uint8Array;
+}
+
 /** What the parent sends the child first (plain data). */
-export interface ChildHeader {
+export interface ChildHeader extends RunSpec {
   identity: number[];
   name: string;
   daemon: boolean;
   parent: { pid: number; name: string };
   trackerFd: number;
-  /** Export name and source text of the target, when there is one. */
-  target: { name: string; source: string } | null;
-  /** Export name of the Process subclass, when it is one. */
-  className: string | null;
-  /** One of the library's own child entry points (see `_child.ts`), instead of `run()`. */
-  builtin: string | null;
-  module: string | null;
-  /** `serialize()`d `{ args, fields }`, revived only once the child knows who it is. */
-  body: Uint8Array;
 }
 
 /** What a child process is built from on its side (see `_child.ts`). */
@@ -66,23 +71,42 @@ export interface ControlChannel {
   send(body: Uint8Array): void;
 }
 
+/**
+ * The frames a child sends on its control channel: kept until someone takes the channel
+ * (`channel()` of `Popen` and `ThreadWorker`), then handed to it as they come.
+ */
+export class Inbox {
+  #onMessage: ((frame: Uint8Array) => void) | undefined;
+  #early: Uint8Array[] = [];
+
+  /** One frame from the child. */
+  push(frame: Uint8Array): void {
+    if (this.#onMessage) this.#onMessage(frame);
+    else this.#early.push(frame);
+  }
+
+  /** From now on frames go to `onMessage`; those that came before follow in a microtask. */
+  take(onMessage: (frame: Uint8Array) => void): void {
+    this.#onMessage = onMessage;
+    const early = this.#early.splice(0);
+    if (early.length) queueMicrotask(() => early.forEach(onMessage));
+  }
+
+  /** Drops what came and what will come (the child has ended). */
+  clear(): void {
+    this.#onMessage = undefined;
+    this.#early = [];
+  }
+}
+
 // node:net costs ~15 ms to load: only a parent loads it, once it starts a child.
 let net: Promise<typeof import("node:net")> | undefined;
 function loadNet(): Promise<typeof import("node:net")> {
   return net ??= import("node:net");
 }
 
-/** The children this process started that have not ended yet. */
-const running = new Set<Popen>();
-let exitHookInstalled = false;
-
-/** The owners (the `Process` objects) of the children that have not ended yet. */
-export function runningOwners<T>(): T[] {
-  return [...running].map((p) => p.owner as T);
-}
-
-/** One spawned child, seen from its parent. */
-export class Popen {
+/** One spawned child, seen from its parent; running until it has ended (`_children.ts`). */
+export class Popen implements Child, Joinable {
   /** The object this child belongs to (its `Process`), for `activeChildren()`. */
   readonly owner: unknown;
   readonly child: Deno.ChildProcess;
@@ -99,9 +123,10 @@ export class Popen {
   /** Settles once the child has found its target (or rejects with why it could not). */
   readonly started: Promise<void>;
   #socket: Socket | undefined;
-  #onMessage: ((frame: Uint8Array) => void) | undefined;
-  /** Frames that arrived after the handshake, before anyone took the channel. */
-  #early: Uint8Array[] = [];
+  /** The frames that arrive after the handshake. */
+  #inbox = new Inbox();
+  /** How many `ref()`s are not undone yet. */
+  #refs = 0;
 
   /**
    * Spawns the child at once and sends it `header`; it counts as running until it has ended.
@@ -131,15 +156,14 @@ export class Popen {
       close(theirs);
     }
     this.child = child;
-    running.add(this);
-    installExitHook();
+    childStarted(this);
     if (header.daemon) child.unref();
     // The control socket is not destroyed here: the child's last frames (its "found the target"
     // reply above all) may still be unread in it. It closes by itself at EOF, which comes once
     // the child has ended (no other process holds the child's end: see `_child.ts`).
     this.exited = child.status.then((status) => {
       this.exitCode = status.signal ? -(signalNumber(status.signal) ?? 0) : status.code;
-      running.delete(this);
+      childEnded(this);
     });
     // The header goes out now, as far as the socket's buffer takes it (all of it, unless the args
     // are large): a program that calls Deno.exit() right after start() still runs the child, as
@@ -162,8 +186,7 @@ export class Popen {
     const done = new Promise<void>((resolve, reject) => handshake = { resolve, reject });
     onFrames(socket, (frame) => {
       if (!handshake) {
-        if (this.#onMessage) this.#onMessage(frame);
-        else this.#early.push(frame);
+        this.#inbox.push(frame);
         return;
       }
       const reply = deserialize(frame) as { ok: true } | { ok: false; error: PackedError };
@@ -192,52 +215,48 @@ export class Popen {
     }
   }
 
+  /** Keeps this program alive while the child runs (for someone joining a daemon child). */
+  ref(): void {
+    if (this.#refs++ === 0 && this.daemon) this.child.ref();
+  }
+
+  /** Undoes one {@linkcode Popen.ref}. */
+  unref(): void {
+    if (--this.#refs === 0 && this.daemon) this.child.unref();
+  }
+
+  /**
+   * Blocks this thread until the child has ended, leaving its exit status for Deno to collect (at
+   * exit: as Python at `sys.exit()`, the program ends only once its non-daemon children have).
+   * A child that never got its whole header would wait for the rest forever (nothing sends it
+   * now): it has run nothing, and is killed, with a message.
+   */
+  joinAtExit(): void {
+    if (!this.told) {
+      console.error(`${this.name} did not run: the program ended before its arguments were sent to it`);
+      sendSignal(this.child.pid, "SIGKILL");
+    }
+    waitForChildExit(this.child.pid);
+  }
+
+  /** Sends SIGTERM (at exit, to a daemon child: it ends with its parent). */
+  terminate(): void {
+    try {
+      sendSignal(this.child.pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+
   /**
    * Takes over the control socket once the handshake is done: frames the child sends arrive in
    * `onMessage`.
    */
   channel(onMessage: (frame: Uint8Array) => void): ControlChannel {
-    this.#onMessage = onMessage;
-    const early = this.#early.splice(0);
-    if (early.length) queueMicrotask(() => early.forEach(onMessage));
+    this.#inbox.take(onMessage);
     const socket = this.#socket!;
     return { send: (body) => void socket.write(encodeFrame(body)) };
   }
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // As Python at sys.exit() or after an uncaught exception: the program ends only once its
-  // non-daemon children have. At a normal end there are none left (each kept the event loop
-  // alive); after Deno.exit() or an uncaught error they may still run. The hook is synchronous,
-  // so it blocks the thread, leaving each exit status for Deno to collect. (Signals that end this
-  // process without running code, SIGKILL or an unhandled SIGTERM/SIGINT, end the children too:
-  // each asked for SIGKILL at its parent's death.)
-  atExit(ExitPhase.joinChildren, () => {
-    for (const p of running) {
-      if (p.daemon) continue;
-      if (!p.told) {
-        // It still waits for the rest of its header, which nothing will send now: it has run
-        // nothing, and would wait forever.
-        console.error(`${p.name} did not run: the program ended before its arguments were sent to it`);
-        sendSignal(p.child.pid, "SIGKILL");
-      }
-      waitForChildExit(p.child.pid);
-    }
-  }, { needed: () => [...running].some((p) => !p.daemon) });
-  // Daemon children end with their parent (non-daemon ones kept the parent alive until now).
-  atExit(ExitPhase.daemons, () => {
-    for (const p of running) {
-      if (p.daemon) {
-        try {
-          sendSignal(p.child.pid, "SIGTERM");
-        } catch {
-          // already gone
-        }
-      }
-    }
-  });
 }
 
 function childEntry(module: string | undefined): string {

@@ -21,6 +21,7 @@
  */
 import { OS, pollFds, write as writeFd } from "../native/mod.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
+import { Waiter } from "./_fd_wait.ts";
 import {
   claimProducer,
   crashPoint,
@@ -164,8 +165,10 @@ export class Feeder {
   #producer = -2;
   /** Called when the buffer is empty and nothing is in flight (the queue may release). */
   #onIdle: () => void;
-  /** Set once the queue released its handles: nothing more is written. */
-  released = false;
+  /** Waits for room in the pipe, without keeping the program alive (see `#drain`). */
+  #room = new Waiter({ unref: true });
+  /** Aborted once the queue released its handles: a drain waiting for room ends. */
+  #releasing = new AbortController();
   /** cancelJoinThread(): drop the buffer at exit instead of handing it over. */
   cancelled = false;
 
@@ -181,6 +184,16 @@ export class Feeder {
     this.#reader = reader;
     this.#joinable = joinable;
     this.#onIdle = onIdle;
+  }
+
+  /** True once the queue released its handles: nothing more is written. */
+  get released(): boolean {
+    return this.#releasing.signal.aborted;
+  }
+
+  /** Set by the queue when it releases its handles; ends a drain that waits for room. */
+  set released(value: boolean) {
+    if (value) this.#releasing.abort();
   }
 
   /** True when nothing of this process waits to be written. */
@@ -252,8 +265,16 @@ export class Feeder {
       });
   }
 
+  /**
+   * Writes the buffer into the pipe, chunk by chunk, under the writer lock (held only while
+   * writing). When the pipe is full it waits for room (POLLOUT on the write end, through the one
+   * fd waiter: a reader's read wakes it), then writes again: other processes write the same pipe,
+   * and one of them may have taken the room first, so the loop waits again until the buffer is
+   * empty or the queue released. The wait does not keep the program alive: a program that ends
+   * meanwhile hands its items over at exit (`handOverAtExit`).
+   */
   async #drain(): Promise<void> {
-    const { wlock } = this.#s;
+    const { wlock, writeFd } = this.#s;
     while (!this.#out.empty && !this.released) {
       if (!wlock.acquireSync({ block: false })) await wlock.acquire();
       let progress: boolean;
@@ -263,9 +284,7 @@ export class Feeder {
         wlock.release();
       }
       if (!this.#out.empty && !progress) {
-        // The pipe is full. Look again soon, without keeping the program alive for it: a
-        // program that ends meanwhile hands its items over at exit.
-        await new Promise<void>((r) => Deno.unrefTimer(setTimeout(r, 1)));
+        await this.#room.ready(writeFd, OS.POLLOUT, [this.#releasing.signal]);
       }
     }
   }

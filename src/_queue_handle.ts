@@ -42,18 +42,10 @@ import {
 import { driveOn, FOREVER } from "./_sync_wait.ts";
 import { type CheckedWait, checkWait, Deadline, Eagerness, waitSteps, whenAborted } from "./_wait.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
+import { forgetCollected, onCollected } from "./_resource.ts";
 
 /** qsize() looks for dead producers at most this often. */
 const RECLAIM_EVERY_MS = 20;
-
-/** A queue dropped without close() releases its handles when it is garbage collected. */
-const finalizer = new FinalizationRegistry<Shared>((s) => {
-  try {
-    releaseShared(s);
-  } catch {
-    // nothing left to do
-  }
-});
 
 const RESOLVED = Promise.resolve();
 
@@ -102,7 +94,8 @@ export class QueueHandle {
       }
       this.#s = createShared(maxsize);
     }
-    finalizer.register(this, this.#s, this);
+    // A queue dropped without close() releases its handles when it is garbage collected.
+    onCollected(this, releaser(this.#s));
     this.#w = new Int32Array(this.#s.control.buffer, 0, 64 + 2 * 64);
     if (!shared && joinable) Atomics.store(this.#w, W_JOINABLE, 1);
     this.#reader = new Reader(this.#s, this.#w);
@@ -376,8 +369,13 @@ export class QueueHandle {
     this.#released = true;
     this.#feeder.released = true;
     this.#feeder.leave();
-    finalizer.unregister(this);
+    forgetCollected(this);
     this.#reader.close();
     releaseShared(this.#s);
   }
+}
+
+/** The cleanup of a collected handle: built here, where the handle is out of sight. */
+function releaser(s: Shared): () => void {
+  return () => releaseShared(s);
 }

@@ -8,8 +8,9 @@
  *
  * @module
  */
-import { mapSharedMemory, unlinkSharedMemory } from "../native/mod.ts";
-import { track, uniqueName, untrack } from "./_tracker.ts";
+import { mapSharedMemory } from "../native/mod.ts";
+import { createNamed, unlinkNamed } from "./_resource.ts";
+import { track } from "./_tracker.ts";
 
 const encoder = new TextEncoder();
 
@@ -20,8 +21,7 @@ const encoder = new TextEncoder();
 export function makeSegment(parts: Uint8Array[]): { name: string; size: number } {
   let size = 0;
   for (const p of parts) size += p.length;
-  const name = uniqueName("b");
-  const map = mapSharedMemory(name, true, size);
+  const { name, map } = createNamed("b", (name) => ({ name, map: mapSharedMemory(name, true, size) }));
   try {
     track("shm", name);
     const bytes = new Uint8Array(map.buffer);
@@ -47,9 +47,5 @@ export function segmentRef(name: string, size: number): Uint8Array {
 
 /** Removes a segment whose items are all taken (or moved elsewhere). */
 export function removeSegment(name: string): void {
-  try {
-    unlinkSharedMemory(name);
-  } finally {
-    untrack("shm", name);
-  }
+  unlinkNamed({ kind: "shm", name });
 }

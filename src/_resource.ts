@@ -2,7 +2,7 @@
  * Named resources: POSIX named semaphores and shared memory objects, which live in `/dev/shm`
  * under a name until someone unlinks them, whatever happens to the processes that use them.
  * Making them under a fresh name, tearing them down, and tearing them down when their owner is
- * garbage collected are written here once, for sync blocks, shared memory and queues.
+ * garbage collected are written here once, for sync blocks, shared memory, queues and a manager's socket directory.
  *
  * - {@linkcode createNamed}: runs `make(name)` under a fresh {@linkcode uniqueName}, and under
  *   another one when the name turns out to be taken (`AlreadyExists`: another process, or a
@@ -14,6 +14,8 @@
  * - {@linkcode releaseNamed}: the teardown of names this process made: unlink, then untrack (the
  *   resource tracker then forgets them). Errors are swallowed: the name may be gone already, and
  *   the tracker unlinks whatever is left once the process tree has ended.
+ *   {@linkcode unlinkNamed} is the same teardown, now and reporting errors, for a name that
+ *   someone else may own (`SharedMemory.unlink()`, a queue's spilled segment).
  * - {@linkcode handOver}: keeps names alive while a child process or thread is being started.
  *   Its arguments travel as names (a lock, a queue, a Value), which the child opens while it
  *   revives them, before it answers `start()`. A name released in between (`q.close()` right
@@ -32,7 +34,7 @@ import { type ResourceKind, track, uniqueName, unlinkResource, untrack } from ".
 
 /** A named resource, as the tracker knows it. */
 export interface Named {
-  readonly kind: Exclude<ResourceKind, "dir">;
+  readonly kind: ResourceKind;
   readonly name: string;
 }
 
@@ -120,14 +122,23 @@ export function releaseNamed(resources: Iterable<Named>): void {
   }
 }
 
-function remove({ kind, name }: Named): void {
-  owned.delete(name);
+function remove(resource: Named): void {
+  owned.delete(resource.name);
   try {
-    unlinkResource(kind, name);
-  } catch { /* gone already, or the tracker retries */ }
+    unlinkNamed(resource);
+  } catch { /* the tracker retries; or exiting */ }
+}
+
+/**
+ * Unlinks `resource` now, then untracks it; false if it was gone already. Throws what the unlink
+ * met otherwise (a user's `SharedMemory.unlink()` reports it); it is untracked either way.
+ */
+export function unlinkNamed({ kind, name }: Named): boolean {
   try {
+    return unlinkResource(kind, name);
+  } finally {
     untrack(kind, name);
-  } catch { /* exiting */ }
+  }
 }
 
 const registry = new FinalizationRegistry<() => void>((cleanup) => {

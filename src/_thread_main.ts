@@ -15,16 +15,14 @@
 // Every class of the library registers how it travels when its module loads: load them all, so
 // arguments revive even when the target's module imports the library for its types only.
 import "../mod.ts";
-import { findClass, whileImporting } from "./_child.ts";
+import { findClass, importModule, runWork } from "./_child.ts";
 import { findExport } from "./_caller.ts";
 import { packError } from "./_error_transport.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
-import { activeChildren } from "./current_process.ts";
 import type { WorkerArgs } from "./_pool_worker.ts";
-import { becomeThread, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
-import { activeThreads } from "./current_thread.ts";
+import { becomeThread, CANCEL, STAGE, Stage, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
 import { Thread, threadForWorker } from "./thread.ts";
 
 type Module = Record<string, unknown>;
@@ -46,25 +44,24 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
   s.moduleUrl = init.module;
   const reply = (msg: ThreadReply) => self.postMessage(msg);
   let owned: unknown[] = [];
-  // Posted last at exit: the parent's join() returns once everything above has run.
+  const words = new Int32Array(init.words);
+  // Posted last at exit: the parent's join() returns once everything above has run; a parent
+  // that is exiting itself waits for STAGE instead (it reads no messages any more). `needed`:
+  // an uncaught error ends the thread through its exit hooks too, so that STAGE is always set.
   atExit(ExitPhase.threadEnd, () => {
     closeOwned(owned);
     reply({ type: "exit", code: Number(Deno.exitCode) });
-  });
+    Atomics.store(words, STAGE, Stage.ended);
+    Atomics.notify(words, STAGE);
+  }, { needed: () => true });
+  Atomics.store(words, STAGE, Stage.running);
 
   let thread: Thread;
   let mod: Module = {};
   let args: unknown[] = [];
   let revived = false;
   try {
-    s.bootstrapping = true;
-    try {
-      mod = load ? await load() : {};
-    } catch (error) {
-      throw whileImporting(error, init.module, "thread");
-    } finally {
-      s.bootstrapping = false;
-    }
+    mod = await importModule(load, init.module, "thread");
     const body = deserialize(init.body) as { args: unknown[]; fields?: Record<string, unknown> };
     owned = [body];
     args = body.args;
@@ -88,36 +85,25 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
     return 1;
   }
   // terminate() may come before the Worker could be stopped: then nothing of the user's runs.
-  if (Atomics.load(new Int32Array(init.cancel), 0) === 1) {
+  if (Atomics.load(words, CANCEL) === 1) {
     closeOwned(owned);
     owned = [];
     return -15;
   }
   reply({ type: "started" });
 
-  let code = 0;
-  try {
-    if (init.builtin === "pool-worker") {
-      const { serveTasks } = await import("./_pool_worker.ts");
-      const read = frameReader();
-      code = await serveTasks(
-        read,
-        (body) => reply({ type: "frame", body }),
-        mod,
-        args[0] as WorkerArgs,
-        init.module,
-      );
-    } else {
-      await thread.run();
-    }
-  } catch (error) {
-    console.error(`Thread ${init.name}:`);
-    console.error(error instanceof Error ? error.stack ?? String(error) : Deno.inspect(error));
-    code = 1;
-  }
-  // As Python: the program (here: the thread) waits for its non-daemon threads and children.
-  await Promise.all([...activeChildren(), ...activeThreads()].filter((p) => !p.daemon).map((p) => p.join()));
-  return code;
+  return await runWork(`Thread ${init.name}`, async () => {
+    if (init.builtin !== "pool-worker") return void await thread.run();
+    const { serveTasks } = await import("./_pool_worker.ts");
+    const read = frameReader();
+    return await serveTasks(
+      read,
+      (body) => reply({ type: "frame", body }),
+      mod,
+      args[0] as WorkerArgs,
+      init.module,
+    );
+  });
 }
 
 /**

@@ -6,33 +6,27 @@
  *
  * @module
  */
-import { state } from "./_state.ts";
+import { type ProcessState, state } from "./_state.ts";
 import type { PackedError } from "./_error_transport.ts";
+import type { RunSpec } from "./_popen.ts";
 
 /** What the parent posts to a new thread (see `_thread_main.ts`). */
-export interface ThreadInit {
+/** Word of `ThreadInit.words`: set to 1 when the parent terminated the thread (it must not run its target). */
+export const CANCEL = 0;
+/** Word of `ThreadInit.words`: the thread's {@linkcode Stage}. */
+export const STAGE = 1;
+/** How far a thread is, in its `STAGE` word. */
+export const Stage = { loading: 0, running: 1, ended: 2 } as const;
+
+export interface ThreadInit extends RunSpec {
   ident: number;
   name: string;
   daemon: boolean;
   /** This process's state, which the thread's realm takes over. */
-  process: {
-    identity: number[];
-    name: string;
-    daemon: boolean;
-    parent: { pid: number; name: string } | null;
-    trackerFd: number | null;
-    mainModule: string | null;
-  };
+  process: Pick<ProcessState, "identity" | "name" | "daemon" | "parent" | "trackerFd" | "mainModule">;
   counters: SharedArrayBuffer;
-  /** Word 0 is set to 1 when the parent terminated the thread: it must not run its target. */
-  cancel: SharedArrayBuffer;
-  target: { name: string; source: string } | null;
-  className: string | null;
-  /** One of the library's own entry points (`"pool-worker"`), instead of `run()`. */
-  builtin: string | null;
-  module: string | null;
-  /** `serialize()`d `{ args, fields }`. */
-  body: Uint8Array;
+  /** The words `CANCEL` and `STAGE`, shared with the parent (see `_thread_worker.ts`). */
+  words: SharedArrayBuffer;
 }
 
 /** What a thread posts to its parent. */

@@ -11,9 +11,15 @@
  *   last `exit` with its exit code, once its exit hooks have run.
  *
  * The fds passed to the thread are copies made for it; they are closed here if the thread never
- * took them over (it failed before reviving its args, or was terminated). Word 0 of `cancel`,
- * shared with the thread, is set when it is terminated: a Worker terminated before it ran its
- * first line may still run (Deno 2.9.6), and the thread checks the word before its target.
+ * took them over (it failed before reviving its args, or was terminated).
+ *
+ * Two words are shared with the thread (`words` of its init):
+ * - `CANCEL` is set when it is terminated: a Worker terminated before it ran its first line may
+ *   still run (Deno 2.9.6), and the thread checks the word before its target;
+ * - `STAGE` says how far the thread is: `loading` (its modules), `running` (from its first line:
+ *   any ending from then on runs its exit hooks, an uncaught error too), `ended` (its exit hooks
+ *   have run, set by the last). The program's exit waits on it (`joinAtExit`): the `exit`
+ *   message would need this thread's event loop, which does not run inside an exit hook.
  *
  * A Worker keeps this program alive while it is ref'd: until its answer, so that awaiting
  * start() keeps the program running even for a daemon thread; after that only a non-daemon
@@ -22,26 +28,24 @@
  * @module
  */
 import { close } from "../native/mod.ts";
-import { atExit, ExitPhase } from "./_exit.ts";
-import type { ControlChannel } from "./_popen.ts";
+import { type Child, childEnded, childStarted, type Joinable } from "./_children.ts";
+import { type ControlChannel, Inbox } from "./_popen.ts";
 import { unpackError } from "./_error_transport.ts";
 import { importSource } from "./_import.ts";
 import { handOver } from "./_resource.ts";
-import type { ThreadInit, ThreadReply } from "./_thread_state.ts";
+import { CANCEL, STAGE, Stage, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
 import { workerRef } from "./_worker_ref.ts";
 import { ProcessError } from "./errors.ts";
 
-/** The threads started by this program (or by this thread) that have not ended yet. */
-const running = new Set<ThreadWorker>();
-let exitHookInstalled = false;
+/**
+ * How long a thread that has not begun yet (it still loads its modules, or failed to) is waited
+ * for at exit, in ms: a Worker that fails to load says so only through this thread's event loop,
+ * which no longer runs then.
+ */
+const BEGIN_WAIT_MS = 10_000;
 
-/** The owners (the `Thread` objects) of the threads that have not ended yet. */
-export function runningThreads<T>(): T[] {
-  return [...running].map((t) => t.owner as T);
-}
-
-/** One started thread, seen from the program that started it. */
-export class ThreadWorker {
+/** One started thread, seen from the program that started it; running until it has ended (`_children.ts`). */
+export class ThreadWorker implements Child, Joinable {
   /** The object this thread belongs to (its `Thread`), for `activeThreads()`. */
   readonly owner: unknown;
   readonly name: string;
@@ -57,11 +61,10 @@ export class ThreadWorker {
   /** The fds duplicated for this thread, until it has taken them over. */
   #fds: number[];
   #refs = 0;
-  #onMessage: ((frame: Uint8Array) => void) | undefined;
-  /** Frames that arrived before anyone took the channel. */
-  #early: Uint8Array[] = [];
-  /** Word 0 set to 1 by terminate(): the thread must not run its target (see the module comment). */
-  #cancel = new Int32Array(new SharedArrayBuffer(4));
+  /** The frames a builtin sends. */
+  #inbox = new Inbox();
+  /** Words shared with the thread: `CANCEL` and `STAGE` (see the module comment). */
+  #words = new Int32Array(new SharedArrayBuffer(8));
   /** The pending start(), settled by the thread's first answer or by terminate(). */
   #handshake: { resolve(): void; reject(e: unknown): void } | undefined;
 
@@ -74,7 +77,7 @@ export class ThreadWorker {
    */
   constructor(
     owner: unknown,
-    init: Omit<ThreadInit, "cancel">,
+    init: Omit<ThreadInit, "words">,
     entryModule: string | undefined,
     fds: number[],
   ) {
@@ -97,8 +100,7 @@ export class ThreadWorker {
       throw e;
     }
     this.worker = worker;
-    running.add(this);
-    installExitHook();
+    childStarted(this);
     this.exited = new Promise<void>((resolve) => this.#ended = resolve);
     // (`finally`: a new promise, so a failure nobody handles is still reported by the caller.)
     this.started = new Promise<void>((resolve, reject) => this.#handshake = { resolve, reject }).finally(
@@ -110,8 +112,7 @@ export class ThreadWorker {
     worker.onmessage = (e: MessageEvent<ThreadReply>) => {
       const msg = e.data;
       if (msg.type === "frame") {
-        if (this.#onMessage) this.#onMessage(msg.body);
-        else this.#early.push(msg.body);
+        this.#inbox.push(msg.body);
         return;
       }
       if (msg.type === "started") {
@@ -140,7 +141,7 @@ export class ThreadWorker {
       this.#handshake = undefined;
       this.#end(1);
     };
-    const message: ThreadInit = { ...init, cancel: this.#cancel.buffer as SharedArrayBuffer };
+    const message: ThreadInit = { ...init, words: this.#words.buffer as SharedArrayBuffer };
     worker.postMessage(message);
   }
 
@@ -149,15 +150,14 @@ export class ThreadWorker {
     this.exitCode = code;
     // A Worker terminated before it ran its first line may still run (Deno 2.9.6): the thread
     // checks this word before it runs its target.
-    Atomics.store(this.#cancel, 0, 1);
+    Atomics.store(this.#words, CANCEL, 1);
     this.#handshake?.reject(new Error(`${this.name} was terminated before it could run its target`));
     this.#handshake = undefined;
-    running.delete(this);
+    childEnded(this);
     this.worker.terminate();
     this.#closeFds();
     this.#refs = 0;
-    this.#onMessage = undefined;
-    this.#early = [];
+    this.#inbox.clear();
     this.#ended();
   }
 
@@ -172,7 +172,8 @@ export class ThreadWorker {
 
   /** Undoes one {@linkcode ThreadWorker.ref}. */
   unref(): void {
-    if (--this.#refs === 0 && this.daemon && this.exitCode === null) workerRef?.call(this.worker, false);
+    if (this.exitCode !== null) return; // ended: nothing is ref'd any more
+    if (--this.#refs === 0 && this.daemon) workerRef?.call(this.worker, false);
   }
 
   /** Ends the Worker at once, with exit code -15; the fds passed to it stay open. */
@@ -182,11 +183,29 @@ export class ThreadWorker {
     this.#end(-15);
   }
 
+  /**
+   * Blocks this thread until the thread has ended: it has run its exit hooks, the last of which
+   * sets `STAGE` to `ended` (at exit, as Python's `threading._shutdown`). A thread that has not
+   * begun yet is waited for at most {@linkcode BEGIN_WAIT_MS}: it may have failed to load.
+   */
+  joinAtExit(): void {
+    const words = this.#words;
+    const begin = performance.now() + BEGIN_WAIT_MS;
+    for (let stage; (stage = Atomics.load(words, STAGE)) !== Stage.ended;) {
+      const left = begin - performance.now();
+      if (stage === Stage.loading && left <= 0) {
+        console.error(
+          `${this.name} was not waited for: it had not begun ${BEGIN_WAIT_MS} ms after the program ended (did it fail to load its module?)`,
+        );
+        return;
+      }
+      Atomics.wait(words, STAGE, stage, stage === Stage.loading ? left : undefined);
+    }
+  }
+
   /** Takes over the thread's control channel: frames it sends arrive in `onMessage`. */
   channel(onMessage: (frame: Uint8Array) => void): ControlChannel {
-    this.#onMessage = onMessage;
-    const early = this.#early.splice(0);
-    if (early.length) queueMicrotask(() => early.forEach(onMessage));
+    this.#inbox.take(onMessage);
     const worker = this.worker;
     return {
       send: (body) => {
@@ -202,13 +221,4 @@ function threadEntry(module: string | undefined): string {
   return `data:application/javascript,${
     encodeURIComponent(`import { main } from ${JSON.stringify(entry)};\nDeno.exit(await main(${load}));\n`)
   }`;
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Daemon threads end with the program (or with the thread that started them).
-  atExit(ExitPhase.daemons, () => {
-    for (const t of running) if (t.daemon) t.terminate();
-  });
 }

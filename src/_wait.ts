@@ -21,8 +21,9 @@
  * 1. **try** (`tryTake`: an atomic compare-and-swap, or `poll` with a zero timeout);
  * 2. **spin**: re-try for up to {@linkcode SPIN_MS} (0.1 ms) while a core is free, or
  *    {@linkcode SPIN_LOADED_MS} (0.03 ms) while every core is taken ({@linkcode coreIsFree}:
- *    runnable threads ≤ cores in `/proc/loadavg`, looked at every 100 ms at most, ~20 µs a
- *    look); only while this waiter's recent spins paid ({@linkcode Eagerness}). A spin catches
+ *    this thread waited 0.2 ms or more for a CPU per turn in the last 10 ms or more, from
+ *    `/proc/thread-self/schedstat`, ~10 µs a look); while every core is taken, only while this
+ *    waiter's recent spins paid ({@linkcode Eagerness}). A spin catches
  *    the answer without a wake-up, and waking a sleeping process costs the waker ~30 µs of
  *    kernel time on this VM; but a spin that waits for a peer that has no core takes the CPU
  *    that peer needs, which is what made the old loops lose under load;
@@ -47,7 +48,7 @@
  *
  * @module
  */
-import { runnableThreads } from "../native/mod.ts";
+import { type CpuTurns, cpuTurns } from "../native/mod.ts";
 
 /** The longest delay `setTimeout` honours (2^31 - 1 ms); a longer one fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -193,7 +194,7 @@ function describe(value: unknown): string {
  * The longest one sleep lasts before the waiter looks again at what a sleep cannot see: a
  * deadline, an abort, a closed handle, a holder that died. Both kinds of wait (an fd, a
  * primitive's shared word) use it; it also bounds how long waits that block the thread may
- * follow one another ({@linkcode Turns}).
+ * follow one another (`Turns` in `_fd_wait.ts`).
  */
 export const SLICE_MS = 50;
 
@@ -211,58 +212,51 @@ export const PARK_MS = 0.3;
  * waiting for a reply (or the server's word that the call waits, sent as soon as it reads it), its
  * server waiting for a busy client's next call. The answer nearly always ends the park (sparing a
  * worker thread's wake-up, ~100 µs), so its length matters only when the peer stalls. Not below
- * the kernel's tick (4 ms here): a shorter timed park costs ~15 µs more. {@linkcode Turns} bounds
- * such parks too.
+ * the kernel's tick (4 ms here): a shorter timed park costs ~15 µs more. `Turns` (`_fd_wait.ts`)
+ * bounds such parks too.
  */
 export const ANSWER_PARK_MS = 5;
-
-/**
- * Counts how long waits that block the thread followed one another (an answered manager call goes
- * on in a microtask): after one {@linkcode SLICE_MS}, one wait goes through the event loop, so
- * that timers and I/O do not starve (not more often: a turn costs a worker thread's wake-up,
- * milliseconds on a full machine). A pause of over 1 ms since `blocked()` counts as a turn.
- */
-export class Turns {
-  #since = -Infinity;
-  #last = -Infinity;
-
-  /** Whether the next wait may block the thread (else it goes through the event loop). */
-  mayBlock(now = performance.now()): boolean {
-    if (now - this.#last > 1) this.#since = now;
-    return now - this.#since < SLICE_MS;
-  }
-
-  /** The thread was kept from the event loop until now. */
-  blocked(now = performance.now()): void {
-    this.#last = now;
-  }
-
-  /** The event loop turned. */
-  turned(now = performance.now()): void {
-    this.#since = this.#last = now;
-  }
-}
 
 /** The most waits that skip their park after parks that kept failing. */
 const MAX_SKIP = 63;
 
-/** How often the machine's load is looked at, in ms. */
-const LOAD_EVERY_MS = 100;
+/** How often a thread looks at how long it waits for a CPU, in ms. */
+const LOAD_EVERY_MS = 10;
+
+/**
+ * The mean wait for a CPU per turn, in ms, from which every core counts as taken. A quiet VM
+ * wakes a sleeping thread in 10–30 µs; a thread that shares its core with busy ones waits for
+ * the end of their turns (hundreds of µs and more).
+ */
+const LOADED_WAIT_MS = 0.2;
 
 const CORES = navigator.hardwareConcurrency ?? 1;
 let loadSeen = -Infinity;
+let turnsSeen: CpuTurns = { waitedNs: 0, turns: 0 };
 let coreFree = CORES > 1;
 
 /**
- * Whether a core is free: runnable threads (this one included) no more than cores, looked at
- * every {@linkcode LOAD_EVERY_MS} at most (where the count cannot be read: any core but ours).
+ * Whether a core is free for this thread: since it last looked (every {@linkcode LOAD_EVERY_MS}
+ * at most), each time it became runnable it waited less than {@linkcode LOADED_WAIT_MS} on
+ * average for a CPU (where that cannot be read: any core but ours).
+ *
+ * Why not the machine's count of runnable threads (`/proc/loadavg`), as before: that count is an
+ * instant, and on a quiet machine it is often above the cores for that instant (V8's GC helpers,
+ * Deno's own threads), so a quiet hand-off between two processes read as "loaded" in 2975 of 3286
+ * waits. Nor this thread's share of time spent waiting: a thread woken from a park waits for its
+ * halted vCPU to wake, which counts, so a hand-off that parks read as loaded too.
  */
 export function coreIsFree(): boolean {
   const now = performance.now();
   if (now - loadSeen >= LOAD_EVERY_MS) {
     loadSeen = now;
-    const runnable = runnableThreads();
-    coreFree = CORES > 1 && (runnable === undefined || runnable <= CORES);
+    const turns = cpuTurns();
+    if (turns === undefined) coreFree = CORES > 1;
+    else {
+      const n = turns.turns - turnsSeen.turns;
+      coreFree = CORES > 1 && (n <= 0 || (turns.waitedNs - turnsSeen.waitedNs) / n < LOADED_WAIT_MS * 1e6);
+      turnsSeen = turns;
+    }
   }
   return coreFree;
 }
@@ -272,11 +266,14 @@ export function coreIsFree(): boolean {
  * process) waits on its own thread before it sleeps off it, learnt from how its spins and parks
  * went.
  *
- * - Spins: a score of recent outcomes (each success adds 1/8 of the way to 1, each miss takes
- *   1/8 away); the waiter spins while the score is at least 1/2, and otherwise only every 16th
- *   wait, to notice when spinning pays again. A peer that answers within the spin (a semaphore
- *   hand-off: microseconds) keeps it; a peer that needs longer (a Connection's answer on a full
- *   machine) soon stops it, so the spin does not take the CPU that peer needs.
+ * - Spins: while a core is free, every wait spins. A missed spin there costs only that core's
+ *   time, and a spin rarely pays while the peer is parked: Linux tends to wake the peer on the
+ *   waker's core, where it runs once the waker stops spinning. So a rule that stopped spinning
+ *   after misses made both peers of a quiet hand-off park after one hiccup and stay parked (150
+ *   spins in a row missed; the hand-off went from 3–6 µs to 8–65 µs). While every core is taken, a spin may take the CPU the peer needs: it
+ *   spins only while most recent spins paid (a score of recent outcomes, each success adding 1/8
+ *   of the way to 1, each miss taking 1/8 away; at least 1/2), and otherwise only every 16th
+ *   wait, to notice when spinning pays again.
  * - Parks: a park that ends the wait makes the next wait park too. Parks that do not (a slow
  *   peer: a worker computing, a lock held for long) block the event loop for nothing, so after the
  *   n-th of them in a row the next 2^(n-1)-1 waits (at most {@linkcode MAX_SKIP}) do not park;
@@ -288,9 +285,9 @@ export class Eagerness {
   #misses = 0;
   #skip = 0;
 
-  /** Whether this wait spins. */
-  spins(): boolean {
-    if (this.#spinScore >= 0.5) return true;
+  /** Whether this wait spins, with a core free or not. */
+  spins(coreFree: boolean): boolean {
+    if (coreFree || this.#spinScore >= 1 / 2) return true;
     this.#spinProbe = (this.#spinProbe + 1) & 15;
     return this.#spinProbe === 0;
   }
@@ -362,8 +359,9 @@ export function* waitSteps(
   parkMs = PARK_MS,
 ): Generator<Step, boolean, boolean> {
   if (attempt.tryTake()) return true;
-  if (parkMs > 0 && CORES > 1 && eager.spins()) {
-    const until = performance.now() + Math.min(coreIsFree() ? SPIN_MS : SPIN_LOADED_MS, deadline.left());
+  const free = parkMs > 0 && CORES > 1 && coreIsFree();
+  if (parkMs > 0 && CORES > 1 && eager.spins(free)) {
+    const until = performance.now() + Math.min(free ? SPIN_MS : SPIN_LOADED_MS, deadline.left());
     let ended = false;
     do ended = attempt.tryTake(); while (!ended && performance.now() < until);
     eager.spun(ended);

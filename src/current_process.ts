@@ -2,11 +2,12 @@
  * Who this process is, and its children (CPython: `current_process()`, `parent_process()`,
  * `active_children()` and `cpu_count()`): the name, pid and daemon flag this process was started
  * with (kept in `_state.ts`, set by `_child.ts` from the child's header), and the children it
- * started that still run (tracked by `_popen.ts`).
+ * started that still run (tracked by `_children.ts`).
  *
  * @module
  */
-import { runningOwners } from "./_popen.ts";
+import { runningOwners } from "./_children.ts";
+import { Popen } from "./_popen.ts";
 import { state } from "./_state.ts";
 import { described, withInspect } from "./_inspect.ts";
 import type { Process } from "./process.ts";
@@ -32,7 +33,7 @@ import type { Process } from "./process.ts";
  * ```
  */
 export function activeChildren(): Process[] {
-  return runningOwners<Process>();
+  return runningOwners<Process>(Popen);
 }
 
 /**

@@ -2,13 +2,14 @@
  * Who this thread is, and the threads it started (CPython: `threading.current_thread()` and
  * `threading.enumerate()`): the name, ident and daemon flag this thread was started with (kept
  * in `_thread_state.ts`'s registry, set by `_thread_main.ts` from the thread's init), and the
- * threads started here that still run (tracked by `_thread_worker.ts`).
+ * threads started here that still run (tracked by `_children.ts`).
  *
  * @module
  */
 import { described, withInspect } from "./_inspect.ts";
 import { registry } from "./_thread_state.ts";
-import { runningThreads } from "./_thread_worker.ts";
+import { runningOwners } from "./_children.ts";
+import { ThreadWorker } from "./_thread_worker.ts";
 import type { Thread } from "./thread.ts";
 
 /**
@@ -31,7 +32,7 @@ import type { Thread } from "./thread.ts";
  * ```
  */
 export function activeThreads(): Thread[] {
-  return runningThreads<Thread>();
+  return runningOwners<Thread>(ThreadWorker);
 }
 
 /**

@@ -10,11 +10,12 @@
  * @module
  */
 import { kill as sendSignal } from "../native/mod.ts";
-import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
+import { checkStart, describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
 import { serialize } from "./_reduction.ts";
 import { adopted, construct } from "./_adopt.ts";
 import { type ChildHeader, type ChildInit, type ControlChannel, Popen } from "./_popen.ts";
-import { raceTimeout, timeoutMs } from "./_wait.ts";
+import { timeoutMs } from "./_wait.ts";
+import { joinWithin } from "./_children.ts";
 import { state } from "./_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { described, inspect } from "./_inspect.ts";
@@ -125,7 +126,6 @@ export class Process<A extends unknown[] = any[]> {
   #builtin: string | null = null;
   /** Settles once the child has ended (and left `activeChildren()`). */
   #exited: Promise<void> | undefined;
-  #joiners = 0;
   #closed = false;
 
   /** Describes the process; nothing runs until {@linkcode Process.start}. */
@@ -204,27 +204,12 @@ export class Process<A extends unknown[] = any[]> {
   start(): Promise<void> {
     this.#checkOpen("start");
     if (this.#popen) throw new Error(`Cannot start ${this.#name}: a process can be started only once`);
-    if (state().bootstrapping) {
-      // Python's "attempt to start a new process before the current process has finished its
-      // bootstrapping phase": every child would start children of its own, without end.
-      throw new Error(
-        `Cannot start ${this.#name}: this child process is still importing ${
-          state().moduleUrl ?? "its module"
-        }, ` +
-          "whose top-level code starts processes. Put that code under `if (import.meta.main) { ... }` " +
-          "so that it runs only in the main program.",
-      );
-    }
     const fds: number[] = [];
     const target = this.#target;
     const className = this.constructor === Process ? null : this.constructor.name;
-    if ((target || className) && !this.#module) {
-      throw new TypeError(
-        `Cannot start ${this.#name}: cannot tell which module exports its ${
-          className ? "class" : "target"
-        }; pass { module: import.meta.url } from that module`,
-      );
-    }
+    const s = state();
+    const importing = s.bootstrapping && s.moduleUrl;
+    checkStart("process", { name: this.#name, target, className, module: this.#module, importing });
     // Serializing first: a value that cannot travel throws here, before anything is spawned.
     const fields = className ? { ...this } : undefined;
     const body = serialize({ args: this.#args, fields }, { passFd: (fd) => (fds.push(fd), fd) });
@@ -272,15 +257,7 @@ export class Process<A extends unknown[] = any[]> {
     this.#checkOpen("join");
     const ms = timeoutMs(timeout, `${this.#name}.join()`);
     if (!this.#exited) throw new Error(`Cannot join ${this.#name}: it was not started`);
-    if (this.exitCode !== null || ms <= 0) return;
-    // A daemon child does not keep the program alive, but someone waiting for it must.
-    this.#joiners++;
-    this.#popen!.child.ref();
-    try {
-      await raceTimeout(this.#exited, ms);
-    } finally {
-      if (--this.#joiners === 0 && this.#daemon) this.#popen!.child.unref();
-    }
+    await joinWithin(this.#popen!, ms);
   }
 
   /** True from `start()` until the process has ended. */

@@ -10,11 +10,11 @@
  *
  * @module
  */
-import { mapSharedMemory, type SharedMapping, unlinkSharedMemory } from "../native/mod.ts";
+import { mapSharedMemory, type SharedMapping } from "../native/mod.ts";
 import { described, inspect } from "./_inspect.ts";
 import { registerReducer } from "./_reduction.ts";
-import { createNamed, forgetCollected, onCollected } from "./_resource.ts";
-import { track, untrack } from "./_tracker.ts";
+import { createNamed, forgetCollected, onCollected, unlinkNamed } from "./_resource.ts";
+import { track } from "./_tracker.ts";
 
 /**
  * Options of {@linkcode SharedMemory}.
@@ -122,8 +122,7 @@ export class SharedMemory {
 
   /** Removes the name: no process can attach any more; those attached keep the bytes. */
   unlink(): void {
-    unlinkSharedMemory(this.#name);
-    untrack("shm", this.#name);
+    unlinkNamed({ kind: "shm", name: this.#name });
   }
 
   /** `close()`. */

@@ -31,14 +31,15 @@
  * @module
  */
 import { close, dupFd } from "../native/mod.ts";
-import { describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
+import { checkStart, describeFunction, reportUnhandledStart, targetOptions } from "./_caller.ts";
 import { adopted, construct } from "./_adopt.ts";
 import { serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
 import { IDENTS, NAMES, registry, type ThreadInit } from "./_thread_state.ts";
 import { trackerFd } from "./_tracker.ts";
 import { canRunDeno } from "./_spawn.ts";
-import { raceTimeout, timeoutMs } from "./_wait.ts";
+import { timeoutMs } from "./_wait.ts";
+import { joinWithin } from "./_children.ts";
 import { described, inspect } from "./_inspect.ts";
 import type { ProcessOptions } from "./process.ts";
 import type { ControlChannel } from "./_popen.ts";
@@ -209,22 +210,10 @@ export class Thread<A extends unknown[] = any[]> {
    */
   start(): Promise<void> {
     if (this.#worker) throw new Error(`Cannot start ${this.#name}: a thread can be started only once`);
-    if (state().bootstrapping) {
-      throw new Error(
-        `Cannot start ${this.#name}: this program is still importing ${state().moduleUrl ?? "its module"}, ` +
-          "whose top-level code starts threads. Put that code under `if (import.meta.main) { ... }` " +
-          "so that it runs only in the main program.",
-      );
-    }
     const target = this.#target;
     const className = this.constructor === Thread ? null : this.constructor.name;
-    if ((target || className) && !this.#module) {
-      throw new TypeError(
-        `Cannot start ${this.#name}: cannot tell which module exports its ${
-          className ? "class" : "target"
-        }; pass { module: import.meta.url } from that module`,
-      );
-    }
+    const importing = state().bootstrapping && state().moduleUrl;
+    checkStart("thread", { name: this.#name, target, className, module: this.#module, importing });
     const reg = registry();
     // Serializing first: a value that cannot travel throws here, before anything starts. Each fd
     // travels as a copy of its own (see the module comment).
@@ -238,7 +227,7 @@ export class Thread<A extends unknown[] = any[]> {
       throw e;
     }
     const s = state();
-    const init: Omit<ThreadInit, "cancel"> = {
+    const init: Omit<ThreadInit, "words"> = {
       ident: Atomics.add(reg.counters, IDENTS, 1) + 1,
       name: this.#name,
       daemon: this.#daemon,
@@ -277,15 +266,7 @@ export class Thread<A extends unknown[] = any[]> {
   async join(timeout?: number): Promise<void> {
     const ms = timeoutMs(timeout, "join");
     if (!this.#worker) throw new Error(`Cannot join ${this.#name}: it was not started`);
-    const worker = this.#worker!;
-    if (worker.exitCode !== null || ms <= 0) return;
-    // A daemon thread does not keep the program alive, but someone waiting for it must.
-    worker.ref();
-    try {
-      await raceTimeout(worker.exited, ms);
-    } finally {
-      if (worker.exitCode === null) worker.unref();
-    }
+    await joinWithin(this.#worker, ms);
   }
 
   /** True from `start()` until the thread has ended. */

@@ -11,6 +11,7 @@
  * shrink. They are empty when the redesign (issue 9) is done.
  */
 import assert from "node:assert/strict";
+import { runDeno } from "./fixtures/helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -63,15 +64,9 @@ function assertOnlyAllowed(
 }
 
 async function denoJson(args: string[]): Promise<unknown> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT.pathname,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const err = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, `deno ${args.join(" ")} failed:\n${err}`);
-  return JSON.parse(new TextDecoder().decode(out.stdout));
+  const out = await runDeno(args, { cwd: ROOT.pathname, timeoutMs: 120_000 });
+  assert.equal(out.code, 0, `deno ${args.join(" ")} failed:\n${out.stderr}`);
+  return JSON.parse(out.stdout);
 }
 
 function relative(specifier: string): string {
@@ -259,14 +254,12 @@ Deno.test("The boundary check catches each form it is meant to catch", () => {
 Deno.test("deno publish --dry-run prints no warning (no unanalyzable dynamic import, no slow type)", async () => {
   // Runs offline: the dry run analyses the package and uploads nothing. Every import of a user's
   // module at run time goes through `src/_import.ts`, which the analysis does not flag.
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["publish", "--dry-run", "--allow-dirty"],
+  const out = await runDeno(["publish", "--dry-run", "--allow-dirty"], {
     cwd: ROOT.pathname,
     env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    timeoutMs: 120_000,
+  });
+  const text = out.stdout + out.stderr;
   assert.equal(out.code, 0, `deno publish --dry-run failed:\n${text}`);
   assert.match(text, /Dry run complete/);
   const warnings = text.split("\n").filter((line) => /warning/i.test(line));

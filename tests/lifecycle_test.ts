@@ -5,133 +5,106 @@
  */
 import assert from "node:assert/strict";
 import { kill, NamedSemaphore, unlinkSharedMemory } from "../native/mod.ts";
-import { isRunning, runProgram, shmEntryExists, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
+import {
+  isRunning,
+  runProgram,
+  shmEntryExists,
+  SPAWNS,
+  type StartedProgram,
+  startProgram,
+  tempFile,
+  waitUntil,
+} from "./fixtures/helpers.ts";
 
-const PROGRAM = new URL("./fixtures/parent_program.ts", import.meta.url).pathname;
+const PROGRAM = new URL("./fixtures/parent_program.ts", import.meta.url);
 
-interface Started {
-  child: Deno.ChildProcess;
-  info: { children: number[]; names: string[] };
-  stdout: Promise<string>;
-}
+type Started = StartedProgram<{ children: number[]; names: string[] }>;
 
-/** Starts the parent program and waits (bounded) for the JSON line it prints once it is ready. */
-async function startProgram(mode: string): Promise<Started> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", PROGRAM, mode],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const timeout = setTimeout(() => child.kill("SIGKILL"), 20_000);
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
+/**
+ * Starts the parent program in `mode`, waits (bounded) for the JSON line it prints once it is
+ * ready, and runs `fn`; then kills whatever of it still runs (the program, its children), however
+ * `fn` ended.
+ */
+async function withProgram(mode: string, fn: (s: Started) => Promise<void>): Promise<void> {
+  const s: Started = await startProgram(PROGRAM, { args: [mode], timeoutMs: 60_000 });
+  try {
+    await fn(s);
+  } finally {
+    await s.stop();
+    s.first.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
   }
-  clearTimeout(timeout);
-  const [line, ...rest] = text.split("\n");
-  const stdout = (async () => {
-    let more = rest.join("\n");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return more;
-      more += value;
-    }
-  })();
-  return { child, info: JSON.parse(line), stdout };
 }
 
 /** Waits for every child of the program to be gone and every name it made to be unlinked. */
-async function assertNothingLeft({ info }: Started): Promise<void> {
+async function assertNothingLeft({ first: info }: Started): Promise<void> {
   const gone = await waitUntil(() => info.children.every((pid) => !isRunning(pid)), 10_000);
   assert.ok(gone, `children still running: ${info.children.filter(isRunning)}`);
   const clean = await waitUntil(() => info.names.every((n) => !shmEntryExists(n)), 10_000);
   assert.ok(clean, `left in /dev/shm: ${info.names.filter(shmEntryExists)}`);
 }
 
-async function finish(s: Started): Promise<Deno.CommandStatus> {
-  const status = await s.child.status;
-  await s.child.stderr.cancel();
-  return status;
-}
-
 for (const signal of ["SIGKILL", "SIGTERM"] as const) {
   Deno.test({
     name: `A parent killed by ${signal} leaves no child running and nothing in /dev/shm`,
     ...SPAWNS,
-    async fn() {
-      const s = await startProgram("wait");
-      try {
-        assert.equal(s.info.children.length, 2);
-        assert.ok(s.info.children.every(isRunning));
-        assert.ok(s.info.names.every(shmEntryExists));
+    fn: () =>
+      withProgram("wait", async (s) => {
+        assert.equal(s.first.children.length, 2);
+        assert.ok(s.first.children.every(isRunning));
+        assert.ok(s.first.names.every(shmEntryExists));
         s.child.kill(signal);
-        const status = await finish(s);
+        const status = await s.ended();
         assert.equal(status.signal, signal);
         await assertNothingLeft(s);
-      } finally {
-        s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
-      }
-    },
+      }),
   });
 }
 
 Deno.test({
   name: "SIGKILL to the program's whole process group leaves no child running and nothing in /dev/shm",
   ...SPAWNS,
-  async fn() {
-    // The program leads a process group of its own, so that the signal spares this test runner.
-    const s = await startProgram("group");
-    try {
-      assert.ok(s.info.names.every(shmEntryExists));
-      assert.ok(kill(-s.child.pid, "SIGKILL"), "the program's process group is gone already");
-      const status = await finish(s);
-      assert.equal(status.signal, "SIGKILL");
-      await assertNothingLeft(s);
-    } finally {
-      s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
-      for (const name of s.info.names) {
-        NamedSemaphore.unlink(name);
-        unlinkSharedMemory(name);
+  // The program leads a process group of its own, so that the signal spares this test runner.
+  fn: () =>
+    withProgram("group", async (s) => {
+      try {
+        assert.ok(s.first.names.every(shmEntryExists));
+        assert.ok(kill(-s.child.pid, "SIGKILL"), "the program's process group is gone already");
+        const status = await s.ended();
+        assert.equal(status.signal, "SIGKILL");
+        await assertNothingLeft(s);
+      } finally {
+        for (const name of s.first.names) {
+          NamedSemaphore.unlink(name);
+          unlinkSharedMemory(name);
+        }
       }
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "A parent that dies of an uncaught error leaves no child running and nothing in /dev/shm",
   ...SPAWNS,
-  async fn() {
-    const s = await startProgram("throw");
-    try {
-      const status = await finish(s);
+  fn: () =>
+    withProgram("throw", async (s) => {
+      const status = await s.ended();
       assert.equal(status.code, 1);
-      assert.equal((await s.stdout).trim(), "non-daemon child done");
+      assert.equal((await s.lines.rest()).trim(), "non-daemon child done");
       await assertNothingLeft(s);
-    } finally {
-      s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "A program waits for its non-daemon children, terminates its daemon children, and cleans /dev/shm",
   ...SPAWNS,
-  async fn() {
-    const s = await startProgram("return");
-    try {
-      const [daemonPid] = s.info.children;
-      const status = await finish(s);
+  fn: () =>
+    withProgram("return", async (s) => {
+      const [daemonPid] = s.first.children;
+      const status = await s.ended();
       assert.equal(status.code, 0);
-      assert.equal((await s.stdout).trim(), "non-daemon child done");
+      assert.equal((await s.lines.rest()).trim(), "non-daemon child done");
       assert.ok(await waitUntil(() => !isRunning(daemonPid), 5000), "the daemon child outlived its parent");
       await assertNothingLeft(s);
-    } finally {
-      s.info.children.forEach((pid) => isRunning(pid) && Deno.kill(pid, "SIGKILL"));
-    }
-  },
+    }),
 });
 
 Deno.test({
@@ -174,28 +147,31 @@ for (
     ["exit-at-once", 4, "Deno.exit(4) right after start() (not awaited)"],
   ] as const
 ) {
-  Deno.test({
-    name: `A program that ends with ${how} first waits for its running non-daemon child`,
-    ...SPAWNS,
-    async fn() {
-      using result = tempFile();
-      const out = await runProgram(new URL("./fixtures/exit_waits_program.ts", import.meta.url), {
-        args: [mode, result.path],
-      });
-      const childPid = Number(out.stdout.trim());
-      try {
-        assert.equal(out.code, code, out.stderr);
-        assert.equal(
-          Deno.readTextFileSync(result.path),
-          "done",
-          "the child was killed before it wrote its result",
-        );
-        if (code === 1) assert.match(out.stderr, /^error: Uncaught .*on purpose/m);
-      } finally {
-        if (childPid > 0 && isRunning(childPid)) Deno.kill(childPid, "SIGKILL");
-      }
-    },
-  });
+  for (const kind of ["child", "thread"]) {
+    Deno.test({
+      name: `A program that ends with ${how} first waits for its running non-daemon ${kind}`,
+      ...SPAWNS,
+      async fn() {
+        using result = tempFile();
+        const out = await runProgram(new URL("./fixtures/exit_waits_program.ts", import.meta.url), {
+          args: [mode, result.path, kind],
+        });
+        // A child's pid (a thread's program prints its own, which has ended by now).
+        const childPid = Number(out.stdout.trim());
+        try {
+          assert.equal(out.code, code, out.stderr);
+          assert.equal(
+            Deno.readTextFileSync(result.path),
+            "done",
+            `the ${kind} was ended before it wrote its result`,
+          );
+          if (code === 1) assert.match(out.stderr, /^error: Uncaught .*on purpose/m);
+        } finally {
+          if (childPid > 0 && isRunning(childPid)) Deno.kill(childPid, "SIGKILL");
+        }
+      },
+    });
+  }
 }
 
 Deno.test({

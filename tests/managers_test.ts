@@ -17,7 +17,16 @@ import {
 } from "../mod.ts";
 import { activeChildren, Pipe } from "../mod.ts";
 import * as fx from "./fixtures/manager_fixtures.ts";
-import { cleanup, isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+import {
+  cleanup,
+  isRunning,
+  LineReader,
+  runProgram,
+  shmFilesOf,
+  spawnDeno,
+  SPAWNS,
+  waitUntil,
+} from "./fixtures/helpers.ts";
 import { serve, SERVER_LIMITS, type ServerLimits, type ServerReady } from "../src/_manager_server.ts";
 import type { FdChannel } from "../src/_fd_channel.ts";
 import { connectChannel } from "../src/_manager_socket.ts";
@@ -25,23 +34,6 @@ import { objectCount } from "../src/manager.ts";
 import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
 
 const module = new URL("./fixtures/manager_fixtures.ts", import.meta.url);
-
-/** Our names in /dev/shm made by process `pid`. */
-function shmEntriesOf(pid: number): string[] {
-  const prefix = `mp${pid.toString(36)}`;
-  return [...Deno.readDirSync("/dev/shm")].map((e) => e.name)
-    .filter((n) => n.startsWith(prefix) || n.startsWith(`sem.${prefix}`));
-}
-
-/** Polls the async `cond` every 20 ms until it is true or `ms` passed; returns its last answer. */
-async function waitUntilAsync(cond: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
 
 function exists(path: string): boolean {
   try {
@@ -327,13 +319,13 @@ Deno.test({
       // The child sets "waiting" while it holds the lock, then waits (releasing it): once we
       // can take the lock and see "waiting", the child is inside wait().
       assert.ok(
-        await waitUntilAsync(async () => {
+        await waitUntil(async () => {
           await using _ = await cond.hold({ timeout: 1000 });
           if (!(await ns.get("waiting"))) return false;
           await ns.set("ready", true);
           await cond.notifyAll();
           return true;
-        }),
+        }, 10_000),
       );
       await p.join(20_000);
       assert.equal(p.exitCode, 0);
@@ -358,7 +350,7 @@ Deno.test({
       await manager.event();
       assert.ok(exists(path));
       assert.deepEqual(
-        shmEntriesOf(pid),
+        shmFilesOf(pid),
         [],
         "a manager's lock and event live in the server, not in /dev/shm",
       );
@@ -367,7 +359,7 @@ Deno.test({
       assert.equal(isRunning(pid), false);
       assert.equal(exists(path), false);
       assert.equal(exists(path.slice(0, path.lastIndexOf("/"))), false, "the temporary directory is gone");
-      assert.deepEqual(shmEntriesOf(pid), []);
+      assert.deepEqual(shmFilesOf(pid), []);
       await assert.rejects(
         d.get("a"),
         (e: Error) => e instanceof EOFError || e instanceof Deno.errors.NotFound,
@@ -726,34 +718,19 @@ const clientProgram = new URL("./fixtures/manager_client_program.ts", import.met
  * (bounded); `stop()` kills it if needed and waits.
  */
 function startClient(manager: Manager, order: Record<string, unknown>, denoArgs: string[] = []) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...denoArgs, clientProgram.pathname],
+  const child = spawnDeno(["run", "-A", ...denoArgs, clientProgram.pathname], {
     stdin: "piped",
-    stdout: "piped",
     stderr: "inherit",
-  }).spawn();
+  });
   const writer = child.stdin.getWriter();
   const sent = writer.write(new TextEncoder().encode(
     JSON.stringify({ address: manager.address, authkey: [...manager.authkey], ...order }) + "\n",
   )).then(() => writer.close());
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
+  const lines = new LineReader(child.stdout, "the client program");
   const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
   return {
     child,
-    async line(ms = 30_000): Promise<string> {
-      const deadline = Date.now() + ms;
-      while (!buffered.includes("\n")) {
-        const got = await raceTimeout(lines.read(), Math.max(deadline - Date.now(), 0));
-        if (got === TIMED_OUT) throw new Error(`the client program printed no line within ${ms} ms`);
-        if (got.done) throw new Error(`the client program ended (printed: ${JSON.stringify(buffered)})`);
-        buffered += got.value;
-      }
-      const i = buffered.indexOf("\n");
-      const line = buffered.slice(0, i);
-      buffered = buffered.slice(i + 1);
-      return line;
-    },
+    line: (ms = 30_000): Promise<string> => lines.next(ms),
     async stop(): Promise<Deno.CommandStatus> {
       await sent.catch(() => {});
       try {
@@ -761,7 +738,7 @@ function startClient(manager: Manager, order: Record<string, unknown>, denoArgs:
       } catch { /* ended */ }
       const status = await child.status;
       clearTimeout(killer);
-      await lines.cancel().catch(() => {});
+      await lines.cancel();
       return status;
     },
   };
@@ -866,7 +843,7 @@ Deno.test({
       // What the collector freed is gone; what is left open stays while the program runs.
       // (base + 1 published + 200 open, + the list until the server's collector frees it)
       assert.ok(
-        await waitUntilAsync(async () => await objectCount(manager) <= base + 202),
+        await waitUntil(async () => await objectCount(manager) <= base + 202, 10_000),
         `count: ${await objectCount(manager)}, base ${base}`,
       );
       assert.ok(await objectCount(manager) >= base + 201, "the open ones stay");
@@ -875,7 +852,7 @@ Deno.test({
       // is closed, so the list goes when the server collects the revived proxy inside it: only
       // the published dict, and at most that list, remain.
       assert.ok(
-        await waitUntilAsync(async () => await objectCount(manager) <= base + 2),
+        await waitUntil(async () => await objectCount(manager) <= base + 2, 10_000),
         `count: ${await objectCount(manager)}, base ${base}`,
       );
     } finally {

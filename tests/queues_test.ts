@@ -2,35 +2,23 @@ import assert from "node:assert/strict";
 import { JoinableQueue, Process, Queue, QueueEmptyError, QueueFullError, SimpleQueue } from "../mod.ts";
 import * as fx from "./fixtures/ipc_fixtures.ts";
 import * as qx from "./fixtures/queue_fixtures.ts";
-import { cleanup, SPAWNS, tempFile } from "./fixtures/helpers.ts";
-import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
+import { cleanup, runProgram, shmLeftSince, SPAWNS, tempFile } from "./fixtures/helpers.ts";
+import { raceTimeout, sleep, TIMED_OUT } from "../src/_wait.ts";
 
 const module = new URL("./fixtures/ipc_fixtures.ts", import.meta.url);
 const qmodule = new URL("./fixtures/queue_fixtures.ts", import.meta.url);
 
 /**
- * This process's queue resources still in /dev/shm: control blocks and slot semaphores
- * (`/mp<pid>q…`) and item segments (`/mp<pid>b…`). (Test files share a pid under --parallel, so
- * only names of this kind are counted; the queue's locks are tested with the locks.)
+ * What a test left of this process's queue resources in /dev/shm: control blocks and slot
+ * semaphores (`/mp<pid>q…`) and item segments (`/mp<pid>b…`). (Test files share a pid under
+ * --parallel, so only names of this kind are looked at; the queue's locks are tested with the locks.)
  */
-function ourShmEntries(): string[] {
-  const pid = Deno.pid.toString(36);
-  const mine = new RegExp(`^(sem\\.)?mp${pid}[qb]`);
-  return [...Deno.readDirSync("/dev/shm")].map((e) => e.name).filter((n) => mine.test(n));
-}
-
-/**
- * Our names in /dev/shm that were not there `before`: what a test left. (Not a count: a queue of
- * an earlier test may still be releasing its names while this one runs.)
- */
-function leftSince(before: Set<string>): string[] {
-  return ourShmEntries().filter((n) => !before.has(n));
-}
+const queueFilesLeft = () => shmLeftSince("q", "b");
 
 type Item = { from: number; i: number; pad: string };
 
 Deno.test("Queue keeps FIFO order and qsize()/empty()/full() are exact right after put() and get()", async () => {
-  const before = new Set(ourShmEntries());
+  const left = queueFilesLeft();
   const q = new Queue<unknown>(3);
   try {
     assert.equal(q.empty(), true);
@@ -49,7 +37,7 @@ Deno.test("Queue keeps FIFO order and qsize()/empty()/full() are exact right aft
   } finally {
     q.close();
   }
-  assert.deepEqual(leftSince(before), []);
+  assert.deepEqual(left(), []);
 });
 
 Deno.test("Queue.put() and get() reject with QueueFullError / QueueEmptyError for block:false and after the timeout", async () => {
@@ -110,7 +98,7 @@ Deno.test("Queue.put() of a value that cannot be serialized throws synchronously
 });
 
 Deno.test("Queue carries items larger than a pipe write (through shared memory) in order with small ones", async () => {
-  const before = new Set(ourShmEntries());
+  const left = queueFilesLeft();
   const q = new Queue<unknown>();
   try {
     const big = new Uint8Array(2 * 1024 * 1024).map((_, i) => i % 253);
@@ -125,7 +113,7 @@ Deno.test("Queue carries items larger than a pipe write (through shared memory) 
   } finally {
     q.close();
   }
-  assert.deepEqual(leftSince(before), []);
+  assert.deepEqual(left(), []);
 });
 
 Deno.test("Queue returns byte arrays as structuredClone would: whole arrays as raw bytes, views with their offset", async () => {
@@ -174,7 +162,7 @@ Deno.test("Queue put()/get() after close() throw BadResource, and close() is ide
 });
 
 Deno.test("Queue.close() rejects this process's waiting get() and put() with BadResource, then releases everything", async () => {
-  const before = new Set(ourShmEntries());
+  const left = queueFilesLeft();
   const q = new Queue<number>(1);
   await q.put(1);
   const getter = new Queue<number>();
@@ -188,7 +176,7 @@ Deno.test("Queue.close() rejects this process's waiting get() and put() with Bad
   await assert.rejects(secondGet, Deno.errors.BadResource);
   await assert.rejects(waitingPut, Deno.errors.BadResource);
   await new Promise((r) => setTimeout(r, 100)); // the put's last wait slice ends
-  assert.deepEqual(leftSince(before), []);
+  assert.deepEqual(left(), []);
 });
 
 Deno.test("JoinableQueue.join() waits for every taskDone(), and one taskDone() too many is a RangeError", async () => {
@@ -489,15 +477,92 @@ Deno.test({
       await p.join(60_000);
       assert.equal(p.exitCode, 0, "the process did not end by its Deno.exit(0)");
       assert.equal(q.qsize(), N);
-      for (let i = 0; i < N; i++) {
-        const x = await q.get({ timeout: 10_000 });
-        if (x !== i) assert.equal(x, i, `item ${i}`);
-      }
+      await getsNumbers(q, N);
       assert.equal(q.empty(), true);
     } finally {
       q.close();
       await cleanup(p);
     }
+  },
+});
+
+/** Gets `count` items, asserting they are 0 … count - 1 in order; runs `pause` every 1000 items. */
+async function getsNumbers(q: Queue<number>, count: number, pause?: () => Promise<void>): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const x = await q.get({ timeout: 10_000 });
+    if (x !== i) assert.equal(x, i, `item ${i}`);
+    if (pause && i % 1000 === 999) await pause();
+  }
+}
+
+/** A backlog of about 1 MB of numbers: sixteen times what a pipe holds (64 KiB). */
+const BACKLOG = 100_000;
+
+/**
+ * Starts a child that puts the numbers 0 … BACKLOG - 1 at once on a fresh queue `q`
+ * (`qx.putBacklog`), waits until it said "accepted" on `ctl` (nothing was read yet: its drain waits
+ * for room in the full pipe), runs `fn`, and cleans up.
+ */
+async function withBacklog(
+  untilDrained: boolean,
+  fn: (q: Queue<number>, ctl: Queue<string>, p: Process) => Promise<void>,
+): Promise<void> {
+  const q = new Queue<number>();
+  const ctl = new Queue<string>();
+  const p = new Process({ target: qx.putBacklog, args: [q, ctl, BACKLOG, untilDrained], module: qmodule });
+  try {
+    await p.start();
+    assert.equal(await ctl.get({ timeout: 30_000 }), "accepted");
+    await fn(q, ctl, p);
+  } finally {
+    q.close();
+    ctl.close();
+    await cleanup(p);
+  }
+}
+
+Deno.test({
+  name:
+    "Queue: a producer whose backlog exceeds the pipe drains all of it, in order, into a slow consumer while the producer's event loop keeps running",
+  ...SPAWNS,
+  fn: () =>
+    withBacklog(true, async (q, ctl, p) => {
+      // A slow consumer: it pauses every 1000 items, so the pipe runs full again.
+      await getsNumbers(q, BACKLOG, () => sleep(2));
+      assert.equal(await ctl.get({ timeout: 30_000 }), "drained");
+      await p.join(30_000);
+      assert.equal(p.exitCode, 0);
+      assert.equal(q.empty(), true);
+    }),
+});
+
+Deno.test({
+  name:
+    "Queue: a child process that returns while its drain waits for room in a full pipe hands every item over",
+  ...SPAWNS,
+  fn: () =>
+    withBacklog(false, async (q, _ctl, p) => {
+      await p.join(30_000);
+      assert.equal(p.exitCode, 0);
+      assert.equal(q.qsize(), BACKLOG);
+      await getsNumbers(q, BACKLOG);
+      assert.equal(q.empty(), true);
+    }),
+});
+
+Deno.test({
+  name:
+    "A program whose queue's drain waits for room in a full pipe ends by itself, and its exit hands every item over in order",
+  ...SPAWNS,
+  async fn() {
+    // A wait that kept the program alive would keep it alive for good: nobody reads.
+    const out = await runProgram(new URL("./fixtures/queue_exit_program.ts", import.meta.url), {
+      args: [`${BACKLOG}`],
+      timeoutMs: 60_000,
+    });
+    assert.equal(out.code, 0, `the program did not end by itself:\n${out.stderr}`);
+    assert.equal(out.stderr, "");
+    assert.deepEqual(JSON.parse(out.stdout), { inOrder: BACKLOG, emptyAfter: true });
   },
 });
 
@@ -653,7 +718,7 @@ Deno.test({
   name: "A queue closed right after start(), before it resolved, still works in the child",
   ...SPAWNS,
   fn: async () => {
-    const before = new Set(ourShmEntries());
+    const left = queueFilesLeft();
     const q = new Queue<string>();
     const out = new Queue<string>();
     let p: Process | undefined;
@@ -672,6 +737,6 @@ Deno.test({
       out.close();
       await cleanup(p);
     }
-    assert.deepEqual(leftSince(before), []);
+    assert.deepEqual(left(), []);
   },
 });

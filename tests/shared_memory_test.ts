@@ -1,9 +1,16 @@
 import assert from "node:assert/strict";
 import { Lock, Process, RLock, SharedArray, SharedMemory, Thread, Value } from "../mod.ts";
-import { NamedSemaphore, OS, unlinkSharedMemory } from "../native/mod.ts";
+import { NamedSemaphore, unlinkSharedMemory } from "../native/mod.ts";
 import { _resourceNames } from "../src/_sync_block.ts";
 import * as fx from "./fixtures/shm_fixtures.ts";
-import { cleanup, runProgram, shmEntryExists, SPAWNS } from "./fixtures/helpers.ts";
+import {
+  cleanup,
+  runProgram,
+  shmEntryExists,
+  shmLeftSince,
+  shmMappings,
+  SPAWNS,
+} from "./fixtures/helpers.ts";
 
 const module = new URL("./fixtures/shm_fixtures.ts", import.meta.url);
 
@@ -79,12 +86,6 @@ Deno.test("SharedArray is zeros of a length, or holds the given items", () => {
   assert.throws(() => new SharedArray("i64", [1, 2]), TypeError);
 });
 
-/** Names in /dev/shm of Value/SharedArray blocks made by this process. */
-function typedBlocksHere(): string[] {
-  const prefix = `mp${Deno.pid.toString(36)}v`;
-  return [...Deno.readDirSync("/dev/shm")].map((e) => e.name).filter((n) => n.startsWith(prefix)).sort();
-}
-
 Deno.test("A name with a NUL character is a TypeError: nothing is created, attached to or removed under the cut name", () => {
   const victim = `mp-victim-${Deno.pid}`;
   using other = new SharedMemory({ name: victim, create: true, size: 8 });
@@ -105,7 +106,7 @@ Deno.test("A name with a NUL character is a TypeError: nothing is created, attac
 });
 
 Deno.test("SharedArray refuses items that are not numbers of its type with TypeError, and leaves no block behind", () => {
-  const before = typedBlocksHere();
+  const left = shmLeftSince("v"); // Value/SharedArray blocks
   for (
     const [type, items] of [["i32", ["a"]], ["f64", [1, "2"]], ["u8", [null]], ["i32", [1n]], ["i64", [
       1,
@@ -116,19 +117,19 @@ Deno.test("SharedArray refuses items that are not numbers of its type with TypeE
   assert.throws(() => new SharedArray("i32", ["a"] as never), /item 0 "a": a "i32" element holds a number/);
   assert.throws(() => new SharedArray("i32", null as never), TypeError);
   assert.throws(() => new SharedArray("i32", {} as never), TypeError);
-  assert.deepEqual(typedBlocksHere(), before);
+  assert.deepEqual(left(), []);
 });
 
 Deno.test("SharedArray refuses a negative, fractional or non-finite size with RangeError", () => {
-  const before = typedBlocksHere();
+  const left = shmLeftSince("v"); // Value/SharedArray blocks
   for (const size of [-1, 1.5, NaN, Infinity, 2 ** 53]) {
     assert.throws(() => new SharedArray("i32", size), RangeError, String(size));
   }
-  assert.deepEqual(typedBlocksHere(), before);
+  assert.deepEqual(left(), []);
 });
 
 Deno.test("Value refuses an initial value that is not a number of its type with TypeError, and leaves no block behind", () => {
-  const before = typedBlocksHere();
+  const left = shmLeftSince("v"); // Value/SharedArray blocks
   for (
     const [type, initial] of [["i32", "5"], ["f64", null], ["i64", 5], ["u32", 5n], ["f32", {}]] as const
   ) {
@@ -138,17 +139,16 @@ Deno.test("Value refuses an initial value that is not a number of its type with 
       `${type} ${String(initial)}`,
     );
   }
-  assert.deepEqual(typedBlocksHere(), before);
+  assert.deepEqual(left(), []);
   using v = new Value("i32", 3);
   assert.throws(() => (v.value = "4" as never), TypeError);
   assert.equal(v.value, 3);
 });
 
 Deno.test("Value.close() in the process that made it removes its block's name", () => {
+  const left = shmLeftSince("v");
   const v = new Value("i32", 1);
-  const names = [...Deno.readDirSync("/dev/shm")].map((e) => e.name).filter((n) =>
-    n.startsWith(`mp${Deno.pid.toString(36)}v`)
-  );
+  const names = left();
   assert.equal(names.length, 1);
   v.close();
   v.close();
@@ -276,13 +276,6 @@ Deno.test("The type code types the contents: a 64-bit Value holds a bigint, a Sh
   const wrongInitial = () => new Value("i32", 5n);
   assert.equal(typeof untyped + typeof wrongArray + typeof wrongInitial, "functionfunctionfunction");
 });
-
-/** The /dev/shm files this process has mapped, once per mapping. */
-function shmMappings(): string[] {
-  const at = `${OS.shmDir}/`;
-  return Deno.readTextFileSync("/proc/self/maps").split("\n").filter((l) => l.includes(at))
-    .map((l) => l.slice(l.indexOf(at) + at.length));
-}
 
 Deno.test("A Value closed in a thread leaves no mapping behind, of its block or of the lock it came with", async () => {
   const before = new Set(shmMappings());

@@ -20,6 +20,7 @@ import {
   runProgram,
   shmFilesOf,
   SPAWNS,
+  startProgram,
   tempFile,
   waitUntil,
 } from "./fixtures/helpers.ts";
@@ -815,29 +816,19 @@ Deno.test({
   name: "After a program that created primitives is killed with SIGKILL, nothing of it stays in /dev/shm",
   ...SPAWNS,
   async fn() {
-    const program = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./fixtures/sync_program.ts", import.meta.url).pathname],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    let pids: number[] = [];
+    const program = await startProgram<{ pids: number[] }>(
+      new URL("./fixtures/sync_program.ts", import.meta.url),
+      {
+        stderr: "inherit",
+        timeoutMs: 15_000,
+      },
+    );
+    const { pids } = program.first;
     try {
-      const reader = program.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let text = "";
-      const deadline = Date.now() + 15_000;
-      while (!text.includes("\n") && Date.now() < deadline) {
-        const read = await raceTimeout(reader.read(), deadline - Date.now());
-        if (read === TIMED_OUT || read.done) break;
-        text += read.value;
-      }
-      reader.releaseLock();
-      pids = JSON.parse(text).pids;
       assert.ok(shmEntriesOf(pids[0]).length >= 4, "the program's own primitives exist");
       assert.ok(shmEntriesOf(pids[1]).length >= 14, "the child's primitives exist");
     } finally {
-      program.kill("SIGKILL");
-      await program.status;
-      await program.stdout.cancel().catch(() => {});
+      await program.stop();
     }
     const clean = await waitUntil(() => pids.every((p) => shmEntriesOf(p).length === 0), 10_000);
     assert.ok(clean, `left in /dev/shm: ${pids.flatMap(shmEntriesOf)}`);

@@ -21,7 +21,7 @@ import {
   Thread,
   Value,
 } from "../mod.ts";
-import { cleanup, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
+import { cleanup, runProgram, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
 import { raceTimeout } from "../src/_wait.ts";
 import { _resourceNames } from "../src/_sync_block.ts";
 import { existingShmFiles } from "./fixtures/helpers.ts";
@@ -36,6 +36,7 @@ import {
   holdsLock,
   holdsRLockTwice,
   identifies,
+  leavesAThreadRunning,
   notifies,
   putsNumbers,
   returns,
@@ -600,6 +601,39 @@ Deno.test({
     const nonDaemon = await runProgram(program, { env: { THREAD_DAEMON: "0" } });
     assert.equal(nonDaemon.code, 0, nonDaemon.stderr);
     assert.equal(nonDaemon.stdout, "main done\nthread done\n");
+  },
+});
+
+Deno.test({
+  name: "A child process whose target returns while its non-daemon thread runs waits for that thread",
+  ...SPAWNS,
+  async fn() {
+    using result = tempFile();
+    const p = new Process({ target: leavesAThreadRunning, args: [result.path], module: FIXTURES });
+    try {
+      await p.start();
+      await p.join(30_000);
+      assert.equal(p.exitCode, 0);
+      assert.equal(Deno.readTextFileSync(result.path), "done", "the thread was ended with its process");
+    } finally {
+      await cleanup(p);
+    }
+  },
+});
+
+Deno.test({
+  name: "A program that exits while its non-daemon thread dies of an uncaught error ends, after the thread",
+  ...SPAWNS,
+  async fn() {
+    const program = new URL("./fixtures/thread_program.ts", import.meta.url);
+    // The thread's target waits 30 s after its error: the program must not wait that long (the
+    // thread ends at its error), nor forever (runProgram kills it after 30 s: code 137).
+    const out = await runProgram(program, { env: { THREAD_DAEMON: "throws" }, timeoutMs: 20_000 });
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(
+      out.stderr,
+      /^error: Uncaught \(in worker "Thread-1 \[mp-thread 2\]"\) Error: late boom from a thread/m,
+    );
   },
 });
 

@@ -1,18 +1,16 @@
 import assert from "node:assert/strict";
+import { runDeno } from "./fixtures/helpers.ts";
 
 const FIXTURE = new URL("./fixtures/types_fixture.ts", import.meta.url);
 const MOD = new URL("../mod.ts", import.meta.url).href;
 const DIRECTIVE = /^\s*\/\/ @ts-expect-error: (.*)$/;
 
 async function denoCheck(file: string): Promise<{ ok: boolean; out: string }> {
-  const { success, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["check", "--quiet", file],
+  const { code, stdout, stderr } = await runDeno(["check", "--quiet", file], {
     env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { ok: success, out: dec.decode(stdout) + dec.decode(stderr) };
+    timeoutMs: 120_000,
+  });
+  return { ok: code === 0, out: stdout + stderr };
 }
 
 Deno.test("The type fixture compiles, with every @ts-expect-error directive used", async () => {

@@ -8,10 +8,10 @@ import {
   sleep,
   SLICE_MS,
   type Step,
-  Turns,
   waitSteps,
 } from "../src/_wait.ts";
-import { close as closeFd, OS, pipe, pollFds, runnableThreads, write } from "../native/mod.ts";
+import { Turns } from "../src/_fd_wait.ts";
+import { close as closeFd, cpuTurns, OS, pipe, pollFds, write } from "../native/mod.ts";
 
 Deno.test("The wait loop registers once, parks once, then sleeps in slices, and return() undoes the registration", () => {
   const calls: string[] = [];
@@ -150,15 +150,22 @@ Deno.test("Eagerness parks: a miss costs nothing, misses in a row skip 2^(n-1)-1
   assert.equal(skipped(), 0);
 });
 
-Deno.test("Eagerness spins while most recent spins paid, and then only every 16th wait until they pay again", () => {
+Deno.test("Eagerness with every core taken spins while most recent spins paid, then only every 16th wait until they pay again", () => {
   const eager = new Eagerness();
-  assert.equal(eager.spins(), true);
+  assert.equal(eager.spins(false), true);
   for (let i = 0; i < 6; i++) eager.spun(false); // 1 -> (7/8)^6 < 1/2
-  const pattern = Array.from({ length: 32 }, () => eager.spins());
+  const pattern = Array.from({ length: 32 }, () => eager.spins(false));
   assert.deepEqual(pattern.map((s, i) => s ? i : -1).filter((i) => i >= 0), [15, 31]);
   for (let i = 0; i < 8; i++) eager.spun(true);
-  assert.equal(eager.spins(), true);
-  assert.equal(eager.spins(), true);
+  assert.equal(eager.spins(false), true);
+  assert.equal(eager.spins(false), true);
+});
+
+Deno.test("Eagerness with a core free spins at every wait, however many spins missed", () => {
+  const eager = new Eagerness();
+  for (let i = 0; i < 64; i++) eager.spun(false);
+  assert.deepEqual(Array.from({ length: 20 }, () => eager.spins(true)), Array(20).fill(true));
+  assert.equal(eager.spins(false), false); // with every core taken the misses count
 });
 
 Deno.test("pollFds honours a timeout of a fraction of a millisecond (ppoll): nothing for an empty pipe, the fd once it is readable", () => {
@@ -173,8 +180,13 @@ Deno.test("pollFds honours a timeout of a fraction of a millisecond (ppoll): not
   }
 });
 
-Deno.test("runnableThreads() counts at least this thread on Linux", () => {
-  const n = runnableThreads();
+Deno.test("cpuTurns() reads this thread's turns on a CPU on Linux: counts that never go down, a new turn after a sleep", async () => {
+  const first = cpuTurns();
   if (Deno.build.os !== "linux") return;
-  assert.ok(Number.isInteger(n) && n! >= 1, `expected a count of at least 1, got ${n}`);
+  assert.ok(first && Number.isInteger(first.waitedNs) && first.waitedNs >= 0, `got ${JSON.stringify(first)}`);
+  assert.ok(Number.isInteger(first.turns) && first.turns >= 1, `got ${JSON.stringify(first)}`);
+  await new Promise((r) => setTimeout(r, 5)); // the event loop sleeps: the next run is a new turn
+  const second = cpuTurns()!;
+  assert.ok(second.waitedNs >= first.waitedNs, `${second.waitedNs} < ${first.waitedNs}`);
+  assert.ok(second.turns > first.turns, `${second.turns} <= ${first.turns}`);
 });

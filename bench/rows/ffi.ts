@@ -6,7 +6,7 @@
  */
 import { getpid, NamedSemaphore } from "../../native/mod.ts";
 import type { CompareRow } from "../_row.ts";
-import { nsPerOp } from "../_measure.ts";
+import { nsPerOp, pythonNsPerOp } from "../_measure.ts";
 
 let counter = 0;
 
@@ -102,36 +102,20 @@ int main(void) {
 }
 `;
 
-const pythonLoop = (setup: string, body: string) => `
-import time
-${setup}
-def loop(n):
-    t0 = time.perf_counter_ns()
-    for _ in range(n):
-        ${body}
-    return time.perf_counter_ns() - t0
-loop(10000)
-n, dt = 0, 0
-while dt < 2e8:
-    dt += loop(10000)
-    n += 10000
-print(dt / n)
-`;
-
 /** The rows of this module. */
 export const rows: CompareRow[] = [
   {
     name: "sync FFI call (getpid)",
     unit: "ns/op",
     deno: getpidNs,
-    python: pythonLoop("import os\ngetpid = os.getpid", "getpid()"),
+    python: pythonNsPerOp("import os\ngetpid = os.getpid", "getpid()"),
     c: C_GETPID,
   },
   {
     name: "named semaphore sem_trywait+sem_post, sync FFI",
     unit: "ns/op",
     deno: semaphoreNs,
-    python: pythonLoop(
+    python: pythonNsPerOp(
       "import multiprocessing as mp\nlock = mp.Lock()\nacquire, release = lock.acquire, lock.release",
       "acquire(); release()",
     ),

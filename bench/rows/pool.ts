@@ -10,7 +10,7 @@
  */
 import { Pool } from "../../mod.ts";
 import type { CompareRow } from "../_row.ts";
-import { median, timeMs } from "../_measure.ts";
+import { median, run, timeMs } from "../_measure.ts";
 import { identity } from "./_targets.ts";
 
 const TARGETS = new URL("./_targets.ts", import.meta.url);
@@ -39,28 +39,19 @@ const RSS_HEAP_FLAG = "--v8-flags=--max-old-space-size=64";
 const imapRuns = new Map<string, Promise<{ perSecond: number; peakRssMB: number }>>();
 function imapRun(items: number, capped = false) {
   const key = `${items}/${capped}`;
-  let run = imapRuns.get(key);
-  if (!run) {
-    run = (async () => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          ...(capped ? [RSS_HEAP_FLAG] : []),
-          new URL("./_imap_rss.ts", import.meta.url).pathname,
-          String(items),
-          String(IMAP_CHUNK),
-        ],
-        stdout: "piped",
-        stderr: "inherit",
-      }).output();
-      if (!out.success) throw new Error("the imapUnordered benchmark process failed");
-      return JSON.parse(new TextDecoder().decode(out.stdout));
+  let pending = imapRuns.get(key);
+  if (!pending) {
+    pending = (async () => {
+      const program = new URL("./_imap_rss.ts", import.meta.url).pathname;
+      const flags = capped ? [RSS_HEAP_FLAG] : [];
+      return JSON.parse(
+        await run(Deno.execPath(), ["run", "-A", ...flags, program, `${items}`, `${IMAP_CHUNK}`], 300_000),
+      );
     })();
-    imapRuns.set(key, run);
-    run.finally(() => setTimeout(() => imapRuns.delete(key), 0));
+    imapRuns.set(key, pending);
+    pending.finally(() => setTimeout(() => imapRuns.delete(key), 0));
   }
-  return run;
+  return pending;
 }
 
 /** The rows of this module. */

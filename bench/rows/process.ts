@@ -6,7 +6,7 @@
  */
 import { Process } from "../../mod.ts";
 import type { CompareRow } from "../_row.ts";
-import { median, runPython, timeMs } from "../_measure.ts";
+import { median, runPython, start, timeMs } from "../_measure.ts";
 import { empty } from "./_targets.ts";
 
 const TARGETS = new URL("./_targets.ts", import.meta.url);
@@ -40,18 +40,16 @@ export async function startJoinMs(count = COUNT): Promise<number> {
 
 const EMPTY_FILE = new URL("./_empty.ts", import.meta.url);
 
+/** One `deno run` of an empty file, to its end. */
+export async function denoRunEmpty(): Promise<void> {
+  const args = ["run", "--no-config", EMPTY_FILE.pathname];
+  const { success } = await start(Deno.execPath(), args, { stdout: "null", stderr: "null" }).status;
+  if (!success) throw new Error("deno run of an empty file failed");
+}
+
 /** Median ms of `deno run` of an empty file: the floor for any Deno child. */
 export async function denoRunEmptyMs(count = 5): Promise<number> {
-  const once = () =>
-    timeMs(async () => {
-      const { success } = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "--no-config", EMPTY_FILE.pathname],
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      if (!success) throw new Error("deno run of an empty file failed");
-    });
+  const once = () => timeMs(denoRunEmpty);
   await once();
   const times: number[] = [];
   for (let i = 0; i < count; i++) times.push(await once());

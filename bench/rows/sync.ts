@@ -6,7 +6,7 @@
  */
 import { Barrier, Event, Lock, Process, Semaphore, Thread } from "../../mod.ts";
 import type { CompareRow } from "../_row.ts";
-import { BUSY, busyCores, nsPerOp } from "../_measure.ts";
+import { BUSY, busyCores, nsPerOp, pythonNsPerOp } from "../_measure.ts";
 import { barrierParty, pong, pongSync } from "./_sync_targets.ts";
 
 const targets = new URL("./_sync_targets.ts", import.meta.url);
@@ -165,22 +165,10 @@ int main(void) {
 }
 `;
 
-const PY_LOCK = `
-import multiprocessing as mp, time
-lock = mp.Lock()
-acquire, release = lock.acquire, lock.release
-def loop(n):
-    t0 = time.perf_counter_ns()
-    for _ in range(n):
-        acquire(); release()
-    return time.perf_counter_ns() - t0
-loop(10000)
-n, dt = 0, 0
-while dt < 2e8:
-    dt += loop(10000)
-    n += 10000
-print(dt / n)
-`;
+const PY_LOCK = pythonNsPerOp(
+  "import multiprocessing as mp\nlock = mp.Lock()\nacquire, release = lock.acquire, lock.release",
+  "acquire(); release()",
+);
 
 // Fork context: under \`python3 -c\` a spawned child cannot import functions from __main__.
 export const PY_HANDOFF = `

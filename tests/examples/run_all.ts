@@ -3,6 +3,8 @@
  *
  * Run: deno task examples
  */
+import { spawnDeno } from "../fixtures/helpers.ts";
+
 const dir = new URL("./", import.meta.url);
 const names = [...Deno.readDirSync(dir)]
   .map((e) => e.name)
@@ -12,11 +14,10 @@ const names = [...Deno.readDirSync(dir)]
 const failed: string[] = [];
 for (const name of names) {
   console.log(`\n=== ${name} ===`);
-  const { code } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(name, dir).pathname],
+  const { code } = await spawnDeno(["run", "-A", new URL(name, dir).pathname], {
     stdout: "inherit",
     stderr: "inherit",
-  }).output();
+  }).status;
   if (code !== 0) failed.push(`${name} (exit code ${code})`);
 }
 console.log(`\n${names.length - failed.length} of ${names.length} examples ran cleanly`);

@@ -1,0 +1,193 @@
+/**
+ * A/B of this checkout against another one (a detached worktree of the commit before a change),
+ * for the question "did this change make X slower?" on a noisy, shared machine.
+ *
+ * ```sh
+ * git worktree add --detach ../base <commit>
+ * deno run -A bench/ab.ts ../base [thread|load|map|apply|threadmap|threadapply] [--reps=N]
+ * ```
+ *
+ * Why not two `bench:compare` runs: with 2 shared cores, the wall time of one run moves by 30%
+ * and more with what else runs meanwhile (two runs of the same commit differ as much as the
+ * regressions looked for), and a run of A then a run of B meet different moments. Here both
+ * libraries are loaded into ONE process (their module URLs differ), and each repetition measures
+ * A then B (then B then A), so a noisy moment hurts both alike; and besides the wall time it
+ * reports the CPU time spent (this process: `getrusage`, which counts its Worker threads; pool
+ * workers: `/proc/<pid>/task/<tid>/schedstat`), which another process's load changes far less.
+ * Each cell is the median over the repetitions (and the 25th percentile, for CPU).
+ *
+ * What it measures:
+ * - `thread`: `Thread` start + join of an empty target (module load of the library in a Worker,
+ *   handshake, exit);
+ * - `load`: a Worker that imports `mod.ts` and says it is up (the library's module graph alone);
+ * - `map`: as the bench row: a fresh `Pool(2)`, one warm-up map of 200 000 tiny tasks, then the
+ *   timed map (CPU: this process, and the pool's worker processes);
+ * - `apply`: a fresh `Pool(2)`, 200 warm-up `apply`s, then 2000 timed ones;
+ * - `threadmap`, `threadapply`: the same with a `ThreadPool`.
+ *
+ * Caveat: both libraries share one process (its heap, its event loop); startup costs of the
+ * process itself are not measured, only what each library does once loaded.
+ *
+ * @module
+ */
+import process from "node:process";
+import { median } from "./_measure.ts";
+
+type Lib = {
+  name: string;
+  // deno-lint-ignore no-explicit-any
+  mod: any;
+  targets: URL;
+  identity: (x: number) => number;
+  empty: () => void;
+  loadUrl: string;
+};
+
+const WHAT = ["thread", "load", "map", "apply", "threadmap", "threadapply"] as const;
+type What = typeof WHAT[number];
+
+async function library(root: URL, name: string): Promise<Lib> {
+  const targets = new URL("bench/rows/_targets.ts", root);
+  const t = await import(targets.href);
+  const mod = new URL("mod.ts", root).href;
+  return {
+    name,
+    mod: await import(mod),
+    targets,
+    identity: t.identity,
+    empty: t.empty,
+    loadUrl: `data:application/javascript,${
+      encodeURIComponent(`import ${JSON.stringify(mod)}; postMessage(0);`)
+    }`,
+  };
+}
+
+/** CPU ms of this process (all its threads, ended ones included). */
+function selfCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** CPU ms of the processes `pids` (their threads that still run). */
+function childrenCpuMs(pids: number[]): number {
+  let ns = 0;
+  for (const pid of pids) {
+    try {
+      for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+        try {
+          ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]);
+        } catch { /* the thread ended */ }
+      }
+    } catch { /* the process ended, or no /proc */ }
+  }
+  return ns / 1e6;
+}
+
+/** The pids of this process's children (Linux: their parent in /proc/<pid>/stat), as the pool's workers are. */
+function childPids(): number[] {
+  const pids: number[] = [];
+  try {
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+        // "pid (comm) state ppid ...": comm may hold spaces, so count from its closing parenthesis.
+        if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === Deno.pid) {
+          pids.push(Number(e.name));
+        }
+      } catch { /* ended meanwhile */ }
+    }
+  } catch { /* no /proc: the workers' CPU shows as 0 */ }
+  return pids;
+}
+
+interface Sample {
+  wall: number;
+  cpu: number;
+  kids: number;
+}
+
+async function measure(lib: Lib, what: What): Promise<Sample> {
+  if (what === "thread") {
+    const t = new lib.mod.Thread({ target: lib.empty, module: lib.targets });
+    const c0 = selfCpuMs();
+    const t0 = performance.now();
+    await t.start();
+    await t.join();
+    return { wall: performance.now() - t0, cpu: selfCpuMs() - c0, kids: 0 };
+  }
+  if (what === "load") {
+    const c0 = selfCpuMs();
+    const t0 = performance.now();
+    const w = new Worker(lib.loadUrl, { type: "module" });
+    await new Promise((resolve, reject) => {
+      w.onmessage = resolve;
+      w.onerror = (e) => (e.preventDefault(), reject(new Error(e.message)));
+    });
+    const wall = performance.now() - t0;
+    w.terminate();
+    await new Promise((r) => setTimeout(r, 5)); // let the Worker's thread end: its CPU counts
+    return { wall, cpu: selfCpuMs() - c0, kids: 0 };
+  }
+  const Pool = what.startsWith("thread") ? lib.mod.ThreadPool : lib.mod.Pool;
+  const before = new Set(childPids());
+  const pool = new Pool({ processes: 2, module: lib.targets });
+  try {
+    await pool.apply(lib.identity, [0]);
+    const kids = childPids().filter((p) => !before.has(p));
+    const xs = Array.from({ length: 200_000 }, (_, i) => i);
+    const run = what.endsWith("map") ? () => pool.map(lib.identity, xs) : async () => {
+      for (let i = 0; i < 2000; i++) await pool.apply(lib.identity, [i]);
+    };
+    if (what.endsWith("map")) await pool.map(lib.identity, xs);
+    else for (let i = 0; i < 200; i++) await pool.apply(lib.identity, [i]);
+    const c0 = selfCpuMs();
+    const k0 = childrenCpuMs(kids);
+    const t0 = performance.now();
+    await run();
+    return { wall: performance.now() - t0, cpu: selfCpuMs() - c0, kids: childrenCpuMs(kids) - k0 };
+  } finally {
+    await pool.terminate();
+  }
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+if (import.meta.main) {
+  const args = Deno.args.filter((a) => !a.startsWith("--reps="));
+  const repsArg = Deno.args.find((a) => a.startsWith("--reps="));
+  const [other, what = "thread"] = args;
+  if (!other || !(WHAT as readonly string[]).includes(what)) {
+    console.error(
+      `Usage: deno run -A bench/ab.ts <other checkout> [${WHAT.join("|")}] [--reps=N]\n` +
+        "  e.g. git worktree add --detach ../base <commit> && deno run -A bench/ab.ts ../base map",
+    );
+    Deno.exit(2);
+  }
+  const reps = repsArg ? Number(repsArg.slice("--reps=".length)) : what.includes("map") ? 12 : 30;
+  const base = new URL(other.endsWith("/") ? other : `${other}/`, `file://${Deno.cwd()}/`);
+  const libs = [
+    await library(base, `other (${other})`),
+    await library(new URL("../", import.meta.url), "this"),
+  ];
+  const samples: Sample[][] = [[], []];
+  for (const lib of libs) await measure(lib, what as What); // warm: first loads, first compiles
+  for (let k = 0; k < reps; k++) {
+    for (const i of k % 2 ? [1, 0] : [0, 1]) samples[i].push(await measure(libs[i], what as What));
+  }
+  const f = (x: number) => x.toFixed(2);
+  console.log(`${what}, ${reps} repetitions each, interleaved (ms; median, CPU also 25th percentile):`);
+  libs.forEach((lib, i) => {
+    const s = samples[i];
+    const cpu = s.map((x) => x.cpu);
+    const kids = s.map((x) => x.kids);
+    console.log(
+      `  ${lib.name.padEnd(28)} wall ${f(median(s.map((x) => x.wall)))}  cpu ${f(median(cpu))} (p25 ${
+        f(quantile(cpu, 0.25))
+      })` + (what.includes("thread") || what === "load" ? "" : `  workers' cpu ${f(median(kids))}`),
+    );
+  });
+}
