@@ -104,7 +104,7 @@ export class NamedSemaphore {
       }
     }
     const ts = timespecAfter(timeoutMs);
-    let strange = 0;
+    let strange = -1;
     for (;;) {
       if (libc().sem_timedwait(ptr, ts) === 0) return true;
       const code = errno();

@@ -7,7 +7,9 @@
  * at most the park's length); a step that sleeps polls it on a worker thread (a non-blocking FFI
  * call: the event loop runs meanwhile) for at most one slice, raced against `stop`, so that
  * close, abort and deadlines are noticed. A wait that ends before it sleeps is answered
- * synchronously (a boolean, not a promise): no async function, no extra microtask turns.
+ * synchronously (a boolean, not a promise): no async function, no extra microtask turns. The
+ * driver itself ({@linkcode parkHere}, {@linkcode sleepOff}) takes the poll as a function, so
+ * the manager server's loop drives its whole poll set with it too.
  * `Turns` bounds how long waits that block the thread (the manager's) follow one another.
  *
  * @module
@@ -59,10 +61,10 @@ export class Waiter {
       undefined,
       parkMs,
     );
-    const step = parkHere(steps, fds, events);
+    const step = parkHere(steps, (ms) => pollFds(fds, events, ms).length > 0);
     return step.done
       ? step.value
-      : sleep(steps, step.value, fds, events, stop, this.#unref ? UNREF : undefined);
+      : sleepOnFds(steps, step.value, fds, events, stop, this.#unref ? UNREF : undefined);
   }
 
   /**
@@ -78,22 +80,29 @@ export class Waiter {
       undefined,
       parkMs,
     );
-    const step = parkHere(steps, fds, events);
+    const step = parkHere(steps, (ms) => pollFds(fds, events, ms).length > 0);
     if (step.done) return step.value;
     steps.return(false);
     return false;
   }
 }
 
-/** Runs the loop's first steps on this thread, up to its first sleep (or its end). */
-function parkHere(
+/** Polls what a wait watches: up to `ms` on this thread (true: ready). */
+export type PollHere = (ms: number) => boolean;
+/** Polls what a wait watches on a worker thread for up to `ms`: true ready, false not yet, null stopped. */
+export type PollOff = (ms: number) => Promise<boolean | null>;
+
+/**
+ * Runs the loop's first steps on this thread, up to its first sleep (or its end): the fd driver
+ * of the loop for a `Waiter` and for the manager server's poll set alike.
+ */
+export function parkHere(
   steps: Generator<Step, boolean, boolean>,
-  fds: number[],
-  events: number,
+  poll: PollHere,
 ): IteratorResult<Step, boolean> {
   try {
     let step = steps.next();
-    while (!step.done && step.value.park) step = steps.next(pollFds(fds, events, step.value.ms).length > 0);
+    while (!step.done && step.value.park) step = steps.next(poll(step.value.ms));
     return step;
   } catch (e) {
     steps.return(false);
@@ -101,8 +110,27 @@ function parkHere(
   }
 }
 
-/** The loop's sleeps, on a worker thread, raced against `stop`. */
-async function sleep(
+/** The loop's sleeps, from `first` on, each a `poll` off the thread; false once one says it stopped. */
+export async function sleepOff(
+  steps: Generator<Step, boolean, boolean>,
+  first: Step,
+  poll: PollOff,
+): Promise<boolean> {
+  try {
+    let step: IteratorResult<Step, boolean> = { done: false, value: first };
+    while (!step.done) {
+      const ready = await poll(step.value.ms);
+      if (ready === null) return false;
+      step = steps.next(ready);
+    }
+    return step.value;
+  } finally {
+    steps.return(false);
+  }
+}
+
+/** {@linkcode sleepOff} on `fds`, each sleep a worker thread's poll raced against `stop`. */
+async function sleepOnFds(
   steps: Generator<Step, boolean, boolean>,
   first: Step,
   fds: number[],
@@ -115,19 +143,12 @@ async function sleep(
   const stopping = (aborted ? aborted.promise : stop as Promise<unknown>)
     .then(() => stopped = true, () => stopped = true).then(() => null);
   try {
-    let step: IteratorResult<Step, boolean> = { done: false, value: first };
-    while (!step.done) {
-      const ready = await Promise.race([
-        pollFdsAsync(fds, events, step.value.ms | 0 || 1, options),
-        stopping,
-      ]);
-      if (stopped || ready === null) return false;
-      step = steps.next(ready.length > 0);
-    }
-    return step.value;
+    return await sleepOff(steps, first, async (ms) => {
+      const ready = await Promise.race([pollFdsAsync(fds, events, ms | 0 || 1, options), stopping]);
+      return stopped || ready === null ? null : ready.length > 0;
+    });
   } finally {
     aborted?.dispose();
-    steps.return(false);
   }
 }
 

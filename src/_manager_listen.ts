@@ -31,8 +31,8 @@ import {
   shutdownSocket,
   write as writeFd,
 } from "../native/mod.ts";
-import { ANSWER_PARK_MS, Deadline, Eagerness, type Step, waitSteps } from "./_wait.ts";
-import { Turns } from "./_fd_wait.ts";
+import { ANSWER_PARK_MS, Deadline, Eagerness, waitSteps } from "./_wait.ts";
+import { parkHere, sleepOff, Turns } from "./_fd_wait.ts";
 
 /** After a failed accept() (EMFILE: out of fds), the listener rests this long, doubling up to 1 s. */
 const ACCEPT_BACKOFF_MS = 10;
@@ -179,31 +179,18 @@ export class ServerLoop {
       undefined,
       this.busy === 0 && this.#interests.size === 0 ? ANSWER_PARK_MS : 0,
     );
-    let step = steps.next();
-    while (!step.done && step.value.park) step = steps.next((this.#found = set.wait(step.value.ms)) > 0);
+    const step = parkHere(steps, (ms) => (this.#found = set.wait(ms)) > 0);
     if (step.done) return step.value ? this.#found : 0;
-    return this.#sleep(steps, step.value.ms);
-  }
-
-  /** The wait's sleeps, on a worker thread. */
-  async #sleep(steps: Generator<Step, boolean, boolean>, ms: number): Promise<number> {
-    try {
-      for (;;) {
-        this.#asyncWaiting = true;
-        try {
-          this.#found = await this.#set.waitAsync(ms);
-        } finally {
-          this.#asyncWaiting = false;
-        }
-        this.#turns.turned();
-        if (this.#stopped) return 0;
-        const step = steps.next(this.#found > 0);
-        if (step.done) return step.value ? this.#found : 0;
-        ms = step.value.ms;
+    return sleepOff(steps, step.value, async (ms) => {
+      this.#asyncWaiting = true;
+      try {
+        this.#found = await set.waitAsync(ms);
+      } finally {
+        this.#asyncWaiting = false;
       }
-    } finally {
-      steps.return(false);
-    }
+      this.#turns.turned();
+      return this.#stopped ? null : this.#found > 0;
+    }).then((ready) => ready ? this.#found : 0);
   }
 
   #dispatch(): void {

@@ -221,7 +221,9 @@ export async function serve(
     channels.add(ch);
     const session: Session = { refs: new Set(), holding: new Set(), gone: false };
     const inflight = new Map<number, AbortController>();
-    const tooSlow = setTimeout(() => ch.close(), limits.handshakeMs);
+    // end(), not a bare close(): the loop forgets the fd before it closes, so a client accepted
+    // meanwhile under the same fd number keeps its waits.
+    const tooSlow = setTimeout(() => end(), limits.handshakeMs);
     const end = () => {
       if (session.gone) return;
       session.gone = true;

@@ -284,7 +284,8 @@ export class Feeder {
         wlock.release();
       }
       if (!this.#out.empty && !progress) {
-        await this.#room.ready(writeFd, OS.POLLOUT, [this.#releasing.signal]);
+        // Background work: no spin or park (parkMs 0), so the event loop gets a turn at each wait.
+        await this.#room.ready(writeFd, OS.POLLOUT, [this.#releasing.signal], Infinity, 0);
       }
     }
   }

@@ -131,14 +131,13 @@ function remove(resource: Named): void {
 
 /**
  * Unlinks `resource` now, then untracks it; false if it was gone already. Throws what the unlink
- * met otherwise (a user's `SharedMemory.unlink()` reports it); it is untracked either way.
+ * met otherwise (a user's `SharedMemory.unlink()` reports it), and then the name stays tracked,
+ * for the tracker to retry once the process tree has ended.
  */
 export function unlinkNamed({ kind, name }: Named): boolean {
-  try {
-    return unlinkResource(kind, name);
-  } finally {
-    untrack(kind, name);
-  }
+  const removed = unlinkResource(kind, name);
+  untrack(kind, name);
+  return removed;
 }
 
 const registry = new FinalizationRegistry<() => void>((cleanup) => {

@@ -10,7 +10,6 @@ import { type ProcessState, state } from "./_state.ts";
 import type { PackedError } from "./_error_transport.ts";
 import type { RunSpec } from "./_popen.ts";
 
-/** What the parent posts to a new thread (see `_thread_main.ts`). */
 /** Word of `ThreadInit.words`: set to 1 when the parent terminated the thread (it must not run its target). */
 export const CANCEL = 0;
 /** Word of `ThreadInit.words`: the thread's {@linkcode Stage}. */
@@ -18,6 +17,7 @@ export const STAGE = 1;
 /** How far a thread is, in its `STAGE` word. */
 export const Stage = { loading: 0, running: 1, ended: 2 } as const;
 
+/** What the parent posts to a new thread (see `_thread_main.ts`). */
 export interface ThreadInit extends RunSpec {
   ident: number;
   name: string;

@@ -37,7 +37,8 @@
  *    holders between slices. Its wake-up costs two thread hops (~100 µs on a quiet machine,
  *    milliseconds on a full one).
  *
- * Spins and parks are learnt per waiter ({@linkcode Eagerness}): a slow peer soon costs neither.
+ * Spins and parks are learnt per waiter ({@linkcode Eagerness}): a slow peer soon costs
+ * neither.
  *
  * Why, measured beside CPython (`bench:compare`, shared 2-core VM, load 5–7): the old loops spun
  * 50–300 µs (fd) or 50 µs (sync), then slept off the thread, so on a loaded machine every wait
@@ -266,14 +267,16 @@ export function coreIsFree(): boolean {
  * process) waits on its own thread before it sleeps off it, learnt from how its spins and parks
  * went.
  *
- * - Spins: while a core is free, every wait spins. A missed spin there costs only that core's
- *   time, and a spin rarely pays while the peer is parked: Linux tends to wake the peer on the
- *   waker's core, where it runs once the waker stops spinning. So a rule that stopped spinning
- *   after misses made both peers of a quiet hand-off park after one hiccup and stay parked (150
- *   spins in a row missed; the hand-off went from 3–6 µs to 8–65 µs). While every core is taken, a spin may take the CPU the peer needs: it
- *   spins only while most recent spins paid (a score of recent outcomes, each success adding 1/8
- *   of the way to 1, each miss taking 1/8 away; at least 1/2), and otherwise only every 16th
- *   wait, to notice when spinning pays again.
+ * - Spins: a score of recent outcomes (each success adds 1/8 of the way to 1, each miss takes
+ *   1/8 away). While a core is free, a missed spin costs only that core's time: the waiter spins
+ *   unless its spins have nearly stopped paying (score under 1/8: about 16 misses in a row, e.g.
+ *   five processes at a Barrier on two cores, where spinning took the CPU the others needed:
+ *   350–405 ms for 1000 passes against 188–245 ms). The rule "most spins paid" (1/2) let both
+ *   peers of a quiet hand-off settle into parking after a few misses (a parked peer is woken on
+ *   the spinner's core, so the spins that probe miss too); under 1/8 that takes about 16 misses
+ *   in a row, which a hand-off seldom has. While every core is taken, a
+ *   spin may take the CPU the peer needs: it spins only while most recent spins paid (1/2).
+ *   Otherwise it spins every 16th wait, to notice when spinning pays again.
  * - Parks: a park that ends the wait makes the next wait park too. Parks that do not (a slow
  *   peer: a worker computing, a lock held for long) block the event loop for nothing, so after the
  *   n-th of them in a row the next 2^(n-1)-1 waits (at most {@linkcode MAX_SKIP}) do not park;
@@ -287,7 +290,7 @@ export class Eagerness {
 
   /** Whether this wait spins, with a core free or not. */
   spins(coreFree: boolean): boolean {
-    if (coreFree || this.#spinScore >= 1 / 2) return true;
+    if (this.#spinScore >= (coreFree ? 1 / 8 : 1 / 2)) return true;
     this.#spinProbe = (this.#spinProbe + 1) & 15;
     return this.#spinProbe === 0;
   }

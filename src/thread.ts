@@ -22,7 +22,8 @@
  * locks under an id of its own (`holderId` in `_state.ts`), so locks exclude threads of one
  * process from each other. It ends through its own exit hooks (`_exit.ts`): what it created
  * (named semaphores, queues, child processes, threads) ends or is unlinked when it ends, as a
- * process's would; processes it started are joined first (non-daemon) or get SIGTERM (daemon).
+ * process's would; the processes and threads it started are joined first (non-daemon) or end
+ * (daemon: SIGTERM for a process).
  *
  * Permissions: a Worker has this program's permissions, but Deno checks every module it loads
  * against `--allow-read` (a main module's static imports are not): a thread needs read access to

@@ -58,7 +58,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** A `read` over fixed chunks, as Deno.Conn.read does: a count, or null at the end. */
 /** A non-blocking read of `stream` in pieces of at most `chunk` bytes (0 at its end). */
 function chunkedRead(stream: Uint8Array, chunk: number): (buf: Uint8Array) => number {
   let at = 0;

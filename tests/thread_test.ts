@@ -627,7 +627,7 @@ Deno.test({
   async fn() {
     const program = new URL("./fixtures/thread_program.ts", import.meta.url);
     // The thread's target waits 30 s after its error: the program must not wait that long (the
-    // thread ends at its error), nor forever (runProgram kills it after 30 s: code 137).
+    // thread ends at its error), nor forever (runProgram kills it after 20 s: code 137).
     const out = await runProgram(program, { env: { THREAD_DAEMON: "throws" }, timeoutMs: 20_000 });
     assert.equal(out.code, 0, out.stderr);
     assert.match(

@@ -161,11 +161,16 @@ Deno.test("Eagerness with every core taken spins while most recent spins paid, t
   assert.equal(eager.spins(false), true);
 });
 
-Deno.test("Eagerness with a core free spins at every wait, however many spins missed", () => {
+Deno.test("Eagerness with a core free keeps spinning after a few misses and stops only once spins nearly never pay", () => {
   const eager = new Eagerness();
-  for (let i = 0; i < 64; i++) eager.spun(false);
-  assert.deepEqual(Array.from({ length: 20 }, () => eager.spins(true)), Array(20).fill(true));
-  assert.equal(eager.spins(false), false); // with every core taken the misses count
+  for (let i = 0; i < 6; i++) eager.spun(false); // (7/8)^6 ≈ 0.45: with every core taken it stops here
+  assert.equal(eager.spins(true), true);
+  assert.equal(eager.spins(false), false);
+  for (let i = 0; i < 10; i++) eager.spun(false); // (7/8)^16 ≈ 0.12 < 1/8
+  const pattern = Array.from({ length: 16 }, () => eager.spins(true)); // the probe count moved once above
+  assert.deepEqual(pattern.map((s, i) => s ? i : -1).filter((i) => i >= 0), [14]);
+  eager.spun(true); // one paying spin is enough to spin again with a core free
+  assert.equal(eager.spins(true), true);
 });
 
 Deno.test("pollFds honours a timeout of a fraction of a millisecond (ppoll): nothing for an empty pipe, the fd once it is readable", () => {
