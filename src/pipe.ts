@@ -10,7 +10,7 @@ import { OS, pipe, setSendBufferSize, socketpair } from "../native/mod.ts";
 import { Waiter } from "./_fd_wait.ts";
 import { Deadline, raceTimeout, timeoutMs } from "./_wait.ts";
 import { Connection, openConnection, receiveReady } from "./connection.ts";
-import type { Process } from "./process.ts";
+import { type Process, whenExited } from "./process.ts";
 
 /** The send buffer a duplex pipe asks for (default 208 KiB; capped by net.core.wmem_max). */
 const SEND_BUFFER = 1 << 20;
@@ -83,8 +83,10 @@ export async function wait(
   if (now.length > 0 || !(ms > 0) || objects.length === 0) return now;
   // One wait (`_fd_wait.ts`) watches every connection; processes report their exit.
   const fds = objects.filter((o) => o instanceof Connection).map((c) => (c as Connection).fileno());
+  // Their exit, not join(): a join keeps a daemon child's program alive until it has ended,
+  // also after this wait has returned. A process not started yet ends the wait's watch at once.
   const joins = objects.filter((o) => !(o instanceof Connection)).map((p) =>
-    (p as Process).join().catch(() => {})
+    Promise.resolve(whenExited(p as Process))
   );
   let exited: Promise<unknown> | null = joins.length > 0 ? Promise.race(joins) : null;
   const deadline = new Deadline(ms);

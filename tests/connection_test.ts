@@ -355,3 +355,17 @@ Deno.test("A Connection prints its fd and which ways it works; a closed one prin
   }
   assert.equal(Deno.inspect(a), "Connection(closed)");
 });
+
+Deno.test({
+  name:
+    "A program whose wait() returned for a connection ends at once, without waiting for a daemon process it watched too",
+  ...SPAWNS,
+  async fn() {
+    // The daemon runs for 30 s; the program is killed after 20 s (code 137) if it waits for it.
+    const out = await runProgram(new URL("./fixtures/wait_daemon_program.ts", import.meta.url), {
+      timeoutMs: 20_000,
+    });
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout.trim()), { ready: 1, connection: true });
+  },
+});
