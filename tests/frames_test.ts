@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { Pipe, Process, Queue } from "../mod.ts";
-import { close, pipe, read, socketpair, write } from "../native/mod.ts";
+import { close, pipe, read, setNonBlocking, socketpair, write } from "../native/mod.ts";
+import { FdChannel } from "../src/_fd_channel.ts";
 import {
   cutMidFrame,
   encodeFrame,
@@ -119,6 +120,56 @@ Deno.test("FrameBuffer reads frames through a buffer, long ones included, and re
       assert.equal(nextFrame(b, read), null);
     }
     assert.throws(() => nextFrame(new FrameBuffer(), chunkedRead(stream, 5), 2), RangeError);
+  });
+});
+
+Deno.test("FdChannel.readFrame() over a socket returns frames however they arrive in pieces, refuses one over its limit, and names the channel when cut mid-frame", async () => {
+  await withLongFrom(300, async () => {
+    const bodies = [bytes(3), bytes(0), bytes(20_000, 1), bytes(400, 2)];
+    const stream = concat(bodies.map(encodeFrame));
+    for (const chunk of [1, 1000, stream.length]) {
+      const [mine, theirs] = socketpair();
+      const ch = new FdChannel(mine, { buffered: true, name: "The test socket" });
+      setNonBlocking(theirs, true); // one thread writes and reads: a full socket must not block it
+      try {
+        const writing = (async () => {
+          for (let at = 0, writes = 0; at < stream.length; writes++) {
+            const n = write(theirs, stream.slice(at, at + chunk)); // -1: the socket is full for now
+            if (n > 0) at += n;
+            // A turn of the event loop now and then (and whenever the socket is full).
+            if (n <= 0 || writes % 64 === 0) await new Promise((r) => setTimeout(r, 0));
+          }
+          close(theirs);
+        })();
+        for (const body of bodies) {
+          assert.deepEqual((await ch.readFrame())?.slice(), body, `chunks of ${chunk}`);
+        }
+        assert.equal(await ch.readFrame(), null);
+        await writing;
+      } finally {
+        ch.close();
+      }
+    }
+    for (const cut of [false, true]) {
+      const [mine, theirs] = socketpair();
+      const ch = new FdChannel(mine, { buffered: true, name: "The test socket" });
+      try {
+        if (!cut) {
+          write(theirs, encodeFrame(bytes(10)) as Uint8Array<ArrayBuffer>);
+          await assert.rejects(ch.readFrame(9), RangeError);
+        } else {
+          write(theirs, encodeFrame(bytes(10)).slice(0, 7));
+          close(theirs);
+          await assert.rejects(
+            ch.readFrame(),
+            (e) => e instanceof Deno.errors.UnexpectedEof && /^The test socket/.test(e.message),
+          );
+        }
+      } finally {
+        ch.close();
+        if (!cut) close(theirs);
+      }
+    }
   });
 });
 
