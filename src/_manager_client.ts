@@ -77,9 +77,10 @@ export class Client {
     const where = `the manager at ${addressKey(address)}`;
     let ch: FdChannel | undefined;
     let gaveUp = false;
+    const connecting = new AbortController();
     const opening = (async () => {
       try {
-        ch = await connectChannel(address);
+        ch = await connectChannel(address, connecting.signal);
       } catch (e) {
         if (!(e instanceof Error)) throw e;
         const Class = e.constructor as new (message: string, options?: ErrorOptions) => Error;
@@ -105,6 +106,7 @@ export class Client {
     const opened = await raceTimeout(opening, timeout);
     if (opened === TIMED_OUT) {
       gaveUp = true;
+      connecting.abort();
       ch?.close();
       opening.catch(() => {});
       throw new Deno.errors.TimedOut(

@@ -64,19 +64,28 @@ export function parseIp(text: string): Uint8Array | null {
 
 /**
  * Connects to `address` (without blocking the event loop while a TCP connect is in progress): a
- * buffered channel (`_fd_channel.ts`) over a socket that this process owns.
+ * buffered channel (`_fd_channel.ts`) over a socket that this process owns. Aborting `signal`
+ * closes a socket still connecting (a connect to an address that drops it takes minutes).
  */
-export async function connectChannel(address: ManagerAddress): Promise<FdChannel> {
-  const { fd, connected } = connectSocket(await socketAddress(address));
+export async function connectChannel(address: ManagerAddress, signal?: AbortSignal): Promise<FdChannel> {
+  const to = await socketAddress(address);
+  signal?.throwIfAborted();
+  const { fd, connected } = connectSocket(to);
   const ch = new FdChannel(fd, { buffered: true, name: "The manager connection" });
   if (!connected) {
+    const giveUp = () => ch.close();
+    signal?.addEventListener("abort", giveUp, { once: true });
     try {
-      await ch.ready(OS.POLLOUT);
+      if (!(await ch.ready(OS.POLLOUT)) || ch.closed) {
+        throw signal?.reason ?? new Deno.errors.Interrupted("closed");
+      }
       const code = connectResult(fd);
       if (code !== 0) throw osError("connect", code, addressKey(address));
     } catch (e) {
       ch.close();
       throw e;
+    } finally {
+      signal?.removeEventListener("abort", giveUp);
     }
   }
   return ch;

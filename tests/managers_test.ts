@@ -32,6 +32,7 @@ import type { FdChannel } from "../src/_fd_channel.ts";
 import { connectChannel } from "../src/_manager_socket.ts";
 import { objectCount } from "../src/manager.ts";
 import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
+import { close, connectSocket, listenSocket, socketPort } from "../native/mod.ts";
 
 const module = new URL("./fixtures/manager_fixtures.ts", import.meta.url);
 
@@ -933,4 +934,34 @@ Deno.test("Every built-in proxy class has exactly the methods its server type al
     if (type === "condition") names.delete("lock"); // a local getter: a proxy to its lock
     assert.deepEqual([...names].sort(), [...TYPES[type].methods].filter((m) => m !== "parties").sort(), type);
   }
+});
+
+Deno.test({
+  name:
+    "Manager.connect() that times out while the TCP connect is still in progress closes the socket it was connecting",
+  ...SPAWNS,
+  async fn() {
+    // A listener that never accepts, with its one-place backlog taken: Linux drops the next SYN,
+    // so a connect stays in progress (for minutes of retries).
+    const listener = listenSocket({ ip: new Uint8Array([127, 0, 0, 1]), port: 0 }, 0);
+    const port = socketPort(listener);
+    const first = connectSocket({ ip: new Uint8Array([127, 0, 0, 1]), port }).fd;
+    const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+    try {
+      await new Promise((r) => setTimeout(r, 50)); // the first connection settles in the backlog
+      const before = openFds();
+      await assert.rejects(
+        Manager.connect({
+          address: { hostname: "127.0.0.1", port },
+          authkey: new Uint8Array(32),
+          timeout: 200,
+        }),
+        Deno.errors.TimedOut,
+      );
+      assert.ok(await waitUntil(() => openFds() <= before, 2000), `${openFds()} fds open, ${before} before`);
+    } finally {
+      close(first);
+      close(listener);
+    }
+  },
 });
