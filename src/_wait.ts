@@ -271,11 +271,12 @@ export function coreIsFree(): boolean {
  *   1/8 away). While a core is free, a missed spin costs only that core's time: the waiter spins
  *   unless its spins have nearly stopped paying (score under 1/8: about 16 misses in a row, e.g.
  *   five processes at a Barrier on two cores, where spinning took the CPU the others needed:
- *   350–405 ms for 1000 passes against 188–245 ms). The rule "most spins paid" (1/2) let both
- *   peers of a quiet hand-off settle into parking after a few misses (a parked peer is woken on
- *   the spinner's core, so the spins that probe miss too); under 1/8 that takes about 16 misses
- *   in a row, which a hand-off seldom has. While every core is taken, a
- *   spin may take the CPU the peer needs: it spins only while most recent spins paid (1/2).
+ *   350–405 ms for 1000 passes against 188–245 ms). Known weakness: once both peers of a quiet
+ *   hand-off park, the spins that probe tend to miss too (a parked peer is woken on the
+ *   spinner's core), so the pair can stay parked: seen as 150 missed spins in a row under the
+ *   rule "most spins paid" (1/2), which took about 6, and under 1/8 too, which takes about 16.
+ *   While every core is taken, a spin may take the CPU the peer needs: it spins only while most
+ *   recent spins paid (1/2).
  *   Otherwise it spins every 16th wait, to notice when spinning pays again.
  * - Parks: a park that ends the wait makes the next wait park too. Parks that do not (a slow
  *   peer: a worker computing, a lock held for long) block the event loop for nothing, so after the
