@@ -276,8 +276,7 @@ export function coreIsFree(): boolean {
  *   spinner's core), so the pair can stay parked: seen as 150 missed spins in a row under the
  *   rule "most spins paid" (1/2), which took about 6, and under 1/8 too, which takes about 16.
  *   While every core is taken, a spin may take the CPU the peer needs: it spins only while most
- *   recent spins paid (1/2).
- *   Otherwise it spins every 16th wait, to notice when spinning pays again.
+ *   recent spins paid (1/2). Otherwise it spins every 16th wait, to notice when it pays again.
  * - Parks: a park that ends the wait makes the next wait park too. Parks that do not (a slow
  *   peer: a worker computing, a lock held for long) block the event loop for nothing, so after the
  *   n-th of them in a row the next 2^(n-1)-1 waits (at most {@linkcode MAX_SKIP}) do not park;
