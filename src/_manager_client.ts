@@ -76,17 +76,16 @@ export class Client {
   ): Promise<Client> {
     const where = `the manager at ${addressKey(address)}`;
     let ch: FdChannel | undefined;
-    let gaveUp = false;
-    const connecting = new AbortController();
+    const giveUp = new AbortController();
     const opening = (async () => {
       try {
-        ch = await connectChannel(address, connecting.signal);
+        ch = await connectChannel(address, giveUp.signal);
       } catch (e) {
         if (!(e instanceof Error)) throw e;
         const Class = e.constructor as new (message: string, options?: ErrorOptions) => Error;
         throw new Class(`Cannot connect to ${where}: ${e.message} (is it running?)`, { cause: e });
       }
-      if (gaveUp) ch.close();
+      if (giveUp.signal.aborted) ch.close();
       try {
         await answerChallenge(ch, authkey, where);
         await deliverChallenge(ch, authkey, where);
@@ -105,8 +104,7 @@ export class Client {
     })();
     const opened = await raceTimeout(opening, timeout);
     if (opened === TIMED_OUT) {
-      gaveUp = true;
-      connecting.abort();
+      giveUp.abort();
       ch?.close();
       opening.catch(() => {});
       throw new Deno.errors.TimedOut(

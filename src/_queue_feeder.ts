@@ -191,9 +191,9 @@ export class Feeder {
     return this.#releasing.signal.aborted;
   }
 
-  /** Set by the queue when it releases its handles; ends a drain that waits for room. */
-  set released(value: boolean) {
-    if (value) this.#releasing.abort();
+  /** Called by the queue when it releases its handles; ends a drain that waits for room. */
+  release(): void {
+    this.#releasing.abort();
   }
 
   /** True when nothing of this process waits to be written. */

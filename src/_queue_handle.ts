@@ -367,7 +367,7 @@ export class QueueHandle {
   #release(): void {
     if (this.#released) return;
     this.#released = true;
-    this.#feeder.released = true;
+    this.#feeder.release();
     this.#feeder.leave();
     forgetCollected(this);
     this.#reader.close();

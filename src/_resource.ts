@@ -2,7 +2,8 @@
  * Named resources: POSIX named semaphores and shared memory objects, which live in `/dev/shm`
  * under a name until someone unlinks them, whatever happens to the processes that use them.
  * Making them under a fresh name, tearing them down, and tearing them down when their owner is
- * garbage collected are written here once, for sync blocks, shared memory, queues and a manager's socket directory.
+ * garbage collected are written here once, for sync blocks, shared memory, queues and a
+ * manager's socket directory.
  *
  * - {@linkcode createNamed}: runs `make(name)` under a fresh {@linkcode uniqueName}, and under
  *   another one when the name turns out to be taken (`AlreadyExists`: another process, or a

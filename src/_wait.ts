@@ -362,8 +362,8 @@ export function* waitSteps(
   parkMs = PARK_MS,
 ): Generator<Step, boolean, boolean> {
   if (attempt.tryTake()) return true;
-  const free = parkMs > 0 && CORES > 1 && coreIsFree();
-  if (parkMs > 0 && CORES > 1 && eager.spins(free)) {
+  const free = parkMs > 0 && CORES > 1 ? coreIsFree() : null; // null: this wait never spins
+  if (free !== null && eager.spins(free)) {
     const until = performance.now() + Math.min(free ? SPIN_MS : SPIN_LOADED_MS, deadline.left());
     let ended = false;
     do ended = attempt.tryTake(); while (!ended && performance.now() < until);
