@@ -223,6 +223,9 @@ async function driveRest(
     while (!step.done) {
       const { park, ms } = step.value;
       const took = park ? sleeper.waitSync(ms) : await sleeper.waitAsync(ms, signal);
+      // A sleep that ended empty-handed may have answered before an abort that came after it:
+      // the abort wins over a try that had not happened yet (a post it took is the generator's).
+      if (!took) signal?.throwIfAborted();
       check();
       step = steps.next(took);
     }

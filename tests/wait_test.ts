@@ -11,6 +11,7 @@ import {
   waitSteps,
 } from "../src/_wait.ts";
 import { Turns } from "../src/_fd_wait.ts";
+import { driveOn } from "../src/_sync_wait.ts";
 import { close as closeFd, cpuTurns, OS, pipe, pollFds, write } from "../native/mod.ts";
 
 Deno.test("The wait loop registers once, parks once, then sleeps in slices, and return() undoes the registration", () => {
@@ -69,6 +70,32 @@ Deno.test("The wait loop passes on a wake-up it took when the deadline passes be
   await sleep(20); // the deadline has passed when the step reports its wake-up
   assert.deepEqual(steps.next(true), { done: true, value: false });
   assert.deepEqual(log, ["stray", "passOn"]);
+});
+
+Deno.test("An abort that comes after a sleep ended empty-handed, before the loop goes on, ends the wait: the next try would have succeeded", async () => {
+  // The race a Condition.wait() met in CI: its slice timed out, then notify() and abort() ran in
+  // one turn, then the loop went on. The abort must win over the notification it had not taken.
+  const ac = new AbortController();
+  let available = false;
+  const steps = waitSteps(
+    { tryTake: () => available },
+    new Deadline(Infinity),
+    new Eagerness(),
+    undefined,
+    0,
+  );
+  const sleeper = {
+    waitSync: () => false,
+    waitAsync: () => {
+      const slice = Promise.resolve(false); // the slice has ended; its answer is on its way
+      available = true;
+      ac.abort();
+      return slice;
+    },
+  };
+  const waited = driveOn(steps, sleeper, ac.signal, () => {});
+  await assert.rejects(waited, (e: Error) => e.name === "AbortError");
+  assert.equal(available, true, "the notification was there to take");
 });
 
 Deno.test("The wait loop parks for the park length it is given, and with 0 it neither spins nor parks", () => {
