@@ -4,7 +4,7 @@
  *
  * ```sh
  * git worktree add --detach ../base <commit>
- * deno run -A bench/ab.ts ../base [thread|load|map|apply|threadmap|threadapply] [--reps=N]
+ * deno run -A bench/ab.ts ../base [thread|process|load|map|apply|threadmap|threadapply] [--reps=N]
  * ```
  *
  * Why not two `bench:compare` runs: with 2 shared cores, the wall time of one run moves by 30%
@@ -19,6 +19,9 @@
  * What it measures:
  * - `thread`: `Thread` start + join of an empty target (module load of the library in a Worker,
  *   handshake, exit);
+ * - `process`: `Process` start + join of an empty target; besides this process's CPU, the child's
+ *   (`cutime + cstime` of `/proc/self/stat`, counted in clock ticks of 10 ms: its mean over the
+ *   repetitions is shown, as a median of ticks would say little);
  * - `load`: a Worker that imports `mod.ts` and says it is up (the library's module graph alone);
  * - `map`: as the bench row: a fresh `Pool(2)`, one warm-up map of 200 000 tiny tasks, then the
  *   timed map (CPU: this process, and the pool's worker processes);
@@ -43,7 +46,7 @@ type Lib = {
   loadUrl: string;
 };
 
-const WHAT = ["thread", "load", "map", "apply", "threadmap", "threadapply"] as const;
+const WHAT = ["thread", "process", "load", "map", "apply", "threadmap", "threadapply"] as const;
 type What = typeof WHAT[number];
 
 async function library(root: URL, name: string): Promise<Lib> {
@@ -83,6 +86,18 @@ function childrenCpuMs(pids: number[]): number {
   return ns / 1e6;
 }
 
+/** CPU ms of this process's children that have ended and were waited for (clock ticks of 10 ms). */
+function endedChildrenCpuMs(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // After "(comm)": state is field 3, so cutime (16) and cstime (17) are at 13 and 14 here.
+    return (Number(f[13]) + Number(f[14])) * 10;
+  } catch {
+    return 0; // no /proc: the children's CPU shows as 0
+  }
+}
+
 /** The pids of this process's children (Linux: their parent in /proc/<pid>/stat), as the pool's workers are. */
 function childPids(): number[] {
   const pids: number[] = [];
@@ -115,6 +130,19 @@ async function measure(lib: Lib, what: What): Promise<Sample> {
     await t.start();
     await t.join();
     return { wall: performance.now() - t0, cpu: selfCpuMs() - c0, kids: 0 };
+  }
+  if (what === "process") {
+    const p = new lib.mod.Process({ target: lib.empty, module: lib.targets });
+    try {
+      const c0 = selfCpuMs();
+      const k0 = endedChildrenCpuMs();
+      const t0 = performance.now();
+      await p.start();
+      await p.join();
+      return { wall: performance.now() - t0, cpu: selfCpuMs() - c0, kids: endedChildrenCpuMs() - k0 };
+    } finally {
+      p.close();
+    }
   }
   if (what === "load") {
     const c0 = selfCpuMs();
@@ -187,7 +215,13 @@ if (import.meta.main) {
     console.log(
       `  ${lib.name.padEnd(28)} wall ${f(median(s.map((x) => x.wall)))}  cpu ${f(median(cpu))} (p25 ${
         f(quantile(cpu, 0.25))
-      })` + (what.includes("thread") || what === "load" ? "" : `  workers' cpu ${f(median(kids))}`),
+      })` + (what.includes("thread") || what === "load"
+        ? ""
+        : what === "process"
+        ? `  child's cpu ${
+          f(kids.reduce((a, b) => a + b, 0) / kids.length)
+        } (mean)`
+        : `  workers' cpu ${f(median(kids))}`),
     );
   });
 }

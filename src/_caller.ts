@@ -193,3 +193,24 @@ export function findExport(
 function exportedWithSource(mod: Record<string, unknown>, source: string): boolean {
   return Object.values(mod).some((v) => typeof v === "function" && v.toString() === source);
 }
+
+/**
+ * Finds an exported subclass of `base` (`Process`, or `Thread` for a thread) by its name; a
+ * TypeError that says what to export otherwise.
+ */
+export function findClass<C extends abstract new (...args: never[]) => object>(
+  mod: Record<string, unknown>,
+  { name, className, module }: { name: string; className: string | null; module: string | null },
+  base: C,
+): C {
+  const cls = mod[className!];
+  if (typeof cls === "function" && cls.prototype instanceof base) return cls as C;
+  const kind = base.name.toLowerCase();
+  throw new TypeError(
+    `Cannot start ${kind} "${name}": its class ${className} is not exported from ${module}. ` +
+      `Export the class (export class ${className} extends ${base.name} { ... }) so the ${
+        kind === "process" ? "child process" : kind
+      } can import it, ` +
+      `or pass { module } naming the module that exports it.`,
+  );
+}

@@ -11,10 +11,11 @@ import "../mod.ts";
 import { readFrameSync, writeFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
-import { findExport } from "./_caller.ts";
+import { findClass, findExport } from "./_caller.ts";
+import { importTarget } from "./_import.ts";
 import { packError } from "./_error_transport.ts";
 import type { ChildHeader } from "./_popen.ts";
-import { nonDaemonsEnded } from "./_children.ts";
+import { runWork } from "./_children.ts";
 import { Process, processForChild } from "./process.ts";
 
 type Module = Record<string, unknown>;
@@ -51,7 +52,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   let args: unknown[] = [];
   try {
     // The module first: importing it registers how this library's objects in the args revive.
-    mod = await importModule(load, header.module, "child process");
+    mod = await importTarget(load, header.module, "child process");
     const body = deserialize(header.body) as { args: unknown[]; fields?: Record<string, unknown> };
     args = body.args;
     const fields = body.fields;
@@ -75,87 +76,6 @@ export async function main(load: (() => Promise<Module>) | null): Promise<never>
   );
 }
 
-/**
- * Runs the work of a child process or thread (its `run()`, or a builtin that resolves to its exit
- * code) and resolves to its exit code: 0, or 1 when it threw, after printing the error's stack
- * under `title` (`Process <name>` or `Thread <name>`). Then, as Python, it waits for its own
- * non-daemon children and threads.
- */
-export async function runWork(title: string, work: () => Promise<number | void>): Promise<number> {
-  let code = 0;
-  try {
-    code = await work() ?? 0;
-  } catch (error) {
-    console.error(`${title}:`);
-    console.error(error instanceof Error ? error.stack ?? String(error) : Deno.inspect(error));
-    code = 1;
-  }
-  await nonDaemonsEnded();
-  return code;
-}
-
-/**
- * Imports the target's module (`load`) in a child process or thread (`kind`), flagged as
- * bootstrapping meanwhile (starting a process or thread then is an error, see `checkStart`).
- */
-export async function importModule(
-  load: (() => Promise<Module>) | null,
-  module: string | null,
-  kind: "child process" | "thread",
-): Promise<Module> {
-  const s = state();
-  s.bootstrapping = true;
-  try {
-    return load ? await load() : {};
-  } catch (error) {
-    throw whileImporting(error, module, kind);
-  } finally {
-    s.bootstrapping = false;
-  }
-}
-
-/**
- * The error of a child (`kind`: "child process" or "thread") whose module threw while it was
- * imported, with a message that says so: the module's top-level code runs again in every child
- * that imports it (a `Deno.serve()` there fails with "Address already in use"). The error keeps
- * its class and name.
- */
-export function whileImporting(error: unknown, module: string | null, kind: string): unknown {
-  if (!(error instanceof Error) || /import\.meta\.main/.test(error.message)) return error;
-  const notLoaded = error instanceof SyntaxError ||
-    /^(Module not found|Relative import path|Import )/.test(error.message);
-  const old = error.message;
-  error.message = `the ${kind} was importing ${module} (to find its target) when it failed: ${old}` +
-    (notLoaded ? "" : `. Importing a module runs its top-level code again in every ${kind}: ` +
-      "put top-level side effects (Deno.serve(), writing files, starting processes) under " +
-      "`if (import.meta.main) { ... }` so that they run only in the main program.");
-  const stack = error.stack ?? "";
-  const at = stack.indexOf("\n    at ");
-  error.stack = `${error.name}: ${error.message}${at >= 0 ? stack.slice(at) : ""}`;
-  return error;
-}
-
 function findTarget(mod: Module, header: ChildHeader): (...args: unknown[]) => unknown {
   return findExport(mod, header.target!, header.module, `Cannot start process "${header.name}": its target`);
-}
-
-/**
- * Finds an exported subclass of `base` (`Process`, or `Thread` for a thread) by its name; a
- * TypeError that says what to export otherwise.
- */
-export function findClass<C extends abstract new (...args: never[]) => object>(
-  mod: Module,
-  { name, className, module }: { name: string; className: string | null; module: string | null },
-  base: C = Process as unknown as C,
-): C {
-  const cls = mod[className!];
-  if (typeof cls === "function" && cls.prototype instanceof base) return cls as C;
-  const kind = base.name.toLowerCase();
-  throw new TypeError(
-    `Cannot start ${kind} "${name}": its class ${className} is not exported from ${module}. ` +
-      `Export the class (export class ${className} extends ${base.name} { ... }) so the ${
-        kind === "process" ? "child process" : kind
-      } can import it, ` +
-      `or pass { module } naming the module that exports it.`,
-  );
 }

@@ -108,3 +108,22 @@ export async function joinWithin(child: Joinable, ms: number): Promise<void> {
 export function runningOwners<T>(kind: abstract new (...args: never[]) => Child): T[] {
   return [...running].filter((child) => child instanceof kind).map((child) => child.owner as T);
 }
+
+/**
+ * Runs the work of a child process or thread (its `run()`, or a builtin that resolves to its exit
+ * code) and resolves to its exit code: 0, or 1 when it threw, after printing the error's stack
+ * under `title` (`Process <name>` or `Thread <name>`). Then, as Python, it waits for its own
+ * non-daemon children and threads.
+ */
+export async function runWork(title: string, work: () => Promise<number | void>): Promise<number> {
+  let code = 0;
+  try {
+    code = await work() ?? 0;
+  } catch (error) {
+    console.error(`${title}:`);
+    console.error(error instanceof Error ? error.stack ?? String(error) : Deno.inspect(error));
+    code = 1;
+  }
+  await nonDaemonsEnded();
+  return code;
+}

@@ -1,7 +1,8 @@
 /**
- * The client side of a manager: one authenticated connection per manager per process, shared by
- * every proxy (CPython: `managers.py`'s `BaseProxy._connect`). The process's reference counts of
- * the objects its proxies point at are in `_manager_refs.ts`.
+ * The client side of a manager: one authenticated connection to a manager, shared by every proxy
+ * of this process (CPython: `managers.py`'s `BaseProxy._connect`). Which connections this process
+ * has, and the loading of this module on the first connect, are in `_manager_clients.ts`; the
+ * process's reference counts of the objects its proxies point at are in `_manager_refs.ts`.
  *
  * The connection is a buffered `FdChannel` (`_fd_channel.ts`). A call waits for its first answer
  * (its reply, or the server's word that it waits) on this thread, in the one wait loop with the
@@ -16,8 +17,8 @@ import { ANSWER_PARK_MS, PARK_MS, raceTimeout, TIMED_OUT } from "./_wait.ts";
 import { Turns } from "./_fd_wait.ts";
 import { OS } from "../native/mod.ts";
 import type { FdChannel } from "./_fd_channel.ts";
+import { addressKey } from "./_manager_options.ts";
 import {
-  addressKey,
   answerChallenge,
   CANCELLED,
   decodeReply,
@@ -260,66 +261,4 @@ function remoteError(kind: number, packed: PackedError): Error {
   const error = e instanceof Error ? e : new Error(String(e));
   if (kind === NATIVE_ERROR) return error;
   return new RemoteError(error.name, error.message, { cause: error });
-}
-
-const clients = new Map<string, { client: Promise<Client>; ready?: Client }>();
-
-/** A manager as its clients know it: address, authkey, and the key of its connection. */
-export interface Endpoint {
-  readonly address: ManagerAddress;
-  readonly authkey: Uint8Array;
-  readonly key: string;
-}
-
-/** The endpoint of the manager at `address` with `authkey`. */
-export function endpoint(address: ManagerAddress, authkey: Uint8Array): Endpoint {
-  return { address, authkey, key: clientKey(address, authkey) };
-}
-
-function clientKey(address: ManagerAddress, authkey: Uint8Array): string {
-  return `${addressKey(address)}\0${Array.from(authkey, (b) => b.toString(16).padStart(2, "0")).join("")}`;
-}
-
-/** The connection to `to`, opened (and authenticated) on first use. */
-export function clientFor(to: Endpoint, timeout?: number): Client | Promise<Client> {
-  const { address, authkey, key } = to;
-  const have = clients.get(key);
-  if (have) return have.ready ?? have.client;
-  const entry: { client: Promise<Client>; ready?: Client } = {
-    client: Client.open(address, authkey, () => {
-      if (clients.get(key) === entry) clients.delete(key);
-    }, timeout),
-  };
-  clients.set(key, entry);
-  entry.client.then((c) => entry.ready = c, () => {
-    if (clients.get(key) === entry) clients.delete(key);
-  });
-  return entry.client;
-}
-
-/** Closes this process's connection to `to`. */
-export function dropClient(to: Endpoint): void {
-  const entry = clients.get(to.key);
-  clients.delete(to.key);
-  entry?.client.then((c) => c.close(), () => {});
-}
-
-/** This process's connection to `to` when it is open (and authenticated), else undefined. */
-export function openClient(to: Endpoint): Client | undefined {
-  return clients.get(to.key)?.ready;
-}
-
-/** Sends one call; `args` are serialized here, so a value that cannot travel throws at once. */
-export function request(
-  to: Endpoint,
-  objectId: number,
-  method: string,
-  args: unknown[],
-  signal?: AbortSignal,
-): Promise<unknown> {
-  const bytes = serialize(args);
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  const c = clientFor(to);
-  if (c instanceof Client) return c.request(objectId, method, bytes, signal);
-  return c.then((c) => c.request(objectId, method, bytes, signal));
 }

@@ -1,6 +1,8 @@
 /**
- * What a user gives `Manager.start()`/`connect()` (the options' types, and their checks), and the
- * manager's temporary directory.
+ * What a user gives `Manager.start()`/`connect()` (the options' types, and their checks), how an
+ * address is named, and the manager's temporary directory. Every process that imports the library
+ * loads this module: the wire, the client's connection and the server are loaded only by a
+ * process that uses a manager (see `_manager_clients.ts`, `manager.ts`).
  *
  * @module
  */
@@ -84,6 +86,14 @@ export function checkAddress(address: unknown): ManagerAddress {
     `Invalid address: ${Deno.inspect(address)}: expected { path } (a Unix socket) or { hostname, port }`,
   );
 }
+
+/** A string naming an address, for messages and as a map key. */
+export function addressKey(address: ManagerAddress): string {
+  return "path" in address ? address.path : `${address.hostname}:${address.port}`;
+}
+
+/** How long shutdown() waits for the server to end before it kills it. */
+export const STOP_TIMEOUT_MS = 5_000;
 
 export function listenError(msg: { name: string; message: string }): Error {
   const Class = (Deno.errors as Record<string, new (m: string) => Error>)[msg.name] ?? Error;

@@ -6,7 +6,7 @@
  * @module
  */
 import { registerReducer } from "./_reduction.ts";
-import { type Endpoint, endpoint, request } from "./_manager_client.ts";
+import { type Endpoint, endpoint, request } from "./_manager_clients.ts";
 import { holdRef, lend, releaseRef } from "./_manager_refs.ts";
 import type { ManagerAddress } from "./_manager_wire.ts";
 import { forgetCollected, onCollected } from "./_resource.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import { serialize } from "./_reduction.ts";
-import { type Endpoint, endpoint, openClient, request } from "./_manager_client.ts";
+import { type Endpoint, endpoint, openClient, request } from "./_manager_clients.ts";
 import type { ManagerAddress } from "./_manager_wire.ts";
 
 interface LocalServer {

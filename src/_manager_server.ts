@@ -16,7 +16,6 @@
 import type { Connection } from "./connection.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import {
-  addressKey,
   answerChallenge,
   CANCELLED,
   decodeRequest,
@@ -29,6 +28,7 @@ import {
   PENDING,
 } from "./_manager_wire.ts";
 import { listenSocket, socketPort } from "../native/mod.ts";
+import { addressKey } from "./_manager_options.ts";
 import { ServerLoop } from "./_manager_listen.ts";
 import { socketAddress } from "./_manager_socket.ts";
 import { FdChannel } from "./_fd_channel.ts";

@@ -10,7 +10,8 @@
  */
 import { connectResult, connectSocket, OS, osError, type SocketAddress } from "../native/mod.ts";
 import { FdChannel } from "./_fd_channel.ts";
-import { addressKey, type ManagerAddress } from "./_manager_wire.ts";
+import type { ManagerAddress } from "./_manager_wire.ts";
+import { addressKey } from "./_manager_options.ts";
 
 /** The socket address of a manager's address; a host name is looked up (`/etc/hosts`, DNS). */
 export async function socketAddress(address: ManagerAddress): Promise<SocketAddress> {

@@ -11,13 +11,11 @@ import { EOFError, ProcessError } from "./errors.ts";
 import type { ManagerAddress } from "./_manager_wire.ts";
 import type { ServerReady } from "./_manager_server.ts";
 import type { CustomTypeSpec } from "./_manager_types.ts";
-import { listenError, removeDir } from "./_manager_options.ts";
+import { listenError, removeDir, STOP_TIMEOUT_MS } from "./_manager_options.ts";
 
 const SERVER_MODULE = new URL("./_manager_server.ts", import.meta.url);
 /** How long the server may take to start listening. */
 const START_TIMEOUT_MS = 30_000;
-/** How long shutdown() waits for the server to end before it kills it. */
-export const STOP_TIMEOUT_MS = 5_000;
 
 /**
  * Starts the server listening on `address`. Resolves with its process and the address it is

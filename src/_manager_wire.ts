@@ -59,11 +59,6 @@ const CHALLENGE = new TextEncoder().encode("#CHALLENGE#");
 const WELCOME = new TextEncoder().encode("#WELCOME#");
 const FAILURE = new TextEncoder().encode("#FAILURE#");
 
-/** A string naming an address, for messages and as a map key. */
-export function addressKey(address: ManagerAddress): string {
-  return "path" in address ? address.path : `${address.hostname}:${address.port}`;
-}
-
 /** The error for a frame of `size` bytes, over the limit before authentication. */
 function refuseUnauthenticated(size: number): Error {
   return new AuthenticationError(`Refused a ${size}-byte frame before authentication`);

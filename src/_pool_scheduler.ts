@@ -37,7 +37,8 @@
  *
  * @module
  */
-import { FLUSH_MS, type ReplyFrame, type TaskFrame } from "./_pool_worker.ts";
+import type { ReplyFrame, TaskFrame } from "./_pool_worker.ts";
+import { FLUSH_MS } from "./_pool_slot.ts";
 import { startTimer, watchSignal } from "./_pool_deadline.ts";
 import { Workers, type WorkersOptions } from "./_pool_workers.ts";
 import { deserialize, serialize } from "./_reduction.ts";

@@ -17,11 +17,35 @@
  *
  * @module
  */
-import { progressWords, type WorkerArgs } from "./_pool_worker.ts";
 import { SharedMemory } from "./shared_memory.ts";
 import { ProcessError } from "./errors.ts";
 import type { ControlChannel } from "./_popen.ts";
 import { controlChannel, Process, runBuiltin, whenExited } from "./process.ts";
+
+/** What the pool gives each worker as its Process args. */
+export interface WorkerArgs {
+  initializer: { name: string; source: string } | null;
+  initargs: unknown[];
+  maxTasks: number | null;
+  /**
+   * Words shared with the parent (a process pool's SharedMemory; a thread pool can pass an
+   * Int32Array on a SharedArrayBuffer): the worker stores each task's id before running it.
+   */
+  progress: SharedMemory | Int32Array | null;
+  /** This worker's word in `progress`. */
+  lane: number;
+}
+
+/** Task ids as stored in a progress word. */
+export const ID_MASK = 0x7fff_ffff;
+/** A worker holds answers at most this long (ms) before it writes them. */
+export const FLUSH_MS = 1;
+
+/** The Int32 words over a progress block. */
+export function progressWords(p: SharedMemory | Int32Array | null): Int32Array | null {
+  if (!(p instanceof SharedMemory)) return p;
+  return new Int32Array(p.buf.buffer, p.buf.byteOffset, p.size >> 2);
+}
 
 /** What a worker reports to the scheduler. */
 export interface SlotEvents {

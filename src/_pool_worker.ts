@@ -21,29 +21,11 @@ import { readFrameSync, writeFrameSync } from "./_frames.ts";
 import { deserialize, serialize } from "./_reduction.ts";
 import { findExport } from "./_caller.ts";
 import { packError } from "./_error_transport.ts";
-import { SharedMemory } from "./shared_memory.ts";
+import { FLUSH_MS, ID_MASK, progressWords, type WorkerArgs } from "./_pool_slot.ts";
 
 type Fn = (...args: unknown[]) => unknown;
 
-/** What the pool gives each worker as its Process args. */
-export interface WorkerArgs {
-  initializer: { name: string; source: string } | null;
-  initargs: unknown[];
-  maxTasks: number | null;
-  /**
-   * Words shared with the parent (a process pool's SharedMemory; a thread pool can pass an
-   * Int32Array on a SharedArrayBuffer): the worker stores each task's id before running it.
-   */
-  progress: SharedMemory | Int32Array | null;
-  /** This worker's word in `progress`. */
-  lane: number;
-}
-
-/** Task ids as stored in a progress word. */
-export const ID_MASK = 0x7fff_ffff;
-/** A worker holds answers at most this long (ms) before it writes them. */
-export const FLUSH_MS = 1;
-/** ... and at most this many. */
+/** A worker holds answers at most this many at once (and at most `FLUSH_MS`). */
 const FLUSH_COUNT = 1024;
 
 /** One task as it travels to a worker: `[id, fn, star, items]` (items: an array, or serialized). */
@@ -162,12 +144,6 @@ export function poolWorker(
     args[0] as WorkerArgs,
     module,
   );
-}
-
-/** The Int32 words over a progress block. */
-export function progressWords(p: SharedMemory | Int32Array | null): Int32Array | null {
-  if (!(p instanceof SharedMemory)) return p;
-  return new Int32Array(p.buf.buffer, p.buf.byteOffset, p.size >> 2);
 }
 
 /**

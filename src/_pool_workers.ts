@@ -14,8 +14,13 @@
  *
  * @module
  */
-import { ID_MASK, type WorkerArgs } from "./_pool_worker.ts";
-import type { ProgressBlock, WorkerKind, WorkerSlot } from "./_pool_slot.ts";
+import {
+  ID_MASK,
+  type ProgressBlock,
+  type WorkerArgs,
+  type WorkerKind,
+  type WorkerSlot,
+} from "./_pool_slot.ts";
 import { type Chunk, errorText, Ring, type Slot } from "./_pool_task.ts";
 import { unpackError } from "./_error_transport.ts";
 import { importModule, type ModuleNamespace } from "./_import.ts";

@@ -15,13 +15,14 @@
 // Every class of the library registers how it travels when its module loads: load them all, so
 // arguments revive even when the target's module imports the library for its types only.
 import "../mod.ts";
-import { findClass, importModule, runWork } from "./_child.ts";
-import { findExport } from "./_caller.ts";
+import { findClass, findExport } from "./_caller.ts";
+import { runWork } from "./_children.ts";
+import { importTarget } from "./_import.ts";
 import { packError } from "./_error_transport.ts";
 import { atExit, ExitPhase } from "./_exit.ts";
 import { deserialize } from "./_reduction.ts";
 import { state } from "./_state.ts";
-import type { WorkerArgs } from "./_pool_worker.ts";
+import type { WorkerArgs } from "./_pool_slot.ts";
 import { becomeThread, CANCEL, STAGE, Stage, type ThreadInit, type ThreadReply } from "./_thread_state.ts";
 import { Thread, threadForWorker } from "./thread.ts";
 
@@ -61,7 +62,7 @@ export async function main(load: (() => Promise<Module>) | null): Promise<number
   let args: unknown[] = [];
   let revived = false;
   try {
-    mod = await importModule(load, init.module, "thread");
+    mod = await importTarget(load, init.module, "thread");
     const body = deserialize(init.body) as { args: unknown[]; fields?: Record<string, unknown> };
     owned = [body];
     args = body.args;

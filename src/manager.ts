@@ -28,10 +28,10 @@ import {
   type ManagerConnectOptions,
   type ManagerStartOptions,
   removeDir,
+  STOP_TIMEOUT_MS,
 } from "./_manager_options.ts";
-import { startServer, STOP_TIMEOUT_MS } from "./_manager_start.ts";
 import type { Described } from "./_manager_table.ts";
-import { clientFor, dropClient, type Endpoint, endpoint, request } from "./_manager_client.ts";
+import { clientFor, dropClient, type Endpoint, endpoint, request } from "./_manager_clients.ts";
 import { INTERNAL, makeProxy, refOf, type Remote } from "./_manager_proxy.ts";
 import {
   type DictProxy,
@@ -141,6 +141,8 @@ export class Manager {
       : checkAuthkey(options.authkey);
     let address = options.address === undefined ? undefined : checkAddress(options.address);
     const types = checkTypes(options.types);
+    // Loaded here, not with the library: every child and thread imports the library.
+    const { startServer } = await import("./_manager_start.ts");
     let tempDir: string | undefined;
     if (!address) {
       tempDir = Deno.makeTempDirSync({ prefix: "mp-manager-" });
