@@ -199,20 +199,20 @@ export const SPIN_LOADED_MS = 0.03;
 export const PARK_MS = 0.3;
 
 /**
- * The park of a wait for an answer that comes at once, in ms: by contract (the manager's client
- * awaiting a reply or the server's word that the call waits; its server awaiting a busy client's
- * next call), or as learnt ({@linkcode PAID_PARKS}). The answer nearly always ends the park
- * (sparing a worker thread's wake-up: ~100 µs quiet, 2–10 ms with every core taken). Not below
- * the kernel's tick (4 ms here): a shorter timed park costs ~15 µs more CPU (a busy-core round
- * trip's main thread: 85 → 50 µs). `Turns` (`_fd_wait.ts`) bounds the manager's parks.
+ * The park of a wait for an answer that comes at once, in ms: by contract (the manager's, bounded
+ * by `Turns` in `_fd_wait.ts`: a reply, the word that the call waits, a busy client's next call)
+ * or as learnt ({@linkcode PAID_PARKS}). Not below the kernel's tick (4 ms here): a shorter timed
+ * park costs ~15 µs more CPU (busy-core round trip: 85 → 50 µs on each main thread).
  */
 export const ANSWER_PARK_MS = 5;
 
 /**
- * Parks in a row that ended their waits, after which a waiter parks up to {@linkcode ANSWER_PARK_MS}:
- * its peer answers as a server does. Connection round trip, both cores busy (load 15–30, 6 runs,
- * medians): 377 µs before (2% of parks missed, each such wait 2–11 ms through the worker thread),
- * 181 µs after, CPython 64. A peer that stalls then blocks the event loop for one long park.
+ * Parks in a row that ended their waits, after which a waiter parks up to {@linkcode ANSWER_PARK_MS}
+ * (its peer answers as a server does). With both cores busy, 2% of 0.3 ms parks missed, each such
+ * wait 2–11 ms through the worker thread. Medians of 6–8, before → after (load 10–30): Connection
+ * round trip, cores busy 373 → 175 µs (CPython 90), quiet 186 → 131 µs (CPython 69); Barrier
+ * 425 → 251 ms. The price: while the run lasts, a stall of the peer blocks the event loop up to
+ * 5 ms, once (a miss ends the run). Counting only parks that ended within 1 ms gave 282 µs.
  */
 export const PAID_PARKS = 8;
 
