@@ -6,11 +6,8 @@
  * object) is a `TypeError` at the call, never "wait forever" and never "do not wait". Options of a
  * wait must be an object: `queue.get(5)` is a `TypeError`, not `{}`.
  *
- * `setTimeout` fires at once for delays of 2^31 ms or more; {@linkcode sleep} and
- * {@linkcode raceTimeout} never hand such a delay to a timer, so `Infinity` and very long
- * timeouts mean what they say.
- *
- * One clock: `performance.now()` (monotonic), through {@linkcode Deadline}.
+ * `setTimeout` fires at once for delays of 2^31 ms or more: {@linkcode sleep} and
+ * {@linkcode raceTimeout} never give it one. One clock: `performance.now()` ({@linkcode Deadline}).
  *
  * ## The one wait loop and its policy
  *
@@ -20,32 +17,27 @@
  *
  * 1. **try** (`tryTake`: an atomic compare-and-swap, or `poll` with a zero timeout);
  * 2. **spin**: re-try for up to {@linkcode SPIN_MS} (0.1 ms) while a core is free, or
- *    {@linkcode SPIN_LOADED_MS} (0.03 ms) while every core is taken ({@linkcode coreIsFree}:
- *    this thread waited 0.2 ms or more for a CPU per turn in the last 10 ms or more, from
- *    `/proc/thread-self/schedstat`, ~10 µs a look); while every core is taken, only while this
- *    waiter's recent spins paid ({@linkcode Eagerness}). A spin catches
- *    the answer without a wake-up, and waking a sleeping process costs the waker ~30 µs of
- *    kernel time on this VM; but a spin that waits for a peer that has no core takes the CPU
- *    that peer needs, which is what made the old loops lose under load;
+ *    {@linkcode SPIN_LOADED_MS} (0.03 ms) while every core is taken ({@linkcode coreIsFree}),
+ *    then only while this waiter's recent spins paid ({@linkcode Eagerness}). A spin catches the
+ *    answer without a wake-up (waking a sleeping process costs the waker ~30 µs of kernel time
+ *    on this VM); but a spin that waits for a peer that has no core takes the CPU that peer
+ *    needs, which is what made the old loops lose under load;
  * 3. **park**: block the calling thread in the kernel (`ppoll`, `sem_timedwait`) for up to
- *    {@linkcode PARK_MS} (0.3 ms: the event loop is blocked no longer than by the old spins;
- *    {@linkcode ANSWER_PARK_MS} for the manager's answers, which come at once by contract).
+ *    {@linkcode PARK_MS} (0.3 ms: the event loop is blocked no longer than by the old spins),
+ *    or {@linkcode ANSWER_PARK_MS} for answers that come at once: the manager's by contract, a
+ *    peer's once {@linkcode PAID_PARKS} parks in a row ended their waits ({@linkcode Eagerness}).
  *    The answer wakes the thread directly (one wake-up, as CPython's blocking `read`), and it
- *    costs no CPU meanwhile;
+ *    costs no CPU meanwhile (a slow peer soon costs neither spins nor parks);
  * 4. **sleep** off the thread (a worker thread's `poll`/`sem_timedwait`; the event loop runs) in
  *    slices of at most {@linkcode SLICE_MS} (50 ms), re-checking deadline, abort, close and dead
  *    holders between slices. Its wake-up costs two thread hops (~100 µs on a quiet machine,
  *    milliseconds on a full one).
  *
- * Spins and parks are learnt per waiter ({@linkcode Eagerness}): a slow peer soon costs
- * neither.
- *
  * Why, measured beside CPython (`bench:compare`, shared 2-core VM, load 5–7): the old loops spun
- * 50–300 µs (fd) or 50 µs (sync), then slept off the thread, so on a loaded machine every wait
- * paid the worker-thread hop while the spins starved the peer. Before → after:
- * Pipe round trip 236 → 148 µs (CPython 35–55), with both cores busy 554 → 292 µs (CPython
- * 89–109); Semaphore hand-off with both cores busy 202 → 16 µs, quiet ~6 µs before and after;
- * Barrier of 5 processes × 1000 passes 581 → 242 ms.
+ * 50–300 µs (fd) or 50 µs (sync), then slept off the thread, so under load every wait paid the
+ * worker-thread hop while the spins starved the peer. Before → after: Pipe round trip 236 → 148
+ * µs (CPython 35–55), both cores busy 554 → 292 µs (CPython 89–109); Semaphore hand-off, cores
+ * busy, 202 → 16 µs (quiet ~6 µs both); Barrier of 5 processes × 1000 passes 581 → 242 ms.
  *
  * @module
  */
@@ -121,9 +113,8 @@ export class Deadline {
 }
 
 /**
- * Resolves after `ms` (never, for `Infinity`), or rejects with `signal.reason` when it aborts.
- * Delays past {@linkcode MAX_TIMER_MS} are slept in pieces. The timer does not keep the program
- * alive when `unref` is true.
+ * Resolves after `ms` (never, for `Infinity`), or rejects with `signal.reason` when it aborts;
+ * delays past {@linkcode MAX_TIMER_MS} are slept in pieces; with `unref`, it keeps nothing alive.
  */
 export function sleep(ms: number, options?: { signal?: AbortSignal; unref?: boolean }): Promise<void> {
   const signal = options?.signal;
@@ -156,8 +147,7 @@ export const TIMED_OUT: unique symbol = Symbol("timed out");
 
 /**
  * Resolves to `promise`'s value, or to {@linkcode TIMED_OUT} when `ms` pass first (at once for
- * ms ≤ 0 unless `promise` has already settled in this tick; never for `Infinity`). Rejects when
- * `promise` rejects first. The timer is always cleared.
+ * ms ≤ 0 unless `promise` settled in this tick; never for `Infinity`); rejects when it does.
  */
 export async function raceTimeout<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
   if (ms === Infinity) return await promise;
@@ -209,14 +199,22 @@ export const SPIN_LOADED_MS = 0.03;
 export const PARK_MS = 0.3;
 
 /**
- * The park of a wait for an answer that comes at once by contract, in ms: the manager's client
- * waiting for a reply (or the server's word that the call waits, sent as soon as it reads it), its
- * server waiting for a busy client's next call. The answer nearly always ends the park (sparing a
- * worker thread's wake-up, ~100 µs), so its length matters only when the peer stalls. Not below
- * the kernel's tick (4 ms here): a shorter timed park costs ~15 µs more. `Turns` (`_fd_wait.ts`)
- * bounds such parks too.
+ * The park of a wait for an answer that comes at once, in ms: by contract (the manager's, bounded
+ * by `Turns` in `_fd_wait.ts`: a reply, the word that the call waits, a busy client's next call)
+ * or as learnt ({@linkcode PAID_PARKS}). Not below the kernel's tick (4 ms here): a shorter timed
+ * park costs ~15 µs more CPU (busy-core round trip: 85 → 50 µs on each main thread).
  */
 export const ANSWER_PARK_MS = 5;
+
+/**
+ * Parks in a row that ended their waits, after which a waiter parks up to {@linkcode ANSWER_PARK_MS}
+ * (its peer answers as a server does). With both cores busy, 2% of 0.3 ms parks missed, each such
+ * wait 2–11 ms through the worker thread. Medians of 6–8, before → after (load 10–30): Connection
+ * round trip, cores busy 373 → 175 µs (CPython 90), quiet 186 → 131 µs (CPython 69); Barrier
+ * 425 → 251 ms. The price: while the run lasts, a stall of the peer blocks the event loop up to
+ * 5 ms, once (a miss ends the run). Counting only parks that ended within 1 ms gave 282 µs.
+ */
+export const PAID_PARKS = 8;
 
 /** The most waits that skip their park after parks that kept failing. */
 const MAX_SKIP = 63;
@@ -225,9 +223,8 @@ const MAX_SKIP = 63;
 const LOAD_EVERY_MS = 10;
 
 /**
- * The mean wait for a CPU per turn, in ms, from which every core counts as taken. A quiet VM
- * wakes a sleeping thread in 10–30 µs; a thread that shares its core with busy ones waits for
- * the end of their turns (hundreds of µs and more).
+ * The mean wait for a CPU per turn, in ms, from which every core counts as taken: a quiet VM wakes
+ * a thread in 10–30 µs; one that shares its core with busy ones waits hundreds of µs and more.
  */
 const LOADED_WAIT_MS = 0.2;
 
@@ -239,13 +236,11 @@ let coreFree = CORES > 1;
 /**
  * Whether a core is free for this thread: since it last looked (every {@linkcode LOAD_EVERY_MS}
  * at most), each time it became runnable it waited less than {@linkcode LOADED_WAIT_MS} on
- * average for a CPU (where that cannot be read: any core but ours).
- *
- * Why not the machine's count of runnable threads (`/proc/loadavg`), as before: that count is an
- * instant, and on a quiet machine it is often above the cores for that instant (V8's GC helpers,
- * Deno's own threads), so a quiet hand-off between two processes read as "loaded" in 2975 of 3286
- * waits. Nor this thread's share of time spent waiting: a thread woken from a park waits for its
- * halted vCPU to wake, which counts, so a hand-off that parks read as loaded too.
+ * average for a CPU (`/proc/thread-self/schedstat`, ~10 µs a look; where that cannot be read:
+ * any core but ours). Not the count of runnable threads (`/proc/loadavg`), as before: an instant,
+ * often above the cores on a quiet machine (GC helpers, Deno's threads): a quiet hand-off read as
+ * "loaded" in 2975 of 3286 waits. Nor this thread's share of time spent waiting: a thread woken
+ * from a park waits for its halted vCPU to wake, so a hand-off that parks read as loaded too.
  */
 export function coreIsFree(): boolean {
   const now = performance.now();
@@ -269,24 +264,25 @@ export function coreIsFree(): boolean {
  *
  * - Spins: a score of recent outcomes (each success adds 1/8 of the way to 1, each miss takes
  *   1/8 away). While a core is free, a missed spin costs only that core's time: the waiter spins
- *   unless its spins have nearly stopped paying (score under 1/8: about 16 misses in a row, e.g.
- *   five processes at a Barrier on two cores, where spinning took the CPU the others needed:
- *   350–405 ms for 1000 passes against 188–245 ms). Known weakness: once both peers of a quiet
- *   hand-off park, the spins that probe tend to miss too (a parked peer is woken on the
- *   spinner's core), so the pair can stay parked: seen as 150 missed spins in a row under the
- *   rule "most spins paid" (1/2), which took about 6, and under 1/8 too, which takes about 16.
- *   While every core is taken, a spin may take the CPU the peer needs: it spins only while most
- *   recent spins paid (1/2). Otherwise it spins every 16th wait, to notice when it pays again.
- * - Parks: a park that ends the wait makes the next wait park too. Parks that do not (a slow
- *   peer: a worker computing, a lock held for long) block the event loop for nothing, so after the
- *   n-th of them in a row the next 2^(n-1)-1 waits (at most {@linkcode MAX_SKIP}) do not park;
- *   then one tries again. A single miss costs nothing: a busy machine delays some answers.
+ *   unless its spins nearly stopped paying (score under 1/8: ~16 misses in a row, e.g. five
+ *   processes at a Barrier on two cores, where spinning took the CPU the others needed: 350–405
+ *   ms for 1000 passes against 188–245). Known weakness: once both peers of a quiet hand-off
+ *   park, probing spins tend to miss too (a parked peer is woken on the spinner's core), so the
+ *   pair can stay parked (seen under both 1/2 and 1/8). While every core is taken, a spin may
+ *   take the CPU the peer needs: it spins only while most recent spins paid (1/2). Otherwise it
+ *   spins every 16th wait, to notice when it pays again.
+ * - Parks: a park that ends the wait makes the next wait park too, up to
+ *   {@linkcode ANSWER_PARK_MS} after {@linkcode PAID_PARKS} such parks in a row. Parks that do not
+ *   (a slow peer: a worker computing, a lock held for long) block the event loop for nothing, so
+ *   after the n-th of them in a row the next 2^(n-1)-1 waits (at most {@linkcode MAX_SKIP}) do not
+ *   park; then one tries again. A single miss costs nothing: a busy machine delays some answers.
  */
 export class Eagerness {
   #spinScore = 1;
   #spinProbe = 0;
   #misses = 0;
   #skip = 0;
+  #paid = 0;
 
   /** Whether this wait spins, with a core free or not. */
   spins(coreFree: boolean): boolean {
@@ -307,8 +303,14 @@ export class Eagerness {
     return false;
   }
 
+  /** How long this wait parks, given its own park length. */
+  parkMs(parkMs: number): number {
+    return this.#paid >= PAID_PARKS ? Math.max(parkMs, ANSWER_PARK_MS) : parkMs;
+  }
+
   /** Records whether a park ended its wait. */
   parked(ended: boolean): void {
+    this.#paid = ended ? Math.min(this.#paid + 1, PAID_PARKS) : 0;
     if (ended) this.#misses = 0;
     else this.#skip = Math.min(2 ** this.#misses++ - 1, MAX_SKIP);
   }
@@ -327,10 +329,7 @@ export interface Attempt {
   tryTake(): boolean;
   /** A wake-up is the take itself (an fd's readiness, as `poll` reports it): no try follows. */
   readonly wakeTakes?: boolean;
-  /**
-   * Runs right before each sleep, e.g. to make sure the holder's release will post. False means
-   * the state just changed: try again instead of sleeping.
-   */
+  /** Runs before each sleep (e.g. so that the holder's release posts); false: try again first. */
   beforeSleep?(): boolean;
   /** After a sleep that ended without a wake-up: recover from dead holders. */
   recover?(): void;
@@ -345,10 +344,10 @@ export interface Attempt {
  * to {@linkcode SPIN_MS} ({@linkcode SPIN_LOADED_MS} while every core is taken); then registers
  * (`register()`, e.g. counts itself among the sleepers; the returned function undoes it) and
  * alternates: yield a {@linkcode Step}, receive whether the wait was woken (a post taken, the fd
- * ready), try to take; give up at the deadline. The first step parks up to `parkMs` when `eager`
- * says so, the others sleep up to {@linkcode SLICE_MS}. A wake-up is a hint, never a grant:
- * `tryTake()` decides. The driver does each step (`_fd_wait.ts`, `_sync_wait.ts`, the manager
- * server's loop) and calls `return()` when it leaves early (an abort, a closed handle).
+ * ready), try to take; give up at the deadline. The first step parks when `eager` says so (up to
+ * `parkMs`, or longer as `eager` learnt), the others sleep up to {@linkcode SLICE_MS}. A wake-up
+ * is a hint, never a grant: `tryTake()` decides. The driver does each step (`_fd_wait.ts`,
+ * `_sync_wait.ts`, the manager server's loop) and calls `return()` when it leaves early.
  *
  * `parkMs`: {@linkcode PARK_MS} for a peer that may take any time, {@linkcode ANSWER_PARK_MS} for
  * an answer that comes at once by contract (the manager's), 0 for a wait that must not block the
@@ -371,6 +370,7 @@ export function* waitSteps(
     if (ended) return true;
   }
   let early = parkMs > 0 && eager.parks();
+  const park = eager.parkMs(parkMs);
   const unregister = register?.();
   try {
     let took = false;
@@ -384,7 +384,7 @@ export function* waitSteps(
         return false;
       }
       if (attempt.beforeSleep && !attempt.beforeSleep()) continue;
-      took = yield { park: early, ms: early ? Math.min(parkMs, left) : Math.min(SLICE_MS, Math.ceil(left)) };
+      took = yield { park: early, ms: early ? Math.min(park, left) : Math.min(SLICE_MS, Math.ceil(left)) };
       const ended = took && (attempt.wakeTakes || attempt.tryTake());
       if (early) {
         early = false;

@@ -4,6 +4,7 @@ import {
   ANSWER_PARK_MS,
   Deadline,
   Eagerness,
+  PAID_PARKS,
   PARK_MS,
   sleep,
   SLICE_MS,
@@ -175,6 +176,39 @@ Deno.test("Eagerness parks: a miss costs nothing, misses in a row skip 2^(n-1)-1
   assert.equal(skipped(), 0);
   eager.parked(false);
   assert.equal(skipped(), 0);
+});
+
+Deno.test("Eagerness parks up to ANSWER_PARK_MS once PAID_PARKS parks in a row ended their waits, and one miss brings back the short park", () => {
+  const eager = new Eagerness();
+  for (let i = 0; i < PAID_PARKS - 1; i++) eager.parked(true);
+  assert.equal(eager.parkMs(PARK_MS), PARK_MS, "one paid park short of the run");
+  eager.parked(true);
+  assert.equal(eager.parkMs(PARK_MS), ANSWER_PARK_MS);
+  assert.equal(eager.parkMs(0), ANSWER_PARK_MS, "parkMs is only asked for a wait that parks");
+  eager.parked(false);
+  assert.equal(eager.parkMs(PARK_MS), PARK_MS);
+  for (let i = 0; i < PAID_PARKS - 1; i++) eager.parked(true);
+  assert.equal(eager.parkMs(PARK_MS), PARK_MS, "a miss starts the run again");
+});
+
+Deno.test("The wait loop parks up to ANSWER_PARK_MS after paid parks, and a wait that may not park still does not", () => {
+  const eager = new Eagerness();
+  for (let i = 0; i < PAID_PARKS; i++) eager.parked(true);
+  const long = waitSteps({ tryTake: () => false }, new Deadline(Infinity), eager);
+  assert.deepEqual(long.next().value, { park: true, ms: ANSWER_PARK_MS });
+  long.return(false);
+  // A deadline 2 ms away whatever the time (no test on how fast this thread runs).
+  const twoMsLeft = new (class extends Deadline {
+    override left() {
+      return 2;
+    }
+  })(Infinity);
+  const short = waitSteps({ tryTake: () => false }, twoMsLeft, eager);
+  assert.deepEqual(short.next().value, { park: true, ms: 2 }, "a park never outlasts the deadline");
+  short.return(false);
+  const never = waitSteps({ tryTake: () => false }, new Deadline(Infinity), eager, undefined, 0);
+  assert.deepEqual(never.next().value, { park: false, ms: SLICE_MS });
+  never.return(false);
 });
 
 Deno.test("Eagerness with every core taken spins while most recent spins paid, then only every 16th wait until they pay again", () => {
