@@ -2,16 +2,16 @@ import assert from "node:assert/strict";
 import { JoinableQueue, Process, Queue, QueueEmptyError, QueueFullError, SimpleQueue } from "../mod.ts";
 import * as fx from "./fixtures/ipc_fixtures.ts";
 import * as qx from "./fixtures/queue_fixtures.ts";
-import { cleanup, runProgram, shmLeftSince, SPAWNS, tempFile } from "./fixtures/helpers.ts";
+import { cleanup, runProgram, shmLeftSince, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
 import { raceTimeout, sleep, TIMED_OUT } from "../src/_wait.ts";
 
 const module = new URL("./fixtures/ipc_fixtures.ts", import.meta.url);
 const qmodule = new URL("./fixtures/queue_fixtures.ts", import.meta.url);
 
 /**
- * What a test left of this process's queue resources in /dev/shm: control blocks and slot
- * semaphores (`/mp<pid>q…`) and item segments (`/mp<pid>b…`). (Test files share a pid under
- * --parallel, so only names of this kind are looked at; the queue's locks are tested with the locks.)
+ * What a test left of the queue resources this test file made in /dev/shm: control blocks and
+ * slot semaphores (`/mp<pid>q…`) and item segments (`/mp<pid>b…`); the queue's locks are tested
+ * with the locks. (Test files share a pid under --parallel: see `madeSince`.)
  */
 const queueFilesLeft = () => shmLeftSince("q", "b");
 
@@ -175,7 +175,8 @@ Deno.test("Queue.close() rejects this process's waiting get() and put() with Bad
   await assert.rejects(waitingGet, Deno.errors.BadResource);
   await assert.rejects(secondGet, Deno.errors.BadResource);
   await assert.rejects(waitingPut, Deno.errors.BadResource);
-  await new Promise((r) => setTimeout(r, 100)); // the put's last wait slice ends
+  // Released once the put's last wait slice (50 ms) has ended: bounded, not timed.
+  await waitUntil(() => left().length === 0, 10_000);
   assert.deepEqual(left(), []);
 });
 
