@@ -936,6 +936,26 @@ Deno.test("Every built-in proxy class has exactly the methods its server type al
   }
 });
 
+/**
+ * The sockets that this process holds open and that connect, or are connected, to port `port` of
+ * 127.0.0.1, as "inode state" (from /proc/net/tcp: state 01 is established, 02 connecting).
+ */
+function socketsTo(port: number): string[] {
+  const mine = new Set<string>();
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      const inode = Deno.readLinkSync(`/proc/self/fd/${e.name}`).match(/^socket:\[(\d+)\]$/)?.[1];
+      if (inode) mine.add(inode);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const remote = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  // sl, local address, remote address, state, queues, timer, retransmits, uid, timeout, inode
+  return Deno.readTextFileSync("/proc/net/tcp").split("\n").slice(1).map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[2] === remote && mine.has(f[9])).map((f) => `${f[9]} ${f[3]}`);
+}
+
 Deno.test({
   name:
     "Manager.connect() that times out while the TCP connect is still in progress closes the socket it was connecting",
@@ -946,10 +966,11 @@ Deno.test({
     const listener = listenSocket({ ip: new Uint8Array([127, 0, 0, 1]), port: 0 }, 0);
     const port = socketPort(listener);
     const first = connectSocket({ ip: new Uint8Array([127, 0, 0, 1]), port }).fd;
-    const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
     try {
-      await new Promise((r) => setTimeout(r, 50)); // the first connection settles in the backlog
-      const before = openFds();
+      // Not a count of this process's fds: the test files running beside this one share them.
+      const settled = await waitUntil(() => socketsTo(port)[0]?.endsWith(" 01") ?? false, 10_000);
+      assert.ok(settled, `the first connection settles in the backlog: ${socketsTo(port)}`);
+      const before = socketsTo(port);
       await assert.rejects(
         Manager.connect({
           address: { hostname: "127.0.0.1", port },
@@ -958,7 +979,8 @@ Deno.test({
         }),
         Deno.errors.TimedOut,
       );
-      assert.ok(await waitUntil(() => openFds() <= before, 2000), `${openFds()} fds open, ${before} before`);
+      const closed = await waitUntil(() => socketsTo(port).length === before.length, 10_000);
+      assert.ok(closed, `sockets of this process to the port: ${socketsTo(port)}, before: ${before}`);
     } finally {
       close(first);
       close(listener);
