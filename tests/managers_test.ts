@@ -248,7 +248,7 @@ Deno.test({
     setTimeout(() => ctl.abort(new Error("no longer needed")), 30);
     await assert.rejects(waiting, { message: "no longer needed" });
     await empty.put("later");
-    assert.equal(await empty.get({ timeout: 1000 }), "later");
+    assert.equal(await empty.get({ timeout: 10_000 }), "later");
     assert.equal(await small.get(), "a");
     small.close();
     assert.throws(() => small.put("c"), Deno.errors.BadResource);
@@ -286,7 +286,7 @@ Deno.test({
     await assert.rejects(sem.release(), RangeError);
     const barrier = await manager.barrier(1);
     assert.equal(barrier.parties, 1);
-    assert.equal(await barrier.wait(1000), 0);
+    assert.equal(await barrier.wait(10_000), 0);
     const two = await manager.barrier(2);
     await assert.rejects(two.wait(20), BrokenBarrierError);
     assert.equal(await two.broken, true);
@@ -321,7 +321,7 @@ Deno.test({
       // can take the lock and see "waiting", the child is inside wait().
       assert.ok(
         await waitUntil(async () => {
-          await using _ = await cond.hold({ timeout: 1000 });
+          await using _ = await cond.hold({ timeout: 10_000 });
           if (!(await ns.get("waiting"))) return false;
           await ns.set("ready", true);
           await cond.notifyAll();
@@ -510,7 +510,10 @@ Deno.test({
     "The server closes a connection that does not authenticate within its deadline, refuses those over its cap, and serves the others",
   ...SPAWNS,
   async fn() {
-    const server = await startServer({ handshakeMs: 500, maxUnauthenticated: 3 });
+    // The deadline only has to outlast the four connections below (milliseconds; seconds on a
+    // loaded machine): were the first silent one closed before the fourth came, that one would
+    // be within the cap.
+    const server = await startServer({ handshakeMs: 5000, maxUnauthenticated: 3 });
     try {
       const { address, authkey } = server;
       const manager = await Manager.connect({ address, authkey });

@@ -415,7 +415,7 @@ Deno.test({
     const { result, workers } = JSON.parse(out.stdout);
     assert.equal(result, 42);
     assert.ok(workers.length === 4);
-    assert.ok(await waitUntil(() => !workers.some(isRunning), 5000), "a pool worker outlived its program");
+    assert.ok(await waitUntil(() => !workers.some(isRunning), 10_000), "a pool worker outlived its program");
   },
 });
 

@@ -74,7 +74,7 @@ Deno.test("Queue waits aborted by a signal reject with its reason and add or los
     setTimeout(() => ac2.abort(reason), 20);
     await assert.rejects(q.put("extra", { signal: ac2.signal }), (e) => e === reason);
     assert.equal(q.qsize(), 1);
-    assert.equal(await q.get({ timeout: 1000 }), "kept");
+    assert.equal(await q.get({ timeout: 10_000 }), "kept");
     assert.equal(q.empty(), true);
     await assert.rejects(q.get({ signal: AbortSignal.abort(reason) }), (e) => e === reason);
     await assert.rejects(q.put("x", { signal: AbortSignal.abort(reason) }), (e) => e === reason);
@@ -367,7 +367,7 @@ Deno.test("Queue.get() and put() options that are not { block, timeout, signal }
     assert.throws(() => anyQ.put(1, { timeout: "100" }), TypeError);
     assert.equal(q.qsize(), 0, "a rejected put() added nothing");
     await q.put(1);
-    assert.equal(await q.get({ timeout: 1000 }), 1);
+    assert.equal(await q.get({ timeout: 10_000 }), 1);
   } finally {
     q.close();
   }
@@ -387,7 +387,7 @@ Deno.test("Queue.get({ timeout: Infinity }) waits until an item comes, or until 
     const putting = q.put("second", { timeout: Infinity });
     setTimeout(() => q.get(), 50);
     assert.notEqual(await raceTimeout(putting, 10_000), TIMED_OUT);
-    assert.equal(await q.get({ timeout: 1000 }), "second");
+    assert.equal(await q.get({ timeout: 10_000 }), "second");
   } finally {
     q.close();
   }
