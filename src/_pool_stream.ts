@@ -1,7 +1,8 @@
 /**
  * The iterator behind `imap` and `imapUnordered`: it reads the input lazily, keeps a bounded
- * window of chunks in flight, and yields each task's result, or throws its error, in input order
- * (`imap`) or as they finish (`imapUnordered`). After a failed task the next `next()` goes on
+ * window of chunks in flight (and `imap` at most {@linkcode AHEAD} windows read but not yet
+ * yielded), and yields each task's result, or throws its error, in input order (`imap`) or as
+ * they finish (`imapUnordered`). After a failed task the next `next()` goes on
  * with the other tasks, as CPython's iterators do; only an input that throws ends the iteration
  * (after the results of what it gave before).
  *
@@ -20,6 +21,9 @@ interface Entry {
   ok: boolean;
   value: unknown;
 }
+
+/** How many windows of chunks `imap` reads ahead of the result it yields next, at most. */
+export const AHEAD = 4;
 
 /** The lazy iterator of `imap` (`ordered`) and `imapUnordered`. */
 export function poolStream(
@@ -75,8 +79,13 @@ export function poolStream(
     }
     return chunk;
   };
+  // In input order, results that finished behind one still running wait to be yielded: at most
+  // AHEAD windows of them, or a slow first task would let the other workers read the whole input
+  // meanwhile (an endless one without end). More than one window: the others keep working while
+  // a task runs a little longer (one window cost a third of the throughput of one-item chunks).
+  const readAhead = () => !ordered || pending.length - pendingHead < AHEAD * window;
   const refill = async (): Promise<void> => {
-    while (!inputDone && inFlight < window) {
+    while (!inputDone && inFlight < window && readAhead()) {
       const chunk = await readChunk();
       if (chunk.length === 0) break;
       const entry: Entry = { settled: false, ok: false, value: undefined };

@@ -31,7 +31,20 @@ let counter = 0;
  */
 export function uniqueName(tag: string): string {
   const rand = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
-  return `/mp${Deno.pid.toString(36)}${tag}${(counter++).toString(36)}${rand}`;
+  const name = `/mp${Deno.pid.toString(36)}${tag}${(counter++).toString(36)}${rand}`;
+  heard?.(name);
+  return name;
+}
+
+let heard: ((name: string) => void) | undefined;
+
+/**
+ * For tests: `hear` is told each name {@linkcode uniqueName} gives in this isolate from now on
+ * (`undefined`: nobody). A name's pid cannot tell which test made it: `deno test --parallel` runs
+ * test files as isolates of one process, and this module, its counter included, once per isolate.
+ */
+export function _hearNames(hear: ((name: string) => void) | undefined): void {
+  heard = hear;
 }
 
 /** Unlinks a named resource of the given kind (a directory with what is in it); false if it was already gone. */

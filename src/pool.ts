@@ -221,8 +221,9 @@ export class Pool<I extends unknown[] = any[]> {
 
   /**
    * Lazily applies `fn` to the items, yielding results in input order while input is still being
-   * read; only a bounded window of chunks is in flight. A failed task throws its error from
-   * `next()`; the next call goes on with the other tasks.
+   * read; a bounded window of chunks (2 × processes + 1) is in flight, and at most four windows
+   * are read ahead of the result yielded next, however long that one runs. A failed task throws
+   * its error from `next()`; the next call goes on with the other tasks.
    */
   imap<T, R>(
     fn: (x: T) => R,

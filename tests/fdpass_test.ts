@@ -40,7 +40,7 @@ Deno.test({
       await p.join(20_000);
       assert.equal(p.exitCode, 0);
       // The sharer's thread lets go of its copy right after the hand-over.
-      assert.equal(await waitUntil(() => heldCount() === 0), true);
+      assert.equal(await waitUntil(() => heldCount() === 0, 10_000), true);
     } finally {
       await cleanup(p);
       a.close();
@@ -109,7 +109,7 @@ Deno.test({
       await p.start();
       assert.equal(await got.wait(20_000), true);
       assert.equal(
-        await waitUntil(() => heldCount() === 0),
+        await waitUntil(() => heldCount() === 0, 10_000),
         true,
         "the sender let go of its copy once the child had it",
       );

@@ -102,7 +102,7 @@ Deno.test({
       const status = await s.ended();
       assert.equal(status.code, 0);
       assert.equal((await s.lines.rest()).trim(), "non-daemon child done");
-      assert.ok(await waitUntil(() => !isRunning(daemonPid), 5000), "the daemon child outlived its parent");
+      assert.ok(await waitUntil(() => !isRunning(daemonPid), 10_000), "the daemon child outlived its parent");
       await assertNothingLeft(s);
     }),
 });
@@ -189,7 +189,7 @@ Deno.test({
         out.stderr,
         /^Process-1 did not run: the program ended before its arguments were sent to it$/m,
       );
-      assert.ok(await waitUntil(() => !isRunning(childPid), 5000), "the child still runs");
+      assert.ok(await waitUntil(() => !isRunning(childPid), 10_000), "the child still runs");
       assert.equal(Deno.readTextFileSync(result.path), "");
     } finally {
       if (childPid > 0 && isRunning(childPid)) Deno.kill(childPid, "SIGKILL");

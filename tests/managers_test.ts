@@ -248,7 +248,7 @@ Deno.test({
     setTimeout(() => ctl.abort(new Error("no longer needed")), 30);
     await assert.rejects(waiting, { message: "no longer needed" });
     await empty.put("later");
-    assert.equal(await empty.get({ timeout: 1000 }), "later");
+    assert.equal(await empty.get({ timeout: 10_000 }), "later");
     assert.equal(await small.get(), "a");
     small.close();
     assert.throws(() => small.put("c"), Deno.errors.BadResource);
@@ -286,7 +286,7 @@ Deno.test({
     await assert.rejects(sem.release(), RangeError);
     const barrier = await manager.barrier(1);
     assert.equal(barrier.parties, 1);
-    assert.equal(await barrier.wait(1000), 0);
+    assert.equal(await barrier.wait(10_000), 0);
     const two = await manager.barrier(2);
     await assert.rejects(two.wait(20), BrokenBarrierError);
     assert.equal(await two.broken, true);
@@ -321,7 +321,7 @@ Deno.test({
       // can take the lock and see "waiting", the child is inside wait().
       assert.ok(
         await waitUntil(async () => {
-          await using _ = await cond.hold({ timeout: 1000 });
+          await using _ = await cond.hold({ timeout: 10_000 });
           if (!(await ns.get("waiting"))) return false;
           await ns.set("ready", true);
           await cond.notifyAll();
@@ -510,7 +510,10 @@ Deno.test({
     "The server closes a connection that does not authenticate within its deadline, refuses those over its cap, and serves the others",
   ...SPAWNS,
   async fn() {
-    const server = await startServer({ handshakeMs: 500, maxUnauthenticated: 3 });
+    // The deadline only has to outlast the four connections below (milliseconds; seconds on a
+    // loaded machine): were the first silent one closed before the fourth came, that one would
+    // be within the cap.
+    const server = await startServer({ handshakeMs: 5000, maxUnauthenticated: 3 });
     try {
       const { address, authkey } = server;
       const manager = await Manager.connect({ address, authkey });
@@ -936,6 +939,26 @@ Deno.test("Every built-in proxy class has exactly the methods its server type al
   }
 });
 
+/**
+ * The sockets that this process holds open and that connect, or are connected, to port `port` of
+ * 127.0.0.1, as "inode state" (from /proc/net/tcp: state 01 is established, 02 connecting).
+ */
+function socketsTo(port: number): string[] {
+  const mine = new Set<string>();
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      const inode = Deno.readLinkSync(`/proc/self/fd/${e.name}`).match(/^socket:\[(\d+)\]$/)?.[1];
+      if (inode) mine.add(inode);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const remote = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  // sl, local address, remote address, state, queues, timer, retransmits, uid, timeout, inode
+  return Deno.readTextFileSync("/proc/net/tcp").split("\n").slice(1).map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[2] === remote && mine.has(f[9])).map((f) => `${f[9]} ${f[3]}`);
+}
+
 Deno.test({
   name:
     "Manager.connect() that times out while the TCP connect is still in progress closes the socket it was connecting",
@@ -946,16 +969,11 @@ Deno.test({
     const listener = listenSocket({ ip: new Uint8Array([127, 0, 0, 1]), port: 0 }, 0);
     const port = socketPort(listener);
     const first = connectSocket({ ip: new Uint8Array([127, 0, 0, 1]), port }).fd;
-    // The sockets on this machine still connecting (SYN_SENT, state 02) to `port`, from
-    // /proc/net/tcp: the socket itself, not this process's fd count (which other work moves).
-    const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-    const connecting = () =>
-      Deno.readTextFileSync("/proc/net/tcp").split("\n").slice(1)
-        .map((line) => line.trim().split(/\s+/))
-        .filter((f) => f[2]?.endsWith(hexPort) && f[3] === "02").length;
     try {
-      await new Promise((r) => setTimeout(r, 50)); // the first connection settles in the backlog
-      assert.equal(connecting(), 0, "the first connection is not the one in progress");
+      // Not a count of this process's fds: the test files running beside this one share them.
+      const settled = await waitUntil(() => socketsTo(port)[0]?.endsWith(" 01") ?? false, 10_000);
+      assert.ok(settled, `the first connection settles in the backlog: ${socketsTo(port)}`);
+      const before = socketsTo(port);
       await assert.rejects(
         Manager.connect({
           address: { hostname: "127.0.0.1", port },
@@ -964,7 +982,8 @@ Deno.test({
         }),
         Deno.errors.TimedOut,
       );
-      assert.ok(await waitUntil(() => connecting() === 0, 2000), `${connecting()} sockets still connecting`);
+      const closed = await waitUntil(() => socketsTo(port).length === before.length, 10_000);
+      assert.ok(closed, `sockets of this process to the port: ${socketsTo(port)}, before: ${before}`);
     } finally {
       close(first);
       close(listener);

@@ -16,6 +16,7 @@ import {
 } from "../mod.ts";
 import { triesLock } from "./fixtures/thread_fixtures.ts";
 import { poolTestHooks } from "../src/_pool_slot.ts";
+import { AHEAD } from "../src/_pool_stream.ts";
 import * as fx from "./fixtures/pool_fixtures.ts";
 import { cleanup, isRunning, runProgram, SPAWNS, waitUntil } from "./fixtures/helpers.ts";
 
@@ -259,11 +260,14 @@ bothPools(
       await assert.rejects(aborted, /no longer needed/);
       assert.equal(await pool.apply(fx.sleeps, [10], { timeout: 20_000 }), 10);
       assert.equal(await pool.apply(fx.square, [12]), 144);
-      const slow = pool.applyAsync(fx.sleeps, [300]);
+      // Not ready until the test says so (a task of 300 ms could be done by then on a slow machine).
+      using release = new Event();
+      const slow = pool.applyAsync(fx.squareOnceSet, [9, release]);
       await assert.rejects(slow.get(10), Deno.errors.TimedOut);
       assert.equal(slow.ready(), false);
       assert.throws(() => slow.successful(), /not ready/);
-      assert.equal(await slow.get(20_000), 300);
+      release.set();
+      assert.equal(await slow.get(20_000), 81);
     });
   },
 );
@@ -291,6 +295,44 @@ bothPools(
       for await (const r of pool.imapUnordered(fx.slowSquare, [5, 4, 3, 2, 1, 0])) unordered.push(r);
       assert.deepEqual(unordered.sort((a, b) => a - b), [0, 1, 4, 9, 16, 25]);
     });
+  },
+);
+
+bothPools(
+  "imap reads no more of its input than its window while the first task still runs",
+  async (P) => {
+    // The first task waits for an event, the others are quick: an imap that counted only the
+    // tasks running (not the results waiting behind the first) read the input as fast as the
+    // second worker went (seen as 400 items read for 20 results, with both cores busy).
+    using barrier = new Barrier(2);
+    using event = new Event();
+    const pool = new P({ processes: 2, initializer: fx.share, initargs: [{ barrier, event }], module });
+    try {
+      // Both workers run (they met at the barrier): the second is there to take the quick tasks.
+      await pool.map(P === Pool ? fx.meetsToStart : fx.threadMeetsToStart, [0, 1], { chunksize: 1 });
+      let pulled = 0;
+      // Not endless: an unbounded imap must fail this test, not hang it.
+      const many = function* () {
+        for (let i = 0; i < 100_000; i++) {
+          pulled++;
+          yield i;
+        }
+      };
+      const it = pool.imap(fx.squareZeroLast, many());
+      const first = it.next();
+      // At most AHEAD windows of 2 * processes + 1 chunks. Unbounded, the second worker takes
+      // hundreds of tasks meanwhile: a pause can only miss that, never fail a bounded imap.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(pulled <= AHEAD * 5, `imap read ${pulled} items while its first task ran`);
+      event.set();
+      assert.deepEqual(await first, { done: false, value: 0 });
+      const next = [];
+      for (let i = 0; i < 10; i++) next.push((await it.next()).value);
+      assert.deepEqual(next, Array.from({ length: 10 }, (_, i) => (i + 1) ** 2));
+      await it.return?.();
+    } finally {
+      await pool.terminate();
+    }
   },
 );
 
@@ -415,7 +457,7 @@ Deno.test({
     const { result, workers } = JSON.parse(out.stdout);
     assert.equal(result, 42);
     assert.ok(workers.length === 4);
-    assert.ok(await waitUntil(() => !workers.some(isRunning), 5000), "a pool worker outlived its program");
+    assert.ok(await waitUntil(() => !workers.some(isRunning), 10_000), "a pool worker outlived its program");
   },
 });
 

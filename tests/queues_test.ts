@@ -2,16 +2,16 @@ import assert from "node:assert/strict";
 import { JoinableQueue, Process, Queue, QueueEmptyError, QueueFullError, SimpleQueue } from "../mod.ts";
 import * as fx from "./fixtures/ipc_fixtures.ts";
 import * as qx from "./fixtures/queue_fixtures.ts";
-import { cleanup, runProgram, shmLeftSince, SPAWNS, tempFile } from "./fixtures/helpers.ts";
+import { cleanup, runProgram, shmLeftSince, SPAWNS, tempFile, waitUntil } from "./fixtures/helpers.ts";
 import { raceTimeout, sleep, TIMED_OUT } from "../src/_wait.ts";
 
 const module = new URL("./fixtures/ipc_fixtures.ts", import.meta.url);
 const qmodule = new URL("./fixtures/queue_fixtures.ts", import.meta.url);
 
 /**
- * What a test left of this process's queue resources in /dev/shm: control blocks and slot
- * semaphores (`/mp<pid>q…`) and item segments (`/mp<pid>b…`). (Test files share a pid under
- * --parallel, so only names of this kind are looked at; the queue's locks are tested with the locks.)
+ * What a test left of the queue resources this test file made in /dev/shm: control blocks and
+ * slot semaphores (`/mp<pid>q…`) and item segments (`/mp<pid>b…`); the queue's locks are tested
+ * with the locks. (Test files share a pid under --parallel: see `madeSince`.)
  */
 const queueFilesLeft = () => shmLeftSince("q", "b");
 
@@ -74,7 +74,7 @@ Deno.test("Queue waits aborted by a signal reject with its reason and add or los
     setTimeout(() => ac2.abort(reason), 20);
     await assert.rejects(q.put("extra", { signal: ac2.signal }), (e) => e === reason);
     assert.equal(q.qsize(), 1);
-    assert.equal(await q.get({ timeout: 1000 }), "kept");
+    assert.equal(await q.get({ timeout: 10_000 }), "kept");
     assert.equal(q.empty(), true);
     await assert.rejects(q.get({ signal: AbortSignal.abort(reason) }), (e) => e === reason);
     await assert.rejects(q.put("x", { signal: AbortSignal.abort(reason) }), (e) => e === reason);
@@ -175,7 +175,8 @@ Deno.test("Queue.close() rejects this process's waiting get() and put() with Bad
   await assert.rejects(waitingGet, Deno.errors.BadResource);
   await assert.rejects(secondGet, Deno.errors.BadResource);
   await assert.rejects(waitingPut, Deno.errors.BadResource);
-  await new Promise((r) => setTimeout(r, 100)); // the put's last wait slice ends
+  // Released once the put's last wait slice (50 ms) has ended: bounded, not timed.
+  await waitUntil(() => left().length === 0, 10_000);
   assert.deepEqual(left(), []);
 });
 
@@ -366,7 +367,7 @@ Deno.test("Queue.get() and put() options that are not { block, timeout, signal }
     assert.throws(() => anyQ.put(1, { timeout: "100" }), TypeError);
     assert.equal(q.qsize(), 0, "a rejected put() added nothing");
     await q.put(1);
-    assert.equal(await q.get({ timeout: 1000 }), 1);
+    assert.equal(await q.get({ timeout: 10_000 }), 1);
   } finally {
     q.close();
   }
@@ -386,7 +387,7 @@ Deno.test("Queue.get({ timeout: Infinity }) waits until an item comes, or until 
     const putting = q.put("second", { timeout: Infinity });
     setTimeout(() => q.get(), 50);
     assert.notEqual(await raceTimeout(putting, 10_000), TIMED_OUT);
-    assert.equal(await q.get({ timeout: 1000 }), "second");
+    assert.equal(await q.get({ timeout: 10_000 }), "second");
   } finally {
     q.close();
   }

@@ -90,7 +90,8 @@ Deno.test("Lock.acquire() wakes when another task releases, in order of release"
     assert.deepEqual(order, []);
     for (let i = 0; i < 3; i++) {
       lock.release();
-      await waitUntil(() => order.length === i + 1, 3000);
+      // Bounded, and asserted: a release before the waiter took the lock would throw RangeError.
+      assert.ok(await waitUntil(() => order.length === i + 1, 10_000), `waiter ${i + 1} took the lock`);
     }
     await Promise.all(waiters);
     assert.equal(order.length, 3);
