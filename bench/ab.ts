@@ -4,7 +4,7 @@
  *
  * ```sh
  * git worktree add --detach ../base <commit>
- * deno run -A bench/ab.ts ../base [thread|process|load|map|apply|threadmap|threadapply] [--reps=N]
+ * deno run -A bench/ab.ts ../base [thread|process|load|map|apply|threadmap|threadapply|handoff|roundtrip|queue] [--reps=N]
  * ```
  *
  * Why not two `bench:compare` runs: with 2 shared cores, the wall time of one run moves by 30%
@@ -26,7 +26,11 @@
  * - `map`: as the bench row: a fresh `Pool(2)`, one warm-up map of 200 000 tiny tasks, then the
  *   timed map (CPU: this process, and the pool's worker processes);
  * - `apply`: a fresh `Pool(2)`, 200 warm-up `apply`s, then 2000 timed ones;
- * - `threadmap`, `threadapply`: the same with a `ThreadPool`.
+ * - `threadmap`, `threadapply`: the same with a `ThreadPool`;
+ * - `handoff`, `roundtrip`, `queue`: the hand-off rows of `bench:compare` (the wait loop's hot
+ *   paths) with their child process: 3000 async `Semaphore` hand-offs (ping, pong), 5000
+ *   `Connection` round trips of a small object, 100 000 small objects one way through a `Queue`
+ *   (CPU: this process, and the child; not the queue's producer, which ends as it is done).
  *
  * Caveat: both libraries share one process (its heap, its event loop); startup costs of the
  * process itself are not measured, only what each library does once loaded.
@@ -44,9 +48,21 @@ type Lib = {
   identity: (x: number) => number;
   empty: () => void;
   loadUrl: string;
+  root: URL;
 };
 
-const WHAT = ["thread", "process", "load", "map", "apply", "threadmap", "threadapply"] as const;
+const WHAT = [
+  "thread",
+  "process",
+  "load",
+  "map",
+  "apply",
+  "threadmap",
+  "threadapply",
+  "handoff",
+  "roundtrip",
+  "queue",
+] as const;
 type What = typeof WHAT[number];
 
 async function library(root: URL, name: string): Promise<Lib> {
@@ -62,6 +78,7 @@ async function library(root: URL, name: string): Promise<Lib> {
     loadUrl: `data:application/javascript,${
       encodeURIComponent(`import ${JSON.stringify(mod)}; postMessage(0);`)
     }`,
+    root,
   };
 }
 
@@ -157,6 +174,7 @@ async function measure(lib: Lib, what: What): Promise<Sample> {
     await new Promise((r) => setTimeout(r, 5)); // let the Worker's thread end: its CPU counts
     return { wall, cpu: selfCpuMs() - c0, kids: 0 };
   }
+  if (what === "handoff" || what === "roundtrip" || what === "queue") return await handOff(lib, what);
   const Pool = what.startsWith("thread") ? lib.mod.ThreadPool : lib.mod.Pool;
   const before = new Set(childPids());
   const pool = new Pool({ processes: 2, module: lib.targets });
@@ -176,6 +194,79 @@ async function measure(lib: Lib, what: What): Promise<Sample> {
     return { wall: performance.now() - t0, cpu: selfCpuMs() - c0, kids: childrenCpuMs(kids) - k0 };
   } finally {
     await pool.terminate();
+  }
+}
+
+/** One hand-off row: its child started and warmed up, then the timed part alone. */
+async function handOff(lib: Lib, what: "handoff" | "roundtrip" | "queue"): Promise<Sample> {
+  const { Pipe, Process, Queue, Semaphore } = lib.mod;
+  const before = new Set(childPids());
+  const module = new URL(
+    what === "handoff" ? "bench/rows/_sync_targets.ts" : "bench/rows/_ipc_targets.ts",
+    lib.root,
+  );
+  const targets = await import(module.href);
+  const closers: { close(): void }[] = [];
+  let child;
+  let run: () => Promise<void>;
+  let after = (): unknown => undefined;
+  if (what === "handoff") {
+    const [ping, back] = [new Semaphore(0), new Semaphore(0)];
+    closers.push(ping, back);
+    const rounds = 3000;
+    child = new Process({ target: targets.pong, args: [ping, back, rounds + 301], module });
+    const round = async () => {
+      ping.release();
+      await back.acquire();
+    };
+    await child.start();
+    for (let i = 0; i < 300; i++) await round();
+    run = async () => {
+      for (let i = 0; i < rounds; i++) await round();
+    };
+    after = round; // the child's last one: it ends after the CPU is read
+  } else if (what === "roundtrip") {
+    const [mine, theirs] = Pipe();
+    closers.push(mine, theirs);
+    child = new Process({ target: targets.echo, args: [theirs], module });
+    await child.start();
+    theirs.close();
+    const msg = { id: 1, name: "x" };
+    for (let i = 0; i < 500; i++) await mine.send(msg), await mine.recv();
+    run = async () => {
+      for (let i = 0; i < 5000; i++) await mine.send(msg), await mine.recv();
+    };
+    after = () => mine.close(); // the child ends after the CPU is read
+  } else {
+    const q = new Queue();
+    const [go, theirs] = Pipe();
+    closers.push(go, theirs, q);
+    child = new Process({ target: targets.produceSmall, args: [q, theirs, 100_000], module });
+    await child.start();
+    theirs.close();
+    run = async () => {
+      await go.send("go");
+      let n = 0;
+      while ((await q.get()) !== null) n++;
+      if (n !== 100_000) throw new Error(`got ${n} of 100000 items`);
+    };
+  }
+  try {
+    const kids = childPids().filter((p) => !before.has(p));
+    const c0 = selfCpuMs();
+    const k0 = childrenCpuMs(kids);
+    const t0 = performance.now();
+    await run();
+    // The queue's producer ends as it has put its last item: its CPU is not read (NaN).
+    const kidsMs = what === "queue" ? NaN : childrenCpuMs(kids) - k0;
+    const sample = { wall: performance.now() - t0, cpu: selfCpuMs() - c0, kids: kidsMs };
+    await after();
+    await child.join(10_000);
+    return sample;
+  } finally {
+    for (const c of closers) c.close();
+    if (child.isAlive()) child.kill();
+    await child.join(5000);
   }
 }
 
@@ -221,7 +312,7 @@ if (import.meta.main) {
         ? `  child's cpu ${
           f(kids.reduce((a, b) => a + b, 0) / kids.length)
         } (mean)`
-        : `  workers' cpu ${f(median(kids))}`),
+        : `  child/workers' cpu ${f(median(kids))}`),
     );
   });
 }

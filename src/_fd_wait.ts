@@ -1,21 +1,22 @@
 /**
  * Waiting for a file descriptor to become ready (readable, writable), without blocking the event
- * loop for long: the fd driver of the one wait loop (`waitSteps` in `_wait.ts`, where the policy
- * and its numbers are).
+ * loop for long: the one wait loop (`waitSteps` in `_wait.ts`, where the policy and its numbers
+ * are) on fds, driven by the one driver (`drive` in `_wait_drive.ts`).
  *
- * A spin re-polls the fd with a zero timeout; a step that parks polls it on this thread (`ppoll`,
- * at most the park's length); a step that sleeps polls it on a worker thread (a non-blocking FFI
- * call: the event loop runs meanwhile) for at most one slice, raced against `stop`, so that
- * close, abort and deadlines are noticed. A wait that ends before it sleeps is answered
- * synchronously (a boolean, not a promise): no async function, no extra microtask turns. The
- * driver itself ({@linkcode parkHere}, {@linkcode sleepOff}) takes the poll as a function, so
- * the manager server's loop drives its whole poll set with it too.
- * `Turns` bounds how long waits that block the thread (the manager's) follow one another.
+ * A spin re-polls the fds with a zero timeout; a step that parks polls them on this thread
+ * (`ppoll`, at most the park's length); a step that sleeps polls them on a worker thread (a
+ * non-blocking FFI call: the event loop runs meanwhile) for at most one slice, raced against
+ * `stop`, so that close, abort and deadlines are noticed (a stop ends the wait: false). A wait
+ * that ends before it sleeps is answered synchronously (a boolean, not a promise): no async
+ * function, no extra microtask turns. The manager server's loop drives its whole poll set the
+ * same way (`_manager_listen.ts`). `Turns` bounds how long waits that block the thread (the
+ * manager's) follow one another.
  *
  * @module
  */
 import { pollFds, pollFdsAsync } from "../native/mod.ts";
-import { Deadline, Eagerness, PARK_MS, SLICE_MS, type Step, waitSteps, whenAborted } from "./_wait.ts";
+import { type Attempt, Deadline, Eagerness, PARK_MS, SLICE_MS, waitSteps, whenAborted } from "./_wait.ts";
+import { type Doer, drive } from "./_wait_drive.ts";
 
 export { SLICE_MS };
 
@@ -53,18 +54,9 @@ export class Waiter {
     deadline = Infinity,
     parkMs = PARK_MS,
   ): boolean | Promise<boolean> {
-    const fds = typeof fd === "number" ? [fd] : [...fd];
-    const steps = waitSteps(
-      { tryTake: () => pollFds(fds, events, 0).length > 0, wakeTakes: true },
-      deadline === Infinity ? FOREVER : Deadline.until(deadline),
-      this.#eager,
-      undefined,
-      parkMs,
-    );
-    const step = parkHere(steps, (ms) => pollFds(fds, events, ms).length > 0);
-    return step.done
-      ? step.value
-      : sleepOnFds(steps, step.value, fds, events, stop, this.#unref ? UNREF : undefined);
+    const wait = new FdWait(typeof fd === "number" ? [fd] : [...fd], events, stop, this.#unref);
+    const when = deadline === Infinity ? FOREVER : Deadline.until(deadline);
+    return drive(waitSteps(wait, when, this.#eager, undefined, parkMs), wait);
   }
 
   /**
@@ -72,83 +64,67 @@ export class Waiter {
    * has `events`; false when it has not by then (the wait would go on off the thread).
    */
   readyHere(fd: number, events: number, parkMs: number): boolean {
-    const fds = [fd];
-    const steps = waitSteps(
-      { tryTake: () => pollFds(fds, events, 0).length > 0, wakeTakes: true },
-      FOREVER,
-      this.#eager,
-      undefined,
-      parkMs,
-    );
-    const step = parkHere(steps, (ms) => pollFds(fds, events, ms).length > 0);
-    if (step.done) return step.value;
-    steps.return(false);
-    return false;
+    const wait = new FdWait([fd], events, [], false);
+    const here = { park: (ms: number) => wait.park(ms), sleep: () => null }; // the first sleep stops it
+    return drive(waitSteps(wait, FOREVER, this.#eager, undefined, parkMs), here);
   }
 }
-
-/** Polls what a wait watches: up to `ms` on this thread (true: ready). */
-export type PollHere = (ms: number) => boolean;
-/** Polls what a wait watches on a worker thread for up to `ms`: true ready, false not yet, null stopped. */
-export type PollOff = (ms: number) => Promise<boolean | null>;
 
 /**
- * Runs the loop's first steps on this thread, up to its first sleep (or its end): the fd driver
- * of the loop for a `Waiter` and for the manager server's poll set alike.
+ * One wait for `fds` to have `events`: what the loop tries, and how the driver parks and sleeps.
+ * Its sleeps race a worker thread's poll against `stop` (watched from the first sleep to the end
+ * of the wait).
  */
-export function parkHere(
-  steps: Generator<Step, boolean, boolean>,
-  poll: PollHere,
-): IteratorResult<Step, boolean> {
-  try {
-    let step = steps.next();
-    while (!step.done && step.value.park) step = steps.next(poll(step.value.ms));
-    return step;
-  } catch (e) {
-    steps.return(false);
-    throw e;
-  }
-}
+class FdWait implements Attempt, Doer {
+  readonly wakeTakes = true;
+  #fds: number[];
+  #events: number;
+  #stop: readonly AbortSignal[] | Promise<unknown>;
+  #unref: boolean;
+  #stopped = false;
+  /** Resolves to null once `stop` happened; made at the first sleep. */
+  #stopping: Promise<null> | undefined;
+  #aborted: { dispose(): void } | undefined;
 
-/** The loop's sleeps, from `first` on, each a `poll` off the thread; false once one says it stopped. */
-export async function sleepOff(
-  steps: Generator<Step, boolean, boolean>,
-  first: Step,
-  poll: PollOff,
-): Promise<boolean> {
-  try {
-    let step: IteratorResult<Step, boolean> = { done: false, value: first };
-    while (!step.done) {
-      const ready = await poll(step.value.ms);
-      if (ready === null) return false;
-      step = steps.next(ready);
+  constructor(
+    fds: number[],
+    events: number,
+    stop: readonly AbortSignal[] | Promise<unknown>,
+    unref: boolean,
+  ) {
+    this.#fds = fds;
+    this.#events = events;
+    this.#stop = stop;
+    this.#unref = unref;
+  }
+
+  tryTake(): boolean {
+    return pollFds(this.#fds, this.#events, 0).length > 0;
+  }
+
+  park(ms: number): boolean {
+    return pollFds(this.#fds, this.#events, ms).length > 0;
+  }
+
+  sleep(ms: number): Promise<boolean | null> {
+    if (!this.#stopping) {
+      const stop = this.#stop;
+      const aborted = Array.isArray(stop) ? whenAborted(stop as AbortSignal[]) : undefined;
+      this.#aborted = aborted;
+      this.#stopping = (aborted ? aborted.promise : stop as Promise<unknown>)
+        .then(() => this.#stopped = true, () => this.#stopped = true).then(() => null);
     }
-    return step.value;
-  } finally {
-    steps.return(false);
+    return this.#sleep(ms, this.#stopping);
   }
-}
 
-/** {@linkcode sleepOff} on `fds`, each sleep a worker thread's poll raced against `stop`. */
-async function sleepOnFds(
-  steps: Generator<Step, boolean, boolean>,
-  first: Step,
-  fds: number[],
-  events: number,
-  stop: readonly AbortSignal[] | Promise<unknown>,
-  options: typeof UNREF | undefined,
-): Promise<boolean> {
-  const aborted = Array.isArray(stop) ? whenAborted(stop as AbortSignal[]) : null;
-  let stopped = false;
-  const stopping = (aborted ? aborted.promise : stop as Promise<unknown>)
-    .then(() => stopped = true, () => stopped = true).then(() => null);
-  try {
-    return await sleepOff(steps, first, async (ms) => {
-      const ready = await Promise.race([pollFdsAsync(fds, events, ms | 0 || 1, options), stopping]);
-      return stopped || ready === null ? null : ready.length > 0;
-    });
-  } finally {
-    aborted?.dispose();
+  async #sleep(ms: number, stopping: Promise<null>): Promise<boolean | null> {
+    const polled = pollFdsAsync(this.#fds, this.#events, ms | 0 || 1, this.#unref ? UNREF : undefined);
+    const ready = await Promise.race([polled, stopping]);
+    return this.#stopped || ready === null ? null : ready.length > 0;
+  }
+
+  end(): void {
+    this.#aborted?.dispose();
   }
 }
 

@@ -6,8 +6,8 @@
  * tick it is read: a round trip costs the server two syscalls, where `Deno.Conn` cost two async
  * ops and their promises (a third of the round trip, measured).
  *
- * Each wait of the loop is the one wait loop (`waitSteps` in `_wait.ts`), driven here on the
- * whole poll set:
+ * Each wait of the loop is the one wait loop (`waitSteps` in `_wait.ts`) on the whole poll set,
+ * driven by the one driver (`drive` in `_wait_drive.ts`):
  * - while requests keep coming and nothing else is in progress (no handshake, no call that
  *   waits, no write that waits for room), it spins while that pays and parks on this thread for
  *   up to `ANSWER_PARK_MS`: the next request of a busy client is read without a wake-up or a
@@ -32,7 +32,8 @@ import {
   write as writeFd,
 } from "../native/mod.ts";
 import { ANSWER_PARK_MS, Deadline, Eagerness, waitSteps } from "./_wait.ts";
-import { parkHere, sleepOff, Turns } from "./_fd_wait.ts";
+import { Turns } from "./_fd_wait.ts";
+import { drive } from "./_wait_drive.ts";
 
 /** After a failed accept() (EMFILE: out of fds), the listener rests this long, doubling up to 1 s. */
 const ACCEPT_BACKOFF_MS = 10;
@@ -179,18 +180,21 @@ export class ServerLoop {
       undefined,
       this.busy === 0 && this.#interests.size === 0 ? ANSWER_PARK_MS : 0,
     );
-    const step = parkHere(steps, (ms) => (this.#found = set.wait(ms)) > 0);
-    if (step.done) return step.value ? this.#found : 0;
-    return sleepOff(steps, step.value, async (ms) => {
-      this.#asyncWaiting = true;
-      try {
-        this.#found = await set.waitAsync(ms);
-      } finally {
-        this.#asyncWaiting = false;
-      }
-      this.#turns.turned();
-      return this.#stopped ? null : this.#found > 0;
-    }).then((ready) => ready ? this.#found : 0);
+    const ready = drive(steps, {
+      park: (ms) => (this.#found = set.wait(ms)) > 0,
+      sleep: async (ms) => {
+        this.#asyncWaiting = true;
+        try {
+          this.#found = await set.waitAsync(ms);
+        } finally {
+          this.#asyncWaiting = false;
+        }
+        this.#turns.turned();
+        return this.#stopped ? null : this.#found > 0;
+      },
+    });
+    if (typeof ready === "boolean") return ready ? this.#found : 0;
+    return ready.then((ready) => ready ? this.#found : 0);
   }
 
   #dispatch(): void {

@@ -6,8 +6,8 @@
  * feeder of `_queue_feeder.ts`, the reader of `_queue_reader.ts`) and does the waiting:
  *
  * - a put() waits for room on the wake-up semaphore, counted in `W_PUT_WAITERS` (a get() that
- *   frees a place posts it), through the one wait loop (`waitSteps`, driven by `driveOn` of
- *   `_sync_wait.ts`), looking for dead producers' places between sleeps;
+ *   frees a place posts it), through the one wait loop (`waitSteps`, driven by `drive` of
+ *   `_wait_drive.ts`, as a lock's waits are), looking for dead producers' places between sleeps;
  * - a get() holds the reader lock (this process's gets go one at a time, in order, through
  *   `getChain`), then waits for the pipe to be readable;
  * - JoinableQueue's join() waits on the same semaphore, counted in `W_JOIN_WAITERS`, until
@@ -37,10 +37,9 @@ import {
   W_UNFINISHED,
   wakePutters,
 } from "./_queue_shared.ts";
-// A waiting put() or join() runs the wait loop a lock runs (`driveOn`): between sleeps it looks at
-// abort, close and dead producers.
-import { driveOn, FOREVER } from "./_sync_wait.ts";
+import { FOREVER } from "./_sync_wait.ts";
 import { type CheckedWait, checkWait, Deadline, Eagerness, waitSteps, whenAborted } from "./_wait.ts";
+import { drive } from "./_wait_drive.ts";
 import { QueueEmptyError, QueueFullError } from "./errors.ts";
 import { forgetCollected, onCollected } from "./_resource.ts";
 
@@ -244,16 +243,18 @@ export class QueueHandle {
   }
 
   /**
-   * Waits (the one wait loop: `waitSteps`, driven on the wake-up semaphore by `driveOn`) until
-   * `tryTake()` succeeds, counted in the `waiters` word meanwhile so that whoever changes the
-   * state posts; looks for dead producers' places between sleeps. False at the deadline.
+   * Waits (the one wait loop: `waitSteps`, driven on the wake-up semaphore by `drive`, as a
+   * lock's waits are: between sleeps it looks at abort and close) until `tryTake()` succeeds,
+   * counted in the `waiters` word meanwhile so that whoever changes the state posts; looks for
+   * dead producers' places between sleeps. False at the deadline; a boolean when the wait ended
+   * without sleeping off the thread (the callers await it).
    */
   #wait(
     tryTake: () => boolean,
     waiters: number,
     { timeout, signal }: CheckedWait,
     what: string,
-  ): Promise<boolean> {
+  ): boolean | Promise<boolean> {
     const w = this.#w;
     const steps = waitSteps(
       {
@@ -274,10 +275,16 @@ export class QueueHandle {
         };
       },
     );
-    return driveOn(steps, this.#s.wake, signal, () => {
-      if (this.#closed) {
-        throw new Deno.errors.BadResource(`Cannot ${what}: the queue was closed while waiting`);
-      }
+    const wake = this.#s.wake;
+    return drive(steps, {
+      park: (ms) => wake.waitSync(ms),
+      sleep: (ms) => wake.waitAsync(ms, signal),
+      signal,
+      check: () => {
+        if (this.#closed) {
+          throw new Deno.errors.BadResource(`Cannot ${what}: the queue was closed while waiting`);
+        }
+      },
     });
   }
 

@@ -1,9 +1,9 @@
 /**
- * Waiting on a primitive's shared block without blocking the event loop: the sync-primitive
- * driver of the one wait loop (`waitSteps` in `_wait.ts`, where the policy and its numbers are),
- * run asynchronously (`waitUntil`: a sleep is a `sem_timedwait` on a worker thread) or
- * synchronously (`waitUntilSync`: on the calling thread). A park is a `sem_timedwait` on the
- * calling thread in both.
+ * Waiting on a primitive's shared block without blocking the event loop: the one wait loop
+ * (`waitSteps` in `_wait.ts`, where the policy and its numbers are) on the block's semaphore,
+ * driven by the one driver (`drive` in `_wait_drive.ts`) asynchronously (`waitUntil`: a sleep is
+ * a `sem_timedwait` on a worker thread) or synchronously (`waitUntilSync`: on the calling
+ * thread). A park is a `sem_timedwait` on the calling thread in both.
  *
  * A wait first tries the state (no syscall at all), maybe spins on it (re-tries, still before it
  * is counted, so a spin that pays makes no one post), then counts itself in the channel's
@@ -23,10 +23,10 @@ import {
   checkWait,
   Deadline,
   SLICE_MS,
-  type Step,
   timeoutMs,
   waitSteps,
 } from "./_wait.ts";
+import { drive, type Steps } from "./_wait_drive.ts";
 import { type SyncBlock, waitersWord } from "./_sync_block.ts";
 
 export { SLICE_MS };
@@ -133,7 +133,7 @@ export interface WaitSpec extends Attempt {
  * The one wait loop; before its first park or sleep it counts itself among the channel's waiters
  * (undone when the loop ends, or when the driver calls `return()` as it leaves early).
  */
-function blockSteps(core: SyncBlock, spec: WaitSpec, deadline: Deadline): Generator<Step, boolean, boolean> {
+function blockSteps(core: SyncBlock, spec: WaitSpec, deadline: Deadline): Steps {
   const waiters = waitersWord(spec.channel ?? 0);
   return waitSteps(spec, deadline, core.eager, () => {
     Atomics.add(core.words, waiters, 1);
@@ -166,72 +166,17 @@ export function waitUntil(core: SyncBlock, spec: WaitSpec, wait: CheckedWait): P
     wait.signal?.throwIfAborted();
     const now = before(core, spec, wait);
     if (now !== undefined) return now ? TRUE : FALSE;
+    const { signal } = wait;
+    const channel = spec.channel ?? 0;
+    const done = drive(blockSteps(core, spec, new Deadline(wait.timeout)), {
+      park: (ms) => core.sleepSync(ms, channel),
+      sleep: (ms) => core.sleep(ms, signal, channel),
+      signal,
+      check: () => core.check(spec.what), // closed meanwhile: its words may be unmapped
+    });
+    return typeof done === "boolean" ? (done ? TRUE : FALSE) : done;
   } catch (e) {
     return Promise.reject(e);
-  }
-  const channel = spec.channel ?? 0;
-  return driveOn(
-    blockSteps(core, spec, new Deadline(wait.timeout)),
-    {
-      waitSync: (ms) => core.sleepSync(ms, channel),
-      waitAsync: (ms, signal) => core.sleep(ms, signal, channel),
-    },
-    wait.signal,
-    () => core.check(spec.what),
-  ); // closed meanwhile: its words may be unmapped
-}
-
-/** What {@linkcode driveOn} sleeps on: a semaphore, as `NamedSemaphore` is one. */
-export interface Sleeper {
-  /** Blocks this thread up to `ms`; true when a post was taken. */
-  waitSync(ms: number): boolean;
-  /** Sleeps up to `ms` on a worker thread; true when a post was taken; rejects when `signal` aborts. */
-  waitAsync(ms: number, signal?: AbortSignal): Promise<boolean>;
-}
-
-/**
- * The async driver of the one wait loop (`waitSteps`) on a semaphore: a park blocks this thread
- * (`waitSync`), a sleep runs on a worker thread (`waitAsync`, which an abort of `signal` ends at
- * once); `check` runs after each step and may throw (a closed handle). The queue's waits use it
- * too, on their own wake-up semaphore.
- */
-export function driveOn(
-  steps: Generator<Step, boolean, boolean>,
-  sleeper: Sleeper,
-  signal: AbortSignal | undefined,
-  check: () => void,
-): Promise<boolean> {
-  // The first step runs here: a wait that its spin ends costs no async function.
-  let step: IteratorResult<Step, boolean>;
-  try {
-    step = steps.next();
-  } catch (e) {
-    steps.return(false);
-    return Promise.reject(e);
-  }
-  return step.done ? (step.value ? TRUE : FALSE) : driveRest(steps, step, sleeper, signal, check);
-}
-
-async function driveRest(
-  steps: Generator<Step, boolean, boolean>,
-  step: IteratorResult<Step, boolean>,
-  sleeper: Sleeper,
-  signal: AbortSignal | undefined,
-  check: () => void,
-): Promise<boolean> {
-  try {
-    while (!step.done) {
-      const { park, ms } = step.value;
-      const took = park ? sleeper.waitSync(ms) : await sleeper.waitAsync(ms, signal);
-      // A sleep that ended empty-handed may have answered before an abort that came after it:
-      // the abort wins over a try that had not happened yet (a post it took is the generator's).
-      if (!took) signal?.throwIfAborted();
-      check();
-      step = steps.next(took);
-    }
-    return step.value;
-  } finally {
-    steps.return(false);
   }
 }
 
@@ -254,12 +199,6 @@ export function waitUntilSync(core: SyncBlock, spec: WaitSpec, wait: CheckedWait
   const now = before(core, spec, wait);
   if (now !== undefined) return now;
   const channel = spec.channel ?? 0;
-  const steps = blockSteps(core, spec, new Deadline(wait.timeout));
-  try {
-    let step = steps.next();
-    while (!step.done) step = steps.next(core.sleepSync(step.value.ms, channel));
-    return step.value;
-  } finally {
-    steps.return(false);
-  }
+  const block = (ms: number) => core.sleepSync(ms, channel);
+  return drive(blockSteps(core, spec, new Deadline(wait.timeout)), { park: block, sleep: block });
 }

@@ -13,7 +13,7 @@
  *
  * Every wait on another process (an fd to become readable or writable: `_fd_wait.ts`; a
  * primitive's shared word: `_sync_wait.ts`) is {@linkcode waitSteps}, a generator that decides
- * what to do next and leaves the doing to its driver (sync or async):
+ * what to do next and leaves the doing to the one driver (`drive` in `_wait_drive.ts`):
  *
  * 1. **try** (`tryTake`: an atomic compare-and-swap, or `poll` with a zero timeout);
  * 2. **spin**: re-try for up to {@linkcode SPIN_MS} (0.1 ms) while a core is free, or
@@ -340,14 +340,14 @@ export interface Attempt {
 }
 
 /**
- * The one wait loop, for every driver. It tries to take; then, when `eager` says so, spins for up
+ * The one wait loop, driven by `drive` (`_wait_drive.ts`). It tries to take; then, when `eager` says so, spins for up
  * to {@linkcode SPIN_MS} ({@linkcode SPIN_LOADED_MS} while every core is taken); then registers
  * (`register()`, e.g. counts itself among the sleepers; the returned function undoes it) and
  * alternates: yield a {@linkcode Step}, receive whether the wait was woken (a post taken, the fd
  * ready), try to take; give up at the deadline. The first step parks when `eager` says so (up to
  * `parkMs`, or longer as `eager` learnt), the others sleep up to {@linkcode SLICE_MS}. A wake-up
- * is a hint, never a grant: `tryTake()` decides. The driver does each step (`_fd_wait.ts`,
- * `_sync_wait.ts`, the manager server's loop) and calls `return()` when it leaves early.
+ * is a hint, never a grant: `tryTake()` decides. `drive()` (`_wait_drive.ts`) does each step, as
+ * each waiter asks, and calls `return()` when it leaves early (an abort, a closed handle).
  *
  * `parkMs`: {@linkcode PARK_MS} for a peer that may take any time, {@linkcode ANSWER_PARK_MS} for
  * an answer that comes at once by contract (the manager's), 0 for a wait that must not block the

@@ -1,4 +1,7 @@
-/** The one wait loop (`src/_wait.ts`): its steps, its learning, and the native calls it parks in. */
+/**
+ * The one wait loop (`src/_wait.ts`): its steps, its learning, the native calls it parks in, and
+ * its one driver (`src/_wait_drive.ts`).
+ */
 import assert from "node:assert/strict";
 import {
   ANSWER_PARK_MS,
@@ -11,7 +14,7 @@ import {
   waitSteps,
 } from "../src/_wait.ts";
 import { Turns } from "../src/_fd_wait.ts";
-import { driveOn } from "../src/_sync_wait.ts";
+import { drive } from "../src/_wait_drive.ts";
 import { close as closeFd, cpuTurns, OS, pipe, pollFds, write } from "../native/mod.ts";
 
 Deno.test("The wait loop registers once, parks once, then sleeps in slices, and return() undoes the registration", () => {
@@ -75,6 +78,16 @@ Deno.test("The wait loop passes on a wake-up it took when the deadline passes be
   assert.deepEqual(log, ["stray", "passOn"]);
 });
 
+/** Steps that never succeed by themselves, and what happened to them (`log`). */
+function loggedSteps(log: string[], tryTake = () => false) {
+  return waitSteps(
+    { tryTake },
+    new Deadline(Infinity),
+    new Eagerness(),
+    () => (log.push("register"), () => log.push("unregister")),
+  );
+}
+
 Deno.test("An abort that comes after a sleep ended empty-handed, before the loop goes on, ends the wait: the next try would have succeeded", async () => {
   // The race a Condition.wait() met in CI: its slice timed out, then notify() and abort() ran in
   // one turn, then the loop went on. The abort must win over the notification it had not taken.
@@ -87,18 +100,120 @@ Deno.test("An abort that comes after a sleep ended empty-handed, before the loop
     undefined,
     0,
   );
-  const sleeper = {
-    waitSync: () => false,
-    waitAsync: () => {
+  const doer = {
+    park: () => false,
+    sleep: () => {
       const slice = Promise.resolve(false); // the slice has ended; its answer is on its way
       available = true;
       ac.abort();
       return slice;
     },
+    signal: ac.signal,
   };
-  const waited = driveOn(steps, sleeper, ac.signal, () => {});
+  const waited = drive(steps, doer);
+  assert.ok(waited instanceof Promise);
   await assert.rejects(waited, (e: Error) => e.name === "AbortError");
   assert.equal(available, true, "the notification was there to take");
+});
+
+Deno.test("The driver answers in the same call, a boolean and no promise, when a park ends the wait", () => {
+  const log: string[] = [];
+  let available = false;
+  const result = drive(loggedSteps(log, () => available), {
+    park: (ms) => (log.push(`park ${ms}`), available = true),
+    sleep: () => {
+      throw new Error("no sleep was due");
+    },
+    check: () => log.push("check"),
+    end: () => log.push("end"),
+  });
+  assert.equal(result, true);
+  assert.deepEqual(log, ["register", `park ${PARK_MS}`, "check", "unregister", "end"]);
+});
+
+Deno.test("The driver keeps a wait whose sleeps answer on the thread synchronous to its end (every step blocks)", () => {
+  const log: string[] = [];
+  let sleeps = 0;
+  const block = (ms: number) => (log.push(`${ms}`), ++sleeps === 3);
+  const result: boolean = drive(loggedSteps(log, () => sleeps === 3), { park: block, sleep: block });
+  assert.equal(result, true);
+  assert.deepEqual(log, ["register", `${PARK_MS}`, `${SLICE_MS}`, `${SLICE_MS}`, "unregister"]);
+});
+
+Deno.test("A sleep that says null (stopped) ends the wait with false, synchronously or not, and the steps are returned", async () => {
+  const here: string[] = [];
+  const now = drive(loggedSteps(here), { park: () => false, sleep: () => null, end: () => here.push("end") });
+  assert.equal(now, false);
+  assert.deepEqual(here, ["register", "unregister", "end"]);
+  const off: string[] = [];
+  const later = drive(loggedSteps(off), {
+    park: () => false,
+    sleep: () => Promise.resolve(null),
+    end: () => off.push("end"),
+  });
+  assert.ok(later instanceof Promise);
+  assert.deepEqual(off, ["register"], "still waiting");
+  assert.equal(await later, false);
+  assert.deepEqual(off, ["register", "unregister", "end"]);
+});
+
+Deno.test("The driver returns the steps and calls end() once when a step or check() throws, on the thread or off it", async () => {
+  const parkLog: string[] = [];
+  assert.throws(
+    () =>
+      drive(loggedSteps(parkLog), {
+        park: () => {
+          throw new Error("park failed");
+        },
+        sleep: () => false,
+        end: () => parkLog.push("end"),
+      }),
+    /park failed/,
+  );
+  assert.deepEqual(parkLog, ["register", "unregister", "end"]);
+  const checkLog: string[] = [];
+  let closed = false;
+  const waited = drive(loggedSteps(checkLog), {
+    park: () => false,
+    sleep: () => (closed = true, Promise.resolve(false)),
+    check: () => {
+      if (closed) throw new Deno.errors.BadResource("closed while waiting");
+    },
+    end: () => checkLog.push("end"),
+  });
+  await assert.rejects(waited as Promise<boolean>, Deno.errors.BadResource);
+  assert.deepEqual(checkLog, ["register", "unregister", "end"]);
+  const sleepLog: string[] = [];
+  const rejected = drive(loggedSteps(sleepLog), {
+    park: () => false,
+    sleep: () => Promise.reject(new Error("sleep failed")),
+    end: () => sleepLog.push("end"),
+  });
+  await assert.rejects(rejected as Promise<boolean>, /sleep failed/);
+  assert.deepEqual(sleepLog, ["register", "unregister", "end"]);
+});
+
+Deno.test("An abort seen after a park that took nothing throws at once; after a step that took a wake-up the loop keeps it", async () => {
+  const ac = new AbortController();
+  ac.abort(new Error("stop waiting"));
+  const log: string[] = [];
+  const went = () => {
+    throw new Error("the wait went on after the abort");
+  };
+  assert.throws(
+    () => drive(loggedSteps(log), { park: () => false, sleep: went, signal: ac.signal }),
+    /stop waiting/,
+  );
+  assert.deepEqual(log, ["register", "unregister"]);
+  // The wake-up was a post taken for this waiter: the try that follows takes the unit, the wait succeeds.
+  let posted = false;
+  const late = new AbortController();
+  const waited = drive(loggedSteps([], () => posted), {
+    park: () => false,
+    sleep: () => (posted = true, late.abort(), Promise.resolve(true)),
+    signal: late.signal,
+  });
+  assert.equal(await waited, true);
 });
 
 Deno.test("The wait loop parks for the park length it is given, and with 0 it neither spins nor parks", () => {
