@@ -4,8 +4,8 @@
  *
  * The connection's code (`Client` in `_manager_client.ts`, with the socket and the wire) is
  * imported on the first connect, not with the library: every child process and thread imports
- * the library, and most never use a manager. A proxy revived in a child needs only what is here
- * until its first call.
+ * the library, and most never use a manager. (A proxy revived in a child connects at once: its
+ * revival tells the server it holds a reference.)
  *
  * @module
  */

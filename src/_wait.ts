@@ -211,8 +211,8 @@ export const ANSWER_PARK_MS = 5;
  * (its peer answers as a server does). With both cores busy, 2% of 0.3 ms parks missed, each such
  * wait 2–11 ms through the worker thread. Medians of 6–8, before → after (load 10–30): Connection
  * round trip, cores busy 373 → 175 µs (CPython 90), quiet 186 → 131 µs (CPython 69); Barrier
- * 425 → 251 ms. The price: while the run lasts, a stall of the peer blocks the event loop up to
- * 5 ms, once (a miss ends the run). Counting only parks that ended within 1 ms gave 282 µs.
+ * 425 → 251 ms. The price: a park blocks the event loop, and a peer answering in 1–5 ms never
+ * ends the run: `drive()` bounds parks to `PARK_BUDGET_MS` between turns. (Within 1 ms: 282 µs.)
  */
 export const PAID_PARKS = 8;
 
@@ -349,7 +349,7 @@ export interface Attempt {
  * is a hint, never a grant: `tryTake()` decides. `drive()` (`_wait_drive.ts`) does each step, as
  * each waiter asks, and calls `return()` when it leaves early (an abort, a closed handle).
  *
- * `parkMs`: {@linkcode PARK_MS} for a peer that may take any time, {@linkcode ANSWER_PARK_MS} for
+ * `parkMs`: {@linkcode PARK_MS} (longer once learnt) for any peer, {@linkcode ANSWER_PARK_MS} for
  * an answer that comes at once by contract (the manager's), 0 for a wait that must not block the
  * thread at all (no spin, no park: the manager's server while a handshake needs the event loop).
  */

@@ -25,10 +25,40 @@
  * - `check()` runs after each step and may throw (a handle closed meanwhile).
  * - However the wait ends (an answer, a throw, a stop), the driver calls `steps.return(false)`
  *   (the loop undoes its registration among the waiters) and then `end()`.
+ * - **Parks keep the event loop turning:** between two turns of this thread's event loop, its
+ *   waits park for at most {@linkcode PARK_BUDGET_MS} in all; past that a step that would park sleeps
+ *   instead (off the thread: the loop turns, timers and I/O run). A park blocks the event loop,
+ *   and a peer that answers every wait within a (learnt, up to 5 ms) park would otherwise keep
+ *   it from turning for as long as the exchange lasts. A turn: a wait of ours that went off the
+ *   thread (the only turn this module can see; other turns are not counted, so the bound holds).
  *
  * @module
  */
 import type { Step } from "./_wait.ts";
+
+/** How long this thread's waits have parked since one of them last went off the thread, in ms. */
+let parkedSinceTurn = 0;
+
+/**
+ * How long a thread's waits may park between turns of its event loop, in ms. A Pipe exchange
+ * whose peer answers after 1 or 3 ms (50 fast answers first, so that parks are learnt long), with
+ * a 1 ms timer chain beside it, longest gap between timer ticks: no bound 254 / 674 ms, 50 ms
+ * 110 / 53, 10 ms 11 / 20, 5 ms 9 / 11 (0752135, before learnt parks: 4 / 6). The busy-core
+ * round trip did not tell 10 from 50 apart within the noise (202–310 µs); 5 ms looked dearer.
+ */
+export const PARK_BUDGET_MS = 10;
+
+/** Does a step: a park while the budget above lasts (cut to what is left of it), else a sleep. */
+function doStep(doer: Doer, { park, ms }: Step): boolean | null | Promise<boolean | null> {
+  const left = PARK_BUDGET_MS - parkedSinceTurn;
+  if (!park || left <= 0) return doer.sleep(ms);
+  const start = performance.now();
+  try {
+    return doer.park(Math.min(ms, left));
+  } finally {
+    parkedSinceTurn += performance.now() - start;
+  }
+}
 
 /** What a waiter gives {@linkcode drive}: how to do each step, and what to look at between them. */
 export interface Doer {
@@ -69,7 +99,7 @@ export function drive(steps: Steps, doer: Doer): boolean | Promise<boolean> {
   try {
     step = steps.next();
     while (!step.done) {
-      const took = step.value.park ? doer.park(step.value.ms) : doer.sleep(step.value.ms);
+      const took = doStep(doer, step.value);
       if (took === null) return false;
       if (typeof took !== "boolean") {
         handed = true;
@@ -96,13 +126,15 @@ async function driveOff(
 ): Promise<boolean> {
   try {
     for (;;) {
+      const off = pending instanceof Promise;
       const took = await pending;
+      if (off) parkedSinceTurn = 0; // the event loop turned while this wait slept off the thread
       if (took === null) return false;
       if (!took) doer.signal?.throwIfAborted();
       doer.check?.();
       const step = steps.next(took);
       if (step.done) return step.value;
-      pending = step.value.park ? doer.park(step.value.ms) : doer.sleep(step.value.ms);
+      pending = doStep(doer, step.value);
     }
   } finally {
     steps.return(false);

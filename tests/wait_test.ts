@@ -14,7 +14,7 @@ import {
   waitSteps,
 } from "../src/_wait.ts";
 import { Turns } from "../src/_fd_wait.ts";
-import { drive } from "../src/_wait_drive.ts";
+import { drive, PARK_BUDGET_MS } from "../src/_wait_drive.ts";
 import { close as closeFd, cpuTurns, OS, pipe, pollFds, write } from "../native/mod.ts";
 
 Deno.test("The wait loop registers once, parks once, then sleeps in slices, and return() undoes the registration", () => {
@@ -114,6 +114,37 @@ Deno.test("An abort that comes after a sleep ended empty-handed, before the loop
   assert.ok(waited instanceof Promise);
   await assert.rejects(waited, (e: Error) => e.name === "AbortError");
   assert.equal(available, true, "the notification was there to take");
+});
+
+Deno.test("A thread's waits park for at most PARK_BUDGET_MS between turns of the event loop: then a park becomes a sleep, and a sleep off the thread renews the budget", async () => {
+  const seen: string[] = [];
+  function* steps(): Generator<Step, boolean, boolean> {
+    yield { park: false, ms: 1 }; // goes off the thread first: whatever earlier tests parked is forgotten
+    for (let i = 0; i < 6; i++) yield { park: true, ms: 5 };
+    yield { park: false, ms: 1 }; // and last, so that the tests after this one find the budget whole
+    return false;
+  }
+  const waited = drive(steps(), {
+    park: (ms) => {
+      seen.push(`park ${ms}`);
+      const until = performance.now() + ms; // a peer that answers late: the park lasts its length
+      while (performance.now() < until);
+      return false;
+    },
+    sleep: (ms) => {
+      seen.push(`sleep ${ms}`);
+      return Promise.resolve(false);
+    },
+  });
+  assert.equal(await waited, false);
+  const parks = (from: number) => seen.slice(from).findIndex((s) => s.startsWith("sleep"));
+  assert.equal(seen[0], "sleep 1");
+  const first = parks(1); // parks before the next sleep
+  assert.ok(first >= 1 && first <= PARK_BUDGET_MS / 5, `${first} parks before a sleep: ${seen.join(", ")}`);
+  const requested = seen.slice(1, 1 + first).reduce((sum, s) => sum + Number(s.split(" ")[1]), 0);
+  assert.ok(requested <= PARK_BUDGET_MS + 1e-9, `parks asked ${requested} ms in all`);
+  assert.equal(seen[1 + first], "sleep 5", "the park that found no budget left slept off the thread");
+  assert.equal(seen[2 + first], "park 5", "after that sleep the budget is whole again");
 });
 
 Deno.test("The driver answers in the same call, a boolean and no promise, when a park ends the wait", () => {
