@@ -85,6 +85,10 @@ export class ProcessLock {
     if (fd >= 0) libc().close(fd);
   }
 
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
   /** Whether this thread holds the lock. */
   get held(): boolean {
     return this.#held >= 0;
