@@ -112,7 +112,9 @@ const LINUX = {
     ENAMETOOLONG: 36,
     ENOSYS: 38,
     EOVERFLOW: 75,
+    EADDRINUSE: 98,
     ECONNRESET: 104,
+    ECONNREFUSED: 111,
     ETIMEDOUT: 110,
   },
 } as const;

@@ -10,6 +10,7 @@
  * - `fd.ts`: pipes, socket pairs, fd flags, read/write/poll;
  * - `socket.ts`: stream sockets a client connects itself (Unix path, IPv4/IPv6), send, a set of fds polled at once;
  * - `semaphore.ts`: POSIX named semaphores;
+ * - `process_lock.ts`: a lock shared by the threads of this process (an abstract socket name);
  * - `shm.ts`: POSIX shared memory and the IPC name check;
  * - `v8.ts`: the probe of Deno's internal V8 serializer.
  *
@@ -58,6 +59,7 @@ export {
   socketPort,
 } from "./socket.ts";
 export { NamedSemaphore } from "./semaphore.ts";
+export { ProcessLock } from "./process_lock.ts";
 export { mapSharedMemory, type SharedMapping, unlinkSharedMemory } from "./shm.ts";
 export { fastSerializer, type Serializer } from "./v8.ts";
 export {

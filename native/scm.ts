@@ -63,7 +63,8 @@ export function stopListening(listener: number): void {
   libc().shutdown(listener, SCM.SHUT_RDWR);
 }
 
-function abstractAddress(name: string): [Uint8Array<ArrayBuffer>, number] {
+/** `struct sockaddr_un` for the abstract name `name`, and the length to give with it. */
+export function abstractAddress(name: string): [Uint8Array<ArrayBuffer>, number] {
   const bytes = new TextEncoder().encode(name);
   if (bytes.length + 1 > SCM.SUN_PATH) throw new RangeError(`Socket name too long: ${name}`);
   const addr = new Uint8Array(2 + SCM.SUN_PATH);
@@ -72,7 +73,8 @@ function abstractAddress(name: string): [Uint8Array<ArrayBuffer>, number] {
   return [addr, 3 + bytes.length];
 }
 
-function newSocket(nonBlocking: boolean): number {
+/** A close-on-exec Unix stream socket, or `-errno`. */
+export function newSocket(nonBlocking: boolean): number {
   const type = SCM.SOCK_STREAM | SCM.SOCK_CLOEXEC | (nonBlocking ? SCM.SOCK_NONBLOCK : 0);
   const fd = libc().socket(SCM.AF_UNIX, type, 0);
   return fd < 0 ? -errno() : fd;

@@ -11,7 +11,14 @@ import {
 } from "../mod.ts";
 import { close, pipe, socketpair } from "../native/mod.ts";
 import * as fx from "./fixtures/process_fixtures.ts";
-import { cleanup, runProgram, SPAWNS, tempFile } from "./fixtures/helpers.ts";
+import {
+  abstractNameBound,
+  cleanup,
+  runProgram,
+  SPAWNS,
+  startProgram,
+  tempFile,
+} from "./fixtures/helpers.ts";
 
 // The targets are exported from the fixtures module, not from this one (the default).
 const module = new URL("./fixtures/process_fixtures.ts", import.meta.url);
@@ -678,5 +685,50 @@ Deno.test({
       out.stdout,
       `NotCapable: Cannot start a process: run deno with --allow-run, --allow-run=deno or --allow-run=${Deno.execPath()} (children run this Deno)\n`,
     );
+  },
+});
+
+// The process-wide spawn lock (src/_spawn.ts), in a program of its own: no other test file of
+// this process spawns there.
+const SPAWN_LOCK_PROGRAM = new URL("./fixtures/spawn_lock_program.ts", import.meta.url);
+
+Deno.test({
+  name: "The spawn lock's name exists only while a thread holds it: none is left once a process was started",
+  ...SPAWNS,
+  async fn() {
+    const out = await runProgram(SPAWN_LOCK_PROGRAM, { args: ["spawn"] });
+    assert.equal(out.code, 0, out.stderr);
+    const { name, ...seen } = JSON.parse(out.stdout);
+    assert.match(name, /^mp-spawn-[0-9a-z]+-[0-9a-z]+$/);
+    assert.deepEqual(seen, { whileHeld: true, afterRelease: false, afterSpawn: false, exitCode: 0 });
+  },
+});
+
+Deno.test({
+  name: "A program killed with SIGKILL while it holds the spawn lock leaves nothing of it behind",
+  ...SPAWNS,
+  async fn() {
+    const program = await startProgram<{ name: string }>(SPAWN_LOCK_PROGRAM, { args: ["hold"] });
+    const { name } = program.first;
+    let status: Deno.CommandStatus;
+    try {
+      assert.equal(abstractNameBound(name), true);
+    } finally {
+      status = await program.stop();
+    }
+    assert.equal(status.signal, "SIGKILL");
+    assert.equal(abstractNameBound(name), false);
+  },
+});
+
+Deno.test({
+  name:
+    "A spawn waits for a spawn lock another thread never lets go of only so long, then says so and starts",
+  ...SPAWNS,
+  async fn() {
+    const out = await runProgram(SPAWN_LOCK_PROGRAM, { args: ["stuck"] });
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout), { exitCode: 0, threadExitCode: 0 });
+    assert.match(out.stderr, /another thread has held the spawn lock \(mp-spawn-\S+\) for 200 ms/);
   },
 });

@@ -35,6 +35,7 @@ import {
   exits,
   holdsLock,
   holdsRLockTwice,
+  holdsSpawnLock,
   identifies,
   leavesAThreadRunning,
   notifies,
@@ -575,6 +576,37 @@ Deno.test({
       await t.join(30_000);
       assert.equal(t.exitCode, 0);
     } finally {
+      await stop(t);
+    }
+  },
+});
+
+Deno.test({
+  name: "A process starts only once another thread of this program has let go of the spawn lock",
+  ...SPAWNS,
+  async fn() {
+    // The thread holds the lock until a thread waits for it: without the lock, start() would
+    // spawn at once, while the thread still holds it (and its child could inherit fds meant for
+    // a child of the thread). (A spawn of another test file of this process may be the waiter
+    // that lets the thread go even before start(): so nothing is asserted before it.)
+    using holding = new Event();
+    using lettingGo = new Event();
+    const t = await started(holdsSpawnLock, [holding, lettingGo]);
+    const p = new Process({ target: returns, module: FIXTURES });
+    try {
+      assert.equal(await holding.wait(30_000), true);
+      await p.start();
+      assert.equal(
+        lettingGo.isSet(),
+        true,
+        "the process was spawned while another thread held the spawn lock",
+      );
+      await p.join(30_000);
+      assert.equal(p.exitCode, 0);
+      await t.join(30_000);
+      assert.equal(t.exitCode, 0);
+    } finally {
+      await cleanup(p);
       await stop(t);
     }
   },
