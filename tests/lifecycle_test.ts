@@ -19,6 +19,8 @@ import {
   isRunning,
   runProgram,
   shmEntryExists,
+  shmFilesOf,
+  spawnDeno,
   SPAWNS,
   type StartedProgram,
   startProgram,
@@ -226,6 +228,8 @@ Deno.test({
   },
 });
 
+const KILLED_WHILE_MAKING = new URL("./fixtures/killed_while_making_program.ts", import.meta.url);
+
 /** Unlinks a leftover of a failed test (nothing when it is gone). */
 function unlinkIfThere({ kind, name }: { kind: string; name: string }): void {
   if (kind === "sem") NamedSemaphore.unlink(name);
@@ -239,7 +243,7 @@ for (const what of ["SharedMemory", "Value", "Lock", "Queue"]) {
     async fn() {
       // Names used to be tracked after they were made: a SIGKILL or SIGTERM in between (a pool
       // worker terminated by its parent while it imports) left the name for good.
-      const out = await runProgram(new URL("./fixtures/killed_while_making_program.ts", import.meta.url), {
+      const out = await runProgram(KILLED_WHILE_MAKING, {
         args: [what],
       });
       const first = out.stdout.split("\n")[0];
@@ -255,6 +259,29 @@ for (const what of ["SharedMemory", "Value", "Lock", "Queue"]) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "Without --allow-run, making a SharedMemory, Value, Lock or Queue fails and leaves nothing in /dev/shm",
+  ...SPAWNS,
+  async fn() {
+    // The tracker cannot start: the name used to be made first, then tracking it threw.
+    for (const what of ["SharedMemory", "Value", "Lock", "Queue"]) {
+      const child = spawnDeno(
+        ["run", "--allow-ffi", "--allow-read", "--allow-env", KILLED_WHILE_MAKING.pathname, what, "catch"],
+        { stderr: "inherit" },
+      );
+      const pid = child.pid;
+      const out = new TextDecoder().decode((await child.output()).stdout).trim();
+      try {
+        assert.match(out, /^NotCapable: Cannot start a process: run deno with --allow-run/);
+        assert.deepEqual(shmFilesOf(pid), [], `${what} left its names`);
+      } finally {
+        for (const file of shmFilesOf(pid)) Deno.removeSync(`/dev/shm/${file}`);
+      }
+    }
+  },
+});
 
 Deno.test({
   name:
