@@ -9,8 +9,7 @@
  * @module
  */
 import { mapSharedMemory } from "../native/mod.ts";
-import { createNamed, unlinkNamed } from "./_resource.ts";
-import { track } from "./_tracker.ts";
+import { createNamed, makeTracked, unlinkNamed } from "./_resource.ts";
 
 const encoder = new TextEncoder();
 
@@ -21,9 +20,11 @@ const encoder = new TextEncoder();
 export function makeSegment(parts: Uint8Array[]): { name: string; size: number } {
   let size = 0;
   for (const p of parts) size += p.length;
-  const { name, map } = createNamed("b", (name) => ({ name, map: mapSharedMemory(name, true, size) }));
+  const { name, map } = createNamed("b", (name) => ({
+    name,
+    map: makeTracked({ kind: "shm", name }, () => mapSharedMemory(name, true, size)),
+  }));
   try {
-    track("shm", name);
     const bytes = new Uint8Array(map.buffer);
     let at = 0;
     for (const p of parts) {

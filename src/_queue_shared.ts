@@ -38,7 +38,7 @@ import {
   setNonBlocking,
   type SharedMapping,
 } from "../native/mod.ts";
-import { createNamed, type Named, own, releaseNamed } from "./_resource.ts";
+import { createNamed, makeTracked, type Named, own, releaseNamed } from "./_resource.ts";
 import { Lock } from "./lock.ts";
 
 /** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF, in native/constants.ts). */
@@ -113,12 +113,14 @@ function makeShared(controlName: string, maxsize: number): Shared {
   try {
     setNonBlocking(readFd, true);
     setNonBlocking(writeFd, true);
-    control = mapSharedMemory(controlName, true, CONTROL_SIZE);
-    made.push({ kind: "shm", name: controlName });
-    own({ kind: "shm", name: controlName });
-    wake = NamedSemaphore.create(wakeName, 0);
-    made.push({ kind: "sem", name: wakeName });
-    own({ kind: "sem", name: wakeName });
+    const shm: Named = { kind: "shm", name: controlName };
+    control = makeTracked(shm, () => mapSharedMemory(controlName, true, CONTROL_SIZE));
+    made.push(shm);
+    own(shm);
+    const sem: Named = { kind: "sem", name: wakeName };
+    wake = makeTracked(sem, () => NamedSemaphore.create(wakeName, 0));
+    made.push(sem);
+    own(sem);
     return {
       readFd,
       writeFd,

@@ -9,9 +9,16 @@
  *   another one when the name turns out to be taken (`AlreadyExists`: another process, or a
  *   leftover of a process with a recycled pid, got there first). `make` undoes its own partial
  *   work before it throws.
- * - {@linkcode own}: tracks a name this process made and that lives as long as this process
- *   does (a primitive's semaphores and block, a Value's block, a queue's shared part, as in
- *   CPython): the `names` phase of `_exit.ts` releases what is still owned at a normal exit.
+ * - {@linkcode makeTracked}: makes one named resource, tracked from before it exists. The
+ *   tracker hears "+name" first, then the resource is made (and on failure "-name"): a process
+ *   killed at any point in between (a pool worker that its parent terminates while it imports)
+ *   leaves nothing the tracker does not know. Tracking after making left a window: a SIGTERM
+ *   there left a 20-byte pool progress block in /dev/shm for good. Every name this library
+ *   creates is made through it.
+ * - {@linkcode own}: marks a name this process made (with {@linkcode makeTracked}) as one that
+ *   lives as long as this process does (a primitive's semaphores and block, a Value's block, a
+ *   queue's shared part, as in CPython): the `names` phase of `_exit.ts` releases what is still
+ *   owned at a normal exit.
  * - {@linkcode releaseNamed}: the teardown of names this process made: unlink, then untrack (the
  *   resource tracker then forgets them). Errors are swallowed: the name may be gone already, and
  *   the tracker unlinks whatever is left once the process tree has ended.
@@ -56,14 +63,38 @@ export function createNamed<T>(tag: string, make: (name: string) => T): T {
   }
 }
 
+/** @internal For tests: called once each named resource exists, before `makeTracked` returns it. */
+export const resourceTestHooks: { made?: (resource: Named) => void } = {};
+
+/**
+ * Makes `resource` with `make` (which creates it, exclusively), tracked from before it exists:
+ * however this process ends from here on, the tracker unlinks it once the process tree is gone
+ * unless it was released before. When `make` throws, the name is untracked (`make` made nothing,
+ * or undid its partial work; a name that was taken stays tracked by whoever tracked it).
+ */
+export function makeTracked<T>(resource: Named, make: () => T): T {
+  track(resource.kind, resource.name);
+  let made: T;
+  try {
+    made = make();
+  } catch (e) {
+    untrack(resource.kind, resource.name);
+    throw e;
+  }
+  resourceTestHooks.made?.(resource);
+  return made;
+}
+
 /** Names this process owns, released at its normal exit unless released before; each with its
  * sequence number (when it was made, in {@linkcode handOver}'s order). */
 const owned = new Map<string, { resource: Named; seq: number }>();
 let seq = 0;
 
-/** Tracks `resource` as owned by this process: it is released when this process exits normally. */
+/**
+ * Marks `resource` (made with {@linkcode makeTracked}) as owned by this process: it is released
+ * when this process exits normally.
+ */
 export function own(resource: Named): void {
-  track(resource.kind, resource.name);
   owned.set(resource.name, { resource, seq: ++seq });
 }
 

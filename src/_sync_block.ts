@@ -33,7 +33,15 @@
  */
 import { mapSharedMemory, NamedSemaphore, type SharedMapping } from "../native/mod.ts";
 import { holderId } from "./_state.ts";
-import { createNamed, forgetCollected, type Named, onCollected, own, releaseNamed } from "./_resource.ts";
+import {
+  createNamed,
+  forgetCollected,
+  makeTracked,
+  type Named,
+  onCollected,
+  own,
+  releaseNamed,
+} from "./_resource.ts";
 import { Eagerness } from "./_wait.ts";
 
 /** Size of each primitive's shared block (one page): header words, then slots. */
@@ -152,13 +160,15 @@ export class SyncBlock {
       const made: Named[] = [];
       try {
         for (let i = 0; i < channels; i++) {
-          sems.push(NamedSemaphore.create(semName(name, i), 0));
-          made.push({ kind: "sem", name: semName(name, i) });
-          own({ kind: "sem", name: semName(name, i) });
+          const sem: Named = { kind: "sem", name: semName(name, i) };
+          sems.push(makeTracked(sem, () => NamedSemaphore.create(sem.name, 0)));
+          made.push(sem);
+          own(sem);
         }
-        const mapping = mapSharedMemory(shmName(name), true, SHM_SIZE);
-        made.push({ kind: "shm", name: shmName(name) });
-        own({ kind: "shm", name: shmName(name) });
+        const shm: Named = { kind: "shm", name: shmName(name) };
+        const mapping = makeTracked(shm, () => mapSharedMemory(shm.name, true, SHM_SIZE));
+        made.push(shm);
+        own(shm);
         const words = new Int32Array(mapping.buffer, 0, SHM_SIZE / 4);
         words[W.KIND] = kind;
         Atomics.store(words, W.MAGIC, MAGIC);

@@ -4,7 +4,8 @@
  * Named semaphores and shared memory outlive every process unless someone unlinks them. One
  * tracker process serves a whole process tree: the main process starts it with the read end of a
  * pipe; the main process and every child hold the write end, and write a line for each name they
- * create ("+sem /mp-...") and unlink ("-sem /mp-..."). When the last write end closes (every
+ * create ("+sem /mp-...", written before the name exists: `makeTracked` in `_resource.ts`) and
+ * unlink ("-sem /mp-..."). When the last write end closes (every
  * process of the tree has ended, however it ended, SIGKILL included) the tracker reads EOF and
  * unlinks whatever is still registered.
  *

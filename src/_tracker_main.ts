@@ -2,6 +2,10 @@
  * The resource tracker process (see `_tracker.ts`). Reads "+kind name" / "-kind name" lines from
  * the fd given as its first argument until EOF, then unlinks every name still registered.
  *
+ * A name is counted: "+" adds one, "-" takes one away (never below none). A name is tracked
+ * before it is made (`makeTracked` in `_resource.ts`); when making it fails because another
+ * realm of this tree holds the same name already, its "-" then takes back only its own "+".
+ *
  * @module
  */
 import { newSession, read } from "../native/mod.ts";
@@ -16,7 +20,7 @@ newSession();
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const) Deno.addSignalListener(sig, () => {});
 
 const fd = Number(Deno.args[0]);
-const live = new Map<string, ResourceKind>();
+const live = new Map<string, { kind: ResourceKind; count: number }>();
 const decoder = new TextDecoder();
 const buf = new Uint8Array(65536);
 let pending = "";
@@ -30,11 +34,14 @@ for (;;) {
   for (const line of lines) {
     const kind = line.slice(1, 4) as ResourceKind;
     const name = line.slice(5);
-    if (line[0] === "+") live.set(name, kind);
-    else live.delete(name);
+    const entry = live.get(name);
+    if (line[0] === "+") {
+      if (entry) entry.count++;
+      else live.set(name, { kind, count: 1 });
+    } else if (entry && --entry.count <= 0) live.delete(name);
   }
 }
-for (const [name, kind] of live) {
+for (const [name, { kind }] of live) {
   try {
     unlinkResource(kind, name);
   } catch (e) {

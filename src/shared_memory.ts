@@ -13,8 +13,7 @@
 import { mapSharedMemory, type SharedMapping } from "../native/mod.ts";
 import { described, inspect } from "./_inspect.ts";
 import { registerReducer } from "./_reduction.ts";
-import { createNamed, forgetCollected, onCollected, unlinkNamed } from "./_resource.ts";
-import { track } from "./_tracker.ts";
+import { createNamed, forgetCollected, makeTracked, onCollected, unlinkNamed } from "./_resource.ts";
 
 /**
  * Options of {@linkcode SharedMemory}.
@@ -84,10 +83,13 @@ export class SharedMemory {
         "Cannot attach to shared memory without its name: pass { name }, or { create: true, size }",
       );
     }
-    const [full, mapping] = name !== undefined
-      ? [slashed(name), mapSharedMemory(slashed(name), create, size)] as const
-      : createNamed("s", (fresh) => [fresh, mapSharedMemory(fresh, true, size)] as const);
-    if (create) track("shm", full);
+    // A new block is tracked from before it exists (`makeTracked`): the tracker unlinks it if
+    // this process dies at any point (Python's: only unlink() removes it while the tree lives).
+    const make = (full: string) =>
+      makeTracked({ kind: "shm", name: full }, () => mapSharedMemory(full, true, size));
+    const [full, mapping] = name === undefined
+      ? createNamed("s", (fresh) => [fresh, make(fresh)] as const)
+      : [slashed(name), create ? make(slashed(name)) : mapSharedMemory(slashed(name), false)] as const;
     this.#mapping = mapping;
     this.#name = full;
     this.#buf = new Uint8Array(mapping.buffer);

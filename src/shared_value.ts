@@ -17,7 +17,7 @@ import { mapSharedMemory, type SharedMapping } from "../native/mod.ts";
 import { adopted, construct } from "./_adopt.ts";
 import { described, inspect } from "./_inspect.ts";
 import { deserialize, registerReducer, serialize } from "./_reduction.ts";
-import { createNamed, forgetCollected, onCollected, own, releaseNamed } from "./_resource.ts";
+import { createNamed, forgetCollected, makeTracked, onCollected, own, releaseNamed } from "./_resource.ts";
 import { type Lock, RLock } from "./lock.ts";
 
 /**
@@ -155,7 +155,11 @@ class TypedBlock {
     const bytes = Math.max(1, length) * Typed.BYTES_PER_ELEMENT;
     const [name, mapping] = revived
       ? [revived.name, mapSharedMemory(revived.name, false)] as const
-      : createNamed("v", (fresh) => [fresh, mapSharedMemory(fresh, true, bytes)] as const);
+      : createNamed("v", (fresh) =>
+        [
+          fresh,
+          makeTracked({ kind: "shm", name: fresh }, () => mapSharedMemory(fresh, true, bytes)),
+        ] as const);
     if (this.#owner) own({ kind: "shm", name });
     this.name = name;
     this.#mapping = mapping;

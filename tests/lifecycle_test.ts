@@ -4,11 +4,23 @@
  * ours is left behind.
  */
 import assert from "node:assert/strict";
-import { kill, NamedSemaphore, unlinkSharedMemory } from "../native/mod.ts";
+import {
+  close,
+  kill,
+  mapSharedMemory,
+  NamedSemaphore,
+  pipe,
+  unlinkSharedMemory,
+  writeAll,
+} from "../native/mod.ts";
+import { spawnDeno as spawnChild } from "../src/_spawn.ts";
+import { raceTimeout, TIMED_OUT } from "../src/_wait.ts";
 import {
   isRunning,
   runProgram,
   shmEntryExists,
+  shmFilesOf,
+  spawnDeno,
   SPAWNS,
   type StartedProgram,
   startProgram,
@@ -212,6 +224,100 @@ Deno.test({
       assert.equal(Deno.readTextFileSync(result.path), "done");
     } finally {
       if (Number(childPid) > 0 && isRunning(Number(childPid))) Deno.kill(Number(childPid), "SIGKILL");
+    }
+  },
+});
+
+const KILLED_WHILE_MAKING = new URL("./fixtures/killed_while_making_program.ts", import.meta.url);
+
+/** Unlinks a leftover of a failed test (nothing when it is gone). */
+function unlinkIfThere({ kind, name }: { kind: string; name: string }): void {
+  if (kind === "sem") NamedSemaphore.unlink(name);
+  else unlinkSharedMemory(name);
+}
+
+for (const what of ["SharedMemory", "Value", "Lock", "Queue"]) {
+  Deno.test({
+    name: `A process killed the moment the first name of its new ${what} exists leaves nothing in /dev/shm`,
+    ...SPAWNS,
+    async fn() {
+      // Names used to be tracked after they were made: a SIGKILL or SIGTERM in between (a pool
+      // worker terminated by its parent while it imports) left the name for good.
+      const out = await runProgram(KILLED_WHILE_MAKING, {
+        args: [what],
+      });
+      const first = out.stdout.split("\n")[0];
+      assert.notEqual(first, "not killed");
+      const resource = JSON.parse(first) as { kind: string; name: string };
+      try {
+        assert.ok(out.code !== 0, out.stderr);
+        const gone = await waitUntil(() => !shmEntryExists(resource.name), 10_000);
+        assert.ok(gone, `left in /dev/shm: ${resource.kind} ${resource.name}`);
+      } finally {
+        unlinkIfThere(resource);
+      }
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "Without --allow-run, making a SharedMemory, Value, Lock or Queue fails and leaves nothing in /dev/shm",
+  ...SPAWNS,
+  async fn() {
+    // The tracker cannot start: the name used to be made first, then tracking it threw.
+    for (const what of ["SharedMemory", "Value", "Lock", "Queue"]) {
+      const child = spawnDeno(
+        ["run", "--allow-ffi", "--allow-read", "--allow-env", KILLED_WHILE_MAKING.pathname, what, "catch"],
+        { stderr: "inherit" },
+      );
+      const pid = child.pid;
+      const out = new TextDecoder().decode((await child.output()).stdout).trim();
+      try {
+        assert.match(out, /^NotCapable: Cannot start a process: run deno with --allow-run/);
+        assert.deepEqual(shmFilesOf(pid), [], `${what} left its names`);
+      } finally {
+        for (const file of shmFilesOf(pid)) Deno.removeSync(`/dev/shm/${file}`);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "The resource tracker unlinks a name tracked twice and untracked once, and spares one untracked as often as tracked",
+  ...SPAWNS,
+  async fn() {
+    const tag = `/mpt${Deno.pid.toString(36)}c`;
+    const [twice, once] = [`${tag}2`, `${tag}1`];
+    for (const name of [twice, once]) mapSharedMemory(name, true, 4).unmap();
+    const [readEnd, writeEnd] = pipe();
+    let tracker: Deno.ChildProcess;
+    try {
+      tracker = spawnChild({
+        args: [new URL("../src/_tracker_main.ts", import.meta.url).href, String(readEnd)],
+        fds: [readEnd],
+      });
+      const lines = [`+shm ${twice}`, `+shm ${once}`, `+shm ${twice}`, `-shm ${once}`, `-shm ${twice}`, ""];
+      writeAll(writeEnd, new TextEncoder().encode(lines.join("\n")));
+    } finally {
+      close(readEnd);
+      close(writeEnd); // EOF: the tracker unlinks what is still tracked, and ends
+    }
+    let ended: Deno.CommandStatus | typeof TIMED_OUT = TIMED_OUT;
+    try {
+      ended = await raceTimeout(tracker.status, 20_000);
+      assert.notEqual(ended, TIMED_OUT, "the tracker did not end within 20 s of its EOF");
+      assert.equal(shmEntryExists(twice), false, "tracked twice, untracked once: it must be unlinked");
+      assert.equal(
+        shmEntryExists(once),
+        true,
+        "untracked as often as tracked: it is not the tracker's any more",
+      );
+    } finally {
+      if (ended === TIMED_OUT) tracker.kill("SIGKILL");
+      await tracker.status;
+      for (const name of [twice, once]) unlinkSharedMemory(name);
     }
   },
 });
