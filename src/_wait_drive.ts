@@ -29,15 +29,23 @@
  *   waits park for at most {@linkcode PARK_BUDGET_MS} in all; past that a step that would park sleeps
  *   instead (off the thread: the loop turns, timers and I/O run). A park blocks the event loop,
  *   and a peer that answers every wait within a (learnt, up to 5 ms) park would otherwise keep
- *   it from turning for as long as the exchange lasts. A turn: a wait of ours that went off the
- *   thread (the only turn this module can see; other turns are not counted, so the bound holds).
+ *   it from turning for as long as the exchange lasts. A turn is seen by a timer (unref'd, set
+ *   by the first park after the last turn): it runs only when the loop turns, whoever made it
+ *   turn, and renews the budget once per turn, however many waits wake in that turn.
  *
  * @module
  */
 import type { Step } from "./_wait.ts";
 
-/** How long this thread's waits have parked since one of them last went off the thread, in ms. */
+/** How long this thread's waits have parked since the event loop last turned, in ms. */
 let parkedSinceTurn = 0;
+/** Whether the timer that renews the budget at the next turn is set. */
+let renewing = false;
+
+function renew(): void {
+  renewing = false;
+  parkedSinceTurn = 0;
+}
 
 /**
  * How long a thread's waits may park between turns of its event loop, in ms. A Pipe exchange
@@ -52,6 +60,10 @@ export const PARK_BUDGET_MS = 10;
 function doStep(doer: Doer, { park, ms }: Step): boolean | null | Promise<boolean | null> {
   const left = PARK_BUDGET_MS - parkedSinceTurn;
   if (!park || left <= 0) return doer.sleep(ms);
+  if (!renewing) {
+    renewing = true;
+    Deno.unrefTimer(setTimeout(renew, 0));
+  }
   const start = performance.now();
   try {
     return doer.park(Math.min(ms, left));
@@ -126,9 +138,7 @@ async function driveOff(
 ): Promise<boolean> {
   try {
     for (;;) {
-      const off = pending instanceof Promise;
       const took = await pending;
-      if (off) parkedSinceTurn = 0; // the event loop turned while this wait slept off the thread
       if (took === null) return false;
       if (!took) doer.signal?.throwIfAborted();
       doer.check?.();
