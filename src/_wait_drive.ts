@@ -30,8 +30,8 @@
  *   instead (off the thread: the loop turns, timers and I/O run). A park blocks the event loop,
  *   and a peer that answers every wait within a (learnt, up to 5 ms) park would otherwise keep
  *   it from turning for as long as the exchange lasts. A turn is seen by a timer (unref'd, set
- *   by the first park after the last turn): it runs only when the loop turns, whoever made it
- *   turn, and renews the budget once per turn, however many waits wake in that turn.
+ *   once parks add up to 1 ms): it runs only when the loop turns, whoever made it turn, and
+ *   renews the budget once per turn, however many waits wake in that turn.
  *
  * @module
  */
@@ -60,15 +60,17 @@ export const PARK_BUDGET_MS = 10;
 function doStep(doer: Doer, { park, ms }: Step): boolean | null | Promise<boolean | null> {
   const left = PARK_BUDGET_MS - parkedSinceTurn;
   if (!park || left <= 0) return doer.sleep(ms);
-  if (!renewing) {
-    renewing = true;
-    Deno.unrefTimer(setTimeout(renew, 0));
-  }
   const start = performance.now();
   try {
     return doer.park(Math.min(ms, left));
   } finally {
     parkedSinceTurn += performance.now() - start;
+    // A timer costs ~1 µs: set one only once parks add up to a millisecond (a hand-off that
+    // parks a few µs per wait and turns the loop each time would otherwise pay it every wait).
+    if (!renewing && parkedSinceTurn >= 1) {
+      renewing = true;
+      Deno.unrefTimer(setTimeout(renew, 0));
+    }
   }
 }
 
