@@ -111,6 +111,10 @@ export function checkName(name: string): void {
       }: it contains a NUL character, which would cut it short; remove it`,
     );
   }
+  if (name.includes("\n")) {
+    // The resource tracker reads one name per line: "/a\nb" would make it unlink "/a".
+    throw new TypeError(`Invalid name ${JSON.stringify(name)}: it contains a line break; remove it`);
+  }
   if (!name.startsWith("/") || name.indexOf("/", 1) !== -1) {
     throw new TypeError(`Invalid name "${name}": it must start with "/" and contain no other "/"`);
   }

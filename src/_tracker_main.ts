@@ -20,7 +20,7 @@ newSession();
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const) Deno.addSignalListener(sig, () => {});
 
 const fd = Number(Deno.args[0]);
-const live = new Map<string, { kind: ResourceKind; count: number }>();
+const live = new Map<string, { kind: ResourceKind; name: string; count: number }>();
 const decoder = new TextDecoder();
 const buf = new Uint8Array(65536);
 let pending = "";
@@ -34,14 +34,15 @@ for (;;) {
   for (const line of lines) {
     const kind = line.slice(1, 4) as ResourceKind;
     const name = line.slice(5);
-    const entry = live.get(name);
+    const key = line.slice(1); // kind and name: a semaphore and a block may share a name
+    const entry = live.get(key);
     if (line[0] === "+") {
       if (entry) entry.count++;
-      else live.set(name, { kind, count: 1 });
-    } else if (entry && --entry.count <= 0) live.delete(name);
+      else live.set(key, { kind, name, count: 1 });
+    } else if (entry && --entry.count <= 0) live.delete(key);
   }
 }
-for (const [name, { kind }] of live) {
+for (const { kind, name } of live.values()) {
   try {
     unlinkResource(kind, name);
   } catch (e) {

@@ -106,6 +106,19 @@ Deno.test("A name with a NUL character is a TypeError: nothing is created, attac
   assert.ok(!shmEntryExists(`/${victim}`));
 });
 
+Deno.test("A name with a line break is a TypeError, so the resource tracker (a name per line) never hears a cut name", () => {
+  const victim = `mp-victim-nl-${Deno.pid}`;
+  using other = new SharedMemory({ name: victim, create: true, size: 8 });
+  try {
+    const broken = `${victim}\nx`;
+    assert.throws(() => new SharedMemory({ name: broken, create: true, size: 8 }), /line break/);
+    assert.throws(() => unlinkSharedMemory(`/${broken}`), TypeError);
+    assert.ok(shmEntryExists(`/${victim}`), "the segment under the cut name is still there");
+  } finally {
+    other.unlink();
+  }
+});
+
 Deno.test("SharedArray refuses items that are not numbers of its type with TypeError, and leaves no block behind", () => {
   const left = shmLeftSince("v"); // Value/SharedArray blocks
   for (
