@@ -50,9 +50,10 @@ function renew(): void {
 /**
  * How long a thread's waits may park between turns of its event loop, in ms. A Pipe exchange
  * whose peer answers after 1 or 3 ms (50 fast answers first, so that parks are learnt long), with
- * a 1 ms timer chain beside it, longest gap between timer ticks: no bound 254 / 674 ms, 50 ms
- * 110 / 53, 10 ms 11 / 20, 5 ms 9 / 11 (0752135, before learnt parks: 4 / 6). The busy-core
- * round trip did not tell 10 from 50 apart within the noise (202–310 µs); 5 ms looked dearer.
+ * a 1 ms timer chain beside it, longest gap between timer ticks: no bound 254 / 674 ms; renewed
+ * at each wait's sleep: 50 ms 110 / 53, 10 ms 11 / 20, 5 ms 9 / 11; 10 ms renewed once per turn
+ * (as now): 3–4 / 10 (0752135, before learnt parks: 4 / 6). The busy-core round trip did not
+ * tell 10 from 50 apart within the noise (202–310 µs); 5 ms looked dearer.
  */
 export const PARK_BUDGET_MS = 10;
 
