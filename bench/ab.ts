@@ -4,8 +4,12 @@
  *
  * ```sh
  * git worktree add --detach ../base <commit>
- * deno run -A bench/ab.ts ../base [thread|process|load|map|apply|threadmap|threadapply|handoff|roundtrip|queue] [--reps=N]
+ * deno run -A bench/ab.ts ../base [thread|process|load|map|apply|threadmap|threadapply|handoff|roundtrip|queue|barrier] [--reps=N]
  * ```
+ *
+ * `AB_THIS=<checkout>` measures that checkout instead of this one (to bisect between two older
+ * commits); `AB_ROUNDS=N` sets the hand-off's rounds (3000: ~20 ms a sample, which one noisy
+ * moment moves by 30%; 30000 settle it better).
  *
  * Why not two `bench:compare` runs: with 2 shared cores, the wall time of one run moves by 30%
  * and more with what else runs meanwhile (two runs of the same commit differ as much as the
@@ -30,7 +34,9 @@
  * - `handoff`, `roundtrip`, `queue`: the hand-off rows of `bench:compare` (the wait loop's hot
  *   paths) with their child process: 3000 async `Semaphore` hand-offs (ping, pong), 5000
  *   `Connection` round trips of a small object, 100 000 small objects one way through a `Queue`
- *   (CPU: this process, and the child; not the queue's producer, which ends as it is done).
+ *   (CPU: this process, and the child; not the queue's producer, which ends as it is done);
+ * - `barrier`: the bench row: 1000 passes of a 5-party `Barrier`, this process and 4 children
+ *   (CPU: this process, and the children's once they ended, in clock ticks of 10 ms).
  *
  * Caveat: both libraries share one process (its heap, its event loop); startup costs of the
  * process itself are not measured, only what each library does once loaded.
@@ -62,6 +68,7 @@ const WHAT = [
   "handoff",
   "roundtrip",
   "queue",
+  "barrier",
 ] as const;
 type What = typeof WHAT[number];
 
@@ -175,6 +182,13 @@ async function measure(lib: Lib, what: What): Promise<Sample> {
     return { wall, cpu: selfCpuMs() - c0, kids: 0 };
   }
   if (what === "handoff" || what === "roundtrip" || what === "queue") return await handOff(lib, what);
+  if (what === "barrier") {
+    const rows = await import(new URL("bench/rows/sync.ts", lib.root).href);
+    const c0 = selfCpuMs();
+    const k0 = endedChildrenCpuMs();
+    const wall = await rows.barrierMs();
+    return { wall, cpu: selfCpuMs() - c0, kids: endedChildrenCpuMs() - k0 };
+  }
   const Pool = what.startsWith("thread") ? lib.mod.ThreadPool : lib.mod.Pool;
   const before = new Set(childPids());
   const pool = new Pool({ processes: 2, module: lib.targets });
@@ -213,7 +227,7 @@ async function handOff(lib: Lib, what: "handoff" | "roundtrip" | "queue"): Promi
   if (what === "handoff") {
     const [ping, back] = [new Semaphore(0), new Semaphore(0)];
     closers.push(ping, back);
-    const rounds = 3000;
+    const rounds = Number(Deno.env.get("AB_ROUNDS") ?? 3000);
     child = new Process({ target: targets.pong, args: [ping, back, rounds + 301], module });
     const round = async () => {
       ping.release();
@@ -287,10 +301,16 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const reps = repsArg ? Number(repsArg.slice("--reps=".length)) : what.includes("map") ? 12 : 30;
+  const mine = Deno.env.get("AB_THIS");
   const base = new URL(other.endsWith("/") ? other : `${other}/`, `file://${Deno.cwd()}/`);
   const libs = [
     await library(base, `other (${other})`),
-    await library(new URL("../", import.meta.url), "this"),
+    await library(
+      mine
+        ? new URL(mine.endsWith("/") ? mine : `${mine}/`, `file://${Deno.cwd()}/`)
+        : new URL("../", import.meta.url),
+      mine ?? "this",
+    ),
   ];
   const samples: Sample[][] = [[], []];
   for (const lib of libs) await measure(lib, what as What); // warm: first loads, first compiles
@@ -308,7 +328,7 @@ if (import.meta.main) {
         f(quantile(cpu, 0.25))
       })` + (what.includes("thread") || what === "load"
         ? ""
-        : what === "process"
+        : what === "process" || what === "barrier"
         ? `  child's cpu ${
           f(kids.reduce((a, b) => a + b, 0) / kids.length)
         } (mean)`

@@ -22,6 +22,8 @@ const SYMBOLS = {
   getppid: { parameters: [], result: "i32" },
   /** int kill(pid_t pid, int sig) */
   kill: { parameters: ["i32", "i32"], result: "i32" },
+  /** int sched_yield(void) */
+  sched_yield: { parameters: [], result: "i32" },
   /** pid_t setsid(void) */
   setsid: { parameters: [], result: "i32" },
   /** int waitid(idtype_t idtype, id_t id, siginfo_t *infop, int options) (blocks the thread) */

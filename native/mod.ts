@@ -29,6 +29,7 @@ export {
   setParentDeathSignal,
   signalNumber,
   waitForChildExit,
+  yieldCpu,
 } from "./proc.ts";
 export {
   close,

@@ -2,8 +2,9 @@
  * Processes through libc: ids (`getpid`/`getppid`), signals (`kill`, `signalNumber`), liveness
  * (`processAlive`: exists and, on Linux, is not a zombie), the parent-death signal (`prctl`),
  * waiting for a child's end without reaping it (`waitid(..., WNOWAIT)`, so Deno still collects
- * its status), `setsid`, and how long this thread waits for a CPU (`cpuTurns`, for the wait
- * policy). Every wrapper checks the return code and throws {@linkcode osError}.
+ * its status), `setsid`, and for the wait policy: how long this thread waits for a CPU
+ * (`cpuTurns`) and giving way to another thread (`yieldCpu`). Every wrapper checks the return
+ * code and throws {@linkcode osError}.
  *
  * @module
  */
@@ -129,4 +130,12 @@ export function cpuTurns(): CpuTurns | undefined {
   } finally {
     libc().close(fd);
   }
+}
+
+/**
+ * Lets the threads that wait for this CPU run first (`sched_yield`); returns at once when none
+ * does (~0.9 µs on the 2-core VM).
+ */
+export function yieldCpu(): void {
+  libc().sched_yield();
 }

@@ -184,6 +184,8 @@ export class Barrier {
           // Each generation sleeps on its own channel (by parity): the next generation's early
           // arrivals cannot take the posts that wake this one.
           channel: gen & 1,
+          // Three parties or more: the ones still to come need a CPU more than this spin does.
+          polite: parties > 2,
           tryTake: () => ((Atomics.load(w, PASS) >>> 16) & GEN_MASK) !== gen || Atomics.load(w, BROKEN) !== 0,
         }, { block: true, timeout: ms, signal });
       } catch (error) {
