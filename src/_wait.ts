@@ -296,9 +296,9 @@ export interface Attempt {
   /**
    * Its answer needs several others to run first (a Barrier's last arrivals): between its tries,
    * its spin lets the threads that wait for this CPU run (`sched_yield`). Five processes at a
-   * Barrier on 2 cores, 1000 passes, alternating runs: 205 → 111 ms, 241 → 137 ms. Not every
-   * wait: a Semaphore hand-off's spin that gives way costs +30% (4.0 → 5.4 µs), as this CPU's
-   * other threads (GC helpers) run ahead of the answer.
+   * Barrier on 2 cores, 1000 passes, alternating runs (`bench/ab.ts barrier`): 245 → 89 ms and
+   * 261 → 93 ms (0752135: 212). Not every wait: a Semaphore hand-off whose spins give way (after
+   * 10 µs) took 5.0 µs against 3.8, likely as this CPU's other threads (GC helpers) run first.
    */
   readonly polite?: boolean;
   /** A wake-up is the take itself (an fd's readiness, as `poll` reports it): no try follows. */
