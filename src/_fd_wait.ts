@@ -65,7 +65,7 @@ export class Waiter {
    */
   readyHere(fd: number, events: number, parkMs: number): boolean {
     const wait = new FdWait([fd], events, [], false);
-    const here = { park: (ms: number) => wait.park(ms), sleep: () => null }; // the first sleep stops it
+    const here = { park: (ms: number) => wait.park(ms), sleep: () => null, blocking: true as const }; // the first sleep stops it
     return drive(waitSteps(wait, FOREVER, this.#eager, undefined, parkMs), here);
   }
 }

@@ -200,5 +200,9 @@ export function waitUntilSync(core: SyncBlock, spec: WaitSpec, wait: CheckedWait
   if (now !== undefined) return now;
   const channel = spec.channel ?? 0;
   const block = (ms: number) => core.sleepSync(ms, channel);
-  return drive(blockSteps(core, spec, new Deadline(wait.timeout)), { park: block, sleep: block });
+  return drive(blockSteps(core, spec, new Deadline(wait.timeout)), {
+    park: block,
+    sleep: block,
+    blocking: true,
+  });
 }

@@ -25,53 +25,65 @@
  * - `check()` runs after each step and may throw (a handle closed meanwhile).
  * - However the wait ends (an answer, a throw, a stop), the driver calls `steps.return(false)`
  *   (the loop undoes its registration among the waiters) and then `end()`.
- * - **Parks keep the event loop turning:** between two turns of this thread's event loop, its
- *   waits park for at most {@linkcode PARK_BUDGET_MS} in all; past that a step that would park sleeps
- *   instead (off the thread: the loop turns, timers and I/O run). A park blocks the event loop,
- *   and a peer that answers every wait within a (learnt, up to 5 ms) park would otherwise keep
- *   it from turning for as long as the exchange lasts. A turn is seen by a timer (unref'd, set
- *   once parks add up to 1 ms): it runs only when the loop turns, whoever made it turn, and
- *   renews the budget once per turn, however many waits wake in that turn.
+ * - **Parks keep the event loop turning:** a park blocks the event loop, and a peer that answers
+ *   every wait within a (learnt, up to 5 ms) park would otherwise keep it from turning for as
+ *   long as the exchange lasts. So a thread's waits park for at most {@linkcode PARK_BUDGET_MS}
+ *   in all; then a wait that would park first lets the event loop turn once (timers and I/O
+ *   run, ~30 µs on a quiet machine), which renews the budget, and parks then. One
+ *   turn serves every wait of the thread that waits for it. A wait that must stay on the thread
+ *   (a {@linkcode Doer} that is `blocking`) sleeps instead, as its sleeps block too.
  *
  * @module
  */
 import type { Step } from "./_wait.ts";
 
-/** How long this thread's waits have parked since the event loop last turned, in ms. */
-let parkedSinceTurn = 0;
-/** Whether the timer that renews the budget at the next turn is set. */
-let renewing = false;
+/** How long this thread's waits have parked since the budget was last renewed, in ms. */
+let parked = 0;
+/** The turn of the event loop that the waits past the budget wait for. */
+let turn: Promise<void> | undefined;
 
-function renew(): void {
-  renewing = false;
-  parkedSinceTurn = 0;
+/**
+ * Resolves after the event loop turned once (timers and I/O ran), with the budget renewed: a
+ * message to itself through a channel closed at once, so nothing stays to keep the program alive
+ * (~30 µs; `setTimeout(0)` takes ~2 ms here, and `node:timers`' `setImmediate` ~8 ms to load).
+ */
+function nextTurn(): Promise<void> {
+  return turn ??= new Promise<void>((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      turn = undefined;
+      parked = 0;
+      resolve();
+    };
+    port2.postMessage(null);
+    port2.close();
+  });
 }
 
 /**
- * How long a thread's waits may park between turns of its event loop, in ms. A Pipe exchange
- * whose peer answers after 1 or 3 ms (50 fast answers first, so that parks are learnt long), with
- * a 1 ms timer chain beside it, longest gap between timer ticks: no bound 254 / 674 ms; renewed
+ * How long a thread's waits may park before the event loop turns, in ms. A Pipe exchange whose
+ * peer answers after 1 or 3 ms (50 fast answers first, so that parks are learnt long), with a
+ * 1 ms timer chain beside it, longest gap between timer ticks: no bound 254 / 674 ms; renewed
  * at each wait's sleep: 50 ms 110 / 53, 10 ms 11 / 20, 5 ms 9 / 11; 10 ms renewed once per turn
- * (as now): 3–4 / 10 (0752135, before learnt parks: 4 / 6). The busy-core round trip did not
- * tell 10 from 50 apart within the noise (202–310 µs); 5 ms looked dearer.
+ * seen by a timer: 3–4 / 10 (0752135, before learnt parks: 4 / 6).
  */
 export const PARK_BUDGET_MS = 10;
 
-/** Does a step: a park while the budget above lasts (cut to what is left of it), else a sleep. */
-function doStep(doer: Doer, { park, ms }: Step): boolean | null | Promise<boolean | null> {
-  const left = PARK_BUDGET_MS - parkedSinceTurn;
-  if (!park || left <= 0) return doer.sleep(ms);
+/**
+ * Does a step: a park while the budget above lasts (cut to what is left of it); past it, a turn
+ * of the event loop first (a `blocking` doer sleeps instead).
+ */
+function doStep(doer: Doer, step: Step): boolean | null | Promise<boolean | null> {
+  const { park, ms } = step;
+  if (!park) return doer.sleep(ms);
+  const left = PARK_BUDGET_MS - parked;
+  if (left <= 0) return doer.blocking ? doer.sleep(ms) : nextTurn().then(() => doStep(doer, step));
   const start = performance.now();
   try {
     return doer.park(Math.min(ms, left));
   } finally {
-    parkedSinceTurn += performance.now() - start;
-    // A timer costs ~1 µs: set one only once parks add up to a millisecond (a hand-off that
-    // parks a few µs per wait and turns the loop each time would otherwise pay it every wait).
-    if (!renewing && parkedSinceTurn >= 1) {
-      renewing = true;
-      Deno.unrefTimer(setTimeout(renew, 0));
-    }
+    parked += performance.now() - start;
   }
 }
 
@@ -90,11 +102,17 @@ export interface Doer {
   check?(): void;
   /** Runs once when the wait ends, however it ends (after `steps.return()`). */
   end?(): void;
+  /**
+   * Every step of this wait stays on the thread (`acquireSync()`, whose sleeps block; `readyHere`,
+   * whose first sleep stops it): past the park budget it sleeps instead of awaiting a turn.
+   */
+  readonly blocking?: boolean;
 }
 
 /** A {@linkcode Doer} whose sleeps answer on this thread: the whole wait does. */
 export interface SyncDoer extends Doer {
   sleep(ms: number): boolean | null;
+  readonly blocking: true;
 }
 
 /** The steps of one wait: `waitSteps()`. */

@@ -116,43 +116,41 @@ Deno.test("An abort that comes after a sleep ended empty-handed, before the loop
   assert.equal(available, true, "the notification was there to take");
 });
 
-Deno.test("A thread's waits park for at most PARK_BUDGET_MS between turns of the event loop: then a park becomes a sleep, and only a turn renews the budget", async () => {
+Deno.test("A thread's waits park for at most PARK_BUDGET_MS in all, then let the event loop turn once (timers run) and park on: no sleep off the thread", async () => {
   const seen: string[] = [];
-  let sleeps = 0;
-  function* steps(): Generator<Step, boolean, boolean> {
-    yield { park: false, ms: 1 }; // a turn first: whatever earlier tests parked is forgotten
-    for (let i = 0; i < 6; i++) yield { park: true, ms: 5 };
-    yield { park: false, ms: 1 }; // and a turn last, so that the tests after this one find the budget whole
-    return false;
-  }
-  const waited = drive(steps(), {
-    park: (ms) => {
-      seen.push(`park ${ms}`);
-      const until = performance.now() + ms; // a peer that answers late: the park lasts its length
-      while (performance.now() < until);
+  const ticker = setInterval(() => seen.push("turn"), 0); // due at every turn: parks take 5 ms
+  try {
+    function* steps(): Generator<Step, boolean, boolean> {
+      for (let i = 0; i < 5; i++) yield { park: true, ms: 5 };
       return false;
-    },
-    sleep: (ms) => {
-      seen.push(`sleep ${ms}`);
-      // The second sleep ends in a microtask (no turn of the event loop), the others after a timer.
-      return ++sleeps === 2
-        ? Promise.resolve(false)
-        : new Promise<boolean>((r) => setTimeout(() => r(false), 2));
-    },
-  });
-  assert.equal(await waited, false);
-  assert.equal(seen[0], "sleep 1");
-  const first = seen.slice(1).findIndex((s) => s.startsWith("sleep")); // parks before the next sleep
-  assert.ok(first >= 1 && first <= PARK_BUDGET_MS / 5, `${first} parks before a sleep: ${seen.join(", ")}`);
-  const requested = seen.slice(1, 1 + first).reduce((sum, s) => sum + Number(s.split(" ")[1]), 0);
-  assert.ok(requested <= PARK_BUDGET_MS + 1e-9, `parks asked ${requested} ms in all`);
-  assert.deepEqual(
-    seen.slice(1 + first, 4 + first),
-    ["sleep 5", "sleep 5", "park 5"],
-    `a park with no budget left sleeps; a sleep without a turn renews nothing; a turn does: ${
-      seen.join(", ")
-    }`,
+    }
+    const waited = drive(steps(), {
+      park: (ms) => {
+        seen.push(`park ${ms}`);
+        const until = performance.now() + ms; // a peer that answers late: the park lasts its length
+        while (performance.now() < until);
+        return false;
+      },
+      sleep: (ms) => {
+        seen.push(`sleep ${ms}`);
+        return Promise.resolve(false);
+      },
+    });
+    assert.ok(waited instanceof Promise, `past the budget the wait waits for a turn: ${seen.join(", ")}`);
+    assert.equal(await waited, false);
+  } finally {
+    clearInterval(ticker);
+  }
+  assert.equal(seen.filter((s) => s.startsWith("park")).length, 5, seen.join(", "));
+  assert.ok(!seen.some((s) => s.startsWith("sleep")), `no park became a sleep: ${seen.join(", ")}`);
+  assert.ok(
+    seen.filter((s) => s === "turn").length >= 2,
+    `25 ms of parks took two turns: ${seen.join(", ")}`,
   );
+  const between = seen.join(",").split("turn").map((run) =>
+    run.split(",").filter(Boolean).reduce((sum, s) => sum + Number(s.split(" ")[1]), 0)
+  );
+  assert.ok(between.every((ms) => ms <= PARK_BUDGET_MS + 1e-9), `parks asked between turns: ${between}`);
 });
 
 Deno.test("The driver answers in the same call, a boolean and no promise, when a park ends the wait", () => {
@@ -174,7 +172,11 @@ Deno.test("The driver keeps a wait whose sleeps answer on the thread synchronous
   const log: string[] = [];
   let sleeps = 0;
   const block = (ms: number) => (log.push(`${ms}`), ++sleeps === 3);
-  const result: boolean = drive(loggedSteps(log, () => sleeps === 3), { park: block, sleep: block });
+  const result: boolean = drive(loggedSteps(log, () => sleeps === 3), {
+    park: block,
+    sleep: block,
+    blocking: true,
+  });
   assert.equal(result, true);
   assert.deepEqual(log, ["register", `${PARK_MS}`, `${SLICE_MS}`, `${SLICE_MS}`, "unregister"]);
 });
