@@ -157,7 +157,7 @@ export class FdChannel {
     return this.#frames!.drained;
   }
 
-  /** True once the fd has `events`, false once closed; a promise when it waits off the thread. */
+  /** True once the fd has `events`, false once closed; a promise when it waits through the event loop. */
   ready(events: number = OS.POLLIN, parkMs?: number): boolean | Promise<boolean> {
     return this.#closed ? false : this.#wait(events, Infinity, parkMs);
   }

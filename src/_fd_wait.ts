@@ -7,8 +7,9 @@
  * (`ppoll`, at most the park's length); a step that sleeps polls them on a worker thread (a
  * non-blocking FFI call: the event loop runs meanwhile) for at most one slice, raced against
  * `stop`, so that close, abort and deadlines are noticed (a stop ends the wait: false). A wait
- * that ends before it sleeps is answered synchronously (a boolean, not a promise): no async
- * function, no extra microtask turns. The manager server's loop drives its whole poll set the
+ * that ends before it sleeps (or awaits a turn of the event loop, past the park budget of
+ * `_wait_drive.ts`) is answered synchronously (a boolean, not a promise): no async function, no
+ * extra microtask turns. The manager server's loop drives its whole poll set the
  * same way (`_manager_listen.ts`). `Turns` bounds how long waits that block the thread (the
  * manager's) follow one another.
  *
@@ -41,8 +42,8 @@ export class Waiter {
 
   /**
    * True when `fd` (or one of several) has `events`, false when one of `stop` aborts first or at
-   * `deadline` (a `performance.now()` time); a promise of that once the wait sleeps off the
-   * thread. Nothing of the wait stays attached to the signals afterwards: a connection waits
+   * `deadline` (a `performance.now()` time); a promise of that once the wait goes through the
+   * event loop. Nothing of the wait stays attached to the signals afterwards: a connection waits
    * millions of times on the one signal that its `close()` aborts. (`stop` may also be a promise
    * that lives no longer than the caller's wait: each wait adds a reaction to it.) `parkMs` is
    * the loop's park length (`waitSteps`).
@@ -121,6 +122,11 @@ class FdWait implements Attempt, Doer {
     const polled = pollFdsAsync(this.#fds, this.#events, ms | 0 || 1, this.#unref ? UNREF : undefined);
     const ready = await Promise.race([polled, stopping]);
     return this.#stopped || ready === null ? null : ready.length > 0;
+  }
+
+  stopped(): boolean {
+    return this.#stopped ||
+      (Array.isArray(this.#stop) && (this.#stop as AbortSignal[]).some((s) => s.aborted));
   }
 
   end(): void {

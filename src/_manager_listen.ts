@@ -192,6 +192,11 @@ export class ServerLoop {
         this.#turns.turned();
         return this.#stopped ? null : this.#found > 0;
       },
+      // A turn past the park budget may have added fds to watch: the loop builds its set anew.
+      stopped: () => {
+        this.#turns.turned();
+        return true;
+      },
     });
     if (typeof ready === "boolean") return ready ? this.#found : 0;
     return ready.then((ready) => ready ? this.#found : 0);

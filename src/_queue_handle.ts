@@ -247,7 +247,7 @@ export class QueueHandle {
    * lock's waits are: between sleeps it looks at abort and close) until `tryTake()` succeeds,
    * counted in the `waiters` word meanwhile so that whoever changes the state posts; looks for
    * dead producers' places between sleeps. False at the deadline; a boolean when the wait ended
-   * without sleeping off the thread (the callers await it).
+   * without going through the event loop (the callers await it).
    */
   #wait(
     tryTake: () => boolean,

@@ -13,7 +13,8 @@
  * The rules, the same for every waiter:
  * - **Answered in the same call** while no step has gone off the thread: a wait that its try,
  *   spin or park ends returns a boolean, not a promise (no async function, no microtask turn: a
- *   hand-off's speed depends on it). The first sleep that returns a promise makes the rest of
+ *   hand-off's speed depends on it). The first step that returns a promise (a sleep off the
+ *   thread, or a park that awaits a turn of the event loop first: see below) makes the rest of
  *   the wait asynchronous. A `sleep` that answers synchronously keeps it all on the thread: a
  *   wait that blocks throughout (`acquireSync()`: every step blocks), or one that stops at its
  *   first sleep (a sleep that says `null`: `readyHere`).
@@ -29,9 +30,12 @@
  *   every wait within a (learnt, up to 5 ms) park would otherwise keep it from turning for as
  *   long as the exchange lasts. So a thread's waits park for at most {@linkcode PARK_BUDGET_MS}
  *   in all; then a wait that would park first lets the event loop turn once (timers and I/O
- *   run, ~30 µs on a quiet machine), which renews the budget, and parks then. One
- *   turn serves every wait of the thread that waits for it. A wait that must stay on the thread
- *   (a {@linkcode Doer} that is `blocking`) sleeps instead, as its sleeps block too.
+ *   run, ~30 µs on a quiet machine), which renews the budget, and parks then, for what is left
+ *   of its park. One turn serves every wait of the thread that waits for it. What that turn ran
+ *   may have ended the wait: an abort and `check()` are looked at, and a doer may say it was
+ *   stopped (`stopped()`). A wait that must stay on the thread (a {@linkcode Doer} that is
+ *   `blocking`) sleeps instead: `acquireSync()`'s sleep blocks as its park does, `readyHere`'s
+ *   ends the wait.
  *
  * @module
  */
@@ -48,25 +52,36 @@ let turn: Promise<void> | undefined;
  * (~30 µs; `setTimeout(0)` takes ~2 ms here, and `node:timers`' `setImmediate` ~8 ms to load).
  */
 function nextTurn(): Promise<void> {
-  return turn ??= new Promise<void>((resolve) => {
-    const { port1, port2 } = new MessageChannel();
+  if (turn) return turn;
+  const { port1, port2 } = new MessageChannel();
+  const turned = new Promise<void>((resolve) => {
     port1.onmessage = () => {
       port1.close();
       turn = undefined;
       parked = 0;
       resolve();
     };
-    port2.postMessage(null);
-    port2.close();
   });
+  try {
+    port2.postMessage(null);
+  } catch (e) {
+    port1.close();
+    throw e;
+  } finally {
+    port2.close();
+  }
+  return turn = turned;
 }
 
 /**
- * How long a thread's waits may park before the event loop turns, in ms. A Pipe exchange whose
- * peer answers after 1 or 3 ms (50 fast answers first, so that parks are learnt long), with a
- * 1 ms timer chain beside it, longest gap between timer ticks: no bound 254 / 674 ms; renewed
+ * How long a thread's waits may park in all before one of them lets the event loop turn, in ms.
+ * Only that turn renews it: a turn that other code made may wake several waits, and each would
+ * otherwise park a whole budget (four waits: a 56 ms gap between timer ticks). A Pipe exchange
+ * whose peer answers after 1 or 3 ms (50 fast answers first, so that parks are learnt long), with
+ * a 1 ms timer chain beside it, longest gap between timer ticks: no bound 254 / 674 ms; renewed
  * at each wait's sleep: 50 ms 110 / 53, 10 ms 11 / 20, 5 ms 9 / 11; 10 ms renewed once per turn
- * seen by a timer: 3–4 / 10 (0752135, before learnt parks: 4 / 6).
+ * seen by a timer, then a sleep off the thread: 3–4 / 10; as now: 11–13 / 7–10 (0752135, before
+ * learnt parks: 4 / 6).
  */
 export const PARK_BUDGET_MS = 10;
 
@@ -78,7 +93,16 @@ function doStep(doer: Doer, step: Step): boolean | null | Promise<boolean | null
   const { park, ms } = step;
   if (!park) return doer.sleep(ms);
   const left = PARK_BUDGET_MS - parked;
-  if (left <= 0) return doer.blocking ? doer.sleep(ms) : nextTurn().then(() => doStep(doer, step));
+  if (left <= 0) {
+    if (doer.blocking) return doer.sleep(ms);
+    const asked = performance.now();
+    return nextTurn().then(() => {
+      if (doer.stopped?.()) return null;
+      doer.signal?.throwIfAborted();
+      doer.check?.();
+      return doStep(doer, { park: true, ms: Math.max(0, ms - (performance.now() - asked)) });
+    });
+  }
   const start = performance.now();
   try {
     return doer.park(Math.min(ms, left));
@@ -103,6 +127,12 @@ export interface Doer {
   /** Runs once when the wait ends, however it ends (after `steps.return()`). */
   end?(): void;
   /**
+   * After a turn of the event loop that this wait awaited before its park (past the budget):
+   * true when the wait must end there (it answers false), as a stopped sleep does: its stop came,
+   * or what it waits on may have changed meanwhile.
+   */
+  stopped?(): boolean;
+  /**
    * Every step of this wait stays on the thread (`acquireSync()`, whose sleeps block; `readyHere`,
    * whose first sleep stops it): past the park budget it sleeps instead of awaiting a turn.
    */
@@ -121,7 +151,7 @@ export type Steps = Generator<Step, boolean, boolean>;
 /**
  * Drives `steps` to their answer: true when the wait took what it waited for, false when it
  * gave up (deadline, stopped). Synchronously while every step answers synchronously; a promise
- * from the first sleep that goes off the thread on. Throws (or rejects) with what `check()` or
+ * from the first step that does not on (a sleep off the thread, a park after a turn). Throws (or rejects) with what `check()` or
  * a step throws, or with `signal.reason` (see the module comment).
  */
 export function drive(steps: Steps, doer: SyncDoer): boolean;
@@ -151,7 +181,7 @@ export function drive(steps: Steps, doer: Doer): boolean | Promise<boolean> {
   }
 }
 
-/** The rest of a wait, from its first sleep off the thread (`pending`) on. */
+/** The rest of a wait, from its first step that answers with a promise (`pending`) on. */
 async function driveOff(
   steps: Steps,
   pending: boolean | null | Promise<boolean | null>,
