@@ -9,17 +9,14 @@
  * `stop`, so that close, abort and deadlines are noticed (a stop ends the wait: false). A wait
  * that ends before it sleeps (or awaits a turn of the event loop, past the park budget of
  * `_wait_drive.ts`) is answered synchronously (a boolean, not a promise): no async function, no
- * extra microtask turns. The manager server's loop drives its whole poll set the
- * same way (`_manager_listen.ts`). `Turns` bounds how long waits that block the thread (the
- * manager's) follow one another.
+ * extra microtask turns. The manager server's loop drives its whole poll set the same way
+ * (`_manager_listen.ts`).
  *
  * @module
  */
 import { pollFds, pollFdsAsync } from "../native/mod.ts";
-import { type Attempt, Deadline, Eagerness, PARK_MS, SLICE_MS, waitSteps, whenAborted } from "./_wait.ts";
-import { type Doer, drive } from "./_wait_drive.ts";
-
-export { SLICE_MS };
+import { type Attempt, Deadline, Eagerness, PARK_MS, waitSteps, whenAborted } from "./_wait.ts";
+import { type Doer, drive, turnDue } from "./_wait_drive.ts";
 
 const FOREVER = new Deadline(Infinity);
 const UNREF = { unref: true } as const;
@@ -67,7 +64,8 @@ export class Waiter {
   readyHere(fd: number, events: number, parkMs: number): boolean {
     const wait = new FdWait([fd], events, [], false);
     const here = { park: (ms: number) => wait.park(ms), sleep: () => null, blocking: true as const }; // the first sleep stops it
-    return drive(waitSteps(wait, FOREVER, this.#eager, undefined, parkMs), here);
+    // When the event loop is due a turn, only the try: the caller's wait then goes through it.
+    return drive(waitSteps(wait, FOREVER, this.#eager, undefined, turnDue() ? 0 : parkMs), here);
   }
 }
 
@@ -131,32 +129,5 @@ class FdWait implements Attempt, Doer {
 
   end(): void {
     this.#aborted?.dispose();
-  }
-}
-
-/**
- * Counts how long waits that block the thread followed one another (an answered manager call goes
- * on in a microtask): after one `SLICE_MS`, one wait goes through the event loop, so
- * that timers and I/O do not starve (not more often: a turn costs a worker thread's wake-up,
- * milliseconds on a full machine). A pause of over 1 ms since `blocked()` counts as a turn.
- */
-export class Turns {
-  #since = -Infinity;
-  #last = -Infinity;
-
-  /** Whether the next wait may block the thread (else it goes through the event loop). */
-  mayBlock(now = performance.now()): boolean {
-    if (now - this.#last > 1) this.#since = now;
-    return now - this.#since < SLICE_MS;
-  }
-
-  /** The thread was kept from the event loop until now. */
-  blocked(now = performance.now()): void {
-    this.#last = now;
-  }
-
-  /** The event loop turned. */
-  turned(now = performance.now()): void {
-    this.#since = this.#last = now;
   }
 }

@@ -6,7 +6,8 @@
  *
  * The connection is a buffered `FdChannel` (`_fd_channel.ts`). A call waits for its first answer
  * (its reply, or the server's word that it waits) on this thread, in the one wait loop with the
- * park for answers that come at once (`ANSWER_PARK_MS` in `_wait.ts`), bounded by `Turns`;
+ * park for answers that come at once (`ANSWER_PARK_MS` in `_wait.ts`), while the event loop is
+ * not due a turn (`turnDue` in `_wait_drive.ts`);
  * what is still pending then, it waits for off the thread (the loop's usual park and slices).
  *
  * @module
@@ -14,7 +15,6 @@
 import { deserialize, serialize } from "./_reduction.ts";
 import { type PackedError, unpackError } from "./_error_transport.ts";
 import { ANSWER_PARK_MS, PARK_MS, raceTimeout, TIMED_OUT } from "./_wait.ts";
-import { Turns } from "./_fd_wait.ts";
 import { OS } from "../native/mod.ts";
 import type { FdChannel } from "./_fd_channel.ts";
 import { addressKey } from "./_manager_options.ts";
@@ -57,7 +57,6 @@ export class Client {
   /** A wait that does not block the event loop is in progress. */
   #waiting = false;
   /** How long calls have been answered back to back without the event loop turning. */
-  #turns = new Turns();
 
   constructor(ch: FdChannel, where: string, onLost: () => void) {
     this.#ch = ch;
@@ -159,9 +158,8 @@ export class Client {
     this.#kicked = false;
     if (this.#lost) return;
     try {
-      while (this.#fresh > 0 && this.#turns.mayBlock()) {
+      while (this.#fresh > 0) {
         const ready = this.#ch.readableHere(ANSWER_PARK_MS);
-        this.#turns.blocked();
         if (!ready) break;
         if (!this.#readReplies()) return this.#lose();
       }
@@ -177,15 +175,8 @@ export class Client {
     this.#waiting = true;
     try {
       while (this.#pending.size > 0 && !this.#lost) {
-        // When the event loop is due a turn, the wait neither spins nor parks: it goes off the thread.
-        const ready = this.#ch.ready(OS.POLLIN, this.#turns.mayBlock() ? PARK_MS : 0);
-        if (ready instanceof Promise) {
-          if (!(await ready)) break;
-          this.#turns.turned();
-        } else {
-          this.#turns.blocked();
-          if (!ready) break;
-        }
+        const ready = this.#ch.ready(OS.POLLIN, PARK_MS);
+        if (!(ready instanceof Promise ? await ready : ready)) break;
         if (!this.#readReplies()) break;
       }
     } catch {

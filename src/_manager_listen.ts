@@ -12,8 +12,8 @@
  *   waits, no write that waits for room), it spins while that pays and parks on this thread for
  *   up to `ANSWER_PARK_MS`: the next request of a busy client is read without a wake-up or a
  *   trip through the event loop. The event loop is blocked meanwhile, so such waits follow one
- *   another for at most one slice (`Turns`) before one poll goes through the event loop (timers,
- *   signals);
+ *   another for at most the driver's budget (`TURN_BUDGET_MS`) before one lets the event loop
+ *   turn (timers, signals);
  * - otherwise, and after a park that nothing ended, it polls on a worker thread in the loop's
  *   slices (the event loop runs: handshakes, timers, calls that wait), woken by a byte on its own
  *   pipe when something new must be watched.
@@ -32,7 +32,6 @@ import {
   write as writeFd,
 } from "../native/mod.ts";
 import { ANSWER_PARK_MS, Deadline, Eagerness, waitSteps } from "./_wait.ts";
-import { Turns } from "./_fd_wait.ts";
 import { drive } from "./_wait_drive.ts";
 
 /** After a failed accept() (EMFILE: out of fds), the listener rests this long, doubling up to 1 s. */
@@ -59,7 +58,6 @@ export class ServerLoop {
   #wakeBuf = new Uint8Array(64);
   #asyncWaiting = false;
   #stopped = false;
-  #turns = new Turns();
   /** How many fds the last poll of the set found ready. */
   #found = 0;
   #restUntil = 0;
@@ -151,16 +149,9 @@ export class ServerLoop {
       for (const [fd, list] of this.#interests) {
         if (!this.#served.has(fd)) set.add(fd, list.reduce((e, i) => e | i.events, 0));
       }
-      let n: number;
-      if (this.#turns.mayBlock(now)) n = await this.#wait(now);
-      else {
-        // The event loop's turn: a poll that does not wait, through a worker thread.
-        n = await set.waitAsync(0);
-        this.#turns.turned();
-      }
+      const n = await this.#wait(now);
       if (this.#stopped) break;
       if (n > 0) this.#dispatch();
-      this.#turns.blocked();
       // Let what was resolved go on (a handshake's next step) before the next poll.
       await null;
     }
@@ -189,14 +180,10 @@ export class ServerLoop {
         } finally {
           this.#asyncWaiting = false;
         }
-        this.#turns.turned();
         return this.#stopped ? null : this.#found > 0;
       },
       // A turn past the park budget may have added fds to watch: the loop builds its set anew.
-      stopped: () => {
-        this.#turns.turned();
-        return true;
-      },
+      stopped: () => true,
     });
     if (typeof ready === "boolean") return ready ? this.#found : 0;
     return ready.then((ready) => ready ? this.#found : 0);

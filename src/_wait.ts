@@ -214,7 +214,7 @@ export const ANSWER_PARK_MS = 5;
  * wait 2–11 ms through the worker thread. Medians of 6–8, before → after (load 10–30): Connection
  * round trip, cores busy 373 → 175 µs (CPython 90), quiet 186 → 131 µs (CPython 69); Barrier
  * 425 → 251 ms. The price: a park blocks the event loop, and a peer answering in 1–5 ms never
- * ends the run: `drive()` bounds parks to `PARK_BUDGET_MS` between turns. (Within 1 ms: 282 µs.)
+ * ends the run: `drive()` lets the event loop turn every `TURN_BUDGET_MS`. (Within 1 ms: 282 µs.)
  */
 export const PAID_PARKS = 8;
 

@@ -11,11 +11,11 @@
  * (`_manager_listen.ts`).
  *
  * The rules, the same for every waiter:
- * - **Answered in the same call** while no step has gone off the thread: a wait that its try,
- *   spin or park ends returns a boolean, not a promise (no async function, no microtask turn: a
- *   hand-off's speed depends on it). The first step that returns a promise (a sleep off the
- *   thread, or a park that awaits a turn of the event loop first: see below) makes the rest of
- *   the wait asynchronous. A `sleep` that answers synchronously keeps it all on the thread: a
+ * - **Answered in the same call** while no step has gone through the event loop: a wait that
+ *   its try, spin or park ends returns a boolean, not a promise (no async function, no microtask
+ *   turn: a hand-off's speed depends on it). The first step that returns a promise (a sleep off
+ *   the thread) makes the rest of the wait asynchronous, as does a turn of the event loop before
+ *   the wait (see below). A `sleep` that answers synchronously keeps it all on the thread: a
  *   wait that blocks throughout (`acquireSync()`: every step blocks), or one that stops at its
  *   first sleep (a sleep that says `null`: `readyHere`).
  * - A sleep that says **`null`** was stopped (a close, the server stopping): the wait answers
@@ -26,39 +26,75 @@
  * - `check()` runs after each step and may throw (a handle closed meanwhile).
  * - However the wait ends (an answer, a throw, a stop), the driver calls `steps.return(false)`
  *   (the loop undoes its registration among the waiters) and then `end()`.
- * - **Parks keep the event loop turning:** a park blocks the event loop, and a peer that answers
- *   every wait within a (learnt, up to 5 ms) park would otherwise keep it from turning for as
- *   long as the exchange lasts. So a thread's waits park for at most {@linkcode PARK_BUDGET_MS}
- *   in all; then a wait that would park first lets the event loop turn once (timers and I/O
- *   run, ~30 µs on a quiet machine), which renews the budget, and parks then, for what is left
- *   of its park. One turn serves every wait of the thread that waits for it. What that turn ran
- *   may have ended the wait: an abort and `check()` are looked at, and a doer may say it was
+ * - **Waits keep the event loop turning:** an answer taken on the thread resolves its promise in
+ *   a microtask, so an exchange that its spins and parks keep answering would keep timers and
+ *   I/O from running for as long as it lasts. So once this thread's waits have kept it from its
+ *   event loop for {@linkcode TURN_BUDGET_MS} (since the first wait after the loop last turned,
+ *   which an unref'd timer sees), a park sleeps instead (off the thread: the loop turns while
+ *   the wait goes on), and every 8th wait that starts looks whether the loop is due and then
+ *   lets it turn once first (`nextTurn`: one turn serves every wait that asks). What that turn
+ *   ran may have ended the wait: an abort and `check()` are looked at, and a doer may say it was
  *   stopped (`stopped()`). A wait that must stay on the thread (a {@linkcode Doer} that is
- *   `blocking`) sleeps instead: `acquireSync()`'s sleep blocks as its park does, `readyHere`'s
- *   ends the wait.
+ *   `blocking`) is never made to turn: its parks past the budget become its own sleeps
+ *   (`acquireSync()`'s block as its parks do; `readyHere`'s end the wait, as `turnDue()` tells
+ *   it before it spins).
  *
  * @module
  */
 import type { Step } from "./_wait.ts";
 
-/** How long this thread's waits have parked since the budget was last renewed, in ms. */
-let parked = 0;
+/** Since when this thread's waits have kept it from its event loop; undefined: it turned since. */
+let blockedSince: number | undefined;
+/** Waits driven on this thread (the entry check looks at the clock at every 8th). */
+let waits = 0;
+/** Whether the timer that sees the next turn of the event loop is set. */
+let watching = false;
 /** The turn of the event loop that the waits past the budget wait for. */
 let turn: Promise<void> | undefined;
 
+function turned(): void {
+  blockedSince = undefined;
+}
+
 /**
- * Resolves after the event loop turned once (timers and I/O ran), with the budget renewed: a
- * message to itself through a channel closed at once, so nothing stays to keep the program alive
- * (~30 µs; `setTimeout(0)` takes ~2 ms here, and `node:timers`' `setImmediate` ~8 ms to load).
+ * For how long this thread's waits have kept it from its event loop, in ms: since the first wait
+ * after the loop last turned. A turn is seen by a timer (unref'd), set by that first wait: it runs
+ * only when the loop turns, whoever made it turn.
+ */
+function blockedFor(now: number): number {
+  if (blockedSince !== undefined) return now - blockedSince;
+  blockedSince = now;
+  if (!watching) {
+    watching = true;
+    Deno.unrefTimer(setTimeout(() => {
+      watching = false;
+      turned();
+    }, 0));
+  }
+  return 0;
+}
+
+/**
+ * Whether this thread's waits have kept it from its event loop for {@linkcode TURN_BUDGET_MS}:
+ * a wait that must stay on the thread then does not spin or park (`readyHere`).
+ */
+export function turnDue(): boolean {
+  return blockedFor(performance.now()) >= TURN_BUDGET_MS;
+}
+
+/**
+ * Resolves after the event loop turned once (timers and I/O ran): a message to itself through a
+ * channel closed at once, so nothing stays to keep the program alive (~30 µs; `setTimeout(0)`
+ * takes ~2 ms here, and `node:timers`' `setImmediate` ~8 ms to load).
  */
 function nextTurn(): Promise<void> {
   if (turn) return turn;
   const { port1, port2 } = new MessageChannel();
-  const turned = new Promise<void>((resolve) => {
+  const turnedOnce = new Promise<void>((resolve) => {
     port1.onmessage = () => {
       port1.close();
       turn = undefined;
-      parked = 0;
+      turned();
       resolve();
     };
   });
@@ -70,45 +106,31 @@ function nextTurn(): Promise<void> {
   } finally {
     port2.close();
   }
-  return turn = turned;
+  return turn = turnedOnce;
 }
 
 /**
- * How long a thread's waits may park in all before one of them lets the event loop turn, in ms.
- * Only that turn renews it: a turn that other code made may wake several waits, and each would
- * otherwise park a whole budget (four waits: a 56 ms gap between timer ticks). A Pipe exchange
- * whose peer answers after 1 or 3 ms (50 fast answers first, so that parks are learnt long), with
- * a 1 ms timer chain beside it, longest gap between timer ticks: no bound 254 / 674 ms; renewed
- * at each wait's sleep: 50 ms 110 / 53, 10 ms 11 / 20, 5 ms 9 / 11; 10 ms renewed once per turn
- * seen by a timer, then a sleep off the thread: 3–4 / 10; as now: 11–13 / 7–10 (0752135, before
- * learnt parks: 4 / 6).
+ * How long a thread's waits may keep it from its event loop, in ms (their tries, spins and parks,
+ * and whatever runs between them without a turn: a Pipe exchange answered in spins). Then a
+ * park sleeps instead, and a wait that starts lets the loop turn once first. A Pipe exchange whose peer answers after 1 or 3 ms (50
+ * fast answers first, so that parks are learnt long), with a 1 ms timer chain beside it, longest
+ * gap between timer ticks: no bound 254 / 674 ms; parks alone counted, renewed at each wait's
+ * sleep: 50 ms 110 / 53, 10 ms 11 / 20, 5 ms 9 / 11; renewed once per turn: 3–4 / 10 (0752135,
+ * before learnt parks: 4 / 6). A peer that answers at once, 20 000 round trips (1.3 s) answered
+ * in spins: parks alone counted, 76 ms (0752135: 105 ms), ticks 33 (82); as now: see the note.
  */
-export const PARK_BUDGET_MS = 10;
+export const TURN_BUDGET_MS = 10;
 
 /**
- * Does a step: a park while the budget above lasts (cut to what is left of it); past it, a turn
- * of the event loop first (a `blocking` doer sleeps instead).
+ * Does a step: a park while the budget above lasts; a park that would outlast it sleeps instead
+ * (off the thread for an async wait: the event loop turns meanwhile, and the wait goes on). Not
+ * a park cut to what is left, nor a turn first: a park cut short counts as one that missed (and
+ * unlearns long parks), and a turn of its own, waiting for nothing meanwhile, took ~350 µs
+ * under a Pipe exchange (55 turns: +12% round trip).
  */
-function doStep(doer: Doer, step: Step): boolean | null | Promise<boolean | null> {
-  const { park, ms } = step;
-  if (!park) return doer.sleep(ms);
-  const left = PARK_BUDGET_MS - parked;
-  if (left <= 0) {
-    if (doer.blocking) return doer.sleep(ms);
-    const asked = performance.now();
-    return nextTurn().then(() => {
-      if (doer.stopped?.()) return null;
-      doer.signal?.throwIfAborted();
-      doer.check?.();
-      return doStep(doer, { park: true, ms: Math.max(0, ms - (performance.now() - asked)) });
-    });
-  }
-  const start = performance.now();
-  try {
-    return doer.park(Math.min(ms, left));
-  } finally {
-    parked += performance.now() - start;
-  }
+function doStep(doer: Doer, { park, ms }: Step): boolean | null | Promise<boolean | null> {
+  if (!park || TURN_BUDGET_MS - blockedFor(performance.now()) < ms) return doer.sleep(ms);
+  return doer.park(ms);
 }
 
 /** What a waiter gives {@linkcode drive}: how to do each step, and what to look at between them. */
@@ -157,6 +179,8 @@ export type Steps = Generator<Step, boolean, boolean>;
 export function drive(steps: Steps, doer: SyncDoer): boolean;
 export function drive(steps: Steps, doer: Doer): boolean | Promise<boolean>;
 export function drive(steps: Steps, doer: Doer): boolean | Promise<boolean> {
+  // The clock costs ~130 ns a look (a hand-off's wait: ~800 ns): every 8th wait looks.
+  if (!doer.blocking && (++waits & 7) === 0 && turnDue()) return driveAfterTurn(steps, doer);
   let step: IteratorResult<Step, boolean> | undefined;
   let handed = false; // the rest of the wait, its ending included, is `driveOff`'s
   try {
@@ -179,6 +203,23 @@ export function drive(steps: Steps, doer: Doer): boolean | Promise<boolean> {
       doer.end?.();
     }
   }
+}
+
+/** A wait that lets the event loop turn before its first try: an abort, close or stop in it comes first. */
+async function driveAfterTurn(steps: Steps, doer: Doer): Promise<boolean> {
+  await nextTurn();
+  try {
+    doer.signal?.throwIfAborted();
+    doer.check?.();
+    if (!doer.stopped?.()) return await drive(steps, doer);
+  } catch (e) {
+    steps.return(false);
+    doer.end?.();
+    throw e;
+  }
+  steps.return(false);
+  doer.end?.();
+  return false;
 }
 
 /** The rest of a wait, from its first step that answers with a promise (`pending`) on. */

@@ -13,8 +13,7 @@ import {
   type Step,
   waitSteps,
 } from "../src/_wait.ts";
-import { Turns } from "../src/_fd_wait.ts";
-import { drive, PARK_BUDGET_MS } from "../src/_wait_drive.ts";
+import { type Doer, drive, TURN_BUDGET_MS } from "../src/_wait_drive.ts";
 import { close as closeFd, cpuTurns, OS, pipe, pollFds, write } from "../native/mod.ts";
 
 Deno.test("The wait loop registers once, parks once, then sleeps in slices, and return() undoes the registration", () => {
@@ -116,77 +115,83 @@ Deno.test("An abort that comes after a sleep ended empty-handed, before the loop
   assert.equal(available, true, "the notification was there to take");
 });
 
-Deno.test("A thread's waits park for at most PARK_BUDGET_MS in all, then let the event loop turn once (timers run) and park on: no sleep off the thread", async () => {
+Deno.test("Once a thread's waits kept it from its event loop for TURN_BUDGET_MS, a park sleeps instead (the loop turns), and parks come back after that turn", async () => {
   const seen: string[] = [];
   function* steps(): Generator<Step, boolean, boolean> {
-    for (let i = 0; i < 5; i++) yield { park: true, ms: 5 };
+    for (let i = 0; i < 8; i++) yield { park: true, ms: 4 };
     return false;
   }
-  const ticker = setInterval(() => seen.push("turn"), 0); // due at every turn: parks take 5 ms
-  try {
-    const waited = drive(steps(), {
-      park: (ms) => {
-        seen.push(`park ${ms}`);
-        const until = performance.now() + ms; // a peer that answers late: the park lasts its length
-        while (performance.now() < until);
-        return false;
-      },
-      sleep: (ms) => {
-        seen.push(`sleep ${ms}`);
-        return Promise.resolve(false);
-      },
-    });
-    assert.ok(waited instanceof Promise, `past the budget the wait waits for a turn: ${seen.join(", ")}`);
-    assert.equal(await waited, false);
-  } finally {
-    clearInterval(ticker);
-  }
-  assert.equal(seen.filter((s) => s.startsWith("park")).length, 5, seen.join(", "));
-  assert.ok(!seen.some((s) => s.startsWith("sleep")), `no park became a sleep: ${seen.join(", ")}`);
-  assert.ok(seen.includes("turn"), `parks past the budget took a turn: ${seen.join(", ")}`);
-  const between = seen.join(",").split("turn").map((run) =>
-    run.split(",").filter(Boolean).reduce((sum, s) => sum + Number(s.split(" ")[1]), 0)
+  await new Promise((r) => setTimeout(r, 2)); // a turn: whatever earlier tests blocked is forgotten
+  const waited = drive(steps(), {
+    park: (ms) => {
+      seen.push("park");
+      const until = performance.now() + ms; // a peer that answers late: the park lasts its length
+      while (performance.now() < until);
+      return false;
+    },
+    sleep: () => {
+      seen.push("sleep");
+      return new Promise<boolean>((r) => setTimeout(() => r(false), 2)); // ends in a turn
+    },
+  });
+  assert.equal(await waited, false);
+  const runs = seen.join(",").split("sleep").map((run) => run.split(",").filter(Boolean).length);
+  assert.ok(runs.length >= 3, `parks of 4 ms slept at least twice in 32 ms: ${seen.join(", ")}`);
+  assert.ok(runs.every((parks) => parks * 4 <= TURN_BUDGET_MS), `parks between sleeps: ${runs}`);
+  assert.ok(
+    runs.slice(1, -1).every((parks) => parks > 0),
+    `a sleep's turn brought parks back: ${seen.join(", ")}`,
   );
-  assert.ok(between.every((ms) => ms <= PARK_BUDGET_MS + 1e-9), `parks asked between turns: ${between}`);
 });
 
-/** Steps that park 6 ms at a time until a park takes a wake-up; parks that last their length. */
-function* parksUntilTaken(): Generator<Step, boolean, boolean> {
-  while (!(yield { park: true, ms: 6 }));
-  return true;
-}
-function parkFor(seen: string[], ms: number): boolean {
-  seen.push("park");
-  const until = performance.now() + ms;
-  while (performance.now() < until);
-  return seen.includes("timer"); // a post came meanwhile, once the timer ran
+/**
+ * Drives waits answered at once (with 2 ms of the caller's own work between them) until one lets
+ * the event loop turn first, as one does once the thread was kept from it for TURN_BUDGET_MS.
+ */
+function waitUntilATurn(doer: Doer): { answer: Promise<boolean>; before: number } {
+  // deno-lint-ignore require-yield
+  function* answered(): Generator<Step, boolean, boolean> {
+    return true;
+  }
+  for (let before = 0; before < 100; before++) {
+    const answer = drive(answered(), doer);
+    if (answer instanceof Promise) return { answer, before };
+    assert.equal(answer, true);
+    const until = performance.now() + 2;
+    while (performance.now() < until);
+  }
+  throw new Error("no wait let the event loop turn in 200 ms");
 }
 
-Deno.test("A wait past the park budget looks at its abort after the turn it awaited: an abort in that turn wins over the post its park would take", async () => {
-  const seen: string[] = [];
+Deno.test("A wait that lets the event loop turn first looks at its abort after that turn: an abort in it wins over the try", async () => {
+  await new Promise((r) => setTimeout(r, 2)); // a turn: whatever earlier tests blocked is forgotten
   const ac = new AbortController();
-  setTimeout(() => (seen.push("timer"), ac.abort()), 0); // runs in the turn, not before
-  const waited = drive(parksUntilTaken(), {
-    park: (ms) => parkFor(seen, ms),
+  let aborted = false;
+  setTimeout(() => (aborted = true, ac.abort()), 0); // runs in the turn, not before
+  const { answer, before } = waitUntilATurn({
+    park: () => false,
     sleep: () => Promise.resolve(false),
     signal: ac.signal,
   });
-  assert.ok(waited instanceof Promise, `the wait went past the budget: ${seen.join(", ")}`);
-  await assert.rejects(waited, (e: Error) => e.name === "AbortError");
-  assert.equal(seen.at(-1), "timer", `no park after the abort: ${seen.join(", ")}`);
+  assert.ok(before >= 4, `waits answered on the thread first: ${before}`);
+  await assert.rejects(answer, (e: Error) => e.name === "AbortError");
+  assert.ok(aborted);
 });
 
-Deno.test("A wait past the park budget that its doer says was stopped in the turn it awaited answers false without parking", async () => {
-  const seen: string[] = [];
-  setTimeout(() => seen.push("timer"), 0); // runs in the turn, not before
-  const waited = drive(parksUntilTaken(), {
-    park: (ms) => parkFor(seen, ms),
+Deno.test("A wait that lets the event loop turn first answers false when its doer says the turn stopped it", async () => {
+  await new Promise((r) => setTimeout(r, 2));
+  let stopped = false;
+  setTimeout(() => stopped = true, 0); // runs in the turn, not before
+  const ended: string[] = [];
+  const { answer, before } = waitUntilATurn({
+    park: () => false,
     sleep: () => Promise.resolve(false),
-    stopped: () => seen.includes("timer"),
+    stopped: () => stopped,
+    end: () => ended.push("end"),
   });
-  assert.ok(waited instanceof Promise, `the wait went past the budget: ${seen.join(", ")}`);
-  assert.equal(await waited, false);
-  assert.equal(seen.at(-1), "timer", `no park after the stop: ${seen.join(", ")}`);
+  assert.equal(await answer, false);
+  assert.ok(stopped);
+  assert.equal(ended.length, before + 1, "end() ran once for every wait, the stopped one included");
 });
 
 Deno.test("The driver answers in the same call, a boolean and no promise, when a park ends the wait", () => {
@@ -331,17 +336,28 @@ Deno.test("A wake-up ends a wait whose wake-ups are the take (an fd's readiness)
   assert.equal(tries, before);
 });
 
-Deno.test("Turns lets blocking waits follow one another for one slice, then asks for a turn; a turn or a pause resets it", () => {
-  const turns = new Turns();
-  assert.equal(turns.mayBlock(1000), true);
-  turns.blocked(1000.5);
-  assert.equal(turns.mayBlock(1000.6), true);
-  for (let t = 1001; t < 1000 + SLICE_MS; t++) turns.blocked(t);
-  assert.equal(turns.mayBlock(1000 + SLICE_MS), false, "one slice of blocking waits in a row");
-  turns.turned(1000 + SLICE_MS + 1);
-  assert.equal(turns.mayBlock(1000 + SLICE_MS + 1.5), true, "after a turn");
-  for (let t = 1000 + SLICE_MS + 2; t < 1000 + 2 * SLICE_MS + 2; t++) turns.blocked(t);
-  assert.equal(turns.mayBlock(1000 + 2 * SLICE_MS + 10), true, "after a pause of more than 1 ms");
+Deno.test("Waits answered at once let the event loop turn every TURN_BUDGET_MS: a tight exchange does not starve timers", async () => {
+  // deno-lint-ignore require-yield
+  function* answered(): Generator<Step, boolean, boolean> {
+    return true; // taken at the first try
+  }
+  let ticks = 0;
+  let turns = 0;
+  const ticker = setInterval(() => ticks++, 1);
+  try {
+    const t0 = performance.now();
+    while (performance.now() - t0 < 5 * TURN_BUDGET_MS) {
+      const answer = drive(answered(), { park: () => false, sleep: () => Promise.resolve(false) });
+      if (answer instanceof Promise) turns++;
+      assert.equal(await answer, true);
+      const until = performance.now() + 0.05; // the exchange's own work
+      while (performance.now() < until);
+    }
+  } finally {
+    clearInterval(ticker);
+  }
+  assert.ok(turns >= 3 && turns <= 6, `${turns} waits awaited a turn in ${5 * TURN_BUDGET_MS} ms`);
+  assert.ok(ticks >= 3, `a 1 ms interval ran ${ticks} times in ${5 * TURN_BUDGET_MS} ms`);
 });
 
 Deno.test("A wait that is not allowed to wait at all yields no step", () => {
