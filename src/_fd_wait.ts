@@ -7,7 +7,7 @@
  * (`ppoll`, at most the park's length); a step that sleeps polls them on a worker thread (a
  * non-blocking FFI call: the event loop runs meanwhile) for at most one slice, raced against
  * `stop`, so that close, abort and deadlines are noticed (a stop ends the wait: false). A wait
- * that ends before it sleeps (or awaits a turn of the event loop, past the park budget of
+ * that ends before it sleeps (and was not made to let the event loop turn first: `drive` in
  * `_wait_drive.ts`) is answered synchronously (a boolean, not a promise): no async function, no
  * extra microtask turns. The manager server's loop drives its whole poll set the same way
  * (`_manager_listen.ts`).

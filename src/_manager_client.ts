@@ -15,6 +15,7 @@
 import { deserialize, serialize } from "./_reduction.ts";
 import { type PackedError, unpackError } from "./_error_transport.ts";
 import { ANSWER_PARK_MS, PARK_MS, raceTimeout, TIMED_OUT } from "./_wait.ts";
+import { turnDue } from "./_wait_drive.ts";
 import { OS } from "../native/mod.ts";
 import type { FdChannel } from "./_fd_channel.ts";
 import { addressKey } from "./_manager_options.ts";
@@ -56,7 +57,6 @@ export class Client {
   #kicked = false;
   /** A wait that does not block the event loop is in progress. */
   #waiting = false;
-  /** How long calls have been answered back to back without the event loop turning. */
 
   constructor(ch: FdChannel, where: string, onLost: () => void) {
     this.#ch = ch;
@@ -158,7 +158,8 @@ export class Client {
     this.#kicked = false;
     if (this.#lost) return;
     try {
-      while (this.#fresh > 0) {
+      // When the event loop is due a turn, the wait goes through #wait, which lets it turn.
+      while (this.#fresh > 0 && !turnDue()) {
         const ready = this.#ch.readableHere(ANSWER_PARK_MS);
         if (!ready) break;
         if (!this.#readReplies()) return this.#lose();

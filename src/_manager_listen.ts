@@ -182,7 +182,7 @@ export class ServerLoop {
         }
         return this.#stopped ? null : this.#found > 0;
       },
-      // A turn past the park budget may have added fds to watch: the loop builds its set anew.
+      // A turn the loop was due before this wait may have added fds to watch: build the set anew.
       stopped: () => true,
     });
     if (typeof ready === "boolean") return ready ? this.#found : 0;

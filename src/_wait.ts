@@ -186,8 +186,7 @@ function describe(value: unknown): string {
 /**
  * The longest one sleep lasts before the waiter looks again at what a sleep cannot see: a
  * deadline, an abort, a closed handle, a holder that died. Both kinds of wait (an fd, a
- * primitive's shared word) use it; it also bounds how long waits that block the thread may
- * follow one another (`Turns` in `_fd_wait.ts`).
+ * primitive's shared word) use it.
  */
 export const SLICE_MS = 50;
 
@@ -202,7 +201,7 @@ export const PARK_MS = 0.3;
 
 /**
  * The park of a wait for an answer that comes at once, in ms: by contract (the manager's, bounded
- * by `Turns` in `_fd_wait.ts`: a reply, the word that the call waits, a busy client's next call)
+ * by `TURN_BUDGET_MS` in `_wait_drive.ts`: a reply, the word that the call waits, a busy client's next call)
  * or as learnt ({@linkcode PAID_PARKS}). Not below the kernel's tick (4 ms here): a shorter timed
  * park costs ~15 µs more CPU (busy-core round trip: 85 → 50 µs on each main thread).
  */

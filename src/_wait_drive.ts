@@ -52,8 +52,12 @@ let watching = false;
 /** The turn of the event loop that the waits past the budget wait for. */
 let turn: Promise<void> | undefined;
 
+/** A wait found the loop due a turn (`turnDue`): the next wait that can let it turn does, at once. */
+let overdue = false;
+
 function turned(): void {
   blockedSince = undefined;
+  overdue = false;
 }
 
 /**
@@ -79,7 +83,7 @@ function blockedFor(now: number): number {
  * a wait that must stay on the thread then does not spin or park (`readyHere`).
  */
 export function turnDue(): boolean {
-  return blockedFor(performance.now()) >= TURN_BUDGET_MS;
+  return overdue = blockedFor(performance.now()) >= TURN_BUDGET_MS;
 }
 
 /**
@@ -149,14 +153,15 @@ export interface Doer {
   /** Runs once when the wait ends, however it ends (after `steps.return()`). */
   end?(): void;
   /**
-   * After a turn of the event loop that this wait awaited before its park (past the budget):
-   * true when the wait must end there (it answers false), as a stopped sleep does: its stop came,
-   * or what it waits on may have changed meanwhile.
+   * After a turn of the event loop that this wait awaited before its first try (the loop was due
+   * one): true when the wait must end there (it answers false), as a stopped sleep does: its stop
+   * came, or what it waits on may have changed meanwhile.
    */
   stopped?(): boolean;
   /**
    * Every step of this wait stays on the thread (`acquireSync()`, whose sleeps block; `readyHere`,
-   * whose first sleep stops it): past the park budget it sleeps instead of awaiting a turn.
+   * whose first sleep stops it): it never awaits a turn; past the budget its parks become its own
+   * sleeps (as every wait's do).
    */
   readonly blocking?: boolean;
 }
@@ -173,14 +178,15 @@ export type Steps = Generator<Step, boolean, boolean>;
 /**
  * Drives `steps` to their answer: true when the wait took what it waited for, false when it
  * gave up (deadline, stopped). Synchronously while every step answers synchronously; a promise
- * from the first step that does not on (a sleep off the thread, a park after a turn). Throws (or rejects) with what `check()` or
+ * from the first step that does not on (a sleep off the thread), or when the wait lets the
+ * event loop turn first. Throws (or rejects) with what `check()` or
  * a step throws, or with `signal.reason` (see the module comment).
  */
 export function drive(steps: Steps, doer: SyncDoer): boolean;
 export function drive(steps: Steps, doer: Doer): boolean | Promise<boolean>;
 export function drive(steps: Steps, doer: Doer): boolean | Promise<boolean> {
   // The clock costs ~130 ns a look (a hand-off's wait: ~800 ns): every 8th wait looks.
-  if (!doer.blocking && (++waits & 7) === 0 && turnDue()) return driveAfterTurn(steps, doer);
+  if (!doer.blocking && ((++waits & 7) === 0 || overdue) && turnDue()) return driveAfterTurn(steps, doer);
   let step: IteratorResult<Step, boolean> | undefined;
   let handed = false; // the rest of the wait, its ending included, is `driveOff`'s
   try {
@@ -205,18 +211,23 @@ export function drive(steps: Steps, doer: Doer): boolean | Promise<boolean> {
   }
 }
 
-/** A wait that lets the event loop turn before its first try: an abort, close or stop in it comes first. */
+/**
+ * A wait that lets the event loop turn before its first try: an abort, close or stop in that turn
+ * comes first. Until `drive` takes over, the steps' return and `end()` are this function's.
+ */
 async function driveAfterTurn(steps: Steps, doer: Doer): Promise<boolean> {
-  await nextTurn();
+  let stopped: boolean;
   try {
+    await nextTurn();
     doer.signal?.throwIfAborted();
     doer.check?.();
-    if (!doer.stopped?.()) return await drive(steps, doer);
+    stopped = doer.stopped?.() ?? false;
   } catch (e) {
     steps.return(false);
     doer.end?.();
     throw e;
   }
+  if (!stopped) return drive(steps, doer);
   steps.return(false);
   doer.end?.();
   return false;

@@ -194,6 +194,38 @@ Deno.test("A wait that lets the event loop turn first answers false when its doe
   assert.equal(ended.length, before + 1, "end() ran once for every wait, the stopped one included");
 });
 
+Deno.test("A wait that lets the event loop turn first ends once however it ends: its park throws after the turn", async () => {
+  await new Promise((r) => setTimeout(r, 2)); // a turn: whatever earlier tests blocked is forgotten
+  function* parkOnce(): Generator<Step, boolean, boolean> {
+    return yield { park: true, ms: 0.001 };
+  }
+  let timerRan = false;
+  setTimeout(() => timerRan = true, 0); // runs in the turn, not before
+  let ends = 0;
+  let slept = false;
+  const doer = {
+    park: () => {
+      if (timerRan) throw new Error("the park failed");
+      return true;
+    },
+    sleep: () => (slept = true, Promise.resolve(true)), // a park past the budget: not the case here
+    end: () => ends++,
+  };
+  for (let waits = 1; waits <= 1000; waits++) {
+    slept = false;
+    const answer = drive(parkOnce(), doer);
+    if (answer instanceof Promise && !slept) {
+      await assert.rejects(answer, /the park failed/);
+      assert.equal(ends, waits, "end() ran once for every wait, the failed one included");
+      return;
+    }
+    assert.equal(await answer, true);
+    const until = performance.now() + 0.2;
+    while (performance.now() < until);
+  }
+  throw new Error("no wait let the event loop turn in 1000 waits");
+});
+
 Deno.test("The driver answers in the same call, a boolean and no promise, when a park ends the wait", () => {
   const log: string[] = [];
   let available = false;
