@@ -7,7 +7,8 @@
  * deno run -A bench/ab.ts ../base [thread|process|load|map|apply|threadmap|threadapply|handoff|roundtrip|queue|barrier] [--reps=N]
  * ```
  *
- * `AB_THIS=<checkout>` measures that checkout instead of this one (to bisect between two older
+ * `AB_THREAD=1` runs the hand-off, round trip and queue modes with a `Thread` instead of a
+ * `Process`. `AB_THIS=<checkout>` measures that checkout instead of this one (to bisect between two older
  * commits); `AB_ROUNDS=N` sets the hand-off's rounds (3000: ~20 ms a sample, which one noisy
  * moment moves by 30%; 30000 settle it better).
  *
@@ -213,7 +214,8 @@ async function measure(lib: Lib, what: What): Promise<Sample> {
 
 /** One hand-off row: its child started and warmed up, then the timed part alone. */
 async function handOff(lib: Lib, what: "handoff" | "roundtrip" | "queue"): Promise<Sample> {
-  const { Pipe, Process, Queue, Semaphore } = lib.mod;
+  const { Pipe, Queue, Semaphore } = lib.mod;
+  const Process = Deno.env.get("AB_THREAD") ? lib.mod.Thread : lib.mod.Process;
   const before = new Set(childPids());
   const module = new URL(
     what === "handoff" ? "bench/rows/_sync_targets.ts" : "bench/rows/_ipc_targets.ts",
