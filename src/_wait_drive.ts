@@ -31,8 +31,8 @@
  *   I/O from running for as long as it lasts. So once this thread's waits have kept it from its
  *   event loop for {@linkcode TURN_BUDGET_MS} (since the first wait after the loop last turned,
  *   which an unref'd timer sees), a park sleeps instead (off the thread: the loop turns while
- *   the wait goes on), and every 8th wait that starts looks whether the loop is due and then
- *   lets it turn once first (`nextTurn`: one turn serves every wait that asks). What that turn
+ *   the wait goes on), and every 8th wait that starts (or the next one, once a wait found the
+ *   loop due: `overdue`) looks whether the loop is due and then lets it turn once first (`nextTurn`: one turn serves every wait that asks). What that turn
  *   ran may have ended the wait: an abort and `check()` are looked at, and a doer may say it was
  *   stopped (`stopped()`). A wait that must stay on the thread (a {@linkcode Doer} that is
  *   `blocking`) is never made to turn: its parks past the budget become its own sleeps
@@ -116,12 +116,13 @@ function nextTurn(): Promise<void> {
 /**
  * How long a thread's waits may keep it from its event loop, in ms (their tries, spins and parks,
  * and whatever runs between them without a turn: a Pipe exchange answered in spins). Then a
- * park sleeps instead, and a wait that starts lets the loop turn once first. A Pipe exchange whose peer answers after 1 or 3 ms (50
- * fast answers first, so that parks are learnt long), with a 1 ms timer chain beside it, longest
- * gap between timer ticks: no bound 254 / 674 ms; parks alone counted, renewed at each wait's
- * sleep: 50 ms 110 / 53, 10 ms 11 / 20, 5 ms 9 / 11; renewed once per turn: 3–4 / 10 (0752135,
- * before learnt parks: 4 / 6). A peer that answers at once, 20 000 round trips (1.3 s) answered
- * in spins: parks alone counted, 76 ms (0752135: 105 ms), ticks 33 (82); as now: see the note.
+ * park sleeps instead, and a wait that starts lets the loop turn once first. Longest gap between
+ * the ticks of a 1 ms timer chain beside a Pipe exchange whose peer answers after 1 or 3 ms (50
+ * fast answers first, so that parks are learnt long): no bound 254 / 674 ms; parks alone
+ * counted, renewed at each wait's sleep: 50 ms 110 / 53, 10 ms 11 / 20, 5 ms 9 / 11; renewed once
+ * per turn: 3–4 / 10 (0752135, before learnt parks: 4 / 6); as now: 12 / 5. A peer that answers
+ * at once, 20 000 round trips answered in spins: parks alone counted 76 ms (0752135: 105 ms); as
+ * now: 15 ms (12 ms for 3000).
  */
 export const TURN_BUDGET_MS = 10;
 
