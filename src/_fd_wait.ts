@@ -59,13 +59,15 @@ export class Waiter {
 
   /**
    * Waits on this thread only: the loop's try, spin and park (up to `parkMs`). True when `fd`
-   * has `events`; false when it has not by then (the wait would go on off the thread).
+   * has `events`; false when it has not by then (the wait would go on off the thread), and at
+   * once, without a try, when the event loop is due a turn (`turnDue`): the caller's wait then
+   * goes through the loop, which lets it turn (a try that found an answer there would not).
    */
   readyHere(fd: number, events: number, parkMs: number): boolean {
+    if (turnDue()) return false;
     const wait = new FdWait([fd], events, [], false);
     const here = { park: (ms: number) => wait.park(ms), sleep: () => null, blocking: true as const }; // the first sleep stops it
-    // When the event loop is due a turn, only the try: the caller's wait then goes through it.
-    return drive(waitSteps(wait, FOREVER, this.#eager, undefined, turnDue() ? 0 : parkMs), here);
+    return drive(waitSteps(wait, FOREVER, this.#eager, undefined, parkMs), here);
   }
 }
 

@@ -7,7 +7,7 @@
  * The connection is a buffered `FdChannel` (`_fd_channel.ts`). A call waits for its first answer
  * (its reply, or the server's word that it waits) on this thread, in the one wait loop with the
  * park for answers that come at once (`ANSWER_PARK_MS` in `_wait.ts`), while the event loop is
- * not due a turn (`turnDue` in `_wait_drive.ts`);
+ * not due a turn (`readyHere` in `_fd_wait.ts`);
  * what is still pending then, it waits for off the thread (the loop's usual park and slices).
  *
  * @module
@@ -15,7 +15,6 @@
 import { deserialize, serialize } from "./_reduction.ts";
 import { type PackedError, unpackError } from "./_error_transport.ts";
 import { ANSWER_PARK_MS, PARK_MS, raceTimeout, TIMED_OUT } from "./_wait.ts";
-import { turnDue } from "./_wait_drive.ts";
 import { OS } from "../native/mod.ts";
 import type { FdChannel } from "./_fd_channel.ts";
 import { addressKey } from "./_manager_options.ts";
@@ -158,8 +157,8 @@ export class Client {
     this.#kicked = false;
     if (this.#lost) return;
     try {
-      // When the event loop is due a turn, the wait goes through #wait, which lets it turn.
-      while (this.#fresh > 0 && !turnDue()) {
+      // False also when the event loop is due a turn: the wait goes through #wait, which lets it turn.
+      while (this.#fresh > 0) {
         const ready = this.#ch.readableHere(ANSWER_PARK_MS);
         if (!ready) break;
         if (!this.#readReplies()) return this.#lose();

@@ -36,8 +36,8 @@
  *   ran may have ended the wait: an abort and `check()` are looked at, and a doer may say it was
  *   stopped (`stopped()`). A wait that must stay on the thread (a {@linkcode Doer} that is
  *   `blocking`) is never made to turn: its parks past the budget become its own sleeps
- *   (`acquireSync()`'s block as its parks do; `readyHere`'s end the wait, as `turnDue()` tells
- *   it before it spins).
+ *   (`acquireSync()`'s block as its parks do; `readyHere`'s end the wait, and `turnDue()` tells
+ *   it not to start).
  *
  * @module
  */
@@ -80,7 +80,7 @@ function blockedFor(now: number): number {
 
 /**
  * Whether this thread's waits have kept it from its event loop for {@linkcode TURN_BUDGET_MS}:
- * a wait that must stay on the thread then does not spin or park (`readyHere`).
+ * a wait that must stay on the thread then does not even try (`readyHere`).
  */
 export function turnDue(): boolean {
   return overdue = blockedFor(performance.now()) >= TURN_BUDGET_MS;
